@@ -1,0 +1,234 @@
+"""Settings: environment variables plus an optional TOML policy file (`BYOI_CONFIG`).
+
+One definition, `SETTINGS`, drives loading, `byoi-bot check` and the README's configuration
+reference (``byoi-bot config-reference`` prints it; a test keeps the README in sync).
+
+Environment variables win over the TOML file's ``[settings]`` table. Policies per server
+pattern live in the TOML file as ``[[policy]]`` tables; the environment's approvers,
+quorum and expiry form the default policy that applies to every other server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from .core.policy import Policy, PolicySet
+
+API_GENERATIONS = ("reinstall", "legacy")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message says which setting and what is expected."""
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """Parse ``90``, ``90s``, ``30m``, ``2h`` or ``1h30m`` into a timedelta.
+
+    >>> parse_duration("1h30m")
+    datetime.timedelta(seconds=5400)
+    """
+    if isinstance(text, int | float):
+        return timedelta(seconds=float(text))
+    value = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return timedelta(seconds=float(value))
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", value)
+    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms])", "", value).strip():
+        raise ConfigError(f"`{text}` is not a duration; expected e.g. 90s, 30m, 2h or 1h30m")
+    unit = {"h": 3600, "m": 60, "s": 1}
+    return timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))
+
+
+def _id_list(text: str | list[str]) -> frozenset[str]:
+    items = text if isinstance(text, list) else str(text).split(",")
+    return frozenset(i.strip() for i in items if i and i.strip())
+
+
+def _positive_int(text: str | int) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise ConfigError(f"`{text}` must be at least 1")
+    return value
+
+
+def _api(text: str) -> str:
+    if text not in API_GENERATIONS:
+        raise ConfigError(f"`{text}` is not an API generation; expected one of {API_GENERATIONS}")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its environment variable, TOML key, parser, default and meaning."""
+
+    env: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def key(self) -> str:
+        """The attribute and TOML key: the variable name without prefix, lower-case."""
+        return re.sub(r"^(BYOI_)", "", self.env).lower()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("BYOI_DB", str, "./byoi.db", "SQLite file of requests, approvals and the audit log"),
+    Setting("BYOI_CONFIG", str, "", "Optional TOML file with `[settings]` and `[[policy]]` tables"),
+    Setting("BYOI_APPROVERS", _id_list, frozenset(), "Default approvers: Slack user IDs (U…) and user-group IDs (S…), comma-separated"),
+    Setting("BYOI_REQUIRED_APPROVALS", _positive_int, 1, "Approvals needed (quorum); the requester never counts"),
+    Setting("BYOI_APPROVAL_TTL", parse_duration, timedelta(minutes=30), "How long a request waits for approval before it expires (e.g. 30m, 2h)"),
+    Setting("BYOI_ALLOWED_CHANNELS", _id_list, frozenset(), "Channel IDs where /byoi deploy is accepted (empty: any channel the bot is in)"),
+    Setting("BYOI_REQUESTERS", _id_list, frozenset(), "User or group IDs allowed to request deployments (empty: anyone)"),
+    Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
+    Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
+    Setting("BYOI_HEARTBEAT_MINUTES", _positive_int, 5, "Minutes of no change after which the thread gets a heartbeat post"),
+    Setting("BYOI_STALL_MINUTES", _positive_int, 30, "Minutes after submission past which a deployment is reported as stalled"),
+    Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),
+    Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),
+    Setting("BYOI_LOG_LEVEL", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
+    Setting("SLACK_BOT_TOKEN", str, "", "Bot token (xoxb-…) from the Slack app's OAuth page", secret=True),
+    Setting("SLACK_APP_TOKEN", str, "", "App-level token (xapp-…) with `connections:write`, for Socket Mode", secret=True),
+    Setting("SLACK_SIGNING_SECRET", str, "", "Signing secret, for HTTP mode (`byoi-bot run --http`)", secret=True),
+    Setting("SLACK_API_URL", str, "https://slack.com/api/", "Slack Web API base URL (tests point it at a local server)"),
+    Setting("OVH_ENDPOINT", str, "ovh-eu", "OVHcloud endpoint name (ovh-eu, ovh-ca, ovh-us, …) or an http(s)://…/1.0 URL"),
+)  # fmt: skip
+
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+class Settings:
+    """Loaded settings: one attribute per `SETTINGS` key, plus the policy set.
+
+    >>> s = Settings.load({"BYOI_REQUIRED_APPROVALS": "2"})
+    >>> s.required_approvals, s.policies.for_server("ns1.example.net").required
+    (2, 2)
+    """
+
+    def __init__(self, values: Mapping[str, Any], policies: PolicySet) -> None:
+        self._values = dict(values)
+        self.policies = policies
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def with_values(self, **changes: Any) -> Settings:
+        """A copy with some values replaced (policies kept)."""
+        return Settings(self._values | changes, self.policies)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Load from the environment (default `os.environ`) and the `BYOI_CONFIG` TOML file."""
+        env = os.environ if environ is None else environ
+        toml = _read_toml(env.get("BYOI_CONFIG", ""))
+        from_file = toml.get("settings", {})
+        unknown = set(from_file) - set(SETTINGS_BY_KEY)
+        if unknown:
+            raise ConfigError(f"unknown key(s) in [settings]: {', '.join(sorted(unknown))}")
+        values = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env)
+            if raw is None or raw == "":
+                raw = from_file.get(setting.key)
+            try:
+                values[setting.key] = setting.default if raw is None else setting.parse(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{setting.env}: {exc}") from None
+        return cls(values, _policies(values, toml.get("policy", [])))
+
+
+def _read_toml(path: str) -> dict:
+    if not path:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"BYOI_CONFIG: no such file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"BYOI_CONFIG: {path} is not valid TOML: {exc}") from None
+
+
+POLICY_KEYS = {
+    "name": str,
+    "pattern": str,
+    "approvers": _id_list,
+    "required_approvals": _positive_int,
+    "approval_ttl": parse_duration,
+    "one_from_each_group": bool,
+    "allowed_channels": _id_list,
+    "requesters": _id_list,
+    "api": _api,
+}
+
+
+def _policies(values: dict, tables: list[dict]) -> PolicySet:
+    default = Policy(
+        name="default",
+        pattern="*",
+        approvers=values["approvers"],
+        required=values["required_approvals"],
+        ttl=values["approval_ttl"],
+        channels=values["allowed_channels"],
+        requesters=values["requesters"],
+        api=values["api"],
+    )
+    policies = [_policy(table, default, i) for i, table in enumerate(tables, 1)]
+    return PolicySet((*policies, default))
+
+
+def _policy(table: dict, default: Policy, index: int) -> Policy:
+    where = f"[[policy]] #{index}"
+    unknown = set(table) - set(POLICY_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"expected some of {', '.join(POLICY_KEYS)}"
+        )
+    if "pattern" not in table:
+        raise ConfigError(f'{where}: `pattern` is required, e.g. pattern = "ns*.prod.example.net"')
+    try:
+        v = {k: POLICY_KEYS[k](table[k]) for k in table}
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return Policy(
+        name=v.get("name", v["pattern"]),
+        pattern=v["pattern"],
+        approvers=v.get("approvers", default.approvers),
+        required=v.get("required_approvals", default.required),
+        ttl=v.get("approval_ttl", default.ttl),
+        one_from_each_group=v.get("one_from_each_group", False),
+        channels=v.get("allowed_channels", default.channels),
+        requesters=v.get("requesters", default.requesters),
+        api=v.get("api", default.api),
+    )
+
+
+def reference_markdown() -> str:
+    """The configuration reference as a Markdown table (pasted into the README)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = _show_default(s.default)
+        rows.append(f"| `{s.env}` | {default} | {s.help} |")
+    return "\n".join(rows)
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return f"`{int(value.total_seconds() // 60)}m`"
+    if value in ("", frozenset()):
+        return "(empty)"
+    return f"`{value}`"

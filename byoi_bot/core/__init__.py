@@ -1,0 +1,1 @@
+"""The core: requests, states, approval policy and ports. No Slack, no HTTP, no SQLite."""

@@ -1,0 +1,203 @@
+"""Every sentence the workflow says in a thread or to a user, in one place.
+
+Texts are Slack-style mrkdwn; values a user typed pass through `esc()`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .checks import Check
+from .policy import Tally
+from .ports import Explanation
+from .progress import Progress
+from .request import Request
+from .states import State
+from .text import duration, esc, mention, progress_bar
+
+STATE_ICONS = {
+    State.PENDING_APPROVAL: "⏳",
+    State.APPROVED: "👍",
+    State.SUBMITTING: "📤",
+    State.DEPLOYING: "🚧",
+    State.DONE: "✅",
+    State.FAILED: "🔥",
+    State.REJECTED: "🚫",
+    State.CANCELLED: "🗑️",
+    State.EXPIRED: "⌛",
+}
+
+
+def label(request: Request) -> str:
+    """``r-abc123 (ns1.example.net)``."""
+    return f"`{request.id}` ({esc(request.spec.server)})"
+
+
+def busy(server: str, other: Request) -> str:
+    return (
+        f"{esc(server)} already has an active request {label(other)}, {other.state}. "
+        "One deployment at a time per server: wait for it to finish, or cancel it with "
+        f"`/byoi cancel {other.id}`."
+    )
+
+
+def not_pending(request: Request) -> str:
+    return f"{label(request)} is {request.state}; approvals are no longer taken."
+
+
+def cannot_approve(reason: str) -> str:
+    return f"Your approval was not counted: {reason}."
+
+
+def cannot_reject(reason: str) -> str:
+    return f"Your rejection was not counted: {reason}."
+
+
+def approval(user: str, tally: Tally) -> str:
+    text = f"✅ {mention(user)} approved ({len(tally.counted)}/{tally.required})."
+    if tally.missing_groups:
+        groups = ", ".join(f"<!subteam^{g}>" for g in tally.missing_groups)
+        text += f" Still needed: one approver from {groups}."
+    return text
+
+
+def approved(request: Request) -> str:
+    return f"👍 {mention(request.requester)}, {label(request)} is approved."
+
+
+def withdrawn(user: str) -> str:
+    return f"↩️ {mention(user)} withdrew their approval."
+
+
+def scheduled(request: Request) -> str:
+    when = request.spec.at.strftime("%Y-%m-%d %H:%M UTC") if request.spec.at else "now"
+    return f"🕒 Scheduled: the deployment starts at {when}."
+
+
+def submitted(request: Request) -> str:
+    return (
+        f"📤 Deployment of {label(request)} started at OVHcloud. "
+        "Status updates follow in this thread."
+    )
+
+
+def progress(p: Progress) -> str:
+    step = p.current_step
+    bar = progress_bar(p.fraction_done)
+    where = f" — {esc(step.name)} ({step.status})" if step else ""
+    return f"🚧 {p.phase}{where} {bar}".rstrip()
+
+
+def heartbeat(p: Progress, elapsed: timedelta) -> str:
+    step = p.current_step
+    where = f" at *{esc(step.name)}*" if step else ""
+    return f"💓 Still running{where} after {duration(elapsed)}; no change since the last update."
+
+
+def stalled(request: Request, elapsed: timedelta) -> str:
+    return (
+        f"⚠️ {label(request)} has been running for {duration(elapsed)}, far beyond the usual "
+        "~10 minutes. Check the server's KVM/IPMI console in the OVHcloud Control Panel; "
+        "the bot keeps following it."
+    )
+
+
+def status_line(request: Request, p: Progress) -> str:
+    step = p.current_step
+    return f"{p.phase}: {step.name} ({step.status})" if step else str(p.phase)
+
+
+def card_status(request: Request) -> str:
+    icon = STATE_ICONS[request.state]
+    text = f"{icon} *{request.state.replace('_', ' ')}*"
+    if request.state is State.DEPLOYING and request.last_status:
+        text += f" — {esc(request.last_status)}"
+    return text
+
+
+def explanation(e: Explanation) -> str:
+    text = f"*{e.summary}*\n*Likely cause:* {e.cause}\n*What to do:* {e.action}"
+    if e.raw:
+        text += f"\n> {esc(e.raw)}"
+    return text
+
+
+def quorum_lost(tally: Tally) -> str:
+    return (
+        f"The approvals no longer reach the quorum ({len(tally.counted)}/{tally.required}); "
+        "nothing was sent to OVHcloud. Ask again with `/byoi deploy`."
+    )
+
+
+def blocked_at_submission(blockers: list[Check]) -> str:
+    reasons = "\n".join(f"• *{c.name}*: {c.message}" for c in blockers)
+    return f"The checks at submission found blocking problems; nothing was sent:\n{reasons}"
+
+
+def lost_submission() -> str:
+    return (
+        "The bot restarted while submitting, and OVHcloud shows no deployment for this server: "
+        "the start call never reached it, so nothing on the server changed. "
+        "Ask again with `/byoi deploy`."
+    )
+
+
+def failed(request: Request, text: str) -> str:
+    return f"🔥 {mention(request.requester)}, {label(request)} failed.\n{text}"
+
+
+def finished(request: Request, actor: str, e: Explanation | None, now: datetime) -> str:
+    if request.state is State.DONE:
+        took = duration(now - request.submitted_at) if request.submitted_at else "?"
+        return f"✅ {mention(request.requester)}, {label(request)} is done in {took}."
+    if request.state is State.FAILED:
+        return failed(request, explanation(e) if e else "")
+    if request.state is State.EXPIRED:
+        return (
+            f"⌛ {label(request)} expired without enough approvals; nothing was changed. "
+            "Ask again with `/byoi deploy` if it is still needed."
+        )
+    who = "the bot" if actor == "byoi-bot" else mention(actor)
+    return f"{STATE_ICONS[request.state]} {label(request)} was {request.state} by {who}."
+
+
+def unknown_request(request_id: str) -> str:
+    return f"No request `{esc(request_id)}`. `/byoi list all` shows recent ones."
+
+
+def cancel_not_allowed(request: Request) -> str:
+    return f"Only the requester or an approver can cancel {label(request)}."
+
+
+def running_cancel_needs_approver(request: Request) -> str:
+    return (
+        f"{label(request)} is already deploying; stopping it needs an approver other than the "
+        f"requester to run `/byoi cancel {request.id}`."
+    )
+
+
+def not_cancellable(request: Request) -> str:
+    return f"{label(request)} is {request.state}; there is nothing to cancel."
+
+
+def cancelled_answer(request: Request) -> str:
+    return f"{label(request)} is cancelled."
+
+
+def summary_line(request: Request) -> str:
+    """One line of `/byoi status`, `list` and `history`."""
+    line = (
+        f"{STATE_ICONS[request.state]} {label(request)} {request.state} · "
+        f"{esc(request.spec.display_url)} · by {mention(request.requester)} · "
+        f"{request.created_at:%Y-%m-%d %H:%M} UTC"
+    )
+    if request.state is State.DEPLOYING and request.last_status:
+        line += f" · {esc(request.last_status)}"
+    return line
+
+
+def listing(title: str, requests: list[Request], empty: str) -> str:
+    """A titled list of summary lines, or `empty` when there is nothing."""
+    if not requests:
+        return empty
+    return "\n".join([f"*{title}*", *(summary_line(r) for r in requests)])

@@ -1,0 +1,146 @@
+"""Approval policy: who may approve, how many approvals, until when (SPEC section 2, step 4).
+
+Approvers are Slack user IDs (``U…``/``W…``) and user-group IDs (``S…``). Group members are
+resolved by the caller (a chat adapter) and passed in as a mapping, so this module stays pure.
+
+>>> p = Policy(approvers=frozenset({"U1", "U2"}), required=1)
+>>> p.tally({"U1"}, requester="U9", groups={}).met
+True
+>>> p.tally({"U9"}, requester="U9", groups={}).met   # the requester never counts
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from fnmatch import fnmatchcase
+
+Groups = Mapping[str, frozenset[str]]
+
+
+def is_group_id(entry: str) -> bool:
+    """Slack user-group IDs start with ``S``; user IDs with ``U`` or ``W``."""
+    return entry.startswith("S")
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The approvals that count, against what the policy needs."""
+
+    counted: tuple[str, ...]
+    required: int
+    missing_groups: tuple[str, ...] = ()
+
+    @property
+    def met(self) -> bool:
+        return len(self.counted) >= self.required and not self.missing_groups
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rules for one server-name pattern.
+
+    `approvers` lists user and group IDs; `required` is the quorum; with
+    `one_from_each_group` every group in `approvers` must contribute an approval.
+    Empty `channels` / `requesters` mean: anyone, anywhere.
+    """
+
+    name: str = "default"
+    pattern: str = "*"
+    approvers: frozenset[str] = frozenset()
+    required: int = 1
+    ttl: timedelta = timedelta(minutes=30)
+    one_from_each_group: bool = False
+    channels: frozenset[str] = frozenset()
+    requesters: frozenset[str] = frozenset()
+    api: str = "reinstall"
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The group IDs among the approvers, sorted."""
+        return tuple(sorted(a for a in self.approvers if is_group_id(a)))
+
+    def matches(self, server: str) -> bool:
+        """True when this policy applies to `server` (shell-style pattern, case-insensitive)."""
+        return fnmatchcase(server.lower(), self.pattern.lower())
+
+    def pool(self, groups: Groups) -> frozenset[str]:
+        """Every user who may approve: listed users plus members of listed groups."""
+        users = {a for a in self.approvers if not is_group_id(a)}
+        for group in self.groups:
+            users |= groups.get(group, frozenset())
+        return frozenset(users)
+
+    def may_approve(self, user: str, requester: str, groups: Groups) -> str | None:
+        """None when `user` may approve this request, else the reason in plain words."""
+        if user == requester:
+            return "you asked for this deployment; someone else has to approve it"
+        if user not in self.pool(groups):
+            return f"you are not an approver for policy `{self.name}`"
+        return None
+
+    def may_request(self, user: str, channel: str, groups: Groups) -> str | None:
+        """None when `user` may ask for a deployment in `channel`, else the reason."""
+        if self.channels and channel not in self.channels:
+            return f"deployments matching `{self.pattern}` are not requested in this channel"
+        if self.requesters:
+            allowed = {r for r in self.requesters if not is_group_id(r)}
+            for group in self.requesters:
+                if is_group_id(group):
+                    allowed |= groups.get(group, frozenset())
+            if user not in allowed:
+                return f"you are not allowed to request deployments under policy `{self.name}`"
+        return None
+
+    def tally(self, approvals: Iterable[str], requester: str, groups: Groups) -> Tally:
+        """Count the approvals that hold: approvers only, never the requester."""
+        pool = self.pool(groups)
+        counted = tuple(sorted(u for u in set(approvals) if u in pool and u != requester))
+        missing: tuple[str, ...] = ()
+        if self.one_from_each_group:
+            missing = tuple(g for g in self.groups if not set(counted) & groups.get(g, frozenset()))
+        return Tally(counted, self.required, missing)
+
+    def unsatisfiable(self, requester: str | None, groups: Groups) -> str | None:
+        """Why this policy can never be met for `requester` (None when it can).
+
+        Checked at start-up by ``byoi-bot check`` and shown on the card, so no request
+        waits forever.
+        """
+        pool = self.pool(groups) - {requester}
+        if self.required < 1:
+            return f"policy `{self.name}` requires {self.required} approvals; at least 1 is needed"
+        if len(pool) < self.required:
+            who = "besides the requester " if requester else ""
+            return (
+                f"policy `{self.name}` needs {self.required} approval(s) but only "
+                f"{len(pool)} approver(s) {who}exist"
+            )
+        if self.one_from_each_group:
+            empty = [g for g in self.groups if not groups.get(g, frozenset()) - {requester}]
+            if empty:
+                return (
+                    f"policy `{self.name}` needs one approver from group(s) "
+                    f"{', '.join(empty)}, which have no eligible member"
+                )
+        return None
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Policies tried in order; the first whose pattern matches the server applies."""
+
+    policies: tuple[Policy, ...] = field(default_factory=lambda: (Policy(),))
+
+    def for_server(self, server: str) -> Policy:
+        """The policy that applies to `server` (the last one is the catch-all default)."""
+        for policy in self.policies:
+            if policy.matches(server):
+                return policy
+        return self.policies[-1]
+
+    def by_name(self, name: str) -> Policy:
+        """The policy called `name`, falling back to the server-independent default."""
+        return next((p for p in self.policies if p.name == name), self.policies[-1])

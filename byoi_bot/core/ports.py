@@ -1,0 +1,209 @@
+"""The ports the core talks through: OVHcloud provider, image inspector, chat, clock.
+
+Adapters implement them (ovhcloud/, simulator/, preflight/, slack/, console/); the core
+only ever sees these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from .checks import Check
+from .progress import Progress
+from .request import DeploySpec, Request
+from .states import State
+
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class DiskGroup:
+    """A group of disks of a server; an image is written to its first disk."""
+
+    id: int
+    disk_size_bytes: int
+    disk_type: str = ""
+    number_of_disks: int = 1
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What preflight and the card need to know about a dedicated server."""
+
+    name: str
+    datacenter: str
+    state: str
+    boot_mode: str
+    ram_bytes: int
+    disk_groups: tuple[DiskGroup, ...] = ()
+    efi_bootloader_path: str | None = None
+    power_state: str = "poweron"
+
+    def disk_group(self, group_id: int | None) -> DiskGroup | None:
+        """The given disk group, or the first one when `group_id` is None."""
+        if group_id is None:
+            return self.disk_groups[0] if self.disk_groups else None
+        return next((g for g in self.disk_groups if g.id == group_id), None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A failure in human words: what happened, the likely cause, what to do, the raw text."""
+
+    summary: str
+    cause: str
+    action: str
+    raw: str = ""
+    code: str = "unknown"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ProviderError(Exception):
+    """An OVHcloud call failed; `explanation` says why in plain words.
+
+    `outcome_unknown` is True when the call may have happened (timeout after sending):
+    the caller must reconcile instead of retrying.
+    """
+
+    def __init__(self, explanation: Explanation, *, outcome_unknown: bool = False) -> None:
+        super().__init__(explanation.summary)
+        self.explanation = explanation
+        self.outcome_unknown = outcome_unknown
+
+
+class Provider(Protocol):
+    """Drives BYOI deployments on OVHcloud (the `reinstall` or the `legacy` API)."""
+
+    def server_facts(self, server: str) -> ServerFacts:
+        """Facts of one server; raises ProviderError (code `server_not_found`) if unknown."""
+        ...
+
+    def start(self, spec: DeploySpec) -> str:
+        """Start the deployment (the destructive call); returns an opaque handle to store."""
+        ...
+
+    def progress(self, server: str, handle: str) -> Progress:
+        """Current progress of the deployment `handle` on `server`."""
+        ...
+
+    def cancel(self, server: str, handle: str) -> None:
+        """Stop a deployment, where the API allows it."""
+        ...
+
+    def find_active(self, server: str) -> str | None:
+        """The handle of a deployment already running on `server`, if any (reconciliation)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    """What the image inspector found, with its checks."""
+
+    checks: tuple[Check, ...]
+    facts: dict = field(default_factory=dict)
+
+
+class ImageInspector(Protocol):
+    """Reads a few KiB of a remote image and reports format, sizes and partitions."""
+
+    def inspect(self, spec: DeploySpec, server: ServerFacts | None) -> ImageReport: ...
+
+
+class Clock(Protocol):
+    """Current time, aware (UTC). Tests pass a fake one."""
+
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class CardView:
+    """Everything a chat adapter needs to draw (or redraw) a request card."""
+
+    request: Request
+    approvers: tuple[str, ...]
+    approved_by: tuple[str, ...]
+    required: int
+    missing_groups: tuple[str, ...] = ()
+    unsatisfiable: str | None = None
+    status_line: str = ""
+    progress_fraction: float | None = None
+
+
+class Chat(Protocol):
+    """The chat service, seen from the core (Slack, or the console shell).
+
+    Text uses Slack-style mrkdwn with user text escaped (`core.text.esc`). Adapters
+    must not raise for delivery failures they can retry; the core logs and goes on.
+    """
+
+    def post_card(self, view: CardView) -> str:
+        """Post the request card in `view.request.channel`; return its message id (ts)."""
+        ...
+
+    def update_card(self, view: CardView) -> None:
+        """Redraw the card in place."""
+        ...
+
+    def reply(self, request: Request, text: str) -> None:
+        """Post `text` in the card's thread."""
+        ...
+
+    def tell(self, user: str, channel: str, text: str) -> None:
+        """Show `text` to `user` alone (ephemeral)."""
+        ...
+
+    def group_members(self, group_id: str) -> frozenset[str]:
+        """Members of a user group (empty when unknown or not allowed)."""
+        ...
+
+
+class ServerBusy(Exception):
+    """Another request is already active on this server (one at a time per server)."""
+
+    def __init__(self, server: str, other: Request) -> None:
+        super().__init__(f"{server} already has an active request {other.id} ({other.state})")
+        self.server = server
+        self.other = other
+
+
+class RequestStore(Protocol):
+    """Durable requests, approvals, secrets and audit log (SQLite today; see store.py).
+
+    Transitions are compare-and-set on the current state and raise
+    `states.IllegalTransition` when the request moved meanwhile.
+    """
+
+    def create(self, request: Request, secrets: dict | None, reason: str = ...) -> None: ...
+    def get(self, request_id: str) -> Request | None: ...
+    def by_message(self, channel: str, ts: str) -> Request | None: ...
+    def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]: ...
+    def active(self, server: str | None = None) -> list[Request]: ...
+    def recent(self, limit: int = ..., server: str | None = None) -> list[Request]: ...
+    def transition(
+        self,
+        request_id: str,
+        expected: State,
+        to: State,
+        actor: str,
+        reason: str = ...,
+        *,
+        take_secrets: bool = ...,
+        **fields: object,
+    ) -> tuple[Request, dict | None]: ...
+    def update(self, request_id: str, **fields: object) -> None: ...
+    def secrets(self, request_id: str) -> dict | None: ...
+    def add_approval(self, request_id: str, user: str, fingerprint: str) -> bool: ...
+    def remove_approval(self, request_id: str, user: str) -> bool: ...
+    def approvals(self, request_id: str, fingerprint: str) -> list[str]: ...
+    def note(self, request_id: str, actor: str, action: str, reason: str) -> None: ...
+    def audit(self, request_id: str | None = None) -> list[dict]: ...
+    def first_delivery(self, event_id: str) -> bool: ...

@@ -1,0 +1,156 @@
+"""What a user asks for (`DeploySpec`) and the stored request that carries it (`Request`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from .states import State
+
+IMAGE_TYPES = ("qcow2", "raw")
+CHECKSUM_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """An image checksum: `type` is one of md5, sha1, sha256, sha512; `value` is lower-case hex."""
+
+    type: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """Everything a BYOI deployment needs; immutable once approved.
+
+    `headers` values and `user_data` are secrets: they are kept only until submission,
+    never shown, never logged, never written to the audit log.
+    """
+
+    server: str
+    image_url: str
+    image_type: str
+    checksum: Checksum | None = None
+    disk_group: int | None = None
+    hostname: str | None = None
+    ssh_key: str | None = None
+    efi_bootloader: str | None = None
+    description: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    user_data: str | None = None
+    config_drive: bool | None = None
+    at: datetime | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of exactly what was requested; an approval is bound to it.
+
+        Secrets enter only as their own hashes, so the fingerprint reveals nothing.
+        """
+        canonical = self.public_dict()
+        canonical["headers"] = [[k, _digest(v)] for k, v in self.headers]
+        canonical["user_data"] = _digest(self.user_data) if self.user_data else None
+        payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def public_dict(self) -> dict:
+        """The spec as JSON-ready data without secret values (header names only)."""
+        data = asdict(self)
+        data["headers"] = [name for name, _ in self.headers]
+        data["user_data"] = bool(self.user_data)
+        data["at"] = self.at.isoformat() if self.at else None
+        return data
+
+    def secrets(self) -> dict:
+        """The secret part of the spec: header values and user data."""
+        return {"headers": [list(h) for h in self.headers], "user_data": self.user_data}
+
+    def with_secrets(self, secrets: dict | None) -> DeploySpec:
+        """A copy with the secret part put back (from `secrets()`), or stripped when None."""
+        if not secrets:
+            return replace(self, headers=(), user_data=None)
+        headers = tuple((str(k), str(v)) for k, v in secrets.get("headers") or ())
+        return replace(self, headers=headers, user_data=secrets.get("user_data"))
+
+    @classmethod
+    def from_public_dict(cls, data: dict, secrets: dict | None = None) -> DeploySpec:
+        """Rebuild a spec from `public_dict()` output and, optionally, its secrets."""
+        checksum = Checksum(**data["checksum"]) if data.get("checksum") else None
+        at = datetime.fromisoformat(data["at"]) if data.get("at") else None
+        names = data.get("headers") or []
+        spec = cls(
+            server=data["server"],
+            image_url=data["image_url"],
+            image_type=data["image_type"],
+            checksum=checksum,
+            disk_group=data.get("disk_group"),
+            hostname=data.get("hostname"),
+            ssh_key=data.get("ssh_key"),
+            efi_bootloader=data.get("efi_bootloader"),
+            description=data.get("description"),
+            headers=tuple((name, "") for name in names),
+            user_data=None,
+            config_drive=data.get("config_drive"),
+            at=at,
+        )
+        return spec.with_secrets(secrets) if secrets else spec
+
+    @property
+    def display_url(self) -> str:
+        """The image URL safe to show: `user:password@` and the query string masked."""
+        return mask_url(self.image_url)
+
+
+def mask_url(url: str) -> str:
+    """Mask credentials and query string of a URL for display and logs.
+
+    >>> mask_url("https://bob:pw@example.com/a.qcow2?token=abc")
+    'https://***@example.com/a.qcow2?***'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def short_hash(secret: str) -> str:
+    """A short, non-reversible tag for a secret value, safe to show (8 hex digits)."""
+    return _digest(secret)[:8]
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass
+class Request:
+    """A stored deployment request: the spec plus who asked, where, and where it stands."""
+
+    id: str
+    spec: DeploySpec
+    requester: str
+    channel: str
+    state: State
+    created_at: datetime
+    expires_at: datetime
+    policy_name: str = "default"
+    fingerprint: str = ""
+    message_ts: str | None = None
+    provider_handle: str | None = None
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_status: str | None = None
+    checks: list[dict] = field(default_factory=list)
+    server_facts: dict | None = None
+    image_facts: dict | None = None
+    progress: dict | None = None
+    last_change_at: datetime | None = None
+    last_post_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = self.spec.fingerprint()

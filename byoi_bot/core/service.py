@@ -1,0 +1,527 @@
+"""The deployment workflow of SPEC section 2, over the core's ports.
+
+`Deployments` is what every chat adapter drives: it validates who may do what, keeps the
+store's state machine moving, calls the provider, and tells the chat what happened. It
+never imports Slack, HTTP or SQLite; everything arrives through `ports`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from . import messages
+from .checks import Check, Severity
+from .policy import Policy, PolicySet
+from .ports import (
+    CardView,
+    Chat,
+    Clock,
+    Explanation,
+    ImageInspector,
+    Provider,
+    ProviderError,
+    RequestStore,
+    ServerBusy,
+    ServerFacts,
+)
+from .progress import Phase, Progress
+from .request import DeploySpec, Request
+from .states import IllegalTransition, State
+
+log = logging.getLogger(__name__)
+
+APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark"})
+REJECT_REACTIONS = frozenset({"x", "no_entry"})
+SYSTEM = "byoi-bot"
+
+
+class Refused(Exception):
+    """A request or an action refused, with the reasons to show the user."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often to poll, when to send a heartbeat, when a deployment counts as stalled."""
+
+    poll: timedelta = timedelta(seconds=20)
+    heartbeat: timedelta = timedelta(minutes=5)
+    stall: timedelta = timedelta(minutes=30)
+
+
+class Deployments:
+    """Requests, approvals, submission and follow-up of BYOI deployments."""
+
+    def __init__(
+        self,
+        *,
+        store: RequestStore,
+        provider: Provider,
+        inspector: ImageInspector | None,
+        chat: Chat,
+        policies: PolicySet,
+        clock: Clock,
+        explain: Callable[[str], Explanation],
+        new_id: Callable[[], str],
+        timing: Timing = Timing(),
+        on_approved: Callable[[Request], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.inspector = inspector
+        self.chat = chat
+        self.policies = policies
+        self.clock = clock
+        self.explain = explain
+        self.new_id = new_id
+        self.timing = timing
+        self.on_approved = on_approved or self.submit_when_due
+
+    # -- asking ---------------------------------------------------------------------
+
+    def request(self, spec: DeploySpec, requester: str, channel: str) -> Request:
+        """Validate, preflight, store and post a new request; raise `Refused` with reasons."""
+        policy = self.policies.for_server(spec.server)
+        groups = self._groups(policy)
+        denied = policy.may_request(requester, channel, groups)
+        if denied:
+            raise Refused([denied])
+        busy = self.store.active(spec.server)
+        if busy:
+            raise Refused([messages.busy(spec.server, busy[0])])
+        facts, checks, image_facts = self.preflight(spec)
+        blockers = [c for c in checks if c.is_blocking]
+        if blockers:
+            raise Refused([f"*{c.name}*: {c.message}" for c in blockers])
+        now = self.clock.now()
+        request = Request(
+            id=self.new_id(),
+            spec=spec.with_secrets(None),
+            requester=requester,
+            channel=channel,
+            state=State.PENDING_APPROVAL,
+            created_at=now,
+            expires_at=now + policy.ttl,
+            policy_name=policy.name,
+            fingerprint=spec.fingerprint(),
+            checks=[c.to_dict() for c in checks],
+            server_facts=facts.to_dict() if facts else None,
+            image_facts=image_facts,
+        )
+        try:
+            self.store.create(request, spec.secrets())
+        except ServerBusy as exc:
+            raise Refused([messages.busy(spec.server, exc.other)]) from None
+        try:
+            ts = self.chat.post_card(self.card(request))
+        except Exception:
+            log.exception("could not post the card of %s; it stays pending", request.id)
+            return request
+        self.store.update(request.id, message_ts=ts)
+        request.message_ts = ts
+        return request
+
+    def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:
+        """Server and image checks; a server that cannot be read is a blocking result."""
+        try:
+            facts = self.provider.server_facts(spec.server)
+        except ProviderError as exc:
+            e = exc.explanation
+            return None, [Check("server", Severity.BLOCKING, f"{e.summary} {e.action}")], {}
+        if self.inspector is None:
+            return facts, [], {}
+        report = self.inspector.inspect(spec, facts)
+        return facts, list(report.checks), dict(report.facts)
+
+    # -- approving ------------------------------------------------------------------
+
+    def react(self, channel: str, ts: str, user: str, reaction: str, added: bool) -> None:
+        """A reaction on a message: approve/reject/withdraw when it is a card's ✅ or ❌."""
+        if reaction not in APPROVE_REACTIONS | REJECT_REACTIONS:
+            return
+        request = self.store.by_message(channel, ts)
+        if request is None:
+            return
+        if reaction in REJECT_REACTIONS:
+            if added:
+                self.reject(request.id, user)
+        elif added:
+            self.approve(request.id, user)
+        else:
+            self.withdraw(request.id, user)
+
+    def approve(self, request_id: str, user: str) -> None:
+        """Count `user`'s approval if allowed; on quorum, approve (and submit when due)."""
+        request = self._get(request_id)
+        policy = self._policy(request)
+        if request.state is not State.PENDING_APPROVAL:
+            self._tell(user, request, messages.not_pending(request))
+            return
+        groups = self._groups(policy)
+        refusal = policy.may_approve(user, request.requester, groups)
+        if refusal:
+            self.store.note(request.id, user, "approval_refused", refusal)
+            self._tell(user, request, messages.cannot_approve(refusal))
+            return
+        if not self.store.add_approval(request.id, user, request.fingerprint):
+            return
+        tally = policy.tally(
+            self.store.approvals(request.id, request.fingerprint), request.requester, groups
+        )
+        self._reply(request, messages.approval(user, tally))
+        if tally.met:
+            try:
+                request, _ = self.store.transition(
+                    request.id,
+                    State.PENDING_APPROVAL,
+                    State.APPROVED,
+                    user,
+                    f"quorum reached: {', '.join(tally.counted)}",
+                )
+            except IllegalTransition:
+                return  # another approval got there first
+            self._reply(request, messages.approved(request))
+            self._redraw(request)
+            self.on_approved(request)
+        else:
+            self._redraw(request)
+
+    def withdraw(self, request_id: str, user: str) -> None:
+        """Remove `user`'s approval while the request still waits for quorum."""
+        request = self._get(request_id)
+        if request.state is not State.PENDING_APPROVAL:
+            return
+        if self.store.remove_approval(request.id, user):
+            self._reply(request, messages.withdrawn(user))
+            self._redraw(request)
+
+    def reject(self, request_id: str, user: str) -> None:
+        """❌ from an approver rejects; from the requester it cancels the request."""
+        request = self._get(request_id)
+        if request.state is not State.PENDING_APPROVAL:
+            self._tell(user, request, messages.not_pending(request))
+            return
+        if user == request.requester:
+            self._finish(request, State.CANCELLED, user, "cancelled by the requester")
+            return
+        policy = self._policy(request)
+        refusal = policy.may_approve(user, request.requester, self._groups(policy))
+        if refusal:
+            self.store.note(request.id, user, "rejection_refused", refusal)
+            self._tell(user, request, messages.cannot_reject(refusal))
+            return
+        self._finish(request, State.REJECTED, user, "rejected")
+
+    def cancel(self, request_id: str, user: str) -> str:
+        """`/byoi cancel`: the requester or an approver withdraws a request not yet running.
+
+        A running deployment may only be stopped by an approver other than the requester.
+        Returns the answer for the user.
+        """
+        request = self._get(request_id)
+        policy = self._policy(request)
+        is_approver = policy.may_approve(user, request.requester, self._groups(policy)) is None
+        if request.state in (State.PENDING_APPROVAL, State.APPROVED):
+            if user != request.requester and not is_approver:
+                raise Refused([messages.cancel_not_allowed(request)])
+            self._finish(request, State.CANCELLED, user, "cancelled")
+            return messages.cancelled_answer(request)
+        if request.state is State.DEPLOYING:
+            if not is_approver:
+                raise Refused([messages.running_cancel_needs_approver(request)])
+            try:
+                self.provider.cancel(request.spec.server, request.provider_handle or "")
+            except ProviderError as exc:
+                raise Refused([messages.explanation(exc.explanation)]) from None
+            self._finish(request, State.CANCELLED, user, "running deployment cancelled")
+            return messages.cancelled_answer(request)
+        raise Refused([messages.not_cancellable(request)])
+
+    # -- time -----------------------------------------------------------------------
+
+    def expire_due(self) -> list[Request]:
+        """Expire pending requests whose approval window has closed."""
+        now = self.clock.now()
+        expired = []
+        for request in self.store.in_states([State.PENDING_APPROVAL]):
+            if request.expires_at <= now:
+                done = self._finish(request, State.EXPIRED, SYSTEM, "approval window closed")
+                if done:
+                    expired.append(done)
+        return expired
+
+    def due_for_submission(self) -> list[Request]:
+        """Approved requests whose `at=` time has come (or that have none)."""
+        now = self.clock.now()
+        return [
+            r for r in self.store.in_states([State.APPROVED]) if not r.spec.at or r.spec.at <= now
+        ]
+
+    def submit_when_due(self, request: Request) -> None:
+        """Submit now unless the request was scheduled for later (`at=`)."""
+        if request.spec.at and request.spec.at > self.clock.now():
+            self._reply(request, messages.scheduled(request))
+            return
+        self.submit(request.id)
+
+    # -- submitting -----------------------------------------------------------------
+
+    def submit(self, request_id: str) -> Request:
+        """Re-check, then make the one destructive call (SPEC section 2, step 5).
+
+        `submitting` is written before the call; a crash after it is reconciled by
+        `reconcile()`, never re-posted.
+        """
+        request = self._get(request_id)
+        if request.state is not State.APPROVED:
+            return request
+        policy = self._policy(request)
+        tally = policy.tally(
+            self.store.approvals(request.id, request.fingerprint),
+            request.requester,
+            self._groups(policy),
+        )
+        if not tally.met:
+            return self._fail(request, State.APPROVED, messages.quorum_lost(tally))
+        spec = request.spec.with_secrets(self.store.secrets(request.id))
+        _, checks, _ = self.preflight(spec)
+        blockers = [c for c in checks if c.is_blocking]
+        if blockers:
+            return self._fail(request, State.APPROVED, messages.blocked_at_submission(blockers))
+        try:
+            request, secrets = self.store.transition(
+                request.id,
+                State.APPROVED,
+                State.SUBMITTING,
+                SYSTEM,
+                "calling OVHcloud",
+                take_secrets=True,
+            )
+        except IllegalTransition:
+            return self._get(request_id)
+        spec = request.spec.with_secrets(secrets)
+        try:
+            handle = self.provider.start(spec)
+        except ProviderError as exc:
+            if exc.outcome_unknown:
+                log.warning("start of %s: outcome unknown, will reconcile", request.id)
+                return request
+            return self._fail(request, State.SUBMITTING, messages.explanation(exc.explanation))
+        return self._started(request, handle, "OVHcloud accepted the deployment")
+
+    def _started(self, request: Request, handle: str, reason: str) -> Request:
+        now = self.clock.now()
+        request, _ = self.store.transition(
+            request.id,
+            State.SUBMITTING,
+            State.DEPLOYING,
+            SYSTEM,
+            reason,
+            provider_handle=handle,
+            submitted_at=now,
+            last_change_at=now,
+            last_post_at=now,
+        )
+        self._reply(request, messages.submitted(request))
+        self._redraw(request)
+        return request
+
+    def reconcile(self) -> None:
+        """Settle `submitting` requests after a restart or an unknown outcome.
+
+        The API's task list says whether the start call happened; it is never repeated.
+        """
+        for request in self.store.in_states([State.SUBMITTING]):
+            try:
+                handle = self.provider.find_active(request.spec.server)
+            except ProviderError as exc:
+                log.warning("reconcile %s: %s", request.id, exc.explanation.summary)
+                continue
+            if handle:
+                self._started(request, handle, "found running at OVHcloud after a restart")
+            else:
+                self._fail(request, State.SUBMITTING, messages.lost_submission())
+
+    # -- following ------------------------------------------------------------------
+
+    def poll_all(self) -> None:
+        """One poll cycle: one provider call per deploying request, posts only on change."""
+        for request in self.store.in_states([State.DEPLOYING]):
+            try:
+                self.poll(request)
+            except Exception:
+                log.exception("poll of %s failed; will retry next cycle", request.id)
+
+    def poll(self, request: Request) -> None:
+        """Read one deployment's progress and tell the thread what changed."""
+        try:
+            progress = self.provider.progress(request.spec.server, request.provider_handle or "")
+        except ProviderError as exc:
+            log.warning("poll %s: %s (retrying next cycle)", request.id, exc.explanation.summary)
+            return
+        now = self.clock.now()
+        if progress.phase is Phase.DONE:
+            self._finish(request, State.DONE, SYSTEM, "OVHcloud reports done", progress)
+            return
+        if progress.phase is Phase.FAILED:
+            explanation = self.explain(progress.message or _failed_step(progress))
+            self._finish(
+                request,
+                State.FAILED,
+                SYSTEM,
+                f"installer: {explanation.code}",
+                progress,
+                explanation,
+            )
+            return
+        previous = (request.progress or {}).get("signature")
+        record = progress.to_dict() | {"signature": progress.signature()}
+        if progress.signature() != previous:
+            self.store.update(
+                request.id,
+                progress=record,
+                last_status=messages.status_line(request, progress),
+                last_change_at=now,
+                last_post_at=now,
+            )
+            request = self._get(request.id)
+            self._reply(request, messages.progress(progress))
+            self._redraw(request, progress)
+            return
+        self._heartbeat_or_stall(request, progress, now)
+
+    def _heartbeat_or_stall(self, request: Request, progress: Progress, now: datetime) -> None:
+        started = request.submitted_at or now
+        if now - started >= self.timing.stall and "stalled" not in (request.last_status or ""):
+            self.store.update(
+                request.id,
+                last_status=messages.status_line(request, progress) + " · stalled",
+                last_post_at=now,
+            )
+            self.store.note(request.id, SYSTEM, "stall_warning", "running past the usual time")
+            self._reply(request, messages.stalled(request, now - started))
+            return
+        if now - (request.last_post_at or started) >= self.timing.heartbeat:
+            self.store.update(request.id, last_post_at=now)
+            self._reply(request, messages.heartbeat(progress, now - started))
+
+    # -- reading --------------------------------------------------------------------
+
+    def find(self, target: str) -> list[Request]:
+        """Requests matching a request id or a server name (active first, then latest)."""
+        by_id = self.store.get(target)
+        if by_id:
+            return [by_id]
+        return self.store.active(target) or self.store.recent(1, server=target)
+
+    def card(self, request: Request, progress: Progress | None = None) -> CardView:
+        """The card of `request` as it stands now."""
+        policy = self._policy(request)
+        groups = self._groups(policy)
+        tally = policy.tally(
+            self.store.approvals(request.id, request.fingerprint), request.requester, groups
+        )
+        fraction = progress.fraction_done if progress else None
+        if fraction is None and request.progress and request.state is State.DEPLOYING:
+            fraction = _fraction(request.progress)
+        return CardView(
+            request=request,
+            approvers=tuple(sorted(policy.approvers)),
+            approved_by=tally.counted,
+            required=policy.required,
+            missing_groups=tally.missing_groups,
+            unsatisfiable=policy.unsatisfiable(request.requester, groups),
+            status_line=messages.card_status(request),
+            progress_fraction=1.0 if request.state is State.DONE else fraction,
+        )
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _finish(
+        self,
+        request: Request,
+        to: State,
+        actor: str,
+        reason: str,
+        progress: Progress | None = None,
+        explanation: Explanation | None = None,
+    ) -> Request | None:
+        now = self.clock.now()
+        fields: dict = {"finished_at": now}
+        if progress:
+            fields["progress"] = progress.to_dict() | {"signature": progress.signature()}
+        try:
+            request, _ = self.store.transition(
+                request.id, request.state, to, actor, reason, **fields
+            )
+        except IllegalTransition:
+            return None
+        self._reply(request, messages.finished(request, actor, explanation, now))
+        self._redraw(request, progress)
+        return request
+
+    def _fail(self, request: Request, expected: State, text: str) -> Request:
+        request, _ = self.store.transition(
+            request.id, expected, State.FAILED, SYSTEM, text[:500], finished_at=self.clock.now()
+        )
+        self._reply(request, messages.failed(request, text))
+        self._redraw(request)
+        return request
+
+    def _get(self, request_id: str) -> Request:
+        request = self.store.get(request_id)
+        if request is None:
+            raise Refused([messages.unknown_request(request_id)])
+        return request
+
+    def _policy(self, request: Request) -> Policy:
+        return self.policies.by_name(request.policy_name)
+
+    def _groups(self, policy: Policy) -> dict[str, frozenset[str]]:
+        names = {*policy.groups, *(r for r in policy.requesters if r.startswith("S"))}
+        groups = {}
+        for group in names:
+            try:
+                groups[group] = self.chat.group_members(group)
+            except Exception:
+                log.exception("could not read members of %s", group)
+                groups[group] = frozenset()
+        return groups
+
+    def _reply(self, request: Request, text: str) -> None:
+        try:
+            self.chat.reply(request, text)
+        except Exception:
+            log.exception("could not reply in the thread of %s", request.id)
+
+    def _tell(self, user: str, request: Request, text: str) -> None:
+        try:
+            self.chat.tell(user, request.channel, text)
+        except Exception:
+            log.exception("could not tell %s about %s", user, request.id)
+
+    def _redraw(self, request: Request, progress: Progress | None = None) -> None:
+        if not request.message_ts:
+            return
+        try:
+            self.chat.update_card(self.card(request, progress))
+        except Exception:
+            log.exception("could not update the card of %s", request.id)
+
+
+def _failed_step(progress: Progress) -> str:
+    step = progress.current_step
+    return (step.error or step.name) if step else ""
+
+
+def _fraction(record: dict) -> float | None:
+    steps = record.get("steps") or []
+    if not steps:
+        return None
+    return sum(1 for s in steps if s.get("status") == "done") / len(steps)

@@ -1,0 +1,66 @@
+"""The states of a request and the transitions between them (SPEC section 2)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """Where a request is in its life."""
+
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    SUBMITTING = "submitting"
+    DEPLOYING = "deploying"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        """True when nothing can happen to the request any more."""
+        return not TRANSITIONS[self]
+
+    @property
+    def is_active(self) -> bool:
+        """True while the request holds its server (one active request per server)."""
+        return self in ACTIVE_STATES
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.PENDING_APPROVAL: frozenset(
+        {State.APPROVED, State.REJECTED, State.CANCELLED, State.EXPIRED}
+    ),
+    State.APPROVED: frozenset({State.SUBMITTING, State.CANCELLED, State.EXPIRED, State.FAILED}),
+    State.SUBMITTING: frozenset({State.DEPLOYING, State.FAILED}),
+    State.DEPLOYING: frozenset({State.DONE, State.FAILED, State.CANCELLED}),
+    State.REJECTED: frozenset(),
+    State.CANCELLED: frozenset(),
+    State.EXPIRED: frozenset(),
+    State.DONE: frozenset(),
+    State.FAILED: frozenset(),
+}
+
+ACTIVE_STATES = frozenset(
+    {State.PENDING_APPROVAL, State.APPROVED, State.SUBMITTING, State.DEPLOYING}
+)
+
+
+class IllegalTransition(Exception):
+    """A transition the state machine does not allow, or a state that changed meanwhile."""
+
+    def __init__(self, request_id: str, current: State, wanted: State, why: str = "") -> None:
+        self.request_id = request_id
+        self.current = current
+        self.wanted = wanted
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final state)"
+        detail = why or f"allowed from {current}: {allowed}"
+        super().__init__(f"request {request_id} cannot go from {current} to {wanted}: {detail}")
+
+
+def check_transition(request_id: str, current: State, wanted: State) -> None:
+    """Raise IllegalTransition unless `current -> wanted` is an edge of the state machine."""
+    if wanted not in TRANSITIONS[current]:
+        raise IllegalTransition(request_id, current, wanted)

@@ -1,0 +1,433 @@
+"""SQLite persistence (sqlite-utils): requests, approvals, secrets and the audit log.
+
+The store is the single source of truth; the scheduler and the chat adapters rebuild
+everything they need from it at start-up. Its public methods are the `RequestStore` port
+of the core, so another database can replace it.
+
+>>> store = Store(":memory:")
+>>> store.schema_version()
+3
+
+Rules it enforces:
+
+- every state change is a compare-and-set on the current state, written in the same
+  transaction as its audit row: two concurrent approvals cannot both submit;
+- at most one active request per server (a partial unique index);
+- the audit log is append-only (triggers refuse UPDATE and DELETE);
+- secrets (header values, user data) live in their own table until submission, when
+  `transition(..., take_secrets=True)` hands them out once and deletes them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as random
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from .core.ports import ServerBusy
+from .core.request import DeploySpec, Request
+from .core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+
+migrations = Migrations("byoi-bot")
+
+ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["requests"].create(
+        {
+            "id": str,
+            "server": str,
+            "state": str,
+            "requester": str,
+            "channel": str,
+            "spec": str,
+            "fingerprint": str,
+            "policy_name": str,
+            "created_at": str,
+            "expires_at": str,
+            "message_ts": str,
+            "provider_handle": str,
+            "submitted_at": str,
+            "finished_at": str,
+            "last_status": str,
+            "checks": str,
+            "server_facts": str,
+            "image_facts": str,
+        },
+        pk="id",
+    )
+    db["requests"].create_index(["server"])
+    db["requests"].create_index(["channel", "message_ts"])
+    db["approvals"].create(
+        {"request_id": str, "user": str, "fingerprint": str, "at": str},
+        pk=("request_id", "user"),
+        foreign_keys=[("request_id", "requests", "id")],
+    )
+    db["secrets"].create({"request_id": str, "data": str}, pk="request_id")
+    db["audit"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "at": str,
+            "actor": str,
+            "action": str,
+            "from_state": str,
+            "to_state": str,
+            "reason": str,
+        },
+        pk="id",
+    )
+    db["audit"].create_index(["request_id"])
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_no_{op.lower()} BEFORE {op} ON audit "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
+
+
+@migrations()
+def m002_one_active_request_per_server(db: Database) -> None:
+    states = ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATES))
+    db.execute(
+        f"CREATE UNIQUE INDEX one_active_per_server ON requests(server) WHERE state IN ({states})"
+    )
+
+
+@migrations()
+def m003_events_and_progress(db: Database) -> None:
+    db["events"].create({"event_id": str, "at": str}, pk="event_id")
+    db["requests"].add_column("progress", str)
+    db["requests"].add_column("last_change_at", str)
+    db["requests"].add_column("last_post_at", str)
+
+
+SCHEMA_VERSION = len(migrations._migrations)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def new_request_id() -> str:
+    """A short id people can type: ``r-`` and six letters or digits (no 0/o/1/l/i)."""
+    return "r-" + "".join(random.choice(ID_ALPHABET) for _ in range(6))
+
+
+class Store:
+    """The request store over one SQLite file (WAL mode), safe to share between threads."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
+        self.db = Database(conn)
+        self._lock = threading.RLock()
+        if path != ":memory:":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        with self._lock:
+            migrations.apply(self.db)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def schema_version(self) -> int:
+        """How many migrations this file has had applied."""
+        return len(migrations.applied(self.db))
+
+    @contextmanager
+    def _write(self) -> Iterator[Database]:
+        """One write transaction, taking SQLite's write lock up front (BEGIN IMMEDIATE)."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.rollback()
+                raise
+            self.db.execute("COMMIT")
+
+    # -- requests -------------------------------------------------------------------
+
+    def create(self, request: Request, secrets: dict | None, reason: str = "requested") -> None:
+        """Store a new request (and its secrets) with its first audit row.
+
+        Raises `ServerBusy` when the server already has an active request.
+        """
+        with self._write() as db:
+            other = self._active_on(request.spec.server)
+            if other:
+                raise ServerBusy(request.spec.server, other)
+            db["requests"].insert(self._row(request))
+            if secrets and (secrets.get("headers") or secrets.get("user_data")):
+                db["secrets"].insert({"request_id": request.id, "data": json.dumps(secrets)})
+            self._audit(request.id, request.requester, "created", None, request.state, reason)
+
+    def get(self, request_id: str) -> Request | None:
+        """The request with this id, or None."""
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
+        return self._request(rows[0]) if rows else None
+
+    def by_message(self, channel: str, ts: str) -> Request | None:
+        """The request whose card is the message `ts` in `channel`, or None."""
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "SELECT * FROM requests WHERE channel = ? AND message_ts = ?", [channel, ts]
+                )
+            )
+        return self._request(rows[0]) if rows else None
+
+    def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
+        """Requests in any of `states` (optionally of one server), oldest first."""
+        wanted = [str(s) for s in states]
+        sql = f"SELECT * FROM requests WHERE state IN ({', '.join('?' * len(wanted))})"
+        params: list[Any] = list(wanted)
+        if server:
+            sql += " AND server = ?"
+            params.append(server)
+        with self._lock:
+            rows = list(self.db.query(sql + " ORDER BY created_at", params))
+        return [self._request(r) for r in rows]
+
+    def active(self, server: str | None = None) -> list[Request]:
+        """Requests that hold their server: pending, approved, submitting or deploying."""
+        return self.in_states(ACTIVE_STATES, server)
+
+    def recent(self, limit: int = 20, server: str | None = None) -> list[Request]:
+        """The newest requests (of one server, if given), newest first."""
+        sql, params = "SELECT * FROM requests", []
+        if server:
+            sql, params = sql + " WHERE server = ?", [server]
+        with self._lock:
+            rows = list(self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit]))
+        return [self._request(r) for r in rows]
+
+    def _active_on(self, server: str) -> Request | None:
+        found = self.active(server)
+        return found[0] if found else None
+
+    def transition(
+        self,
+        request_id: str,
+        expected: State,
+        to: State,
+        actor: str,
+        reason: str = "",
+        *,
+        take_secrets: bool = False,
+        **fields: Any,
+    ) -> tuple[Request, dict | None]:
+        """Move a request from `expected` to `to`, atomically with its audit row.
+
+        A compare-and-set: raises `IllegalTransition` when the edge is not allowed or the
+        request is no longer in `expected` (another thread or a repeated event got there
+        first). With `take_secrets`, the request's secrets are returned and deleted in the
+        same transaction; they are deleted anyway when the request reaches a final state.
+        Extra `fields` (e.g. ``provider_handle``) are written with the change.
+        """
+        check_transition(request_id, expected, to)
+        values = {k: self._column(k, v) for k, v in fields.items()}
+        values["state"] = str(to)
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE requests SET {assignments} WHERE id = ? AND state = ?",
+                [*values.values(), request_id, str(expected)],
+            )
+            if cursor.rowcount != 1:
+                current = self._state_of(request_id)
+                raise IllegalTransition(
+                    request_id, current or expected, to, f"it is {current or 'unknown'} now"
+                )
+            taken = self._secrets(request_id) if take_secrets else None
+            if take_secrets or to.is_final:
+                db.execute("DELETE FROM secrets WHERE request_id = ?", [request_id])
+            self._audit(request_id, actor, "transition", expected, to, reason)
+        request = self.get(request_id)
+        assert request is not None
+        return request, taken
+
+    def update(self, request_id: str, **fields: Any) -> None:
+        """Write display fields that are not state (card ts, last status, progress)."""
+        if "state" in fields:
+            raise ValueError("state changes go through transition()")
+        values = {k: self._column(k, v) for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE requests SET {assignments} WHERE id = ?", [*values.values(), request_id]
+            )
+
+    def _state_of(self, request_id: str) -> State | None:
+        rows = list(self.db.query("SELECT state FROM requests WHERE id = ?", [request_id]))
+        return State(rows[0]["state"]) if rows else None
+
+    def secrets(self, request_id: str) -> dict | None:
+        """The request's secrets while it has them (before submission), else None."""
+        with self._lock:
+            return self._secrets(request_id)
+
+    def _secrets(self, request_id: str) -> dict | None:
+        rows = list(self.db.query("SELECT data FROM secrets WHERE request_id = ?", [request_id]))
+        return json.loads(rows[0]["data"]) if rows else None
+
+    # -- approvals ------------------------------------------------------------------
+
+    def add_approval(self, request_id: str, user: str, fingerprint: str) -> bool:
+        """Record `user`'s approval of exactly `fingerprint`; False if already recorded."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
+                "VALUES (?, ?, ?, ?)",
+                [request_id, user, fingerprint, _iso(_now())],
+            )
+            if cursor.rowcount:
+                self._audit(request_id, user, "approval", None, None, "approved")
+            return bool(cursor.rowcount)
+
+    def remove_approval(self, request_id: str, user: str) -> bool:
+        """Withdraw `user`'s approval; False if there was none."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM approvals WHERE request_id = ? AND user = ?", [request_id, user]
+            )
+            if cursor.rowcount:
+                self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
+            return bool(cursor.rowcount)
+
+    def approvals(self, request_id: str, fingerprint: str) -> list[str]:
+        """Users whose approval is bound to `fingerprint` (approvals of anything else are void)."""
+        with self._lock:
+            rows = self.db.query(
+                "SELECT user FROM approvals WHERE request_id = ? AND fingerprint = ? ORDER BY at",
+                [request_id, fingerprint],
+            )
+            return [r["user"] for r in rows]
+
+    # -- audit and events -------------------------------------------------------------
+
+    def note(self, request_id: str, actor: str, action: str, reason: str) -> None:
+        """Append an audit row that is not a state change (e.g. a refused approval)."""
+        with self._write():
+            self._audit(request_id, actor, action, None, None, reason)
+
+    def _audit(
+        self,
+        request_id: str,
+        actor: str,
+        action: str,
+        from_state: State | None,
+        to_state: State | None,
+        reason: str,
+    ) -> None:
+        self.db["audit"].insert(
+            {
+                "request_id": request_id,
+                "at": _iso(_now()),
+                "actor": actor,
+                "action": action,
+                "from_state": str(from_state) if from_state else None,
+                "to_state": str(to_state) if to_state else None,
+                "reason": reason,
+            }
+        )
+
+    def audit(self, request_id: str | None = None) -> list[dict]:
+        """The audit trail of one request, or of all, oldest first."""
+        sql, params = "SELECT * FROM audit", []
+        if request_id:
+            sql, params = sql + " WHERE request_id = ?", [request_id]
+        with self._lock:
+            return list(self.db.query(sql + " ORDER BY id", params))
+
+    def first_delivery(self, event_id: str) -> bool:
+        """True the first time `event_id` is seen: Slack's retried deliveries count once."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO events (event_id, at) VALUES (?, ?)",
+                [event_id, _iso(_now())],
+            )
+            return bool(cursor.rowcount)
+
+    # -- rows <-> requests ------------------------------------------------------------
+
+    @staticmethod
+    def _column(key: str, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return _iso(value)
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        if isinstance(value, State):
+            return str(value)
+        return value
+
+    def _row(self, r: Request) -> dict:
+        return {
+            "id": r.id,
+            "server": r.spec.server,
+            "state": str(r.state),
+            "requester": r.requester,
+            "channel": r.channel,
+            "spec": json.dumps(r.spec.public_dict()),
+            "fingerprint": r.fingerprint,
+            "policy_name": r.policy_name,
+            "created_at": _iso(r.created_at),
+            "expires_at": _iso(r.expires_at),
+            "message_ts": r.message_ts,
+            "provider_handle": r.provider_handle,
+            "submitted_at": _iso(r.submitted_at),
+            "finished_at": _iso(r.finished_at),
+            "last_status": r.last_status,
+            "checks": json.dumps(r.checks),
+            "server_facts": json.dumps(r.server_facts) if r.server_facts else None,
+            "image_facts": json.dumps(r.image_facts) if r.image_facts else None,
+            "progress": json.dumps(r.progress) if r.progress else None,
+            "last_change_at": _iso(r.last_change_at),
+            "last_post_at": _iso(r.last_post_at),
+        }
+
+    @staticmethod
+    def _request(row: dict) -> Request:
+        def loads(key: str) -> Any:
+            return json.loads(row[key]) if row.get(key) else None
+
+        return Request(
+            id=row["id"],
+            spec=DeploySpec.from_public_dict(json.loads(row["spec"])),
+            requester=row["requester"],
+            channel=row["channel"],
+            state=State(row["state"]),
+            created_at=_dt(row["created_at"]),
+            expires_at=_dt(row["expires_at"]),
+            policy_name=row["policy_name"],
+            fingerprint=row["fingerprint"],
+            message_ts=row["message_ts"],
+            provider_handle=row["provider_handle"],
+            submitted_at=_dt(row["submitted_at"]),
+            finished_at=_dt(row["finished_at"]),
+            last_status=row["last_status"],
+            checks=loads("checks") or [],
+            server_facts=loads("server_facts"),
+            image_facts=loads("image_facts"),
+            progress=loads("progress"),
+            last_change_at=_dt(row.get("last_change_at")),
+            last_post_at=_dt(row.get("last_post_at")),
+        )
