@@ -256,19 +256,16 @@ class Deployments:
                     expired.append(done)
         return expired
 
-    def due_for_submission(self) -> list[Request]:
-        """Approved requests whose `at=` time has come (or that have none)."""
-        now = self.clock.now()
-        return [
-            r for r in self.store.in_states([State.APPROVED]) if not r.spec.at or r.spec.at <= now
-        ]
+    def is_due(self, request: Request) -> bool:
+        """True when the request has no `at=` time or it has come."""
+        return not request.spec.at or request.spec.at <= self.clock.now()
 
     def submit_when_due(self, request: Request) -> None:
-        """Submit now unless the request was scheduled for later (`at=`)."""
-        if request.spec.at and request.spec.at > self.clock.now():
+        """Submit now, or say when it will start (the scheduler runs it then)."""
+        if self.is_due(request):
+            self.submit(request.id)
+        else:
             self._reply(request, messages.scheduled(request))
-            return
-        self.submit(request.id)
 
     # -- submitting -----------------------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""APScheduler jobs: poll deployments, expire requests, start scheduled deployments.
+
+Jobs live in memory and are rebuilt from the store at every start (SPEC section 7: one
+scheduler per job set; the store, not a pickled job store, is the truth). A restart thus
+resumes every deployment in flight without a second OVHcloud call.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .core.request import Request
+from .core.service import Deployments
+from .core.states import State
+
+log = logging.getLogger(__name__)
+
+EXPIRY_SWEEP = timedelta(seconds=10)
+
+
+class Jobs:
+    """The bot's scheduled work around one `Deployments`."""
+
+    def __init__(self, deployments: Deployments) -> None:
+        self.deployments = deployments
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> None:
+        """Reconcile interrupted submissions, re-plan approved requests, start the jobs."""
+        d = self.deployments
+        d.reconcile()
+        for request in d.store.in_states([State.APPROVED]):
+            if d.is_due(request):
+                d.submit(request.id)
+            else:
+                self._plan(request)
+        self.scheduler.add_job(
+            d.poll_all, "interval", seconds=d.timing.poll.total_seconds(), id="poll"
+        )
+        self.scheduler.add_job(
+            self.sweep, "interval", seconds=EXPIRY_SWEEP.total_seconds(), id="expire"
+        )
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop the scheduler, waiting for running jobs."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def sweep(self) -> None:
+        """Expire pending requests and settle submissions whose outcome was unknown."""
+        self.deployments.expire_due()
+        self.deployments.reconcile()
+
+    def approved(self, request: Request) -> None:
+        """Submit now, or say when and plan a one-off job at the request's `at=` time."""
+        self.deployments.submit_when_due(request)
+        if not self.deployments.is_due(request):
+            self._plan(request)
+
+    def _plan(self, request: Request) -> None:
+        self.scheduler.add_job(
+            self.deployments.submit,
+            "date",
+            run_date=request.spec.at,
+            args=[request.id],
+            id=f"submit:{request.id}",
+            replace_existing=True,
+        )
+        log.info("%s scheduled for %s", request.id, request.spec.at)

@@ -1,0 +1,175 @@
+"""Block Kit for the request card: facts, checks, the data-loss warning, approvals, status.
+
+Every user-supplied value is escaped and truncated to Block Kit's limits.
+"""
+
+from __future__ import annotations
+
+from ..core.checks import Check, Severity
+from ..core.ports import CardView
+from ..core.states import State
+from ..core.text import esc, mention, progress_bar, size, truncate
+
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+HEADER_LIMIT = 150
+APPROVE_ACTION = "byoi_approve"
+REJECT_ACTION = "byoi_reject"
+SEVERITY_ICONS = {Severity.OK: "✅", Severity.WARNING: "⚠️", Severity.BLOCKING: "⛔"}
+
+
+def card_blocks(view: CardView) -> tuple[list[dict], str]:
+    """The card's blocks and its plain-text fallback (notifications, screen readers)."""
+    r = view.request
+    server = esc(r.spec.server)
+    blocks: list[dict] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": truncate(f"BYOI deploy {r.id}", HEADER_LIMIT)},
+        },
+        _section(f"{view.status_line}\n{progress_bar(view.progress_fraction)}".rstrip()),
+        {
+            "type": "section",
+            "fields": [
+                _mrkdwn(f"*Requested by*\n{mention(r.requester)}"),
+                _mrkdwn(f"*Server*\n{_server_facts(view)}"),
+                _mrkdwn(f"*Image*\n{_image_facts(view)}"),
+                _mrkdwn(f"*Options*\n{_options(view)}"),
+            ],
+        },
+    ]
+    if r.checks:
+        blocks.append(_section("*Checks*\n" + "\n".join(_check(c) for c in r.checks)))
+    if r.state in (State.PENDING_APPROVAL, State.APPROVED):
+        blocks.append(
+            _section(f"⚠️ *This deploy ERASES ALL DATA on {server}.* It cannot be undone.")
+        )
+    blocks.append(_section(_approvals(view)))
+    if r.state is State.PENDING_APPROVAL:
+        blocks.append(_buttons(r.id))
+    fallback = f"BYOI deploy {r.id}: {r.spec.server} — {r.state.replace('_', ' ')}"
+    return blocks, fallback
+
+
+def _mrkdwn(text: str) -> dict:
+    return {"type": "mrkdwn", "text": truncate(text, FIELD_LIMIT)}
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+
+
+def _server_facts(view: CardView) -> str:
+    r = view.request
+    facts = r.server_facts or {}
+    lines = [f"`{esc(r.spec.server)}`"]
+    if facts:
+        lines.append(
+            f"{esc(facts.get('datacenter', '?'))} · {size(facts.get('ram_bytes'))} RAM · "
+            f"boot {esc(facts.get('boot_mode', '?'))}"
+        )
+        groups = facts.get("disk_groups") or []
+        chosen = next((g for g in groups if g["id"] == r.spec.disk_group), None) or (
+            groups[0] if groups else None
+        )
+        if chosen:
+            lines.append(
+                f"disk group {chosen['id']}: {chosen.get('number_of_disks', 1)}× "
+                f"{size(chosen['disk_size_bytes'])} {esc(chosen.get('disk_type', ''))}".rstrip()
+            )
+    return "\n".join(lines)
+
+
+def _image_facts(view: CardView) -> str:
+    r = view.request
+    facts = r.image_facts or {}
+    lines = [truncate(esc(r.spec.display_url), 300), f"type {r.spec.image_type}"]
+    if facts.get("format"):
+        lines[-1] += f" (found {esc(facts['format'])})"
+    if facts.get("download_size") is not None:
+        lines.append(f"download {size(facts['download_size'])}")
+    if facts.get("virtual_size") is not None:
+        lines.append(f"virtual size {size(facts['virtual_size'])}")
+    if "has_esp" in facts:
+        lines.append("EFI partition: " + ("found" if facts["has_esp"] else "none"))
+    return "\n".join(lines)
+
+
+def _options(view: CardView) -> str:
+    s = view.request.spec
+    items = []
+    if s.checksum:
+        items.append(f"{s.checksum.type} `{s.checksum.value[:12]}…`")
+    for name, value in (
+        ("hostname", s.hostname),
+        ("EFI loader", s.efi_bootloader),
+        ("disk group", s.disk_group),
+        ("description", s.description),
+    ):
+        if value is not None:
+            items.append(f"{name}: {truncate(esc(value), 200)}")
+    if s.ssh_key:
+        items.append(f"ssh key: {esc(s.ssh_key.split()[0])} …")
+    if s.headers:
+        items.append("headers: " + ", ".join(esc(name) for name, _ in s.headers))
+    if s.at:
+        items.append(f"starts at {s.at:%Y-%m-%d %H:%M} UTC")
+    return "\n".join(items) or "none"
+
+
+def _check(check: dict) -> str:
+    c = Check.from_dict(check)
+    return f"{SEVERITY_ICONS[c.severity]} *{esc(c.name)}*: {truncate(esc(c.message), 400)}"
+
+
+def _approvals(view: CardView) -> str:
+    r = view.request
+    who = ", ".join(_who(a) for a in view.approvers) or "nobody is configured"
+    text = f"*Approvals:* {len(view.approved_by)}/{view.required} needed from {who}"
+    text += " (not the requester)."
+    if view.approved_by:
+        text += "\nApproved by " + ", ".join(mention(u) for u in view.approved_by) + "."
+    if view.missing_groups:
+        text += "\nStill needed: one approver from " + ", ".join(map(_who, view.missing_groups))
+    if r.state is State.PENDING_APPROVAL:
+        stamp = int(r.expires_at.timestamp())
+        text += (
+            f"\nReact ✅ to approve or ❌ to reject. Expires "
+            f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{r.expires_at:%Y-%m-%d %H:%M} UTC>."
+        )
+    if view.unsatisfiable:
+        text += f"\n⛔ *This request can never be approved:* {esc(view.unsatisfiable)}"
+    return text
+
+
+def _who(entry: str) -> str:
+    return f"<!subteam^{entry}>" if entry.startswith("S") else mention(entry)
+
+
+def _buttons(request_id: str) -> dict:
+    return {
+        "type": "actions",
+        "block_id": f"byoi_vote:{request_id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": request_id,
+            },
+            {
+                "type": "button",
+                "action_id": REJECT_ACTION,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Reject"},
+                "value": request_id,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Reject this deploy?"},
+                    "text": {"type": "plain_text", "text": "The request ends as rejected."},
+                    "confirm": {"type": "plain_text", "text": "Reject"},
+                    "deny": {"type": "plain_text", "text": "Keep it"},
+                },
+            },
+        ],
+    }

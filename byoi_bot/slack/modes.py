@@ -1,0 +1,94 @@
+"""Run modes: Socket Mode (default, no public URL) or HTTP (`/slack/events`, `/healthz`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from ..config import ConfigError, Settings
+from ..wiring import Bot, build_bot
+from .app import build_app
+from .chat import SlackChat, make_web_client
+
+log = logging.getLogger(__name__)
+
+
+def build_slack_bot(settings: Settings, **overrides) -> tuple[Bot, App]:
+    """The bot wired to Slack's Web API at `SLACK_API_URL`, and its Bolt app."""
+    client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
+    bot = build_bot(settings, SlackChat(client), **overrides)
+    app = build_app(client, settings.slack_signing_secret, bot.deployments, bot.store)
+    return bot, app
+
+
+def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
+    """Run the bot until interrupted."""
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _require(settings, "slack_bot_token", "SLACK_BOT_TOKEN")
+    _require(
+        settings,
+        "slack_signing_secret" if http else "slack_app_token",
+        "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN",
+    )
+    bot, app = build_slack_bot(settings)
+    bot.start()
+    try:
+        if http:
+            server = http_server(app, host, port, health=lambda: True)
+            log.info("listening on http://%s:%s/slack/events", host, server.server_port)
+            server.serve_forever()
+        else:
+            SocketModeHandler(app, settings.slack_app_token).start()
+    finally:
+        bot.stop()
+    return 0
+
+
+def _require(settings: Settings, key: str, env: str) -> None:
+    if not getattr(settings, key):
+        raise ConfigError(f"{env} is not set; see README, section 'Set up the Slack app'")
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("http: " + format, *args)
+
+
+def http_server(app: App, host: str, port: int, health: Callable[[], bool]) -> WSGIServer:
+    """A threaded WSGI server: Bolt at `/slack/events`, a health check at `/healthz`."""
+    bolt = SlackRequestHandler(app)
+
+    def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            ok = health()
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [("Content-Type", "application/json")],
+            )
+            return [json.dumps({"ok": ok}).encode()]
+        return bolt(environ, start_response)
+
+    return make_server(
+        host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+
+
+def serve_in_thread(server: WSGIServer) -> threading.Thread:
+    """Serve `server` from a daemon thread (tests, benchmarks)."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,95 @@
+"""Composition root: builds the store, provider, inspector, workflow and scheduler from settings.
+
+Chat adapters (Slack, the console shell) call `build_bot` with their own `Chat`; everything
+else is the same code in production, in tests and in the demo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from .config import Settings
+from .core.ports import Chat, Clock, ImageInspector, Provider
+from .core.service import Deployments, Timing
+from .scheduler import Jobs
+from .store import Store, new_request_id
+
+
+class SystemClock:
+    """The real time, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, over one client."""
+    from .ovhcloud.client import make_client
+    from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
+
+    client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
+    by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
+    routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
+    return RoutingProvider(by_api[settings.api], routes)
+
+
+def make_inspector(settings: Settings) -> ImageInspector:
+    """The HTTP image inspector, with the URL allow-list from settings."""
+    from .preflight.inspector import HttpImageInspector
+
+    return HttpImageInspector(allowlist=tuple(settings.url_allowlist))
+
+
+@dataclass
+class Bot:
+    """A running bot's parts; `start()` rebuilds the jobs from the store."""
+
+    store: Store
+    deployments: Deployments
+    jobs: Jobs
+
+    def start(self) -> None:
+        """Settle what a previous process left in flight, then start the scheduled jobs."""
+        self.jobs.start()
+
+    def stop(self) -> None:
+        """Stop the jobs and close the store."""
+        self.jobs.stop()
+        self.store.close()
+
+
+def build_bot(
+    settings: Settings,
+    chat: Chat,
+    *,
+    provider: Provider | None = None,
+    inspector: ImageInspector | None = None,
+    clock: Clock | None = None,
+    poll: timedelta | None = None,
+    new_id: Callable[[], str] = new_request_id,
+) -> Bot:
+    """Wire a bot for `chat`; `provider`, `inspector`, `clock` and `poll` override settings."""
+    from .ovhcloud.errors import explain
+
+    store = Store(settings.db)
+    timing = Timing(
+        poll=poll or timedelta(seconds=settings.poll_seconds),
+        heartbeat=timedelta(minutes=settings.heartbeat_minutes),
+        stall=timedelta(minutes=settings.stall_minutes),
+    )
+    deployments = Deployments(
+        store=store,
+        provider=provider or make_provider(settings),
+        inspector=inspector or make_inspector(settings),
+        chat=chat,
+        policies=settings.policies,
+        clock=clock or SystemClock(),
+        explain=explain,
+        new_id=new_id,
+        timing=timing,
+    )
+    jobs = Jobs(deployments)
+    deployments.on_approved = jobs.approved
+    return Bot(store, deployments, jobs)

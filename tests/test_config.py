@@ -1,0 +1,105 @@
+"""Settings from the environment and the TOML policy file."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from byoi_bot.config import SETTINGS, ConfigError, Settings, parse_duration, reference_markdown
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_defaults():
+    s = Settings.load({})
+    assert s.db == "./byoi.db"
+    assert s.required_approvals == 1
+    assert s.approval_ttl == timedelta(minutes=30)
+    assert s.poll_seconds == 20 and s.heartbeat_minutes == 5
+    default = s.policies.for_server("anything")
+    assert default.name == "default" and default.api == "reinstall"
+
+
+def test_environment_builds_the_default_policy():
+    s = Settings.load(
+        {
+            "BYOI_APPROVERS": "U1, U2,S3",
+            "BYOI_REQUIRED_APPROVALS": "2",
+            "BYOI_APPROVAL_TTL": "1h30m",
+        }
+    )
+    policy = s.policies.for_server("ns1.example.net")
+    assert policy.approvers == frozenset({"U1", "U2", "S3"})
+    assert policy.required == 2 and policy.ttl == timedelta(minutes=90)
+
+
+def test_toml_policies_per_pattern_and_settings(tmp_path):
+    config = tmp_path / "byoi.toml"
+    config.write_text(
+        """
+[settings]
+poll_seconds = 10
+approvers = ["U1"]
+
+[[policy]]
+name = "production"
+pattern = "*.prod.example.net"
+approvers = ["SPROD", "SDBA"]
+required_approvals = 2
+one_from_each_group = true
+approval_ttl = "2h"
+api = "legacy"
+"""
+    )
+    s = Settings.load({"BYOI_CONFIG": str(config), "BYOI_POLL_SECONDS": "30"})
+    assert s.poll_seconds == 30, "the environment wins over the file"
+    prod = s.policies.for_server("db1.prod.example.net")
+    assert prod.name == "production" and prod.api == "legacy" and prod.one_from_each_group
+    assert prod.required == 2 and prod.ttl == timedelta(hours=2)
+    assert s.policies.for_server("lab1.example.net").approvers == frozenset({"U1"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"BYOI_REQUIRED_APPROVALS": "two"},
+            "BYOI_REQUIRED_APPROVALS: `two` is not a whole number",
+        ),
+        ({"BYOI_REQUIRED_APPROVALS": "0"}, "must be at least 1"),
+        ({"BYOI_APPROVAL_TTL": "soon"}, "expected e.g. 90s, 30m"),
+        ({"BYOI_API": "v2"}, "expected one of"),
+        ({"BYOI_CONFIG": "/nonexistent/byoi.toml"}, "no such file"),
+    ],
+)
+def test_bad_values_name_the_setting_and_what_is_expected(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(environ)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[[policy]]\nname = 'x'\n", "`pattern` is required"),
+        ("[[policy]]\npattern = '*'\nquorum = 2\n", "unknown key"),
+        ("[settings]\npol_seconds = 3\n", r"unknown key\(s\) in \[settings\]: pol_seconds"),
+        ("[[policy\n", "not valid TOML"),
+    ],
+)
+def test_bad_toml_is_explained(tmp_path, toml, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        Settings.load({"BYOI_CONFIG": str(path)})
+
+
+def test_durations():
+    assert parse_duration("90") == timedelta(seconds=90)
+    assert parse_duration("2h") == timedelta(hours=2)
+    assert parse_duration(45) == timedelta(seconds=45)
+
+
+def test_readme_reference_is_generated_from_the_settings():
+    reference = reference_markdown()
+    assert all(f"`{s.env}`" in reference for s in SETTINGS)
+    assert reference in README.read_text(), "run `byoi-bot config-reference` and paste it"

@@ -1,0 +1,178 @@
+"""The SQLite store: compare-and-set transitions, audit, secrets, busy servers, durability."""
+
+import sqlite3
+import threading
+
+import pytest
+from core_fixtures import request, spec
+
+from byoi_bot.core.ports import ServerBusy
+from byoi_bot.core.states import IllegalTransition, State
+from byoi_bot.store import SCHEMA_VERSION, Store, new_request_id
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(str(tmp_path / "byoi.db"))
+    yield s
+    s.close()
+
+
+def test_schema_version_is_recorded_and_migrations_are_idempotent(tmp_path):
+    path = str(tmp_path / "byoi.db")
+    Store(path).close()
+    again = Store(path)
+    assert again.schema_version() == SCHEMA_VERSION >= 3
+    assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_create_and_get_round_trip(store):
+    r = request()
+    store.create(r, spec().secrets())
+    assert store.get(r.id) == r
+    assert store.get("r-nothere") is None
+    assert store.secrets(r.id)["headers"] == [["Authorization", "Bearer s3cr3t-token"]]
+
+
+def test_transition_writes_state_and_audit_in_one_go(store):
+    r = request()
+    store.create(r, None)
+    moved, _ = store.transition(r.id, State.PENDING_APPROVAL, State.APPROVED, "U2", "quorum")
+    assert moved.state is State.APPROVED
+    trail = store.audit(r.id)
+    assert [(a["action"], a["from_state"], a["to_state"]) for a in trail] == [
+        ("created", None, "pending_approval"),
+        ("transition", "pending_approval", "approved"),
+    ]
+    assert trail[1]["actor"] == "U2" and trail[1]["reason"] == "quorum"
+
+
+def test_illegal_and_stale_transitions_are_refused_without_damage(store):
+    r = request()
+    store.create(r, None)
+    with pytest.raises(IllegalTransition, match="cannot go from pending_approval to done"):
+        store.transition(r.id, State.PENDING_APPROVAL, State.DONE, "U2")
+    store.transition(r.id, State.PENDING_APPROVAL, State.APPROVED, "U2")
+    with pytest.raises(IllegalTransition, match="it is approved now"):
+        store.transition(r.id, State.PENDING_APPROVAL, State.REJECTED, "U3")
+    assert store.get(r.id).state is State.APPROVED
+    assert len(store.audit(r.id)) == 2
+
+
+def test_two_concurrent_approvals_make_exactly_one_transition(store):
+    r = request()
+    store.create(r, None)
+    barrier = threading.Barrier(8)
+    wins, losses = [], []
+
+    def approve(user):
+        barrier.wait()
+        try:
+            store.transition(r.id, State.PENDING_APPROVAL, State.APPROVED, user)
+            wins.append(user)
+        except IllegalTransition:
+            losses.append(user)
+
+    threads = [threading.Thread(target=approve, args=(f"U{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 7
+    transitions = [a for a in store.audit(r.id) if a["to_state"] == "approved"]
+    assert len(transitions) == 1
+
+
+def test_two_store_objects_on_one_file_race_safely(tmp_path):
+    path = str(tmp_path / "byoi.db")
+    first, second = Store(path), Store(path)
+    first.create(request(), None)
+    first.transition("r-aaaaaa", State.PENDING_APPROVAL, State.APPROVED, "U2")
+    with pytest.raises(IllegalTransition):
+        second.transition("r-aaaaaa", State.PENDING_APPROVAL, State.APPROVED, "U3")
+
+
+def test_request_reopened_from_a_fresh_store_keeps_its_history(tmp_path):
+    path = str(tmp_path / "byoi.db")
+    first = Store(path)
+    r = request()
+    first.create(r, spec().secrets())
+    first.add_approval(r.id, "U2", r.fingerprint)
+    first.transition(r.id, State.PENDING_APPROVAL, State.APPROVED, "U2", "quorum")
+    first.close()
+    fresh = Store(path)
+    again = fresh.get(r.id)
+    assert again.state is State.APPROVED and again.spec == r.spec
+    assert fresh.approvals(r.id, r.fingerprint) == ["U2"]
+    assert [a["action"] for a in fresh.audit(r.id)] == ["created", "approval", "transition"]
+
+
+def test_one_active_request_per_server(store):
+    store.create(request("r-aaaaaa"), None)
+    with pytest.raises(ServerBusy) as info:
+        store.create(request("r-bbbbbb"), None)
+    assert info.value.other.id == "r-aaaaaa"
+    store.create(request("r-cccccc", server="ns2.example.net"), None)
+    store.transition("r-aaaaaa", State.PENDING_APPROVAL, State.CANCELLED, "U100")
+    store.create(request("r-dddddd"), None)
+
+
+def test_secrets_are_handed_out_once_at_submission_and_never_audited(store):
+    r = request()
+    store.create(r, spec().secrets())
+    store.transition(r.id, State.PENDING_APPROVAL, State.APPROVED, "U2")
+    _, secrets = store.transition(r.id, State.APPROVED, State.SUBMITTING, "bot", take_secrets=True)
+    assert secrets["user_data"].startswith("#cloud-config")
+    assert store.secrets(r.id) is None
+    dump = "\n".join(store.db.iterdump())
+    assert "s3cr3t-token" not in dump and "hunter2" not in dump
+
+
+def test_secrets_are_dropped_when_a_request_ends_before_submission(store):
+    r = request()
+    store.create(r, spec().secrets())
+    store.transition(r.id, State.PENDING_APPROVAL, State.EXPIRED, "byoi-bot")
+    assert store.secrets(r.id) is None
+
+
+def test_audit_log_is_append_only(store):
+    store.create(request(), None)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("UPDATE audit SET actor = 'someone else'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("DELETE FROM audit")
+
+
+def test_approvals_are_bound_to_the_fingerprint(store):
+    r = request()
+    store.create(r, None)
+    assert store.add_approval(r.id, "U2", r.fingerprint)
+    assert not store.add_approval(r.id, "U2", r.fingerprint)
+    store.add_approval(r.id, "U3", "fingerprint-of-something-else")
+    assert store.approvals(r.id, r.fingerprint) == ["U2"]
+    assert store.remove_approval(r.id, "U2") and not store.remove_approval(r.id, "U2")
+    assert store.approvals(r.id, r.fingerprint) == []
+
+
+def test_repeated_event_ids_count_once(store):
+    assert store.first_delivery("Ev1")
+    assert not store.first_delivery("Ev1")
+    assert store.first_delivery("Ev2")
+
+
+def test_queries_by_state_message_and_server(store):
+    store.create(request("r-aaaaaa"), None)
+    store.create(request("r-bbbbbb", server="ns2.example.net"), None)
+    store.update("r-aaaaaa", message_ts="1700000000.000100")
+    assert store.by_message("C1", "1700000000.000100").id == "r-aaaaaa"
+    assert [r.id for r in store.active("ns2.example.net")] == ["r-bbbbbb"]
+    assert len(store.in_states([State.PENDING_APPROVAL])) == 2
+    assert [r.id for r in store.recent(5, server="ns2.example.net")] == ["r-bbbbbb"]
+    with pytest.raises(ValueError, match="transition"):
+        store.update("r-aaaaaa", state="done")
+
+
+def test_request_ids_are_short_and_unambiguous():
+    ids = {new_request_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 8 and i.startswith("r-") and not set(i[2:]) & set("01ilo") for i in ids)
