@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _shell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deploy-seconds", type=float, default=20.0, help="simulated deploy time")
     parser.add_argument("--no-color", action="store_true", help="plain text output")
+    parser.add_argument(
+        "--approvers",
+        default="bob,carol",
+        help="comma-separated approvers when BYOI_CONFIG is not set (default: bob,carol)",
+    )
+    parser.add_argument("--inventory", help="simulator inventory JSON (default: built-in)")
 
 
 def _run(args: argparse.Namespace) -> int:

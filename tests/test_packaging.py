@@ -1,0 +1,67 @@
+"""What can be checked of the Dockerfile, the manifest and the README without an engine."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+README = (ROOT / "README.md").read_text()
+
+
+def instructions(name: str) -> list[str]:
+    joined = re.sub(r"\\\n", " ", DOCKERFILE)
+    return [line.split(None, 1)[1] for line in joined.splitlines() if line.startswith(name + " ")]
+
+
+def test_docker_image_runs_the_bot_as_a_non_root_user_with_the_store_on_a_volume():
+    assert instructions("FROM") == ["python:3.11-slim"]
+    assert instructions("USER") == ["byoi"]
+    assert "useradd --system" in DOCKERFILE
+    assert instructions("VOLUME") == ['["/data"]']
+    assert "BYOI_DB=/data/byoi.db" in DOCKERFILE
+    assert instructions("ENTRYPOINT") == ['["byoi-bot"]'] and instructions("CMD") == ['["run"]']
+    assert instructions("HEALTHCHECK"), "the image declares a health check"
+
+
+def test_docker_image_installs_the_package_the_way_the_readme_does():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["byoi-bot"] == "byoi_bot.cli:main"
+    assert any("pip install ." in run for run in instructions("RUN"))
+    assert "python3 -m pip install . && byoi-bot demo" in README
+
+
+def test_no_secret_is_baked_into_the_image():
+    env = " ".join(instructions("ENV") + instructions("ARG"))
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "OVH_APPLICATION"):
+        assert name not in env
+    assert not re.search(r"xox[abp]-|xapp-", DOCKERFILE)
+
+
+def test_app_manifest_is_valid_against_slacks_schema():
+    manifest = yaml.safe_load((ROOT / "app_manifest.yml").read_text())
+    schema = json.loads((SHARED / "slack" / "manifest.schema.1.0.0.json").read_text())
+    jsonschema.validate(manifest, schema)
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
+        "reaction_added",
+        "reaction_removed",
+    }
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "commands",
+        "chat:write",
+        "reactions:read",
+        "reactions:write",
+        "usergroups:read",
+    }
+
+
+def test_ci_runs_the_readmes_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = "python3 -m pytest -q"
+    assert command in README and command in ci
