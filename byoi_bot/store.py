@@ -147,6 +147,11 @@ class Store:
         """Close the connection."""
         self.db.close()
 
+    def probe(self) -> None:
+        """Take and release the write lock: proves the file is writable (`byoi-bot check`)."""
+        with self._write() as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS _probe (x)")
+
     def schema_version(self) -> int:
         """How many migrations this file has had applied."""
         return len(migrations.applied(self.db))

@@ -239,9 +239,9 @@ def test_bolt_socket_mode_end_to_end(fake: FakeSlack) -> None:
         ran["command"].set()
 
     @app.event("reaction_added")
-    def on_reaction(ack, event, context, say):  # type: ignore[no-untyped-def]
+    def on_reaction(ack, event, request, say):  # type: ignore[no-untyped-def]
         ack()
-        retry_num.append(str(context.get("retry_num", "")))
+        retry_num.extend(request.headers.get("x-slack-retry-num", []))
         say(text=f"saw :{event['reaction']}:")
         ran["reaction"].set()
 
@@ -265,6 +265,7 @@ def test_bolt_socket_mode_end_to_end(fake: FakeSlack) -> None:
             env = fsm.send_envelope("events_api", event_payload(event), retry_attempt=1)
             assert fsm.wait_ack(env) == {}
             assert ran["reaction"].wait(5)
+            assert retry_num == ["1"]
             assert fake.wait_for(lambda: fake.messages(channel="C5"))[0]["text"] == "saw :rocket:"
 
             env = fsm.send_envelope("interactive", block_action_payload("approve", "R1"))
@@ -272,12 +273,12 @@ def test_bolt_socket_mode_end_to_end(fake: FakeSlack) -> None:
 
             # Slack asks clients to reconnect: the built-in client opens a new connection.
             fsm.send_disconnect()
-            fake.wait_for_call("apps.connections.open", count=2)
-            fsm.wait_connected()
+            fsm.wait_connections_opened(2)
+            fsm.wait_for(lambda: fsm.connected == 1)
             env = fsm.send_envelope("slash_commands", slash_command_payload("again"))
             assert fsm.wait_ack(env) == {"text": "ack again"}
         finally:
-            handler.close()
+            fsm.close_handler(handler)
     assert fsm.received[0]["envelope_id"]
 
 

@@ -1,0 +1,159 @@
+"""`byoi-bot check`: validate the configuration, then reach Slack and OVHcloud.
+
+Prints one line per check (PASS / WARN / FAIL) and exits non-zero when any check fails.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from .config import Settings
+from .core.policy import is_group_id
+
+# The API calls the bot makes: (method, path pattern as in OVHcloud access rules).
+NEEDED_RIGHTS = (
+    ("GET", "/dedicated/server"),
+    ("GET", "/dedicated/server/*"),
+    ("POST", "/dedicated/server/*/reinstall"),
+    ("POST", "/dedicated/server/*/bringYourOwnImage"),
+    ("DELETE", "/dedicated/server/*/bringYourOwnImage"),
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One line of the report."""
+
+    verdict: str  # PASS, WARN or FAIL
+    name: str
+    detail: str
+
+
+def run_check(settings: Settings, *, offline: bool = False, out: TextIO = sys.stdout) -> int:
+    """Run every check, print the report, return 0 when nothing failed."""
+    results = [*check_settings(settings, offline), check_store(settings.db)]
+    groups: dict[str, frozenset[str]] = {}
+    if not offline:
+        slack, groups = check_slack(settings)
+        results += [*slack, *check_ovhcloud(settings)]
+    results += check_policies(settings, groups, offline)
+    for r in results:
+        print(f"{r.verdict:<4}  {r.name:<22} {r.detail}", file=out)
+    failed = sum(r.verdict == "FAIL" for r in results)
+    print(f"\n{len(results)} checks, {failed} failed", file=out)
+    return 1 if failed else 0
+
+
+def check_settings(settings: Settings, offline: bool) -> list[Result]:
+    """Tokens present and shaped right (their values are never printed)."""
+    shapes = [
+        ("SLACK_BOT_TOKEN", settings.slack_bot_token, r"xoxb-[\w-]+", "xoxb-…"),
+        ("SLACK_APP_TOKEN", settings.slack_app_token, r"xapp-[\w-]+", "xapp-… (Socket Mode)"),
+        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, r"[0-9a-f]{32}", "32 hex digits"),
+    ]
+    results = []
+    for name, value, pattern, expected in shapes:
+        if not value:
+            optional = name != "SLACK_BOT_TOKEN" or offline
+            verdict = "WARN" if optional else "FAIL"
+            results.append(Result(verdict, name, f"not set (expected {expected})"))
+        elif not re.fullmatch(pattern, value):
+            results.append(Result("FAIL", name, f"does not look like {expected}"))
+        else:
+            results.append(Result("PASS", name, "set and well-formed"))
+    return results
+
+
+def check_store(path: str) -> Result:
+    """The SQLite file opens, migrates and takes a write."""
+    from .store import Store
+
+    try:
+        store = Store(path)
+        store.probe()
+        version = store.schema_version()
+        store.close()
+    except Exception as exc:
+        return Result("FAIL", "store", f"{path}: {exc}")
+    return Result("PASS", "store", f"{path} writable, schema version {version}")
+
+
+def check_policies(settings: Settings, groups: dict, offline: bool) -> list[Result]:
+    """Every policy can be met by someone other than the requester."""
+    results = []
+    for policy in settings.policies.policies:
+        unknown = [g for g in policy.groups if g not in groups]
+        problem = policy.unsatisfiable(None, groups)
+        name = f"policy {policy.name}"
+        if problem and not unknown:
+            results.append(Result("FAIL", name, problem))
+        elif problem:
+            results.append(
+                Result("WARN", name, f"{problem} (groups not read: {', '.join(unknown)})")
+            )
+        else:
+            results.append(
+                Result("PASS", name, f"{policy.required} of {len(policy.pool(groups))} approver(s)")
+            )
+    return results
+
+
+def check_slack(settings: Settings) -> tuple[list[Result], dict[str, frozenset[str]]]:
+    """`auth.test` with the bot token, then the members of every approver group."""
+    from slack_sdk.errors import SlackApiError
+
+    from .slack.chat import SlackChat, make_web_client
+
+    client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
+    try:
+        who = client.auth_test()
+    except SlackApiError as exc:
+        return [Result("FAIL", "slack auth.test", str(exc.response.get("error")))], {}
+    except Exception as exc:
+        return [Result("FAIL", "slack auth.test", f"unreachable: {type(exc).__name__}")], {}
+    results = [Result("PASS", "slack auth.test", f"bot {who.get('user')} in {who.get('team')}")]
+    chat = SlackChat(client)
+    names = {g for p in settings.policies.policies for g in p.approvers if is_group_id(g)}
+    groups = {g: chat.group_members(g) for g in sorted(names)}
+    return results, groups
+
+
+def check_ovhcloud(settings: Settings) -> list[Result]:
+    """Credentials accepted, and the access rules cover every call the bot makes."""
+    from .ovhcloud.client import make_client
+    from .ovhcloud.errors import explain_exception
+
+    try:
+        client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
+        servers = client.get("/dedicated/server")
+    except Exception as exc:
+        e = explain_exception(exc)
+        return [Result("FAIL", "ovhcloud credentials", f"{e.summary} {e.action}")]
+    results = [
+        Result("PASS", "ovhcloud credentials", f"{len(servers)} dedicated server(s) visible")
+    ]
+    results.append(_rights(client.get))
+    return results
+
+
+def _rights(get: Callable[[str], dict]) -> Result:
+    try:
+        rules = get("/auth/currentCredential").get("rules") or []
+    except Exception:
+        return Result("WARN", "ovhcloud rights", "could not read the credential's access rules")
+    missing = [
+        f"{method} {path}"
+        for method, path in NEEDED_RIGHTS
+        if not any(
+            r.get("method") == method and fnmatch.fnmatchcase(path, r.get("path", ""))
+            for r in rules
+        )
+    ]
+    if missing:
+        return Result("FAIL", "ovhcloud rights", "missing: " + ", ".join(missing))
+    return Result("PASS", "ovhcloud rights", "every call the bot makes is allowed")
