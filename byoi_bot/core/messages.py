@@ -41,6 +41,13 @@ def busy(server: str, other: Request) -> str:
     )
 
 
+def running_elsewhere() -> str:
+    return (
+        "OVHcloud already runs an installation on this server (started outside byoi-bot). "
+        "Wait for it to end, or check the server's tasks in the OVHcloud Control Panel."
+    )
+
+
 def not_pending(request: Request) -> str:
     return f"{label(request)} is {request.state}; approvals are no longer taken."
 

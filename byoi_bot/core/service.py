@@ -29,6 +29,7 @@ from .ports import (
 )
 from .progress import Phase, Progress
 from .request import DeploySpec, Request
+from .server_checks import server_checks
 from .states import IllegalTransition, State
 
 log = logging.getLogger(__name__)
@@ -128,16 +129,20 @@ class Deployments:
         return request
 
     def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:
-        """Server and image checks; a server that cannot be read is a blocking result."""
+        """Server and image checks (SPEC section 4); an unreadable server is blocking."""
         try:
             facts = self.provider.server_facts(spec.server)
+            running = self.provider.find_active(spec.server)
         except ProviderError as exc:
             e = exc.explanation
             return None, [Check("server", Severity.BLOCKING, f"{e.summary} {e.action}")], {}
+        checks = server_checks(facts)
+        if running:
+            checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
         if self.inspector is None:
-            return facts, [], {}
+            return facts, checks, {}
         report = self.inspector.inspect(spec, facts)
-        return facts, list(report.checks), dict(report.facts)
+        return facts, checks + list(report.checks), dict(report.facts)
 
     # -- approving ------------------------------------------------------------------
 

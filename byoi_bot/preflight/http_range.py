@@ -80,6 +80,8 @@ class RangeReader:
     """Exact-size reads of a remote file, counting requests and bytes.
 
     Use `open()` first (it makes the first request and sets `size`), then `read()`.
+    Bounds: `byte_budget` bytes and `max_requests` requests in all, `timeout` seconds
+    per request.
     """
 
     def __init__(
@@ -90,12 +92,14 @@ class RangeReader:
         guard: UrlGuard | None = None,
         byte_budget: int = MiB,
         timeout: float = 10.0,
+        max_requests: int = 32,
     ) -> None:
         self.url = url
         self.headers = [(k, v) for k, v in headers if k.lower() not in _DROPPED_HEADERS]
         self.guard = guard or UrlGuard()
         self.byte_budget = byte_budget
         self.timeout = timeout
+        self.max_requests = max_requests
         self.size: int | None = None
         self.requests = 0
         self.bytes_read = 0
@@ -124,9 +128,9 @@ class RangeReader:
                 self._send_headers = _origin(self.url) == origin
                 continue
             if response.status == 200:
-                length = response.getheader("Content-Length")
+                length = response.getheader("Content-Length") or ""
                 self._drop_connection()
-                raise NoRangeSupport(self.display_url, int(length) if length else None)
+                raise NoRangeSupport(self.display_url, int(length) if length.isdigit() else None)
             if response.status == 416:
                 self.size = _total_size(response.getheader("Content-Range"))
                 self._finish(response)
@@ -155,12 +159,17 @@ class RangeReader:
             raise BudgetExceeded(
                 f"reading {length} more bytes would pass the {self.byte_budget}-byte budget"
             )
-        if self._conn is None:
-            self._connect(self.guard.check(self.url))
+        if self.requests >= self.max_requests:
+            raise BudgetExceeded(f"the image needs more than {self.max_requests} requests")
+        if self._conn is None and self._target is not None:
+            self._connect(self._target)  # the address vetted by open(): no new DNS lookup
         response = self._request(offset, offset + length - 1)
         if response.status != 206:
             self._drop_connection()
             raise HttpStatusError(response.status, response.reason, self.display_url)
+        if _range_start(response.getheader("Content-Range")) != offset:
+            self._drop_connection()
+            raise RangeError(f"{self.display_url} answered a different range than asked")
         return head_part + self._body(response, length)
 
     def close(self) -> None:
@@ -220,13 +229,20 @@ class RangeReader:
 
     def _finish(self, response: http.client.HTTPResponse) -> None:
         """Keep the connection only when the whole body was consumed."""
-        if response.length != 0:
+        if response.length == 0:
+            response.read()  # marks the response done so the connection can be reused
+        else:
             self._drop_connection()
 
 
 def _total_size(content_range: str | None) -> int | None:
     match = _CONTENT_RANGE.match(content_range or "")
     return int(match.group(3)) if match and match.group(3) != "*" else None
+
+
+def _range_start(content_range: str | None) -> int | None:
+    match = _CONTENT_RANGE.match(content_range or "")
+    return int(match.group(1)) if match and match.group(1) else None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 SECTOR = 512
 FIRST_SECTORS = 34 * SECTOR
 ESP_GUID = uuid.UUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
-BIOS_BOOT_GUID = uuid.UUID("21686148-6449-6E6F-744E-656564454649")
 MBR_ESP = 0xEF
 MBR_PROTECTIVE = 0xEE
 MAX_ENTRY_ARRAY = 64 * 1024
@@ -54,7 +53,7 @@ class PartitionTable:
         """The partition facts for an ImageReport."""
         return {
             "partition_table": self.kind,
-            "has_esp": self.has_esp if self.kind else None,
+            "has_esp": self.has_esp if self.kind and self.gpt_header_crc_ok is not False else None,
             "gpt_disk_size": self.gpt_disk_size,
             "gpt_header_crc_ok": self.gpt_header_crc_ok,
             "gpt_entries_crc_ok": self.gpt_entries_crc_ok,
@@ -66,7 +65,7 @@ def read_partition_table(read: Read) -> PartitionTable:
     """Read the MBR and, when present, the GPT (primary header at LBA 1)."""
     first = read(0, FIRST_SECTORS)
     mbr = _mbr_partitions(first[:SECTOR])
-    if first[SECTOR : SECTOR + 8] == b"EFI PART":
+    if first[SECTOR : SECTOR + 8] == b"EFI PART" and len(first) >= 2 * SECTOR:
         return _gpt(first, read)
     if mbr is None:
         return PartitionTable(None)

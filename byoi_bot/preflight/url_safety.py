@@ -55,8 +55,11 @@ class Target:
 class AllowList:
     """Networks (CIDRs or single addresses) and host names that lift the refusal.
 
-    >>> AllowList.parse("127.0.0.1/32, images.lan").allows("images.lan", "10.0.0.1")
+    >>> allow = AllowList.parse("10.0.0.0/8, images.lan")
+    >>> allow.allows("images.lan", ipaddress.ip_address("192.168.1.2"))
     True
+    >>> allow.allows("other.lan", ipaddress.ip_address("192.168.1.2"))
+    False
     """
 
     def __init__(self, networks: Iterable[IPNetwork] = (), hosts: Iterable[str] = ()) -> None:
@@ -120,10 +123,13 @@ class UrlGuard:
         for address in addresses:
             reason = refusal_reason(address)
             if reason and not self.allowlist.allows(host, address):
+                literal = host == str(address)
+                what = f"{host} is" if literal else f"{host} resolves to {address},"
+                entry = _entry_for(address) + ("" if literal else f" or {host}")
                 raise UrlRefused(
-                    f"Refused to fetch {shown}: {host} resolves to {address}, {reason}. "
-                    "The bot only fetches images from public addresses. If this host is "
-                    f"trusted, add {_entry_for(address)} or {host} to {ALLOWLIST_ENV}."
+                    f"Refused to fetch {shown}: {what} {reason}. The bot only fetches images "
+                    f"from public addresses. If this host is trusted, add {entry} to "
+                    f"{ALLOWLIST_ENV}."
                 )
         path = parts.path or "/"
         if parts.query:
@@ -156,8 +162,8 @@ def refusal_reason(address: IPAddress) -> str | None:
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address"),
         (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private address"),
         (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private address"),
         (not address.is_global, "not a public address"),
     )
     return next((reason for hit, reason in checks if hit), None)

@@ -1,0 +1,130 @@
+"""`byoi-bot inspect <url>`: run preflight on an image from the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from ..core.checks import Check, Severity
+from ..core.ports import ImageReport, Provider, ProviderError, ServerFacts
+from ..core.request import IMAGE_TYPES, DeploySpec, mask_url
+from ..core.server_checks import server_checks
+from .inspector import HttpImageInspector, format_size
+
+EXIT_OK, EXIT_BLOCKING, EXIT_USAGE = 0, 1, 2
+_MARKS = {Severity.OK: "ok", Severity.WARNING: "WARNING", Severity.BLOCKING: "BLOCKING"}
+
+
+class UsageError(ValueError):
+    """A bad argument to `byoi-bot inspect`."""
+
+
+def run_inspect(
+    url: str,
+    image_type: str | None = None,
+    headers: Iterable[str | tuple[str, str]] = (),
+    server: str | None = None,
+    as_json: bool = False,
+    provider: Provider | None = None,
+    allowlist: str | Iterable[str] = (),
+    out: TextIO | None = None,
+) -> int:
+    """Inspect `url` and print a report (text or one JSON object).
+
+    Returns 0 when nothing blocks (warnings allowed), 1 when a check blocks, 2 on a usage
+    error. `headers` are `"Name: value"` strings or pairs; `provider` gives the server facts
+    when `server` is named. The report goes to `out` (standard output by default).
+    """
+    out = out or sys.stdout
+    try:
+        spec = DeploySpec(
+            server=server or "",
+            image_url=url,
+            image_type=_image_type(image_type),
+            headers=tuple(_header(h) for h in headers),
+        )
+        if server and provider is None:
+            raise UsageError("--server needs OVHcloud credentials (no provider configured)")
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    checks: list[Check] = []
+    facts: ServerFacts | None = None
+    if server and provider is not None:
+        try:
+            facts = provider.server_facts(server)
+            checks += server_checks(facts)
+        except ProviderError as exc:
+            e = exc.explanation
+            checks.append(Check("server", Severity.BLOCKING, f"{e.summary} {e.action}".strip()))
+    report = HttpImageInspector(allowlist=allowlist).inspect(spec, facts)
+    checks += report.checks
+    if as_json:
+        _print_json(url, facts, checks, report, out)
+    else:
+        _print_text(url, facts, checks, report, out)
+    return EXIT_BLOCKING if any(c.is_blocking for c in checks) else EXIT_OK
+
+
+def _image_type(value: str | None) -> str:
+    if value is None:
+        return ""
+    if value not in IMAGE_TYPES:
+        raise UsageError(f"--type must be one of {', '.join(IMAGE_TYPES)} (got {value!r})")
+    return value
+
+
+def _header(value: str | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(value, tuple):
+        return value
+    name, sep, rest = value.partition(":")
+    if not sep or not name.strip() or " " in name.strip():
+        raise UsageError('--header must look like "Name: value", e.g. "Authorization: Bearer …"')
+    return name.strip(), rest.strip()
+
+
+def _verdict(checks: list[Check]) -> str:
+    severities = {c.severity for c in checks}
+    for severity in (Severity.BLOCKING, Severity.WARNING):
+        if severity in severities:
+            return str(severity)
+    return str(Severity.OK)
+
+
+def _print_json(url, facts, checks, report: ImageReport, out: TextIO) -> None:
+    data = {
+        "url": mask_url(url),
+        "verdict": _verdict(checks),
+        "checks": [c.to_dict() for c in checks],
+        "image": report.facts,
+        "server": facts.to_dict() if facts else None,
+    }
+    print(json.dumps(data, indent=2, default=str), file=out)
+
+
+def _print_text(url, facts, checks, report: ImageReport, out: TextIO) -> None:
+    f = report.facts
+    lines = [f"Image   {mask_url(url)}"]
+    if f.get("format"):
+        declared = f" (declared {f['declared_type']})" if f.get("declared_type") else ""
+        lines.append(
+            f"        {f['format']}{declared}, download {format_size(f.get('download_size'))}, "
+            f"virtual {format_size(f.get('virtual_size'))}"
+        )
+    if f.get("partition_table"):
+        esp = "EFI System Partition" if f.get("has_esp") else "no EFI System Partition"
+        lines.append(f"        {f['partition_table'].upper()}, {esp}")
+    lines.append(f"        read {f['requests']} request(s), {format_size(f['bytes_read'])}")
+    if facts:
+        lines.append(
+            f"Server  {facts.name} ({facts.datacenter}), state {facts.state}, "
+            f"boot {facts.boot_mode}, RAM {format_size(facts.ram_bytes)}"
+        )
+    lines.append("Checks")
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        lines.append(f"  {_MARKS[check.severity]:<8}  {check.name:<{width}}  {check.message}")
+    lines.append(f"Verdict: {_verdict(checks)}")
+    print("\n".join(lines), file=out)

@@ -1,0 +1,359 @@
+"""The HTTP image inspector: a few range reads of the image, then checks in plain words."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from ..core.checks import Check, Severity
+from ..core.ports import GiB, ImageReport, ServerFacts
+from ..core.request import DeploySpec
+from .formats import ARCHIVES, DEPLOYABLE, ImageAnalysis, analyse
+from .http_range import HttpStatusError, MiB, NoRangeSupport, RangeError, RangeReader
+from .url_safety import AllowList, UrlGuard, UrlRefused
+
+RAM_RESERVE = 3 * GiB
+UEFI_MODES = ("uefi", "uefi-legacy")
+BAD_SERVER_STATES = ("error", "hacked", "hackedBlocked")
+
+OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
+
+_STATUS_HINTS = {
+    401: 'it needs credentials: add header="Authorization: …" (or fix the one given)',
+    403: "access is denied: check the token or header given, or whether a signed URL expired",
+    404: "nothing is there: check the URL (path and file name)",
+    410: "the file was removed: check the URL",
+}
+
+
+def format_size(n: int | None) -> str:
+    """Bytes in a short human form: `20.0 GiB`, `4.5 KiB`, `512 B`."""
+    if n is None:
+        return "unknown"
+    for unit, scale in (("TiB", 1024**4), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+class HttpImageInspector:
+    """Implements core.ports.ImageInspector with a handful of HTTP range requests."""
+
+    def __init__(
+        self,
+        allowlist: str | Iterable[str] | AllowList | None = None,
+        byte_budget: int = MiB,
+        timeout: float = 10.0,
+    ) -> None:
+        self.guard = UrlGuard(allowlist)
+        self.byte_budget = byte_budget
+        self.timeout = timeout
+
+    def inspect(self, spec: DeploySpec, server: ServerFacts | None) -> ImageReport:
+        """Read the image's first KiBs and check it against the declared type and the server."""
+        facts: dict = {"url": spec.display_url, "declared_type": spec.image_type or None}
+        reader = RangeReader(
+            spec.image_url,
+            spec.headers,
+            guard=self.guard,
+            byte_budget=self.byte_budget,
+            timeout=self.timeout,
+        )
+        with reader:
+            checks, analysis = self._read(reader, facts)
+        facts |= {
+            "requests": reader.requests,
+            "bytes_read": reader.bytes_read,
+            "redirects": reader.redirects,
+        }
+        if analysis is not None:
+            facts |= analysis.facts()
+            checks += image_checks(analysis, spec.image_type)
+        checks += server_image_checks(analysis, facts.get("download_size"), spec, server)
+        return ImageReport(tuple(checks), facts)
+
+    @staticmethod
+    def _read(reader: RangeReader, facts: dict) -> tuple[list[Check], ImageAnalysis | None]:
+        try:
+            reader.open()
+        except UrlRefused as exc:
+            return [Check("reachable", BLOCKING, str(exc))], None
+        except NoRangeSupport as exc:
+            facts |= {"range_support": False, "download_size": exc.size}
+            return [
+                Check("reachable", OK, f"{reader.display_url} answers."),
+                Check(
+                    "format",
+                    WARNING,
+                    "The image server ignores HTTP range requests, so the image's format, "
+                    "partition table and virtual size were not checked (the bot never downloads "
+                    "a whole image). Serve it from a server that supports ranges to get them.",
+                ),
+            ], None
+        except HttpStatusError as exc:
+            hint = _STATUS_HINTS.get(exc.status)
+            severity = WARNING if exc.status >= 500 else BLOCKING
+            text = f"{exc}: " + (hint or "the installer's download would fail the same way")
+            if severity is WARNING:
+                text += "; this may be temporary, retry later"
+            return [Check("reachable", severity, text + ".")], None
+        except RangeError as exc:
+            return [
+                Check(
+                    "reachable",
+                    WARNING,
+                    f"Could not read the image from the bot: {exc}. The installer downloads it "
+                    "from OVHcloud's network; if it cannot either, the deploy fails with "
+                    "'Could not download image located'.",
+                )
+            ], None
+        facts |= {"range_support": True, "download_size": reader.size}
+        checks = [Check("reachable", OK, f"{reader.display_url} answers with range support.")]
+        try:
+            analysis = analyse(reader.read, reader.size)
+        except RangeError as exc:
+            checks.append(Check("format", WARNING, f"Inspection stopped: {exc}."))
+            return checks, None
+        except (ValueError, struct.error) as exc:
+            checks.append(Check("format", WARNING, f"Unreadable image structures: {exc}."))
+            return checks, None
+        return checks, analysis
+
+
+def image_checks(analysis: ImageAnalysis, declared: str | None) -> list[Check]:
+    """Checks that depend on the image alone: format, qcow2 safety, partition table, GPT."""
+    checks = [_format_check(analysis, declared)]
+    if analysis.format not in DEPLOYABLE:
+        return checks
+    if analysis.format == "qcow2":
+        checks.append(_qcow2_check(analysis))
+    table = analysis.table
+    if table is None:
+        if analysis.unreadable:
+            checks.append(
+                Check(
+                    "partition_table",
+                    WARNING,
+                    f"Could not read the partition table: {analysis.unreadable}. "
+                    "The EFI partition and GPT checks were skipped.",
+                )
+            )
+        return checks
+    if table.kind is None:
+        checks.append(
+            Check(
+                "partition_table",
+                BLOCKING,
+                "No partition table (MBR or GPT) was found in the image: the installer refuses "
+                "it ('no partition table was found'). Build the image from a partitioned disk "
+                "(e.g. `sgdisk -n1:0:+512M -t1:EF00 -n2:0:0` before installing the OS).",
+            )
+        )
+        return checks
+    esp = "an EFI System Partition" if table.has_esp else "no EFI System Partition"
+    count = len(table.partitions)
+    checks.append(
+        Check("partition_table", OK, f"{table.kind.upper()} with {count} partition(s), {esp}.")
+    )
+    if table.problem:
+        checks.append(
+            Check(
+                "gpt",
+                BLOCKING,
+                f"The GPT is damaged: {table.problem}. The installer's `sgdisk -e` would write "
+                "an empty partition table and the server would not boot. Rebuild the image, or "
+                "repair it with `sgdisk -v` / `gdisk` and upload it again.",
+            )
+        )
+    return checks
+
+
+def server_image_checks(
+    analysis: ImageAnalysis | None,
+    download_size: int | None,
+    spec: DeploySpec,
+    server: ServerFacts | None,
+) -> list[Check]:
+    """Checks of the image against the server: RAM, target disk, boot mode and ESP."""
+    if server is None:
+        return []
+    checks = [_ram_check(download_size, server)]
+    checks += _disk_checks(analysis, spec, server)
+    checks += _boot_checks(analysis, spec, server)
+    return checks
+
+
+def _format_check(analysis: ImageAnalysis, declared: str | None) -> Check:
+    real = analysis.format
+    if real in DEPLOYABLE:
+        if not declared or declared == real:
+            suffix = " as declared." if declared else "."
+            return Check("format", OK, f"The image is {real}{suffix}")
+        return Check(
+            "format",
+            BLOCKING,
+            f"The image is {real} but was declared {declared}: the installer would refuse it "
+            f"('image provided format is {real} which does not match expected {declared} "
+            f"format'). Set type={real}.",
+        )
+    if real in ARCHIVES:
+        why = (
+            f"an archive ({real}), not a disk image. Unpack it and serve the .qcow2 or .img inside"
+        )
+    elif real == "iso9660":
+        why = (
+            "an ISO 9660 (CD/DVD) image; BYOI writes a disk image, it does not run installers. "
+            "Install the OS into a disk image (qcow2 or raw) and serve that"
+        )
+    elif real == "empty":
+        why = "empty (0 bytes). Check the URL and the upload"
+    else:
+        why = (
+            f"a {real.upper()} disk image; the installer takes only qcow2 or raw. Convert it: "
+            f"`qemu-img convert -O qcow2 image.{real} image.qcow2`"
+        )
+    return Check("format", BLOCKING, f"The image is {why}.")
+
+
+def _qcow2_check(analysis: ImageAnalysis) -> Check:
+    if analysis.qcow2_problems:
+        text = "; ".join(analysis.qcow2_problems)
+        return Check("qcow2", BLOCKING, f"This qcow2 cannot be deployed: {text}.")
+    header = analysis.qcow2
+    assert header is not None
+    notes = []
+    if header.incompatible_features & 1:
+        notes.append("it is marked dirty (not cleanly closed): run `qemu-img check -r all`")
+    if header.extended_l2:
+        notes.append("it uses extended L2 entries, which need qemu ≥ 5.2 on the installer")
+    if header.compression_type:
+        notes.append("it uses zstd compression, which needs qemu ≥ 5.1 with zstd on the installer")
+    if notes:
+        return Check(
+            "qcow2",
+            WARNING,
+            "; ".join(notes) + ". To be safe, rebuild it with `qemu-img convert -O qcow2`.",
+        )
+    return Check(
+        "qcow2",
+        OK,
+        f"qcow2 v{header.version}: no backing file, no external data file, not encrypted.",
+    )
+
+
+def _ram_check(size: int | None, server: ServerFacts) -> Check:
+    limit = server.ram_bytes - RAM_RESERVE
+    if size is None:
+        return Check(
+            "download_size",
+            WARNING,
+            "The image's download size is unknown (no Content-Range or Content-Length); "
+            f"it must be smaller than {format_size(limit)} (RAM − 3 GiB) on {server.name}.",
+        )
+    if size >= limit:
+        return Check(
+            "download_size",
+            BLOCKING,
+            f"The image is {format_size(size)}; {server.name} downloads it into RAM and can "
+            f"take at most {format_size(limit)} (RAM {format_size(server.ram_bytes)} − 3 GiB). "
+            "Shrink it (qcow2 with `qemu-img convert -c`, or fewer unused blocks).",
+        )
+    return Check(
+        "download_size",
+        OK,
+        f"Download {format_size(size)} fits in RAM − 3 GiB ({format_size(limit)}).",
+    )
+
+
+def _disk_checks(
+    analysis: ImageAnalysis | None, spec: DeploySpec, server: ServerFacts
+) -> list[Check]:
+    group = server.disk_group(spec.disk_group)
+    if group is None:
+        if spec.disk_group is None:
+            return [Check("disk_size", WARNING, f"{server.name} reports no disk group.")]
+        ids = ", ".join(str(g.id) for g in server.disk_groups) or "none"
+        return [
+            Check(
+                "disk_size",
+                BLOCKING,
+                f"{server.name} has no disk group {spec.disk_group} (groups: {ids}). "
+                "Set disk-group= to one of them.",
+            )
+        ]
+    disk = group.disk_size_bytes
+    checks = []
+    virtual = analysis.virtual_size if analysis else None
+    where = f"the first disk of disk group {group.id} ({format_size(disk)})"
+    if virtual is None:
+        checks.append(Check("disk_size", WARNING, f"Virtual size unknown; {where} not compared."))
+    elif virtual > disk:
+        checks.append(
+            Check(
+                "disk_size",
+                BLOCKING,
+                f"The image's virtual size {format_size(virtual)} is larger than {where}: "
+                "the installer would refuse it ('larger than device'). Choose a disk group "
+                "with larger disks (disk-group=<id>) or shrink the image.",
+            )
+        )
+    else:
+        checks.append(
+            Check("disk_size", OK, f"Virtual size {format_size(virtual)} fits on {where}.")
+        )
+    table = analysis.table if analysis else None
+    if table and table.gpt_disk_size and table.gpt_disk_size > disk:
+        checks.append(
+            Check(
+                "gpt",
+                BLOCKING,
+                f"The GPT was built for a {format_size(table.gpt_disk_size)} disk, larger than "
+                f"{where}: the installer cannot move the backup GPT to the end of the disk "
+                "('Can not move backup GPT data structures'). Rebuild the image on a smaller "
+                "disk (e.g. `truncate -s 10G` before partitioning).",
+            )
+        )
+    return checks
+
+
+def _boot_checks(
+    analysis: ImageAnalysis | None, spec: DeploySpec, server: ServerFacts
+) -> list[Check]:
+    if server.boot_mode not in UEFI_MODES:
+        return []
+    checks = []
+    table = analysis.table if analysis else None
+    if table is None or table.kind is None or table.gpt_header_crc_ok is False:
+        checks.append(
+            Check(
+                "esp",
+                WARNING,
+                f"{server.name} boots UEFI but the image's partitions could not be checked "
+                "for an EFI System Partition.",
+            )
+        )
+    elif not table.has_esp:
+        severity = BLOCKING if server.boot_mode == "uefi" else WARNING
+        fallback = "" if severity is BLOCKING else " (it may fall back to legacy boot)"
+        checks.append(
+            Check(
+                "esp",
+                severity,
+                f"{server.name} boots {server.boot_mode} but the image has no EFI System "
+                f"Partition, so it cannot boot{fallback}. Add one (GPT type EF00 / MBR type "
+                "0xEF, FAT32, with the bootloader in it) and rebuild the image.",
+            )
+        )
+    else:
+        checks.append(Check("esp", OK, "The image has an EFI System Partition for UEFI boot."))
+    if not spec.efi_bootloader and not server.efi_bootloader_path:
+        checks.append(
+            Check(
+                "efi_bootloader",
+                WARNING,
+                f"{server.name} boots UEFI and no EFI bootloader path is set: give "
+                "efi-bootloader= (e.g. \\efi\\debian\\grubx64.efi, \\efi\\ubuntu\\grubx64.efi, "
+                "\\efi\\boot\\bootx64.efi).",
+            )
+        )
+    return checks
