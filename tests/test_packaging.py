@@ -65,3 +65,12 @@ def test_ci_runs_the_readmes_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = "python3 -m pytest -q"
     assert command in README and command in ci
+
+
+def test_manifest_usage_hint_is_the_grammars():
+    from byoi_bot import commands
+
+    manifest = yaml.safe_load((ROOT / "app_manifest.yml").read_text())
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/byoi"
+    assert command["usage_hint"] == commands.usage_hint()

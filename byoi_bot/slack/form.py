@@ -83,5 +83,10 @@ def spec_from_submission(view: dict) -> tuple[str, DeploySpec]:
 
 
 def _quote(value: str) -> str:
-    quote = "'" if '"' in value else '"'
-    return f"{quote}{value}{quote}"
+    """Quote a form value for the grammar, which has quotes but no escape character."""
+    for opening, closing in (('"', '"'), ("'", "'"), ("“", "”")):
+        if opening not in value and closing not in value:
+            return f"{opening}{value}{closing}"
+    raise commands.CommandError(
+        "text", "this value uses every kind of quote", "a value without “ or ”", "/byoi help"
+    )
