@@ -32,7 +32,7 @@ def make_provider(settings: Settings) -> Provider:
     client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
-    return RoutingProvider(by_api[settings.api], routes)
+    return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
 
 
 def make_inspector(settings: Settings) -> ImageInspector:

@@ -42,6 +42,9 @@ class ConsoleChat:
         self._print_card(view, "new card")
         return ts
 
+    def offer_votes(self, request: Request) -> None:
+        pass  # the shell has no reactions to pre-add
+
     def update_card(self, view: CardView) -> None:
         self._print_card(view, "card updated")
 

@@ -150,7 +150,9 @@ def open_session(
     from ..simulator import DEMO_CREDENTIALS, Simulator
 
     stack = ExitStack()
-    simulator = Simulator(inventory=inventory, deploy_seconds=deploy_seconds)
+    simulator = Simulator(
+        inventory=inventory, deploy_seconds=deploy_seconds, credentials=DEMO_CREDENTIALS
+    )
     endpoint = simulator.start(host="127.0.0.1", port=0)
     stack.callback(simulator.stop)
     images = ImageServer(demo_images()).start()

@@ -149,6 +149,10 @@ class Chat(Protocol):
         """Post the request card in `view.request.channel`; return its message id (ts)."""
         ...
 
+    def offer_votes(self, request: Request) -> None:
+        """Make voting easy on a card just posted (Slack pre-adds ✅ and ❌)."""
+        ...
+
     def update_card(self, view: CardView) -> None:
         """Redraw the card in place."""
         ...

@@ -126,6 +126,10 @@ class Deployments:
             return request
         self.store.update(request.id, message_ts=ts)
         request.message_ts = ts
+        try:
+            self.chat.offer_votes(request)
+        except Exception:
+            log.exception("could not add the vote reactions to %s", request.id)
         return request
 
     def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:

@@ -53,13 +53,16 @@ class SlackChat:
         answer = self.client.chat_postMessage(
             channel=view.request.channel, blocks=blocks, text=text, unfurl_links=False
         )
-        ts = answer["ts"]
+        return answer["ts"]
+
+    def offer_votes(self, request: Request) -> None:
         for reaction in CARD_REACTIONS:
             try:
-                self.client.reactions_add(channel=view.request.channel, timestamp=ts, name=reaction)
+                self.client.reactions_add(
+                    channel=request.channel, timestamp=request.message_ts, name=reaction
+                )
             except SlackApiError as exc:
                 log.warning("could not pre-add :%s: (%s)", reaction, exc.response.get("error"))
-        return ts
 
     def update_card(self, view: CardView) -> None:
         blocks, text = card_blocks(view)

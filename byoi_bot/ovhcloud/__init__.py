@@ -1,0 +1,1 @@
+"""OVHcloud adapter: API client factory, BYOI providers and error explanations."""

@@ -1,0 +1,405 @@
+"""core.ports.Provider over `ovh.Client`: the `reinstall` API (default) and the legacy BYOI API.
+
+Handles: `reinstall:<taskId>` and `legacy:<serviceName>`; both survive restarts. Reads are
+retried with exponential back-off; the start call is never repeated: when its outcome is
+unknown (timeout, 5xx) or the server is busy, the provider looks for a running deployment
+(`find_active`) instead.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import ovh.exceptions as ovh_errors
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from ..core.ports import DiskGroup, Explanation, Provider, ProviderError, ServerFacts
+from ..core.progress import Phase, Progress, Step
+from ..core.request import DeploySpec
+from .errors import error_class, explain_exception
+
+log = logging.getLogger(__name__)
+
+REINSTALL = "reinstall:"
+LEGACY = "legacy:"
+ACTIVE_TASK_STATUSES = ("init", "todo", "doing")
+TASK_PHASES = {
+    "init": Phase.PENDING,
+    "todo": Phase.PENDING,
+    "doing": Phase.RUNNING,
+    "done": Phase.DONE,
+    "customerError": Phase.FAILED,
+    "ovhError": Phase.FAILED,
+    "cancelled": Phase.FAILED,
+}
+LEGACY_PHASES = {"doing": Phase.RUNNING, "done": Phase.DONE, "error": Phase.FAILED}
+RETRIED_STATUSES = (500, 502, 503, 504)
+BUSY_CLASSES = ("Client::BadRequest::TaskAlreadyExists", "Client::Conflict::DisturbAlreadyExists")
+# memorySize is in binary units (65536 MB = 64 GiB); diskSize in a disk maker's decimal ones.
+MEMORY_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+DISK_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How reads are retried: `attempts` in all, waits doubling from `first_delay`."""
+
+    attempts: int = 5
+    first_delay: float = 2.0
+    max_delay: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delays(self) -> Iterator[float]:
+        for attempt in range(self.attempts - 1):
+            yield min(self.first_delay * 2**attempt, self.max_delay)
+
+
+class _OvhProvider(ABC):
+    """What both API generations share: server facts, retried reads, the guarded start."""
+
+    prefix = ""
+
+    def __init__(self, client, *, retry: RetryPolicy | None = None) -> None:
+        self.client = client
+        self.retry = retry or RetryPolicy()
+
+    def owns(self, handle: str) -> bool:
+        """Whether `handle` was made by this kind of provider."""
+        return handle.startswith(self.prefix)
+
+    def server_facts(self, server: str) -> ServerFacts:
+        """GET the server and its hardware; bytes from MB (binary) and GB (decimal)."""
+        base = _server_path(server)
+        try:
+            info = self._read(base, retry_not_found=False)
+        except ProviderError as exc:
+            if exc.explanation.code == "not_found":
+                raise ProviderError(_server_not_found(server, exc.explanation.raw)) from None
+            raise
+        hardware = self._read(f"{base}/specifications/hardware")
+        groups = tuple(
+            DiskGroup(
+                id=int(g["diskGroupId"]),
+                disk_size_bytes=_bytes(g.get("diskSize"), DISK_UNITS),
+                disk_type=str(g.get("diskType") or ""),
+                number_of_disks=int(g.get("numberOfDisks") or 1),
+                description=str(g.get("description") or ""),
+            )
+            for g in hardware.get("diskGroups") or []
+        )
+        return ServerFacts(
+            name=str(info.get("name") or server),
+            datacenter=str(info.get("datacenter") or ""),
+            state=str(info.get("state") or ""),
+            boot_mode=str(hardware.get("bootMode") or ""),
+            ram_bytes=_bytes(hardware.get("memorySize"), MEMORY_UNITS),
+            disk_groups=groups,
+            efi_bootloader_path=info.get("efiBootloaderPath") or None,
+            power_state=str(info.get("powerState") or "poweron"),
+        )
+
+    @abstractmethod
+    def find_active(self, server: str) -> str | None:
+        """The handle of a deployment running on `server`, if any."""
+
+    def _read(self, path: str, *, retry_not_found: bool = True, **query: str):
+        """GET `path`, retrying transient failures; raises ProviderError when they persist."""
+        delays = self.retry.delays()
+        while True:
+            try:
+                return self.client.get(path, **query)
+            except ovh_errors.APIError as exc:
+                delay = next(delays, None) if _transient(exc, retry_not_found) else None
+                if delay is None:
+                    raise ProviderError(explain_exception(exc)) from None
+                log.warning("GET %s failed (%s); retrying in %.0f s", path, _kind(exc), delay)
+                self.retry.sleep(delay)
+
+    def _start(self, spec: DeploySpec, path: str, body: dict, handle_of: Callable) -> str:
+        """POST once; on a busy server or an unknown outcome, adopt the running deployment."""
+        try:
+            return handle_of(self.client.post(path, **body))
+        except ovh_errors.APIError as exc:
+            explanation = _scrub(explain_exception(exc), spec)
+            unknown = _may_have_happened(exc)
+            if not (unknown or error_class(exc) in BUSY_CLASSES):
+                raise ProviderError(explanation) from None
+        log.warning("start on %s: %s; looking for a running one", spec.server, explanation.code)
+        try:
+            handle = self.find_active(spec.server)
+        except ProviderError as exc:
+            log.warning("start on %s: cannot list deployments: %s", spec.server, exc)
+            handle = None
+        if handle:
+            log.info("start on %s: adopted running deployment %s", spec.server, handle)
+            return handle
+        raise ProviderError(explanation, outcome_unknown=unknown)
+
+
+class ReinstallProvider(_OvhProvider):
+    """BYOI through POST /dedicated/server/{sn}/reinstall (operatingSystem byoi_64)."""
+
+    prefix = REINSTALL
+
+    def start(self, spec: DeploySpec) -> str:
+        """Start the reinstall; the handle is `reinstall:<taskId>`."""
+        path = f"{_server_path(spec.server)}/reinstall"
+        return self._start(spec, path, reinstall_body(spec), lambda t: f"{REINSTALL}{t['taskId']}")
+
+    def progress(self, server: str, handle: str) -> Progress:
+        """Phase from the task, steps and elapsed time from install/status."""
+        task = self._read(f"{_server_path(server)}/task/{_task_id(handle)}")
+        status = str(task.get("status") or "")
+        phase = TASK_PHASES.get(status, Phase.RUNNING)
+        install = self._install_status(server)
+        steps = tuple(
+            Step(str(p.get("comment") or ""), str(p.get("status") or ""), p.get("error"))
+            for p in install.get("progress") or []
+        )
+        error = next((s.error for s in steps if s.status == "error" and s.error), None)
+        message = str(task.get("comment") or "")
+        if phase is Phase.FAILED:
+            message = error or f"task {status}: {message}"
+        return Progress(phase, steps, install.get("elapsedTime"), message)
+
+    def cancel(self, server: str, handle: str) -> None:
+        """The reinstall API has no cancel: always raises ProviderError."""
+        raise ProviderError(
+            Explanation(
+                "A running reinstall cannot be stopped through the OVHcloud API.",
+                "OVHcloud offers no call to cancel a reinstallServer task.",
+                "Wait for it to end; to stop it anyway, reboot the server into rescue mode "
+                "from the control panel (the disk is then left half written).",
+                code="cancel_not_supported",
+            )
+        )
+
+    def find_active(self, server: str) -> str | None:
+        """The newest reinstallServer task not yet final, as a handle."""
+        path = f"{_server_path(server)}/task"
+        ids = [
+            int(task_id)
+            for status in ACTIVE_TASK_STATUSES
+            for task_id in self._read(path, function="reinstallServer", status=status) or []
+        ]
+        return f"{REINSTALL}{max(ids)}" if ids else None
+
+    def _install_status(self, server: str) -> dict:
+        try:
+            return self._read(f"{_server_path(server)}/install/status", retry_not_found=False)
+        except ProviderError as exc:
+            if exc.explanation.code == "not_found":
+                return {}  # no installation running (any more)
+            raise
+
+
+class LegacyProvider(_OvhProvider):
+    """BYOI through the legacy /dedicated/server/{sn}/bringYourOwnImage API."""
+
+    prefix = LEGACY
+
+    def start(self, spec: DeploySpec) -> str:
+        """Start the deployment (the API returns null); the handle is `legacy:<server>`."""
+        path = f"{_server_path(spec.server)}/bringYourOwnImage"
+        return self._start(spec, path, legacy_body(spec), lambda _: f"{LEGACY}{spec.server}")
+
+    def progress(self, server: str, handle: str) -> Progress:
+        """From GET bringYourOwnImage: status doing/done/error and its message."""
+        data = self._read(f"{_server_path(server)}/bringYourOwnImage")
+        message = str(data.get("message") or "")
+        phase = LEGACY_PHASES.get(str(data.get("status") or ""), Phase.RUNNING)
+        if phase is Phase.RUNNING and message == "starting":
+            phase = Phase.PENDING
+        return Progress(phase, message=message)
+
+    def cancel(self, server: str, handle: str) -> None:
+        """DELETE bringYourOwnImage: the deployment is erased, the server boots rescue."""
+        try:
+            self.client.delete(f"{_server_path(server)}/bringYourOwnImage")
+        except ovh_errors.APIError as exc:
+            raise ProviderError(explain_exception(exc)) from None
+
+    def find_active(self, server: str) -> str | None:
+        """`legacy:<server>` when a deployment is in progress on it."""
+        try:
+            data = self._read(f"{_server_path(server)}/bringYourOwnImage", retry_not_found=False)
+        except ProviderError as exc:
+            if exc.explanation.code == "not_found":
+                return None
+            raise
+        return f"{LEGACY}{server}" if (data or {}).get("status") == "doing" else None
+
+
+class RoutingProvider:
+    """Chooses a provider by server name (first matching glob), else `default`.
+
+    Progress and cancel follow the handle's kind when the server's route has changed since;
+    `others` are providers no pattern routes to any more that may still own stored handles.
+    """
+
+    def __init__(
+        self,
+        default: Provider,
+        by_pattern: Sequence[tuple[str, Provider]] = (),
+        others: Sequence[Provider] = (),
+    ) -> None:
+        self.default = default
+        self.by_pattern = list(by_pattern)
+        self.others = list(others)
+
+    def for_server(self, server: str) -> Provider:
+        """The provider that handles `server`."""
+        return next(
+            (p for pattern, p in self.by_pattern if fnmatch.fnmatchcase(server, pattern)),
+            self.default,
+        )
+
+    def server_facts(self, server: str) -> ServerFacts:
+        return self.for_server(server).server_facts(server)
+
+    def start(self, spec: DeploySpec) -> str:
+        return self.for_server(spec.server).start(spec)
+
+    def progress(self, server: str, handle: str) -> Progress:
+        return self._owner(server, handle).progress(server, handle)
+
+    def cancel(self, server: str, handle: str) -> None:
+        self._owner(server, handle).cancel(server, handle)
+
+    def find_active(self, server: str) -> str | None:
+        return self.for_server(server).find_active(server)
+
+    def _owner(self, server: str, handle: str) -> Provider:
+        routed = self.for_server(server)
+        candidates = (routed, self.default, *(p for _, p in self.by_pattern), *self.others)
+        owners = (p for p in candidates if getattr(p, "owns", lambda _: False)(handle))
+        return next(owners, routed)
+
+
+def reinstall_body(spec: DeploySpec) -> dict:
+    """The POST /reinstall body; hostname, SSH key and user data only with a config drive."""
+    custom: dict = {"imageURL": spec.image_url, "imageType": spec.image_type}
+    if spec.checksum:
+        custom |= {"imageCheckSum": spec.checksum.value, "imageCheckSumType": spec.checksum.type}
+    if spec.headers:
+        custom["httpHeaders"] = dict(spec.headers)
+    if spec.efi_bootloader:
+        custom["efiBootloaderPath"] = spec.efi_bootloader
+    if spec.config_drive is not False:
+        optional = {"hostname": spec.hostname, "sshKey": spec.ssh_key}
+        optional["configDriveUserData"] = spec.user_data
+        custom |= {k: v for k, v in optional.items() if v}
+    body = {"operatingSystem": "byoi_64", "customizations": custom}
+    if spec.disk_group is not None:
+        body["storage"] = [{"diskGroupId": spec.disk_group}]
+    return body
+
+
+def legacy_body(spec: DeploySpec) -> dict:
+    """The POST /bringYourOwnImage body (the seed's fields)."""
+    body: dict = {"URL": spec.image_url, "type": spec.image_type}
+    if spec.checksum:
+        body |= {"checkSum": spec.checksum.value, "checkSumType": spec.checksum.type}
+    drive = {"hostname": spec.hostname, "sshKey": spec.ssh_key, "userData": spec.user_data}
+    drive = {k: v for k, v in drive.items() if v}
+    if spec.config_drive or (spec.config_drive is None and drive):
+        body["configdrive"] = {"enable": True, **drive}
+    if spec.description:
+        body["description"] = spec.description
+    if spec.disk_group is not None:
+        body["diskGroupId"] = spec.disk_group
+    if spec.headers:
+        body["httpHeader"] = [{"key": k, "value": v} for k, v in spec.headers]
+    return body
+
+
+def _server_path(server: str) -> str:
+    return f"/dedicated/server/{server}"
+
+
+def _task_id(handle: str) -> int:
+    if handle.startswith(REINSTALL) and handle[len(REINSTALL) :].isdigit():
+        return int(handle[len(REINSTALL) :])
+    raise ProviderError(
+        Explanation(
+            "byoi-bot cannot follow this deployment: its reference is not a reinstall task.",
+            f"The stored handle {handle!r} was not made by the reinstall API.",
+            "Check the deployment in the OVHcloud control panel.",
+            handle,
+            "bad_handle",
+        )
+    )
+
+
+def _bytes(size: dict | None, units: dict[str, int]) -> int:
+    if not size:
+        return 0
+    return int(float(size.get("value") or 0) * units.get(str(size.get("unit", "B")).upper(), 1))
+
+
+def _status(exc: ovh_errors.APIError) -> int | None:
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _transient(exc: ovh_errors.APIError, retry_not_found: bool) -> bool:
+    if isinstance(exc, ovh_errors.HTTPError | ovh_errors.InvalidResponse):
+        return True
+    if isinstance(exc, ovh_errors.ResourceNotFoundError):
+        return retry_not_found
+    return _status(exc) in RETRIED_STATUSES
+
+
+def _may_have_happened(exc: ovh_errors.APIError) -> bool:
+    """Whether a failed POST may still have reached OVHcloud (so must not be repeated)."""
+    if isinstance(exc, ovh_errors.InvalidResponse):
+        return True
+    if isinstance(exc, ovh_errors.HTTPError):
+        inner = next((a for a in exc.args if isinstance(a, BaseException)), None)
+        reason = getattr(inner.args[0], "reason", None) if inner and inner.args else None
+        never_sent = isinstance(inner, requests.ConnectTimeout) or isinstance(
+            reason, NewConnectionError
+        )
+        return not never_sent
+    return (_status(exc) or 0) >= 500
+
+
+def _kind(exc: ovh_errors.APIError) -> str:
+    return str(_status(exc) or type(exc).__name__)
+
+
+def _scrub(explanation: Explanation, spec: DeploySpec) -> Explanation:
+    """Hide any secret of `spec` (header values, user data) an API message might echo."""
+    secrets = [v for _, v in spec.headers if len(v) >= 4]
+    if spec.user_data and len(spec.user_data) >= 4:
+        secrets.append(spec.user_data)
+    if not secrets:
+        return explanation
+
+    def clean(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return replace(
+        explanation,
+        summary=clean(explanation.summary),
+        cause=clean(explanation.cause),
+        action=clean(explanation.action),
+        raw=clean(explanation.raw),
+    )
+
+
+def _server_not_found(server: str, raw: str) -> Explanation:
+    return Explanation(
+        f"OVHcloud does not know the server {server}.",
+        "The name is wrong, or the server belongs to another account than the bot's credentials.",
+        "Check the service name in the control panel (e.g. ns1234567.ip-1-2-3.eu).",
+        raw,
+        "server_not_found",
+    )

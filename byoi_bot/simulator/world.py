@@ -1,0 +1,434 @@
+"""The simulated OVHcloud account: servers, BYOI deployments on a clock, tasks and errors.
+
+No HTTP here: `World` methods take decoded parameters and return JSON-ready data, or raise
+`ApiError` carrying the status and body the real API would send.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+from .faults import Faults, InstallFault
+
+STEPS = (
+    "Prepare installation",
+    "Download image",
+    "Check image checksum",
+    "Write image to disk",
+    "Create config drive",
+    "Configure boot loader",
+    "Reboot server",
+)
+# The step an installer message belongs to (first match), else "Write image to disk".
+_STEP_OF_MESSAGE = (
+    ("configdrive", 4),
+    ("download", 1),
+    ("checksum", 2),
+    ("bad format", 0),
+)
+IMAGE_TYPES = ("qcow2", "raw")
+CHECKSUM_TYPES = ("md5", "sha1", "sha256", "sha512")
+USER_DATA_LIMIT = 32 * 1024
+_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+FIRST_TASK_ID = 5_000_001
+
+
+class ApiError(Exception):
+    """An API error answer: HTTP status, the `class` field and the message."""
+
+    def __init__(self, status: int, api_class: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.api_class = api_class
+        self.message = message
+
+    def body(self) -> dict:
+        return {"class": self.api_class, "message": self.message}
+
+
+def load_inventory(source: str | Path | dict | None) -> dict:
+    """Inventory data from a JSON file, a dict, or the built-in `inventory.json`."""
+    if isinstance(source, dict):
+        return copy.deepcopy(source)
+    if source is None:
+        text = resources.files(__package__).joinpath("inventory.json").read_text()
+    else:
+        text = Path(source).read_text()
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("servers"), list):
+        raise ValueError("an inventory is a JSON object with a `servers` list")
+    for entry in data["servers"]:
+        if not entry.get("server", {}).get("name") or "hardware" not in entry:
+            raise ValueError("each inventory server needs `server.name` and `hardware`")
+    return data
+
+
+@dataclass
+class Deployment:
+    """One BYOI deployment (`reinstall` with a task, or `legacy`) moving through STEPS."""
+
+    kind: str
+    server: str
+    started: float
+    duration: float
+    start_date: datetime
+    checksum: str = ""
+    task_id: int | None = None
+    error: str | None = None
+    error_step: int = 0
+    error_status: str = "customerError"
+
+    def _step_seconds(self) -> float:
+        return self.duration / len(STEPS)
+
+    def _end(self) -> float:
+        """Seconds after the start when it ends: half way through the failing step, or done."""
+        if self.error is None:
+            return self.duration
+        return (self.error_step + 0.5) * self._step_seconds()
+
+    def status(self, now: float) -> str:
+        """init, doing, done or error."""
+        elapsed = now - self.started
+        if elapsed >= self._end():
+            return "done" if self.error is None else "error"
+        return "init" if elapsed < min(1.0, self._step_seconds() / 2) else "doing"
+
+    def is_active(self, now: float) -> bool:
+        return self.status(now) in ("init", "doing")
+
+    def steps(self, now: float) -> list[dict]:
+        """Install steps as GET install/status lists them."""
+        status = self.status(now)
+        current = int((now - self.started) // self._step_seconds())
+        if status == "done":
+            current = len(STEPS)
+        elif self.error is not None:
+            current = min(current, self.error_step)
+        result = []
+        for index, comment in enumerate(STEPS):
+            state = "done" if index < current else "todo"
+            if index == current:
+                state = "error" if status == "error" else "doing"
+            error = self.error if state == "error" else None
+            result.append({"comment": comment, "status": state, "error": error})
+        return result
+
+    def elapsed(self, now: float) -> int:
+        return int(min(now - self.started, self._end()))
+
+    def end_date(self, now: float) -> str | None:
+        if self.is_active(now):
+            return None
+        return _iso(self.start_date + timedelta(seconds=self._end()))
+
+
+class World:
+    """The account the simulator serves; every public method is thread-safe."""
+
+    def __init__(
+        self,
+        inventory: str | Path | dict | None = None,
+        deploy_seconds: float = 60.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._source = load_inventory(inventory)
+        self.deploy_seconds = deploy_seconds
+        self._clock = clock or time.monotonic
+        self.faults = Faults()
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the inventory as loaded: no deployment, no fault, clock offset zero."""
+        with self._lock:
+            entries = copy.deepcopy(self._source["servers"])
+            self._servers = {e["server"]["name"]: e for e in entries}
+            self._latest: dict[str, dict[str, Deployment]] = {}
+            self._tasks: dict[int, Deployment] = {}
+            self._next_task = FIRST_TASK_ID
+            self._offset = 0.0
+            self.faults.clear()
+
+    def now(self) -> float:
+        """The simulator's monotonic time: the clock plus any manual advance."""
+        return self._clock() + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the simulator's time on by `seconds`; returns the new time."""
+        with self._lock:
+            self._offset += seconds
+            return self.now()
+
+    # -- reads ------------------------------------------------------------------------
+
+    def server_names(self) -> list[str]:
+        return sorted(self._servers)
+
+    def server(self, name: str) -> dict:
+        with self._lock:
+            entry = self._entry(name)
+            view = dict(entry["server"])
+            latest = self._latest_of(name)
+            if latest and latest.kind == "reinstall" and latest.status(self.now()) == "done":
+                view["os"] = "byoi_64"
+            return view
+
+    def hardware(self, name: str) -> dict:
+        return copy.deepcopy(self._entry(name)["hardware"])
+
+    def tasks(self, name: str, function: str | None, status: str | None) -> list[int]:
+        with self._lock:
+            self._entry(name)
+            now = self.now()
+            return [
+                task_id
+                for task_id, d in sorted(self._tasks.items())
+                if d.server == name
+                and function in (None, "reinstallServer")
+                and status in (None, _task_status(d, now))
+            ]
+
+    def task(self, name: str, task_id: int) -> dict:
+        with self._lock:
+            self._entry(name)
+            deployment = self._tasks.get(task_id)
+            if deployment is None or deployment.server != name:
+                raise ApiError(
+                    404,
+                    "Client::NotFound",
+                    f"The requested object (taskId = {task_id}) does not exist",
+                )
+            return _task_view(deployment, self.now())
+
+    def install_status(self, name: str) -> dict:
+        with self._lock:
+            self._entry(name)
+            deployment = self._latest.get(name, {}).get("reinstall")
+            if deployment is None:
+                raise ApiError(
+                    404, "Client::NotFound", "No installation is in progress on this server"
+                )
+            now = self.now()
+            return {"elapsedTime": deployment.elapsed(now), "progress": deployment.steps(now)}
+
+    def byoi_status(self, name: str) -> dict:
+        with self._lock:
+            self._entry(name)
+            deployment = self._latest.get(name, {}).get("legacy")
+            if deployment is None:
+                raise ApiError(404, "Client::NotFound", "No BringYourOwnImage deployment found")
+            return _legacy_view(deployment, self.now())
+
+    # -- writes -------------------------------------------------------------------------
+
+    def reinstall(self, name: str, body: dict) -> dict:
+        """POST /reinstall: validate like the API, then register the task."""
+        with self._lock:
+            entry = self._entry(name)
+            if body.get("operatingSystem") != "byoi_64":
+                os_name = body.get("operatingSystem")
+                if not os_name:
+                    raise ApiError(
+                        400, "Client::BadRequest", "Missing parameter(s): operatingSystem"
+                    )
+                raise ApiError(
+                    404,
+                    "Client::NotFound::OperatingSystem",
+                    f"Operating system {os_name} not found",
+                )
+            custom = body.get("customizations") or {}
+            _check_customizations(custom)
+            storage = body.get("storage") or []
+            group = (
+                storage[0].get("diskGroupId") if storage and isinstance(storage[0], dict) else None
+            )
+            _check_disk_group(entry, group)
+            self._check_free(name, "reinstall")
+            deployment = self._deploy(name, "reinstall", custom.get("imageCheckSum") or "")
+            return _task_view(deployment, self.now())
+
+    def start_byoi(self, name: str, body: dict) -> None:
+        """POST /bringYourOwnImage (legacy): validate like the API, then start; returns null."""
+        with self._lock:
+            entry = self._entry(name)
+            if not body.get("URL"):
+                raise ApiError(400, "Client::BadRequest", "Missing parameter(s): URL")
+            if body.get("type") not in IMAGE_TYPES:
+                raise ApiError(400, "Client::BadRequest", "Bad format image, expected: qcow2, raw.")
+            if bool(body.get("checkSum")) != bool(body.get("checkSumType")):
+                raise ApiError(
+                    400,
+                    "Client::BadRequest",
+                    "Please provide checkSum AND checkSumType or none of them",
+                )
+            if body.get("checkSumType") and body["checkSumType"] not in CHECKSUM_TYPES:
+                raise ApiError(
+                    400, "Client::BadRequest", "Bad checkSumType, expected: sha1, sha256, md5."
+                )
+            headers = body.get("httpHeader") or []
+            if not all(isinstance(h, dict) and set(h) <= {"key", "value"} for h in headers):
+                raise ApiError(
+                    400, "Client::BadRequest", "httpHeader must be a list of {key, value}"
+                )
+            _check_disk_group(entry, body.get("diskGroupId"))
+            self._check_free(name, "legacy")
+            self._deploy(name, "legacy", body.get("checkSum") or "")
+
+    def delete_byoi(self, name: str) -> None:
+        """DELETE /bringYourOwnImage: forget the legacy deployment (the API also boots rescue)."""
+        with self._lock:
+            self._entry(name)
+            if self._latest.get(name, {}).pop("legacy", None) is None:
+                raise ApiError(404, "Client::NotFound", "No BringYourOwnImage deployment found")
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _entry(self, name: str) -> dict:
+        entry = self._servers.get(name)
+        if entry is None:
+            raise ApiError(
+                404,
+                "Client::NotFound",
+                f"The requested object (serviceName = {name}) does not exist",
+            )
+        return entry
+
+    def _latest_of(self, name: str) -> Deployment | None:
+        deployments = self._latest.get(name, {}).values()
+        return max(deployments, key=lambda d: d.started, default=None)
+
+    def _check_free(self, name: str, kind: str) -> None:
+        now = self.now()
+        running = [d for d in self._latest.get(name, {}).values() if d.is_active(now)]
+        if any(d.kind == kind == "reinstall" for d in running):
+            raise ApiError(
+                400,
+                "Client::BadRequest::TaskAlreadyExists",
+                "A reinstallServer task is already running on this server",
+            )
+        if running or self.faults.take_conflict(name):
+            raise ApiError(
+                409,
+                "Client::Conflict::DisturbAlreadyExists",
+                f"Server {name} is already being disturbed by another operation",
+            )
+
+    def _deploy(self, name: str, kind: str, checksum: str) -> Deployment:
+        deployment = Deployment(
+            kind, name, self.now(), self.deploy_seconds, datetime.now(UTC), checksum
+        )
+        fault = self.faults.take_install(name)
+        planned = self._servers[name].get("install_error")
+        if fault is None and planned:
+            fault = InstallFault(name, planned)
+        if fault is not None:
+            deployment.error = fault.message
+            deployment.error_status = fault.task_status
+            deployment.error_step = _step_of(fault)
+        if kind == "reinstall":
+            deployment.task_id = self._next_task
+            self._tasks[self._next_task] = deployment
+            self._next_task += 1
+        self._latest.setdefault(name, {})[kind] = deployment
+        return deployment
+
+
+def _step_of(fault: InstallFault) -> int:
+    if fault.at_step:
+        return max(0, min(len(STEPS), fault.at_step) - 1)
+    text = fault.message.lower()
+    return next((step for word, step in _STEP_OF_MESSAGE if word in text), 3)
+
+
+def _check_customizations(custom: dict) -> None:
+    def invalid(message: str) -> ApiError:
+        return ApiError(400, "Client::BadRequest::CustomizationInvalidFormat", message)
+
+    if not custom.get("imageURL"):
+        raise invalid("customizations.imageURL is mandatory for byoi_64")
+    if custom.get("imageType") not in IMAGE_TYPES:
+        raise invalid("customizations.imageType must be one of: qcow2, raw")
+    if bool(custom.get("imageCheckSum")) != bool(custom.get("imageCheckSumType")):
+        raise ApiError(
+            400,
+            "Client::BadRequest::IncompatibleParams",
+            "imageCheckSum and imageCheckSumType must be given together",
+        )
+    if custom.get("imageCheckSumType") and custom["imageCheckSumType"] not in CHECKSUM_TYPES:
+        raise invalid("customizations.imageCheckSumType must be one of: md5, sha1, sha256, sha512")
+    headers = custom.get("httpHeaders") or {}
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise invalid("customizations.httpHeaders must map header names to strings")
+    hostname = custom.get("hostname")
+    if hostname is not None and not _HOSTNAME.match(str(hostname)):
+        raise ApiError(
+            400,
+            "Client::BadRequest::HostnameInvalidFormat",
+            f"Hostname {hostname} has an invalid format",
+        )
+    if len(str(custom.get("configDriveUserData") or "").encode()) > USER_DATA_LIMIT:
+        raise ApiError(
+            400,
+            "Client::BadRequest::CustomizationSizeExceeded",
+            f"configDriveUserData exceeds {USER_DATA_LIMIT} bytes",
+        )
+
+
+def _check_disk_group(entry: dict, group_id: object) -> None:
+    if group_id is None:
+        return
+    ids = [g["diskGroupId"] for g in entry["hardware"].get("diskGroups", [])]
+    if group_id not in ids:
+        raise ApiError(
+            404, "Client::NotFound::DiskGroup", f"Disk group {group_id} not found on this server"
+        )
+
+
+def _task_status(deployment: Deployment, now: float) -> str:
+    status = deployment.status(now)
+    return deployment.error_status if status == "error" else status
+
+
+def _task_view(deployment: Deployment, now: float) -> dict:
+    return {
+        "taskId": deployment.task_id,
+        "function": "reinstallServer",
+        "status": _task_status(deployment, now),
+        "comment": "Start bare metal OS installation",
+        "startDate": _iso(deployment.start_date),
+        "doneDate": deployment.end_date(now),
+        "lastUpdate": _iso(datetime.now(UTC)),
+    }
+
+
+def _legacy_view(deployment: Deployment, now: float) -> dict:
+    status = deployment.status(now)
+    if status == "init":
+        message = "starting"
+    elif status == "error":
+        message = deployment.error or ""
+    elif status == "done":
+        message = "Deployment done, rebooting on disk"
+    else:
+        message = next(s["comment"] for s in deployment.steps(now) if s["status"] == "doing")
+    return {
+        "checksum": deployment.checksum,
+        "message": message,
+        "servername": deployment.server,
+        "status": "doing" if status == "init" else status,
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,160 @@
+"""A whole bot on 127.0.0.1 for story tests: fake Slack, the OVHcloud simulator, demo images.
+
+The bot under test is the production one (`slack.modes.build_slack_bot` and its WSGI server);
+only its clock is fake, and its jobs are run by the test (`poll()`, `sweep()`) instead of
+by APScheduler, so stories are deterministic and need no sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from fakes.signing import event_body, post_signed, reaction_event, slash_command_body
+from fakes.slack_api import FakeSlack
+
+from byoi_bot.config import Settings
+from byoi_bot.console.image_server import ImageServer
+from byoi_bot.console.images import demo_images
+from byoi_bot.ovhcloud.client import make_client
+from byoi_bot.ovhcloud.provider import ReinstallProvider
+from byoi_bot.preflight.inspector import HttpImageInspector
+from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
+from byoi_bot.slack.modes import build_slack_bot, http_server, serve_in_thread
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+REQUESTER, APPROVER, APPROVER_2, OUTSIDER = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
+CHANNEL = "C0OPS"
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand; shared by the bot and the simulator."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> datetime:
+        with self.lock:
+            return self.current
+
+    def monotonic(self) -> float:
+        return self.now().timestamp()
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.current += timedelta(seconds=seconds)
+
+
+class BotHarness:
+    """Starts everything; `close()` stops it all. One per test."""
+
+    def __init__(self, tmp_path, *, approvers=(APPROVER, APPROVER_2), required=1, extra_env=None):
+        self.clock = FakeClock()
+        self.slack = FakeSlack().start()
+        self.simulator = Simulator(
+            deploy_seconds=60.0, clock=self.clock.monotonic, credentials=DEMO_CREDENTIALS
+        )
+        self.endpoint = self.simulator.start(host="127.0.0.1", port=0)
+        self.images = ImageServer(demo_images()).start()
+        self.db = str(tmp_path / "byoi.db")
+        self.env = {
+            "BYOI_DB": self.db,
+            "BYOI_APPROVERS": ",".join(approvers),
+            "BYOI_REQUIRED_APPROVALS": str(required),
+            "SLACK_BOT_TOKEN": self.slack.bot_token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": self.slack.base_url,
+            **(extra_env or {}),
+        }
+        self._start_bot()
+
+    def _start_bot(self) -> None:
+        settings = Settings.load(self.env)
+        client = make_client(self.endpoint, timeout=(2, 5), **DEMO_CREDENTIALS)
+        self.bot, self.app = build_slack_bot(
+            settings,
+            provider=ReinstallProvider(client),
+            inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
+            clock=self.clock,
+        )
+        self.bot.deployments.reconcile()
+        self.server = http_server(self.app, "127.0.0.1", 0, health=lambda: True)
+        serve_in_thread(self.server)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"
+
+    def restart(self) -> None:
+        """Stop the bot process's parts and start fresh ones on the same store and services."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.bot.store.close()
+        self._start_bot()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.bot.store.close()
+        self.images.stop()
+        self.simulator.stop()
+        self.slack.stop()
+
+    # -- what users do --------------------------------------------------------------
+
+    def slash(self, text: str, user: str = REQUESTER) -> int:
+        body = slash_command_body(
+            text, user_id=user, channel_id=CHANNEL, response_url=self.slack.response_url(user)
+        )
+        status, _ = post_signed(self.url, body, SECRET)
+        return status
+
+    def react(self, user: str, reaction: str = "white_check_mark", *, ts: str, added=True,
+              event_id: str | None = None) -> int:  # fmt: skip
+        kind = "reaction_added" if added else "reaction_removed"
+        event = reaction_event(kind, user=user, reaction=reaction, channel=CHANNEL, ts=ts)
+        status, _ = post_signed(self.url, event_body(event, event_id=event_id), SECRET)
+        return status
+
+    # -- what the bot does on its schedule ------------------------------------------
+
+    def poll(self, advance: float = 0) -> None:
+        """Move time on, then run one poll cycle as the scheduler would."""
+        self.clock.advance(advance)
+        self.bot.deployments.poll_all()
+
+    # -- what tests look at ---------------------------------------------------------
+
+    def wait_card(self, count: int = 1) -> dict:
+        """The newest card once `count` cards have been posted and offer ✅ and ❌."""
+        self.slack.wait_for(lambda: len(self.cards()) >= count)
+        card = self.cards()[-1]
+        self.slack.wait_for(lambda: len(self.slack.reactions(CHANNEL, card["ts"])) == 2)
+        return card
+
+    def cards(self) -> list[dict]:
+        return [
+            m
+            for m in self.slack.messages(channel=CHANNEL)
+            if m.get("blocks") and not m.get("thread_ts")
+        ]
+
+    def thread(self, ts: str) -> list[str]:
+        return [m["text"] for m in self.slack.messages(channel=CHANNEL, thread_ts=ts)]
+
+    def wait_thread(self, ts: str, needle: str) -> list[str]:
+        self.slack.wait_for(lambda: any(needle in t for t in self.thread(ts)))
+        return self.thread(ts)
+
+    def answers(self, user: str = REQUESTER) -> list[str]:
+        return [r.get("text", "") for r in self.slack.responses(user)]
+
+    def wait_answer(self, needle: str, user: str = REQUESTER) -> str:
+        self.slack.wait_for(lambda: any(needle in a for a in self.answers(user)))
+        return next(a for a in self.answers(user) if needle in a)
+
+    def starts(self) -> int:
+        """How many deployment start calls reached the simulator."""
+        return sum(
+            1 for c in self.simulator.calls()
+            if c["method"] == "POST" and c["path"].endswith(("/reinstall", "/bringYourOwnImage"))
+        )  # fmt: skip
