@@ -13,6 +13,7 @@ from typing import TextIO
 
 from ..core.ports import CardView
 from ..core.request import Request
+from ..core.text import progress_bar
 from ..slack.cards import card_blocks
 
 BOLD, DIM, RED, GREEN, YELLOW, CYAN, RESET = (
@@ -46,7 +47,9 @@ class ConsoleChat:
         pass  # the shell has no reactions to pre-add
 
     def update_card(self, view: CardView) -> None:
-        self._print_card(view, "card updated")
+        """One line per redraw: the card's new status (the full card was shown when posted)."""
+        status = f"{view.status_line} {progress_bar(view.progress_fraction)}".rstrip()
+        self._emit(f"  {self._c(CYAN, '▣ card ' + view.request.id)} {self.render(status)}")
 
     def reply(self, request: Request, text: str) -> None:
         self._emit(f"  {self._c(DIM, '↳ ' + request.id)} {self.render(text)}")

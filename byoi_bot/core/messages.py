@@ -41,6 +41,10 @@ def busy(server: str, other: Request) -> str:
     )
 
 
+def refused_by_checks() -> str:
+    return "⛔ Not posted: the deploy would fail. Nothing was changed on the server."
+
+
 def running_elsewhere() -> str:
     return (
         "OVHcloud already runs an installation on this server (started outside byoi-bot). "

@@ -99,7 +99,9 @@ class Deployments:
         facts, checks, image_facts = self.preflight(spec)
         blockers = [c for c in checks if c.is_blocking]
         if blockers:
-            raise Refused([f"*{c.name}*: {c.message}" for c in blockers])
+            raise Refused(
+                [messages.refused_by_checks(), *(f"• *{c.name}*: {c.message}" for c in blockers)]
+            )
         now = self.clock.now()
         request = Request(
             id=self.new_id(),
