@@ -7,9 +7,10 @@ Lines the shell understands (interactively, or from `--script FILE`):
     bob unreacts :white_check_mark: on r-abc234
     wait 5                                    (seconds)
     wait until done                           (the latest request; or: wait until done on r-…)
+    wait until done within 30                 (fail after 30 s instead of 120 s)
     # a comment
 
-`{images}` expands to the URL of the built-in demo images.
+`{images}` expands to the URL of the built-in demo images, `{latest}` to the newest request id.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ LINE = re.compile(
     r"^(?P<user>[\w.-]+)\s+(?P<verb>reacts|unreacts)\s+:(?P<emoji>[\w+-]+):"
     r"(?:\s+on\s+(?P<id>\S+))?$"
 )
-WAIT_UNTIL = re.compile(r"^wait\s+until\s+(?P<state>[a-z_]+)(?:\s+on\s+(?P<id>\S+))?$")
+WAIT_UNTIL = re.compile(
+    r"^wait\s+until\s+(?P<state>[a-z_]+)(?:\s+on\s+(?P<id>\S+))?"
+    r"(?:\s+within\s+(?P<seconds>\d+(?:\.\d+)?))?$"
+)
 
 
 class ScriptError(Exception):
@@ -63,10 +67,13 @@ class Session:
     def run_line(self, line: str) -> None:
         """Run one line of the shell language; raise `ScriptError` on a bad or failed line."""
         line = line.strip().replace("{images}", self.images_url)
+        if "{latest}" in line:
+            line = line.replace("{latest}", self._latest_id())
         if not line or line.startswith("#"):
             return
         if match := WAIT_UNTIL.match(line):
-            self._wait_until(match["state"], match["id"])
+            limit = float(match["seconds"]) if match["seconds"] else WAIT_LIMIT
+            self._wait_until(match["state"], match["id"], limit)
         elif line.startswith("wait "):
             self._wait(line[5:])
         elif match := LINE.match(line):
@@ -109,7 +116,7 @@ class Session:
         except ValueError:
             raise ScriptError(f"`wait {seconds}`: expected a number of seconds") from None
 
-    def _wait_until(self, state: str, request_id: str | None) -> None:
+    def _wait_until(self, state: str, request_id: str | None, limit: float) -> None:
         try:
             wanted = State(state)
         except ValueError:
@@ -121,8 +128,8 @@ class Session:
             request = self.bot.store.get(request_id)
             return request is not None and (request.state is wanted or request.state.is_final)
 
-        if not self.chat.wait_for(reached, WAIT_LIMIT):
-            raise ScriptError(f"timed out waiting for {request_id} to be {wanted}")
+        if not self.chat.wait_for(reached, limit):
+            raise ScriptError(f"timed out after {limit:g}s waiting for {request_id} to be {wanted}")
         request = self.bot.store.get(request_id)
         if request.state is not wanted:
             raise ScriptError(f"{request_id} ended {request.state}, not {wanted}")

@@ -1,0 +1,109 @@
+"""`byoi-bot check`: configuration, store, Slack and OVHcloud, as a pass/fail list."""
+
+import io
+
+import pytest
+from fakes.slack_api import FakeSlack
+
+from byoi_bot.checkup import run_check
+from byoi_bot.config import Settings
+from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
+
+GOOD_SECRET = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def services():
+    with FakeSlack() as slack, Simulator(credentials=DEMO_CREDENTIALS) as sim:
+        slack.set_usergroup("S0OPS", ["U0BOB", "U0CAROL"])
+        yield slack, sim
+
+
+def env(tmp_path, slack, sim, **changes):
+    values = {
+        "BYOI_DB": str(tmp_path / "byoi.db"),
+        "BYOI_APPROVERS": "S0OPS",
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_APP_TOKEN": slack.app_token,
+        "SLACK_SIGNING_SECRET": GOOD_SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "OVH_ENDPOINT": sim.url,
+        "OVH_APPLICATION_KEY": DEMO_CREDENTIALS["application_key"],
+        "OVH_APPLICATION_SECRET": DEMO_CREDENTIALS["application_secret"],
+        "OVH_CONSUMER_KEY": DEMO_CREDENTIALS["consumer_key"],
+    }
+    values.update(changes)
+    return values
+
+
+def check(monkeypatch, environ, offline=False):
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    out = io.StringIO()
+    code = run_check(Settings.load(environ), offline=offline, out=out)
+    return code, out.getvalue()
+
+
+def test_a_good_configuration_passes_every_check(tmp_path, services, monkeypatch):
+    slack, sim = services
+    code, report = check(monkeypatch, env(tmp_path, slack, sim))
+    assert code == 0, report
+    assert "FAIL" not in report
+    for line in ("slack auth.test", "ovhcloud credentials", "ovhcloud rights", "policy default"):
+        assert f"PASS  {line}" in report
+    assert slack.bot_token not in report and GOOD_SECRET not in report
+
+
+def test_bad_tokens_and_an_unmeetable_policy_fail(tmp_path, services, monkeypatch):
+    slack, sim = services
+    environ = env(
+        tmp_path, slack, sim, SLACK_SIGNING_SECRET="nothex", BYOI_APPROVERS="U0BOB",
+        BYOI_REQUIRED_APPROVALS="2",
+    )  # fmt: skip
+    code, report = check(monkeypatch, environ)
+    assert code == 1
+    assert "FAIL  SLACK_SIGNING_SECRET" in report and "32 hex digits" in report
+    assert "FAIL  policy default" in report and "needs 2 approval(s)" in report
+
+
+def test_wrong_ovh_secret_and_unreachable_slack_fail(tmp_path, services, monkeypatch):
+    slack, sim = services
+    environ = env(
+        tmp_path,
+        slack,
+        sim,
+        OVH_APPLICATION_SECRET="Zq-not-the-secret-7",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+    )
+    code, report = check(monkeypatch, environ)
+    assert code == 1
+    assert "FAIL  slack auth.test" in report and "unreachable" in report
+    assert "FAIL  ovhcloud credentials" in report
+    assert "Zq-not-the-secret-7" not in report
+
+
+def test_missing_api_rights_are_listed(tmp_path, monkeypatch):
+    read_only = DEMO_CREDENTIALS | {"rules": [{"method": "GET", "path": "/*"}]}
+    with FakeSlack() as slack, Simulator(credentials=read_only) as sim:
+        code, report = check(monkeypatch, env(tmp_path, slack, sim, BYOI_APPROVERS="U0BOB"))
+    assert code == 1
+    assert "FAIL  ovhcloud rights" in report and "POST /dedicated/server/*/reinstall" in report
+
+
+def test_offline_checks_configuration_and_store_only(tmp_path, monkeypatch):
+    environ = {"BYOI_DB": str(tmp_path / "byoi.db"), "BYOI_APPROVERS": "U0BOB"}
+    code, report = check(monkeypatch, environ, offline=True)
+    assert code == 0, report
+    assert "PASS  store" in report and "schema version" in report
+    assert "WARN  SLACK_BOT_TOKEN" in report and "slack auth.test" not in report
+
+
+def test_an_unwritable_store_fails(tmp_path, monkeypatch):
+    code, report = check(monkeypatch, {"BYOI_DB": str(tmp_path / "missing" / "x.db")}, True)
+    assert code == 1 and "FAIL  store" in report
