@@ -60,9 +60,9 @@ class Jobs:
 
     def approved(self, request: Request) -> None:
         """Submit now, or say when and plan a one-off job at the request's `at=` time."""
-        self.deployments.submit_when_due(request)
         if not self.deployments.is_due(request):
             self._plan(request)
+        self.deployments.submit_when_due(request)
 
     def _plan(self, request: Request) -> None:
         self.scheduler.add_job(

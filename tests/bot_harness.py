@@ -51,10 +51,11 @@ class BotHarness:
     """Starts everything; `close()` stops it all. One per test."""
 
     def __init__(self, tmp_path, *, approvers=(APPROVER, APPROVER_2), required=1, extra_env=None):
-        self.clock = FakeClock()
+        self.clock = FakeClock()  # the bot's
+        self.sim_clock = FakeClock()  # the simulator's: deployments advance with it
         self.slack = FakeSlack().start()
         self.simulator = Simulator(
-            deploy_seconds=60.0, clock=self.clock.monotonic, credentials=DEMO_CREDENTIALS
+            deploy_seconds=60.0, clock=self.sim_clock.monotonic, credentials=DEMO_CREDENTIALS
         )
         self.endpoint = self.simulator.start(host="127.0.0.1", port=0)
         self.images = ImageServer(demo_images()).start()
@@ -86,15 +87,17 @@ class BotHarness:
 
     def restart(self) -> None:
         """Stop the bot process's parts and start fresh ones on the same store and services."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.bot.store.close()
+        self._stop_bot()
         self._start_bot()
 
-    def close(self) -> None:
+    def _stop_bot(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.bot.jobs.stop()
         self.bot.store.close()
+
+    def close(self) -> None:
+        self._stop_bot()
         self.images.stop()
         self.simulator.stop()
         self.slack.stop()
@@ -118,8 +121,9 @@ class BotHarness:
     # -- what the bot does on its schedule ------------------------------------------
 
     def poll(self, advance: float = 0) -> None:
-        """Move time on, then run one poll cycle as the scheduler would."""
+        """Move time on (bot and simulator), then run one poll cycle as the scheduler would."""
         self.clock.advance(advance)
+        self.sim_clock.advance(advance)
         self.bot.deployments.poll_all()
 
     # -- what tests look at ---------------------------------------------------------

@@ -192,3 +192,131 @@ def test_socket_mode_delivers_a_slash_command_and_a_reaction(harness):
             assert h.starts() == 1
         finally:
             fsm.close_handler(handler)
+
+
+def approve_and_start(h: BotHarness, card: dict) -> None:
+    h.react(APPROVER, ts=card["ts"])
+    h.wait_thread(card["ts"], "started at OVHcloud")
+
+
+def test_an_installer_failure_ends_in_a_readable_error(harness):
+    h = harness
+    h.simulator.inject(
+        server=SERVER,
+        install_error=f"Could not download image located: {h.images.base_url}/debian-12.qcow2",
+        at_step=1,
+    )
+    card = deploy(h)
+    approve_and_start(h, card)
+    h.poll(advance=30)
+    failure = h.wait_thread(card["ts"], "failed")[-1]
+    assert f"<@{REQUESTER}>" in failure
+    assert "Likely cause:" in failure and "What to do:" in failure
+    assert "> Could not download image located:" in failure
+    assert state_of(h) is State.FAILED and h.starts() == 1
+    audit = h.bot.store.audit(h.bot.store.recent(1)[0].id)
+    assert audit[-1]["to_state"] == "failed" and "download_failed" in audit[-1]["reason"]
+
+
+def test_deploy_without_arguments_opens_the_form_and_its_submission_posts_a_card(harness):
+    from fakes.signing import view_submission_body
+    from fakes.signing import post_signed as post
+
+    h = harness
+    h.slash("deploy")
+    opened = h.slack.wait_for_call("views.open")
+    view = opened.args["view"]
+    assert view["callback_id"] == "byoi_deploy_form"
+    assert {b["block_id"] for b in view["blocks"]} >= {"server", "url", "user-data", "header"}
+    values = {
+        "server": {"value": SERVER},
+        "url": {"value": f"{h.images.base_url}/debian-12.qcow2"},
+        "efi-bootloader": {"value": "\\efi\\debian\\grubx64.efi"},
+        "user-data": {"value": "#cloud-config\nruncmd: [echo hi]\n"},
+    }
+    body = view_submission_body(
+        "byoi_deploy_form", values, user_id=REQUESTER, private_metadata=view["private_metadata"]
+    )
+    status, text = post(h.url, body, "8f742231b10e8888abcd99yyyzzz85a5")
+    assert status == 200 and "errors" not in text
+    card = h.wait_card()
+    request = h.bot.store.recent(1)[0]
+    assert request.requester == REQUESTER and request.spec.server == SERVER
+    assert h.bot.store.secrets(request.id)["user_data"].startswith("#cloud-config")
+    assert card["ts"] == request.message_ts
+
+
+def test_an_invalid_form_is_answered_on_the_field(harness):
+    from fakes.signing import post_signed as post
+    from fakes.signing import view_submission_body
+
+    h = harness
+    body = view_submission_body(
+        "byoi_deploy_form",
+        {"server": {"value": SERVER}, "url": {"value": "ftp://nope/a.qcow2"}},
+        user_id=REQUESTER,
+        private_metadata='{"channel": "C0OPS"}',
+    )
+    status, text = post(h.url, body, "8f742231b10e8888abcd99yyyzzz85a5")
+    assert status == 200
+    assert '"response_action":"errors"' in text.replace(" ", "") and '"url"' in text
+
+
+def test_buttons_count_like_reactions(harness):
+    from fakes.signing import block_action_body
+    from fakes.signing import post_signed as post
+
+    h = harness
+    card = deploy(h)
+    request_id = h.bot.store.recent(1)[0].id
+    body = block_action_body(
+        "byoi_approve", request_id, user_id=APPROVER, channel_id=CHANNEL, message_ts=card["ts"]
+    )
+    assert post(h.url, body, "8f742231b10e8888abcd99yyyzzz85a5")[0] == 200
+    h.wait_thread(card["ts"], "started at OVHcloud")
+    assert h.starts() == 1
+
+
+def test_a_scheduled_deploy_starts_at_its_time(harness):
+    h = harness
+    card = deploy(h, extra="at=2026-11-27T12:00:00Z")
+    h.react(APPROVER, ts=card["ts"])
+    h.wait_thread(card["ts"], "Scheduled: the deployment starts at 2026-11-27 12:00 UTC")
+    assert state_of(h) is State.APPROVED and h.starts() == 0
+    job = h.bot.jobs.scheduler.get_job(f"submit:{h.bot.store.recent(1)[0].id}")
+    assert job is not None and job.trigger.run_date.hour == 12
+    h.clock.advance(3 * 3600)
+    job.func(*job.args)  # what APScheduler runs at 12:00
+    h.wait_thread(card["ts"], "started at OVHcloud")
+    assert h.starts() == 1
+
+
+def test_checks_run_again_at_submission_and_stop_the_deploy(harness):
+    h = harness
+    card = deploy(h)
+    h.images.images.pop("/debian-12.qcow2")  # the image disappeared after the request
+    h.react(APPROVER, ts=card["ts"])
+    failure = h.wait_thread(card["ts"], "failed")[-1]
+    assert "nothing was sent" in failure and "reachable" in failure
+    assert h.starts() == 0 and state_of(h) is State.FAILED
+
+
+def test_heartbeat_while_nothing_changes_then_a_stall_warning(harness):
+    h = harness
+    card = deploy(h)
+    approve_and_start(h, card)
+    h.poll(advance=1)
+    quiet = len(h.thread(card["ts"]))
+    h.clock.advance(4 * 60)  # the installer makes no progress: only the bot's time moves
+    h.bot.deployments.poll_all()
+    assert len(h.thread(card["ts"])) == quiet, "no heartbeat before 5 minutes"
+    h.clock.advance(61)
+    h.bot.deployments.poll_all()
+    assert "Still running" in h.thread(card["ts"])[-1]
+    h.clock.advance(30 * 60)
+    h.bot.deployments.poll_all()
+    assert "far beyond the usual" in h.thread(card["ts"])[-1]
+    h.clock.advance(60)
+    h.bot.deployments.poll_all()
+    assert sum("far beyond" in t for t in h.thread(card["ts"])) == 1, "one stall warning"
+    assert state_of(h) is State.DEPLOYING

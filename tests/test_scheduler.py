@@ -1,0 +1,54 @@
+"""APScheduler jobs: the poller runs on its interval; jobs are rebuilt from the store at start."""
+
+import pytest
+from bot_harness import APPROVER, CHANNEL, BotHarness
+
+from byoi_bot.core.states import State
+
+SERVER = "ns1001.ip-51-75-1.eu"
+
+
+@pytest.fixture
+def harness(tmp_path):
+    h = BotHarness(tmp_path, extra_env={"BYOI_POLL_SECONDS": "1"})
+    yield h
+    h.close()
+
+
+def request_card(h, extra=""):
+    h.slash(f"deploy {SERVER} {h.images.base_url}/debian-12.qcow2 efi-bootloader=x.efi {extra}")
+    return h.wait_card()
+
+
+def test_the_poll_job_follows_a_deployment_to_the_end(harness):
+    h = harness
+    card = request_card(h)
+    h.react(APPROVER, ts=card["ts"])
+    h.wait_thread(card["ts"], "started at OVHcloud")
+    h.sim_clock.advance(120)
+    h.clock.advance(120)
+    h.bot.start()  # APScheduler now polls every second
+    h.slack.wait_for(lambda: any("is done in" in t for t in h.thread(card["ts"])), timeout=10)
+    assert h.bot.store.recent(1)[0].state is State.DONE
+    assert h.bot.jobs.scheduler.get_job("poll").trigger.interval.total_seconds() == 1
+
+
+def test_start_rebuilds_scheduled_deploys_and_resumes_in_flight_ones(harness):
+    h = harness
+    scheduled = request_card(h, "at=2026-11-27T12:00:00Z")
+    h.react(APPROVER, ts=scheduled["ts"])
+    h.wait_thread(scheduled["ts"], "Scheduled")
+    request = h.bot.store.recent(1)[0]
+    h.restart()
+    h.bot.start()
+    job = h.bot.jobs.scheduler.get_job(f"submit:{request.id}")
+    assert job is not None and job.next_run_time.hour == 12
+    assert h.bot.store.get(request.id).state is State.APPROVED and h.starts() == 0
+    assert sum("Scheduled" in t for t in h.thread(scheduled["ts"])) == 1, "not announced twice"
+
+
+def test_expiry_sweep_is_scheduled(harness):
+    h = harness
+    h.bot.start()
+    assert h.bot.jobs.scheduler.get_job("expire") is not None
+    assert h.slack.messages(channel=CHANNEL) == []
