@@ -1,0 +1,127 @@
+"""Workflow rules behind the chat: cancel rights, reconciliation after a crash, late votes."""
+
+import pytest
+from bot_harness import APPROVER, OUTSIDER, REQUESTER, BotHarness
+
+from byoi_bot.core.request import DeploySpec
+from byoi_bot.core.service import Refused
+from byoi_bot.core.states import State
+
+SERVER = "ns1001.ip-51-75-1.eu"
+
+
+@pytest.fixture
+def h(tmp_path):
+    harness = BotHarness(tmp_path)
+    yield harness
+    harness.close()
+
+
+def new_request(h, hold=False):
+    if hold:
+        h.bot.deployments.on_approved = lambda request: None  # approved, not yet submitted
+    spec = DeploySpec(
+        server=SERVER,
+        image_url=f"{h.images.base_url}/debian-12.qcow2",
+        image_type="qcow2",
+        efi_bootloader="x.efi",
+    )
+    return h.bot.deployments.request(spec, REQUESTER, "C0OPS")
+
+
+def test_pending_requests_are_cancelled_by_the_requester_or_an_approver_only(h):
+    d = h.bot.deployments
+    r = new_request(h)
+    with pytest.raises(Refused, match="Only the requester or an approver"):
+        d.cancel(r.id, OUTSIDER)
+    assert "is cancelled" in d.cancel(r.id, REQUESTER)
+    assert h.bot.store.get(r.id).state is State.CANCELLED
+    with pytest.raises(Refused, match="nothing to cancel"):
+        d.cancel(r.id, APPROVER)
+
+
+def test_a_running_deploy_needs_an_approver_to_cancel(h):
+    d = h.bot.deployments
+    r = new_request(h)
+    d.approve(r.id, APPROVER)
+    assert h.bot.store.get(r.id).state is State.DEPLOYING
+    with pytest.raises(Refused, match="needs an approver other than the requester"):
+        d.cancel(r.id, REQUESTER)
+    with pytest.raises(Refused) as info:
+        d.cancel(r.id, APPROVER)  # the reinstall API has no cancel
+    assert "cancel" in info.value.reasons[0].lower()
+    assert h.bot.store.get(r.id).state is State.DEPLOYING
+
+
+def test_unknown_request_ids_are_explained(h):
+    with pytest.raises(Refused, match="No request `r-nope22`"):
+        h.bot.deployments.cancel("r-nope22", REQUESTER)
+
+
+def test_a_submission_that_never_reached_ovhcloud_fails_honestly_after_a_restart(h):
+    d = h.bot.deployments
+    r = new_request(h, hold=True)
+    d.approve(r.id, APPROVER)
+    h.bot.store.transition(r.id, State.APPROVED, State.SUBMITTING, "test", "crash before POST")
+    h.restart()
+    h.bot.deployments.reconcile()
+    after = h.bot.store.get(r.id)
+    assert after.state is State.FAILED and h.starts() == 0
+    assert any("never reached it" in t for t in h.thread(after.message_ts))
+
+
+def test_a_submission_that_did_reach_ovhcloud_is_adopted_after_a_restart(h):
+    d = h.bot.deployments
+    r = new_request(h, hold=True)
+    d.approve(r.id, APPROVER)
+    _, secrets = h.bot.store.transition(
+        r.id, State.APPROVED, State.SUBMITTING, "test", "crash after POST", take_secrets=True
+    )
+    d.provider.start(r.spec.with_secrets(secrets))  # the POST happened, then the crash
+    h.restart()
+    h.bot.deployments.reconcile()
+    after = h.bot.store.get(r.id)
+    assert after.state is State.DEPLOYING and after.provider_handle.startswith("reinstall:")
+    assert h.starts() == 1
+    h.poll(advance=120)
+    assert h.bot.store.get(r.id).state is State.DONE
+
+
+def test_votes_after_the_decision_are_answered_not_counted(h):
+    d = h.bot.deployments
+    r = new_request(h)
+    d.reject(r.id, APPROVER)
+    d.approve(r.id, "U0CAROL")
+    h.slack.wait_for_call("chat.postEphemeral", where=lambda c: c.args["user"] == "U0CAROL")
+    assert h.bot.store.get(r.id).state is State.REJECTED
+    assert h.bot.store.approvals(r.id, r.fingerprint) == []
+
+
+def test_the_requesters_own_reject_cancels(h):
+    r = new_request(h)
+    h.bot.deployments.reject(r.id, REQUESTER)
+    assert h.bot.store.get(r.id).state is State.CANCELLED
+
+
+def test_audit_trail_of_a_whole_deployment(h, capsys, monkeypatch):
+    from byoi_bot.cli import main
+
+    d = h.bot.deployments
+    r = new_request(h)
+    d.approve(r.id, APPROVER)
+    h.poll(advance=120)
+    rows = h.bot.store.audit(r.id)
+    assert [(a["from_state"], a["to_state"]) for a in rows if a["action"] == "transition"] == [
+        ("pending_approval", "approved"),
+        ("approved", "submitting"),
+        ("submitting", "deploying"),
+        ("deploying", "done"),
+    ]
+    assert rows[0]["actor"] == REQUESTER and rows[1]["actor"] == APPROVER
+    monkeypatch.setenv("BYOI_DB", h.db)
+    assert main(["audit", r.id]) == 0
+    text = capsys.readouterr().out
+    assert "deploying -> done" in text and APPROVER in text
+    assert main(["audit", "--json"]) == 0
+    assert '"to_state": "done"' in capsys.readouterr().out
+    assert main(["audit", "r-none22"]) == 1
