@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from . import messages
 from .checks import Check, Severity
-from .policy import Policy, PolicySet
+from .policy import Policy, PolicySet, Tally
 from .ports import (
     CardView,
     Chat,
@@ -182,9 +182,7 @@ class Deployments:
             return
         if not self.store.add_approval(request.id, user, request.fingerprint):
             return
-        tally = policy.tally(
-            self.store.approvals(request.id, request.fingerprint), request.requester, groups
-        )
+        tally = self._tally(request, policy, groups)
         self._reply(request, messages.approval(user, tally))
         if tally.met:
             try:
@@ -290,11 +288,7 @@ class Deployments:
         if request.state is not State.APPROVED:
             return request
         policy = self._policy(request)
-        tally = policy.tally(
-            self.store.approvals(request.id, request.fingerprint),
-            request.requester,
-            self._groups(policy),
-        )
+        tally = self._tally(request, policy, self._groups(policy))
         if not tally.met:
             return self._fail(request, State.APPROVED, messages.quorum_lost(tally))
         spec = request.spec.with_secrets(self.store.secrets(request.id))
@@ -432,9 +426,7 @@ class Deployments:
         """The card of `request` as it stands now."""
         policy = self._policy(request)
         groups = self._groups(policy)
-        tally = policy.tally(
-            self.store.approvals(request.id, request.fingerprint), request.requester, groups
-        )
+        tally = self._tally(request, policy, groups)
         fraction = progress.fraction_done if progress else None
         if fraction is None and request.progress and request.state is State.DEPLOYING:
             fraction = _fraction(request.progress)
@@ -481,6 +473,11 @@ class Deployments:
         self._reply(request, messages.failed(request, text))
         self._redraw(request)
         return request
+
+    def _tally(self, request: Request, policy: Policy, groups: dict) -> Tally:
+        """The approvals that count, bound to exactly what was requested (the fingerprint)."""
+        approvals = self.store.approvals(request.id, request.fingerprint)
+        return policy.tally(approvals, request.requester, groups)
 
     def _get(self, request_id: str) -> Request:
         request = self.store.get(request_id)

@@ -3,23 +3,41 @@
 Slack wants an answer within 3 seconds: every listener calls `ack()` before anything slow
 (preflight reads an image over HTTP; approvals may call OVHcloud). Retried deliveries of
 the same event are recognised by `event_id` in the store and counted once.
+
+Everything in a payload is treated as hostile: a missing or oddly typed field is ignored
+(events, buttons) or answered in plain words (commands, the form), never a stack trace and
+never a 5xx that makes Slack retry. A vote button counts only on the card it belongs to.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from .. import commands
+from ..core import messages
 from ..core.service import Deployments, Refused
+from ..core.text import esc, truncate
 from ..dispatch import run_command
 from ..store import Store
 from .cards import APPROVE_ACTION, REJECT_ACTION
 from .form import CALLBACK_ID, deploy_modal, spec_from_submission
 
 log = logging.getLogger(__name__)
+
+ANY = re.compile(r".*", re.DOTALL)
+INTERNAL_ERROR = (
+    "Sorry, byoi-bot could not handle that because of an internal error; nothing was "
+    "changed. Try again, or ask the bot's operators to look at its log."
+)
+NOT_THIS_CARD = (
+    "This button does not belong to that request's card, so nothing was counted. "
+    "Use the buttons or the ✅/❌ reactions on the request's own card."
+)
+FORM_ERROR_LIMIT = 150
 
 
 def build_app(
@@ -36,33 +54,63 @@ def build_app(
     @app.command("/byoi")
     def on_byoi(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
         ack()
-        user, channel = command["user_id"], command["channel_id"]
+        user, channel = _text(command, "user_id"), _text(command, "channel_id")
+        if not user or not channel:
+            respond("byoi-bot could not tell who ran the command, or where; nothing was done.")
+            return
+        text = command.get("text")
         try:
-            parsed = commands.parse(command.get("text") or "")
+            parsed = commands.parse(text if isinstance(text, str) else "")
         except commands.CommandError as exc:
             respond(str(exc))
             return
-        if isinstance(parsed, commands.Deploy) and parsed.spec is None:
-            client.views_open(trigger_id=command["trigger_id"], view=deploy_modal(channel))
-            return
-        if isinstance(parsed, commands.Deploy):
-            respond(f"Checking `{parsed.spec.server}` and the image before posting the request…")
-        respond(run_command(deployments, parsed, user, channel))
+        try:
+            if isinstance(parsed, commands.Deploy) and parsed.spec is None:
+                client.views_open(
+                    trigger_id=_text(command, "trigger_id"), view=deploy_modal(channel)
+                )
+                return
+            if isinstance(parsed, commands.Deploy):
+                respond(
+                    f"Checking `{esc(parsed.spec.server)}` and the image before posting the "
+                    "request…"
+                )
+            respond(run_command(deployments, parsed, user, channel))
+        except Exception as exc:
+            log.error("/byoi failed: %s", type(exc).__name__, exc_info=exc)
+            respond(INTERNAL_ERROR)
 
     @app.view(CALLBACK_ID)
     def on_form(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        blocks = _form_blocks(view)
         try:
             channel, spec = spec_from_submission(view)
         except commands.CommandError as exc:
-            block = exc.argument if exc.argument in view["state"]["values"] else "server"
-            ack(response_action="errors", errors={block: str(exc)[:150]})
+            block = exc.argument if exc.argument in blocks else _first_block(blocks)
+            ack(response_action="errors", errors={block: truncate(str(exc), FORM_ERROR_LIMIT)})
+            return
+        except Exception as exc:  # a payload that is not a form this bot opened
+            log.warning("unreadable form submission: %s", type(exc).__name__)
+            ack(
+                response_action="errors",
+                errors={_first_block(blocks): "This form could not be read; open it again."},
+            )
+            return
+        user = _text(body.get("user"), "id")
+        if not user or not channel:
+            ack(
+                response_action="errors",
+                errors={_first_block(blocks): "This form lost its channel; open it again."},
+            )
             return
         ack()
-        user = body["user"]["id"]
         try:
             deployments.request(spec, user, channel)
         except Refused as exc:
-            client.chat_postEphemeral(channel=channel, user=user, text="\n".join(exc.reasons))
+            _tell(client, channel, user, "\n".join(exc.reasons))
+        except Exception as exc:
+            log.error("form submission failed: %s", type(exc).__name__, exc_info=exc)
+            _tell(client, channel, user, INTERNAL_ERROR)
 
     @app.event("reaction_added")
     def on_reaction_added(body: dict, event: dict) -> None:
@@ -73,21 +121,54 @@ def build_app(
         _react(body, event, added=False)
 
     def _react(body: dict, event: dict, added: bool) -> None:
-        item = event.get("item") or {}
-        event_id = body.get("event_id")
-        if item.get("type") != "message" or (event_id and not store.first_delivery(event_id)):
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type") != "message":
             return
-        deployments.react(item["channel"], item["ts"], event["user"], event["reaction"], added)
+        channel, ts = _text(item, "channel"), _text(item, "ts")
+        user, reaction = _text(event, "user"), _text(event, "reaction")
+        if not (channel and ts and user and reaction):
+            log.info("ignored a %s event with missing fields", event.get("type"))
+            return
+        event_id = body.get("event_id")
+        if event_id is not None and not isinstance(event_id, str):
+            return
+        if event_id and not store.first_delivery(event_id):
+            return
+        deployments.react(channel, ts, user, reaction, added)
 
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
-        _vote(deployments.approve, action["value"], body["user"]["id"], respond)
+        _vote(deployments.approve, store, body, action, respond)
 
     @app.action(REJECT_ACTION)
     def on_reject(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
-        _vote(deployments.reject, action["value"], body["user"]["id"], respond)
+        _vote(deployments.reject, store, body, action, respond)
+
+    # Registered last: Bolt runs the first listener that matches. Anything else Slack may
+    # deliver is acknowledged (a 404 would make Slack retry it, then flag the app).
+    @app.event(ANY)
+    def on_other_event(event: dict) -> None:
+        log.debug("ignored event %s", event.get("type"))
+
+    @app.action(ANY)
+    def on_other_action(ack: Ack, action: dict) -> None:
+        ack()
+        log.info("ignored unknown action %s", _text(action, "action_id"))
+
+    @app.view(ANY)
+    def on_other_view(ack: Ack) -> None:
+        ack()
+
+    @app.command(ANY)
+    def on_other_command(ack: Ack, respond: Respond) -> None:
+        ack()
+        respond("byoi-bot only knows `/byoi`; try `/byoi help`.")
+
+    @app.shortcut(ANY)
+    def on_shortcut(ack: Ack) -> None:
+        ack()
 
     @app.error
     def on_error(error: Exception, body: dict) -> None:
@@ -96,8 +177,58 @@ def build_app(
     return app
 
 
-def _vote(vote, request_id: str, user: str, respond: Respond) -> None:
+def _text(data: object, key: str) -> str:
+    """`data[key]` when `data` is a dict and the value a non-empty string, else ``""``."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _form_blocks(view: object) -> dict:
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
+    return values if isinstance(values, dict) else {}
+
+
+def _first_block(blocks: dict) -> str:
+    return "server" if "server" in blocks or not blocks else next(iter(blocks))
+
+
+def _tell(client: WebClient, channel: str, user: str, text: str) -> None:
     try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except Exception as exc:
+        log.warning("could not tell %s: %s", user, type(exc).__name__)
+
+
+def _vote(vote, store: Store, body: dict, action: dict, respond: Respond) -> None:
+    """Count a button press on the request whose card holds the button.
+
+    The button's value must name the request of the card it was clicked on: a value that
+    names another request (a forged or replayed payload) counts for neither.
+    """
+    user, request_id = _text(body.get("user"), "id"), _text(action, "value")
+    if not user or not request_id:
+        log.info("ignored a vote without a user or a request id")
+        return
+    container = body.get("container")
+    channel = _text(container, "channel_id") or _text(body.get("channel"), "id")
+    ts = _text(container, "message_ts") or _text(body.get("message"), "ts")
+    try:
+        card = store.by_message(channel, ts) if channel and ts else None
+        if card is None or card.id != request_id:
+            if store.get(request_id) is None:
+                raise Refused([messages.unknown_request(request_id)])
+            raise Refused([NOT_THIS_CARD])
         vote(request_id, user)
     except Refused as exc:
-        respond(text="\n".join(exc.reasons), replace_original=False)
+        _answer(respond, "\n".join(exc.reasons))
+    except Exception as exc:
+        log.error("vote failed: %s", type(exc).__name__, exc_info=exc)
+        _answer(respond, INTERNAL_ERROR)
+
+
+def _answer(respond: Respond, text: str) -> None:
+    try:
+        respond(text=text, replace_original=False)
+    except Exception as exc:  # no usable response_url in the payload
+        log.warning("could not answer a button press: %s", type(exc).__name__)
