@@ -74,3 +74,9 @@ def test_manifest_usage_hint_is_the_grammars():
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/byoi"
     assert command["usage_hint"] == commands.usage_hint()
+
+
+def test_readme_shows_the_grammars_help():
+    from byoi_bot import commands
+
+    assert commands.help_text() in README

@@ -219,8 +219,8 @@ def test_an_installer_failure_ends_in_a_readable_error(harness):
 
 
 def test_deploy_without_arguments_opens_the_form_and_its_submission_posts_a_card(harness):
-    from fakes.signing import view_submission_body
     from fakes.signing import post_signed as post
+    from fakes.signing import view_submission_body
 
     h = harness
     h.slash("deploy")

@@ -125,3 +125,23 @@ def test_audit_trail_of_a_whole_deployment(h, capsys, monkeypatch):
     assert main(["audit", "--json"]) == 0
     assert '"to_state": "done"' in capsys.readouterr().out
     assert main(["audit", "r-none22"]) == 1
+
+
+def test_reconciliation_leaves_a_start_call_in_progress_alone(h):
+    import threading
+    import time
+
+    d = h.bot.deployments
+    r = new_request(h)
+    h.simulator.inject(delay_seconds=1.5, method="POST", paths="/dedicated/server/*/reinstall")
+    approving = threading.Thread(target=d.approve, args=(r.id, APPROVER))
+    approving.start()
+    deadline = time.monotonic() + 5
+    while h.bot.store.get(r.id).state is not State.SUBMITTING and time.monotonic() < deadline:
+        time.sleep(0.01)  # observable condition: the store's state
+    assert h.bot.store.get(r.id).state is State.SUBMITTING
+    d.reconcile()  # the expiry sweep runs this every 10 s
+    assert h.bot.store.get(r.id).state is State.SUBMITTING
+    approving.join(10)
+    assert h.bot.store.get(r.id).state is State.DEPLOYING and h.starts() == 1
+    assert sum("started at OVHcloud" in t for t in h.thread(r.message_ts or "")) <= 1

@@ -8,6 +8,7 @@ never imports Slack, HTTP or SQLite; everything arrives through `ports`.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -83,6 +84,8 @@ class Deployments:
         self.new_id = new_id
         self.timing = timing
         self.on_approved = on_approved or self.submit_when_due
+        self._in_flight: set[str] = set()  # ids whose start call is under way here
+        self._in_flight_lock = threading.Lock()
 
     # -- asking ---------------------------------------------------------------------
 
@@ -308,6 +311,8 @@ class Deployments:
         except IllegalTransition:
             return self._get(request_id)
         spec = request.spec.with_secrets(secrets)
+        with self._in_flight_lock:
+            self._in_flight.add(request.id)
         try:
             handle = self.provider.start(spec)
         except ProviderError as exc:
@@ -315,6 +320,9 @@ class Deployments:
                 log.warning("start of %s: outcome unknown, will reconcile", request.id)
                 return request
             return self._fail(request, State.SUBMITTING, messages.explanation(exc.explanation))
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(request.id)
         return self._started(request, handle, "OVHcloud accepted the deployment")
 
     def _started(self, request: Request, handle: str, reason: str) -> Request:
@@ -338,8 +346,13 @@ class Deployments:
         """Settle `submitting` requests after a restart or an unknown outcome.
 
         The API's task list says whether the start call happened; it is never repeated.
+        Start calls still in progress in this process are left to finish.
         """
+        with self._in_flight_lock:
+            in_flight = set(self._in_flight)
         for request in self.store.in_states([State.SUBMITTING]):
+            if request.id in in_flight:
+                continue
             try:
                 handle = self.provider.find_active(request.spec.server)
             except ProviderError as exc:
