@@ -1,6 +1,7 @@
 """The providers, driven through the real ovh.Client against the simulator."""
 
 import logging
+from types import SimpleNamespace
 
 import ovh
 import ovh.exceptions as E
@@ -225,16 +226,130 @@ def test_inventory_server_that_always_fails(clock, reinstall):
     assert explain(reinstall.progress(LEGACY_BOOT, handle).message).code == "gpt_backup_failed"
 
 
+# -- one call per poll ----------------------------------------------------------------------
+
+
+def reads(sim, since: int) -> list[str]:
+    """The paths of the API reads made since call number `since`, shortened."""
+    return [c["path"].rsplit("/", 2)[-2] + "/" + c["path"].rsplit("/", 1)[-1]
+            for c in sim.calls()[since:]
+            if c["method"] == "GET" and c["path"] != "/1.0/auth/time"]  # fmt: skip
+
+
+def test_a_running_reinstall_costs_one_call_per_poll(sim, clock, reinstall):
+    handle = reinstall.start(spec())
+    phases = []
+    for _ in range(6):  # under the task check period (10)
+        before = len(sim.calls())
+        phases.append(reinstall.progress(UEFI, handle).phase)
+        assert reads(sim, before) == ["install/status"]
+        clock.advance(10)
+    assert phases == [Phase.PENDING] + [Phase.RUNNING] * 5
+    clock.advance(DEPLOY)
+    before = len(sim.calls())
+    assert reinstall.progress(UEFI, handle).phase is Phase.DONE
+    assert reads(sim, before) == ["install/status", "task/" + handle.split(":")[1]]
+
+
+def test_a_failed_step_reads_the_task_for_the_final_status(sim, clock, reinstall):
+    sim.inject(server=UEFI, install_error="Can't write qcow2 on disk.")
+    handle = reinstall.start(spec())
+    clock.advance(DEPLOY)
+    before = len(sim.calls())
+    progress = reinstall.progress(UEFI, handle)
+    assert progress.phase is Phase.FAILED and progress.message == "Can't write qcow2 on disk."
+    assert len(reads(sim, before)) == 2
+
+
+def test_the_task_is_checked_every_nth_poll(sim, clock):
+    reinstall = ReinstallProvider(client_for(sim), task_check_every=3)
+    handle = reinstall.start(spec())
+    clock.advance(15)
+    counts = []
+    for _ in range(7):
+        before = len(sim.calls())
+        assert reinstall.progress(UEFI, handle).phase is Phase.RUNNING
+        counts.append(len(reads(sim, before)))
+    assert counts == [1, 1, 2, 1, 1, 2, 1]
+    every_time = ReinstallProvider(client_for(sim), task_check_every=1)
+    before = len(sim.calls())
+    every_time.progress(UEFI, handle)
+    assert len(reads(sim, before)) == 2
+
+
+class CannedClient:
+    """A client answering GETs from a dict of path suffix -> answer (or exception)."""
+
+    def __init__(self, answers: dict) -> None:
+        self.answers = answers
+        self.paths: list[str] = []
+
+    def get(self, path, **query):
+        self.paths.append(path)
+        answer = next(a for suffix, a in self.answers.items() if path.endswith(suffix))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+RUNNING_STEPS = {
+    "elapsedTime": 120,
+    "progress": [
+        {"comment": "Prepare installation", "status": "done", "error": None},
+        {"comment": "Download image", "status": "doing", "error": None},
+    ],
+}
+
+
+def test_a_task_ended_while_install_status_still_runs_is_noticed():
+    client = CannedClient(
+        {
+            "/install/status": RUNNING_STEPS,
+            "/task/42": {"status": "cancelled", "comment": "Cancelled by OVHcloud"},
+        }
+    )
+    reinstall = ReinstallProvider(client, task_check_every=2)
+    assert reinstall.progress(UEFI, "reinstall:42").phase is Phase.RUNNING
+    progress = reinstall.progress(UEFI, "reinstall:42")
+    assert progress.phase is Phase.FAILED and "cancelled" in progress.message
+    assert [p.rsplit("/", 1)[-1] for p in client.paths] == ["status", "status", "42"]
+    assert reinstall._polls == {}, "no memory kept for a finished task"
+
+
+def test_no_install_status_falls_back_to_the_task():
+    missing = E.ResourceNotFoundError(
+        "No installation is in progress on this server",
+        response=SimpleNamespace(status_code=404, headers={}, json=lambda: {}),
+    )
+    client = CannedClient({"/install/status": missing, "/task/42": {"status": "doing"}})
+    reinstall = ReinstallProvider(client, retry=RetryPolicy(sleep=Sleeps()))
+    progress = reinstall.progress(UEFI, "reinstall:42")
+    assert progress.phase is Phase.RUNNING and progress.steps == ()
+    client.answers["/task/42"] = {"status": "done", "comment": "Reinstalled"}
+    assert reinstall.progress(UEFI, "reinstall:42").phase is Phase.DONE
+    assert len(client.paths) == 4
+
+
 # -- retries and reconciliation -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 404])
-def test_a_burst_of_errors_while_polling_is_survived(sim, clock, reinstall, sleeps, status):
+@pytest.mark.parametrize(
+    ("status", "waits"),
+    [
+        (500, [2.0, 4.0, 8.0]),
+        (502, [2.0, 4.0, 8.0]),
+        (503, [2.0, 4.0, 8.0]),
+        # A 404 of install/status means "no installation running": not retried, the task is
+        # read instead, and its own two spurious 404s are retried.
+        (404, [2.0, 4.0]),
+    ],
+)
+def test_a_burst_of_errors_while_polling_is_survived(sim, clock, reinstall, sleeps, status, waits):
     handle = reinstall.start(spec())
     clock.advance(15)
     sim.inject(read_errors={"status": status, "count": 3})
     assert reinstall.progress(UEFI, handle).phase is Phase.RUNNING
-    assert sleeps == [2.0, 4.0, 8.0]
+    assert sleeps == waits
 
 
 def test_errors_that_persist_fail_the_read_not_the_deployment(sim, reinstall, sleeps):

@@ -262,7 +262,7 @@ _CREDENTIAL_ERRORS = (
         ovh_errors.NotGrantedCall,
         "not_granted",
         "The token's access rules do not allow this call.",
-        "Create a token with the rules listed in the docs (docs/ovhcloud.md).",
+        "Create a token with the rules listed in the README (OVHcloud credentials).",
     ),
     (
         ovh_errors.Forbidden,

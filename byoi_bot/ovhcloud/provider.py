@@ -38,6 +38,9 @@ TASK_PHASES = {
     "ovhError": Phase.FAILED,
     "cancelled": Phase.FAILED,
 }
+# install/status step statuses: still to come, or the end of the installation (read the task).
+INSTALLING_STEP_STATUSES = ("todo", "doing", "pending", "idle")
+FAILED_STEP_STATUSES = ("error", "expired", "stopping")
 LEGACY_PHASES = {"doing": Phase.RUNNING, "done": Phase.DONE, "error": Phase.FAILED}
 RETRIED_STATUSES = (500, 502, 503, 504)
 BUSY_CLASSES = ("Client::BadRequest::TaskAlreadyExists", "Client::Conflict::DisturbAlreadyExists")
@@ -147,26 +150,52 @@ class ReinstallProvider(_OvhProvider):
 
     prefix = REINSTALL
 
+    def __init__(
+        self, client, *, retry: RetryPolicy | None = None, task_check_every: int = 10
+    ) -> None:
+        super().__init__(client, retry=retry)
+        self.task_check_every = max(1, task_check_every)
+        self._polls: dict[str, int] = {}  # handle -> polls since its task was last read
+
     def start(self, spec: DeploySpec) -> str:
         """Start the reinstall; the handle is `reinstall:<taskId>`."""
         path = f"{_server_path(spec.server)}/reinstall"
         return self._start(spec, path, reinstall_body(spec), lambda t: f"{REINSTALL}{t['taskId']}")
 
     def progress(self, server: str, handle: str) -> Progress:
-        """Phase from the task, steps and elapsed time from install/status."""
-        task = self._read(f"{_server_path(server)}/task/{_task_id(handle)}")
-        status = str(task.get("status") or "")
-        phase = TASK_PHASES.get(status, Phase.RUNNING)
+        """One GET of install/status while the installation visibly runs; the task at the end.
+
+        install/status gives the steps and the elapsed time; while a step is still to do (and
+        none failed) that is all a poll needs: one call. The task, which alone says how the
+        deployment ended (done, customerError, ovhError, cancelled), is read when
+        install/status has nothing running to show (404, no steps, every step done, an error),
+        and every `task_check_every`-th poll of a handle, so that a task ended by OVHcloud
+        while install/status still shows a step running is noticed too.
+        """
+        task_path = f"{_server_path(server)}/task/{_task_id(handle)}"
         install = self._install_status(server)
         steps = tuple(
             Step(str(p.get("comment") or ""), str(p.get("status") or ""), p.get("error"))
             for p in install.get("progress") or []
         )
+        elapsed = install.get("elapsedTime")
+        installing = _installing(steps)
+        polls = self._polls.pop(handle, 0) + 1
+        if installing and polls % self.task_check_every:
+            self._polls[handle] = polls
+            return Progress(_install_phase(steps, elapsed), steps, elapsed)
+        task = self._read(task_path)
+        status = str(task.get("status") or "")
+        phase = TASK_PHASES.get(status, Phase.RUNNING)
+        if not phase.is_final:
+            self._polls[handle] = 0
+            if installing:  # the same answer as the one-call polls, so no flip-flop
+                phase = _install_phase(steps, elapsed)
         error = next((s.error for s in steps if s.status == "error" and s.error), None)
         message = str(task.get("comment") or "")
         if phase is Phase.FAILED:
             message = error or f"task {status}: {message}"
-        return Progress(phase, steps, install.get("elapsedTime"), message)
+        return Progress(phase, steps, elapsed, message)
 
     def cancel(self, server: str, handle: str) -> None:
         """The reinstall API has no cancel: always raises ProviderError."""
@@ -197,6 +226,21 @@ class ReinstallProvider(_OvhProvider):
             if exc.explanation.code == "not_found":
                 return {}  # no installation running (any more)
             raise
+
+
+def _installing(steps: tuple[Step, ...]) -> bool:
+    """Whether install/status shows an installation still running (a step left, none failed)."""
+    return any(s.status in INSTALLING_STEP_STATUSES for s in steps) and not any(
+        s.status in FAILED_STEP_STATUSES for s in steps
+    )
+
+
+def _install_phase(steps: tuple[Step, ...], elapsed: object) -> Phase:
+    """Pending until the installer has done anything (the task's init/todo), then running."""
+    started = any(s.status == "done" for s in steps) or (
+        bool(elapsed) and any(s.status == "doing" for s in steps)
+    )
+    return Phase.RUNNING if started else Phase.PENDING
 
 
 class LegacyProvider(_OvhProvider):

@@ -1,4 +1,4 @@
-"""Faults the simulator can be told to inject, as JSON objects (see docs/ovhcloud.md)."""
+"""Faults the simulator can be told to inject, as JSON objects (README: the simulator)."""
 
 from __future__ import annotations
 
