@@ -6,7 +6,7 @@ of the core, so another database can replace it.
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-3
+4
 
 Rules it enforces:
 
@@ -108,6 +108,11 @@ def m003_events_and_progress(db: Database) -> None:
     db["requests"].add_column("progress", str)
     db["requests"].add_column("last_change_at", str)
     db["requests"].add_column("last_post_at", str)
+
+
+@migrations()
+def m004_start_mark(db: Database) -> None:
+    db["requests"].add_column("start_mark", str)
 
 
 SCHEMA_VERSION = len(migrations._migrations)
@@ -407,6 +412,7 @@ class Store:
             "progress": json.dumps(r.progress) if r.progress else None,
             "last_change_at": _iso(r.last_change_at),
             "last_post_at": _iso(r.last_post_at),
+            "start_mark": r.start_mark,
         }
 
     @staticmethod
@@ -435,4 +441,5 @@ class Store:
             progress=loads("progress"),
             last_change_at=_dt(row.get("last_change_at")),
             last_post_at=_dt(row.get("last_post_at")),
+            start_mark=row.get("start_mark"),
         )

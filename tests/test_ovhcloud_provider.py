@@ -175,6 +175,17 @@ def test_reinstall_from_start_to_done(sim, clock, reinstall):
     assert reinstall.find_active(UEFI) is None and starts(sim) == 1
 
 
+def test_a_deployment_started_after_the_mark_is_found_even_once_it_has_ended(sim, clock, reinstall):
+    mark = reinstall.mark(UEFI)
+    assert reinstall.find_since(UEFI, mark) is None
+    handle = reinstall.start(spec())
+    assert reinstall.find_since(UEFI, mark) == handle
+    clock.advance(DEPLOY + 1)
+    assert reinstall.find_active(UEFI) is None
+    assert reinstall.find_since(UEFI, mark) == handle, "ended, still found"
+    assert reinstall.find_since(UEFI, reinstall.mark(UEFI)) is None, "nothing after a new mark"
+
+
 def test_legacy_from_start_to_done(sim, clock, legacy):
     handle = legacy.start(spec())
     assert handle == f"legacy:{UEFI}"

@@ -41,6 +41,13 @@ def busy(server: str, other: Request) -> str:
     )
 
 
+def card_failed() -> str:
+    return (
+        "Slack did not accept the request card, so nobody could approve it: the request is "
+        "cancelled and nothing was changed. Try again in a minute."
+    )
+
+
 def refused_by_checks() -> str:
     return "⛔ Not posted: the deploy would fail. Nothing was changed on the server."
 

@@ -100,7 +100,15 @@ class Provider(Protocol):
         ...
 
     def find_active(self, server: str) -> str | None:
-        """The handle of a deployment already running on `server`, if any (reconciliation)."""
+        """The handle of a deployment already running on `server`, if any."""
+        ...
+
+    def mark(self, server: str) -> str:
+        """An opaque mark of `server`'s deployments so far, taken right before a start."""
+        ...
+
+    def find_since(self, server: str, mark: str) -> str | None:
+        """The handle of a deployment started after `mark`, running or ended (reconciliation)."""
         ...
 
 

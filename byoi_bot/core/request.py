@@ -150,6 +150,7 @@ class Request:
     progress: dict | None = None
     last_change_at: datetime | None = None
     last_post_at: datetime | None = None
+    start_mark: str | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprint:

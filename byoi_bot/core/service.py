@@ -127,8 +127,11 @@ class Deployments:
         try:
             ts = self.chat.post_card(self.card(request))
         except Exception:
-            log.exception("could not post the card of %s; it stays pending", request.id)
-            return request
+            log.exception("could not post the card of %s; cancelling it", request.id)
+            self.store.transition(
+                request.id, State.PENDING_APPROVAL, State.CANCELLED, SYSTEM, "card not posted"
+            )
+            raise Refused([messages.card_failed()]) from None
         self.store.update(request.id, message_ts=ts)
         request.message_ts = ts
         try:
@@ -300,6 +303,10 @@ class Deployments:
         if blockers:
             return self._fail(request, State.APPROVED, messages.blocked_at_submission(blockers))
         try:
+            mark = self.provider.mark(request.spec.server)
+        except ProviderError as exc:
+            return self._fail(request, State.APPROVED, messages.explanation(exc.explanation))
+        try:
             request, secrets = self.store.transition(
                 request.id,
                 State.APPROVED,
@@ -307,6 +314,8 @@ class Deployments:
                 SYSTEM,
                 "calling OVHcloud",
                 take_secrets=True,
+                start_mark=mark,
+                submitted_at=self.clock.now(),
             )
         except IllegalTransition:
             return self._get(request_id)
@@ -334,7 +343,6 @@ class Deployments:
             SYSTEM,
             reason,
             provider_handle=handle,
-            submitted_at=now,
             last_change_at=now,
             last_post_at=now,
         )
@@ -345,7 +353,8 @@ class Deployments:
     def reconcile(self) -> None:
         """Settle `submitting` requests after a restart or an unknown outcome.
 
-        The API's task list says whether the start call happened; it is never repeated.
+        The API's task list, compared with the mark taken before the call, says whether the
+        start call happened (even if that deployment has ended since); it is never repeated.
         Start calls still in progress in this process are left to finish.
         """
         with self._in_flight_lock:
@@ -354,7 +363,7 @@ class Deployments:
             if request.id in in_flight:
                 continue
             try:
-                handle = self.provider.find_active(request.spec.server)
+                handle = self.provider.find_since(request.spec.server, request.start_mark or "")
             except ProviderError as exc:
                 log.warning("reconcile %s: %s", request.id, exc.explanation.summary)
                 continue
@@ -395,9 +404,14 @@ class Deployments:
                 explanation,
             )
             return
-        previous = (request.progress or {}).get("signature")
+        previous = request.progress or {}
+        if previous.get("steps") and not progress.steps:
+            # A step-less answer (e.g. a spurious 404 of the install status) never replaces
+            # known steps: nothing is posted, the next poll reads them again.
+            self._heartbeat_or_stall(request, progress, now)
+            return
         record = progress.to_dict() | {"signature": progress.signature()}
-        if progress.signature() != previous:
+        if progress.signature() != previous.get("signature"):
             self.store.update(
                 request.id,
                 progress=record,

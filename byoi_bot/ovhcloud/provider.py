@@ -111,6 +111,14 @@ class _OvhProvider(ABC):
     def find_active(self, server: str) -> str | None:
         """The handle of a deployment running on `server`, if any."""
 
+    def mark(self, server: str) -> str:
+        """A mark of the deployments `server` has had so far, taken before a start."""
+        return ""
+
+    def find_since(self, server: str, mark: str) -> str | None:
+        """A deployment started after `mark`, running or already ended (default: running)."""
+        return self.find_active(server)
+
     def _read(self, path: str, *, retry_not_found: bool = True, **query: str):
         """GET `path`, retrying transient failures; raises ProviderError when they persist."""
         delays = self.retry.delays()
@@ -219,6 +227,17 @@ class ReinstallProvider(_OvhProvider):
         ]
         return f"{REINSTALL}{max(ids)}" if ids else None
 
+    def mark(self, server: str) -> str:
+        """The newest reinstallServer task id so far (`0` when there is none)."""
+        ids = self._read(f"{_server_path(server)}/task", function="reinstallServer") or []
+        return str(max((int(i) for i in ids), default=0))
+
+    def find_since(self, server: str, mark: str) -> str | None:
+        """The newest reinstallServer task newer than `mark`, whatever its status."""
+        ids = self._read(f"{_server_path(server)}/task", function="reinstallServer") or []
+        newer = [int(i) for i in ids if int(i) > int(mark or 0)]
+        return f"{REINSTALL}{max(newer)}" if newer else None
+
     def _install_status(self, server: str) -> dict:
         try:
             return self._read(f"{_server_path(server)}/install/status", retry_not_found=False)
@@ -318,6 +337,12 @@ class RoutingProvider:
 
     def find_active(self, server: str) -> str | None:
         return self.for_server(server).find_active(server)
+
+    def mark(self, server: str) -> str:
+        return self.for_server(server).mark(server)
+
+    def find_since(self, server: str, mark: str) -> str | None:
+        return self.for_server(server).find_since(server, mark)
 
     def _owner(self, server: str, handle: str) -> Provider:
         routed = self.for_server(server)

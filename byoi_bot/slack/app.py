@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
 from slack_sdk import WebClient
 
 from .. import commands
@@ -44,7 +44,7 @@ def build_app(
     client: WebClient, signing_secret: str, deployments: Deployments, store: Store
 ) -> App:
     """A Bolt app whose listeners drive `deployments`."""
-    app = App(
+    app = _GuardedApp(
         client=client,
         signing_secret=signing_secret,
         token_verification_enabled=False,
@@ -97,7 +97,7 @@ def build_app(
             )
             return
         user = _text(body.get("user"), "id")
-        if not user or not channel:
+        if not user or not channel or not isinstance(channel, str):
             ack(
                 response_action="errors",
                 errors={_first_block(blocks): "This form lost its channel; open it again."},
@@ -175,6 +175,32 @@ def build_app(
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
 
     return app
+
+
+class _GuardedApp(App):
+    """An App whose own plumbing cannot turn an odd payload into a 500.
+
+    Bolt's built-in middleware reads fields like ``event.type`` without checking their
+    type; a payload where the event is null or a string would otherwise end in an exception
+    (HTTP 500, and Slack retries). Such a request is answered 400 and logged, nothing else
+    happens. A signature timestamp that is not a number is refused like a bad signature
+    (slack_sdk's verifier would raise on it).
+    """
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        stamps = req.headers.get("x-slack-request-timestamp") or [""]
+        if stamps[0] and not stamps[0].strip().isdigit():
+            log.warning("refused a request with a timestamp that is not a number")
+            return BoltResponse(status=401, body='{"error": "invalid request"}')
+        body = req.body
+        if not isinstance(body, dict) or not isinstance(body.get("event", {}), dict):
+            log.warning("refused a request whose body or event is not an object")
+            return BoltResponse(status=400, body="")
+        try:
+            return super().dispatch(req)
+        except Exception as exc:
+            log.warning("refused an unreadable request: %s", type(exc).__name__)
+            return BoltResponse(status=400, body="")
 
 
 def _text(data: object, key: str) -> str:

@@ -1,0 +1,234 @@
+"""The bot as a real subprocess (`byoi-bot run --http`), for crash and restart tests.
+
+The test process runs the fakes the bot talks to: a FakeSlack (SLACK_API_URL), the OVHcloud
+simulator (OVH_ENDPOINT) and the demo image server. The bot process is started, killed with
+SIGKILL and started again on the same SQLite file; the test drives it with signed requests
+to /slack/events and reads its state from the SQLite file, as an operator would.
+
+Everything binds 127.0.0.1. Waits poll an observable condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fakes.signing import event_body, post_signed, reaction_event, slash_command_body
+from fakes.slack_api import FakeSlack
+
+from byoi_bot.console.image_server import ImageServer
+from byoi_bot.console.images import demo_images
+from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+REQUESTER, APPROVER = "U0ALICE", "U0BOB"
+CHANNEL = "C0OPS"
+SERVER = "ns1001.ip-51-75-1.eu"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, so the child imports this code
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_DROPPED_ENV = ("BYOI_", "SLACK_", "OVH_")
+_PROXIES = {"http_proxy", "https_proxy", "all_proxy"}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10, what: str = "", step: float = 0.05
+) -> Any:
+    """Poll `predicate` until it is truthy or `timeout` seconds pass (then AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(step)
+
+
+class ProcessBot:
+    """FakeSlack + simulator + image server here, the bot in a child process; `close()` all."""
+
+    def __init__(self, tmp_path: Path, *, deploy_seconds: float = 70.0) -> None:
+        self.tmp = tmp_path
+        self.slack = FakeSlack().start()
+        self.simulator = Simulator(deploy_seconds=deploy_seconds, credentials=DEMO_CREDENTIALS)
+        self.endpoint = self.simulator.start(host="127.0.0.1", port=0)
+        self.images = ImageServer(demo_images()).start()
+        self.db = str(tmp_path / "byoi.db")
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+        self.url = ""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_DROPPED_ENV) and k.lower() not in _PROXIES
+        }
+        self.env = env | {
+            "BYOI_DB": self.db,
+            "BYOI_APPROVERS": APPROVER,
+            "BYOI_POLL_SECONDS": "1",
+            "BYOI_URL_ALLOWLIST": "127.0.0.1/32",
+            "BYOI_LOG_LEVEL": "INFO",
+            "SLACK_BOT_TOKEN": self.slack.bot_token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": self.slack.base_url,
+            "OVH_ENDPOINT": self.endpoint,
+            **{f"OVH_{k.upper()}": v for k, v in DEMO_CREDENTIALS.items()},
+            "NO_PROXY": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        }
+
+    # -- the process ----------------------------------------------------------------
+
+    def start(self, timeout: float = 20) -> None:
+        """Start `byoi-bot run --http` on a free port; return once /healthz answers 200."""
+        assert self.proc is None or self.proc.poll() is not None, "the bot is already running"
+        for _attempt in range(3):
+            self.runs += 1
+            port = free_port()
+            log = open(self.log_path(self.runs), "wb")  # noqa: SIM115 (closed by the child's end)
+            command = [sys.executable, "-m", "byoi_bot.cli", "run", "--http"]
+            self.proc = subprocess.Popen(
+                [*command, "--host", "127.0.0.1", "--port", str(port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmp,
+            )
+            log.close()
+            self.url = f"http://127.0.0.1:{port}/slack/events"
+            if self._healthy(f"http://127.0.0.1:{port}/healthz", timeout):
+                return
+            if b"Address already in use" not in self.log_path(self.runs).read_bytes():
+                break
+        raise AssertionError(f"the bot did not start:\n{self.log()}")
+
+    def _healthy(self, url: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with _NO_PROXY.open(url, timeout=1) as answer:
+                    if answer.status == 200:
+                        return True
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL the bot (no clean-up runs in it) and reap it."""
+        assert self.proc is not None and self.proc.poll() is None, "the bot is not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """A fresh process on the same SQLite file."""
+        self.start()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.images.stop()
+        self.simulator.stop()
+        self.slack.stop()
+
+    def log_path(self, run: int) -> Path:
+        return self.tmp / f"bot-{run}.log"
+
+    def log(self) -> str:
+        """Every run's output, for failure messages."""
+        parts = []
+        for run in range(1, self.runs + 1):
+            path = self.log_path(run)
+            text = path.read_text(errors="replace") if path.exists() else ""
+            parts.append(f"--- run {run} ---\n{text[-6000:]}")
+        return "\n".join(parts)
+
+    # -- what users do --------------------------------------------------------------
+
+    def slash(self, text: str, user: str = REQUESTER) -> int:
+        body = slash_command_body(
+            text, user_id=user, channel_id=CHANNEL, response_url=self.slack.response_url(user)
+        )
+        status, _ = post_signed(self.url, body, SECRET)
+        return status
+
+    def react(self, user: str, ts: str, reaction: str = "white_check_mark") -> int:
+        event = reaction_event(user=user, reaction=reaction, channel=CHANNEL, ts=ts)
+        status, _ = post_signed(self.url, event_body(event), SECRET)
+        return status
+
+    def deploy(self, image: str = "debian-12.qcow2") -> dict:
+        """`/byoi deploy` of SERVER; returns the card once it offers ✅ and ❌."""
+        efi = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
+        assert self.slash(f"deploy {SERVER} {self.images.base_url}/{image} {efi}") == 200
+        self.slack.wait_for(lambda: self.cards(), timeout=15)
+        card = self.cards()[-1]
+        self.slack.wait_for(lambda: len(self.slack.reactions(CHANNEL, card["ts"])) == 2)
+        return card
+
+    # -- what tests look at ---------------------------------------------------------
+
+    def rows(self) -> list[dict]:
+        """The requests table, read from the SQLite file by another connection."""
+        conn = sqlite3.connect(self.db, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute("SELECT * FROM requests ORDER BY created_at")]
+        finally:
+            conn.close()
+
+    def state(self) -> str | None:
+        rows = self.rows()
+        return rows[-1]["state"] if rows else None
+
+    def wait_state(self, *states: str, timeout: float = 15) -> dict:
+        wait_until(lambda: self.state() in states, timeout, f"state in {states}; {self.rows()}")
+        return self.rows()[-1]
+
+    def cards(self) -> list[dict]:
+        return [
+            m
+            for m in self.slack.messages(channel=CHANNEL)
+            if m.get("blocks") and not m.get("thread_ts")
+        ]
+
+    def thread(self, ts: str) -> list[str]:
+        return [m["text"] for m in self.slack.messages(channel=CHANNEL, thread_ts=ts)]
+
+    def wait_thread(self, ts: str, needle: str, timeout: float = 15) -> list[str]:
+        self.slack.wait_for(lambda: any(needle in t for t in self.thread(ts)), timeout=timeout)
+        return self.thread(ts)
+
+    def api_calls(self, method: str, path_end: str) -> list[dict]:
+        return [
+            c
+            for c in self.simulator.calls()
+            if c["method"] == method and c["path"].endswith(path_end)
+        ]
+
+    def starts(self) -> int:
+        """How many deployment start calls reached the simulator."""
+        return len(self.api_calls("POST", "/reinstall")) + len(
+            self.api_calls("POST", "/bringYourOwnImage")
+        )
