@@ -113,7 +113,8 @@ class CommandError(Exception):
     `argument` names what was wrong (a deploy key such as ``checksum``, or ``command``,
     ``server``, ``url``, ``id``, ``topic``, ``text``); `problem` says what is wrong,
     `expected` what would be right, `example` is a complete correct command.
-    User values in `problem` are escaped for Slack; header values never appear.
+    User values in `problem` are escaped for Slack, and `__str__` escapes the rest (syntax
+    like `<server>` would otherwise be read by Slack as a link); header values never appear.
     """
 
     def __init__(self, argument: str, problem: str, expected: str, example: str) -> None:
@@ -126,8 +127,8 @@ class CommandError(Exception):
     def __str__(self) -> str:
         return (
             f"`{self.argument}`: {self.problem}\n"
-            f"Expected: {self.expected}\n"
-            f"Example: `{self.example}`"
+            f"Expected: {esc(self.expected)}\n"
+            f"Example: `{esc(self.example)}`"
         )
 
 
@@ -947,6 +948,12 @@ def _header(option: Option, raw: str, now: datetime) -> tuple[str, str]:
         )
     if any(_is_control(c) and c != "\t" for c in value):
         _option_error(option, f"the value of header `{name}` holds a line break or control code.")
+    if not value.isascii():
+        _option_error(
+            option,
+            f"the value of header `{name}` holds characters HTTP headers cannot carry "
+            "(only plain ASCII: letters, digits, punctuation, spaces).",
+        )
     return name, value
 
 

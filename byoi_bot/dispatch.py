@@ -26,7 +26,7 @@ def run_command(
 def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> str:
     match command:
         case commands.Help(topic=topic):
-            return commands.help_text(topic)
+            return esc(commands.help_text(topic))  # `<server>` is no Slack link
         case commands.Deploy(spec=spec) if spec is not None:
             request = d.request(spec, user, channel)
             return f"Request `{request.id}` is posted; it needs approval before anything happens."

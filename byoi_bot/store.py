@@ -14,8 +14,9 @@ Rules it enforces:
   transaction as its audit row: two concurrent approvals cannot both submit;
 - at most one active request per server (a partial unique index);
 - the audit log is append-only (triggers refuse UPDATE and DELETE);
-- secrets (header values, user data) live in their own table until submission, when
-  `transition(..., take_secrets=True)` hands them out once and deletes them.
+- secrets (header values, user data, URL credentials) live in their own table until
+  submission, when `transition(..., take_secrets=True)` hands them out once and deletes them
+  (zeroed on disk: `secure_delete`, and the WAL is checkpointed).
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class Store:
         if path != ":memory:":
             self.db.enable_wal()
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA secure_delete = ON")  # deleted secrets are zeroed on disk
         with self._lock:
             migrations.apply(self.db)
 
@@ -185,7 +187,7 @@ class Store:
             if other:
                 raise ServerBusy(request.spec.server, other)
             db["requests"].insert(self._row(request))
-            if secrets and (secrets.get("headers") or secrets.get("user_data")):
+            if secrets and any(secrets.values()):
                 db["secrets"].insert({"request_id": request.id, "data": json.dumps(secrets)})
             self._audit(request.id, request.requester, "created", None, request.state, reason)
 
@@ -271,6 +273,8 @@ class Store:
             if take_secrets or to.is_final:
                 db.execute("DELETE FROM secrets WHERE request_id = ?", [request_id])
             self._audit(request_id, actor, "transition", expected, to, reason)
+        if taken or to.is_final:
+            self._checkpoint()
         request = self.get(request_id)
         assert request is not None
         return request, taken
@@ -285,6 +289,11 @@ class Store:
             db.execute(
                 f"UPDATE requests SET {assignments} WHERE id = ?", [*values.values(), request_id]
             )
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL into the file and empty it, so deleted secrets leave no old copy."""
+        with self._lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _state_of(self, request_id: str) -> State | None:
         rows = list(self.db.query("SELECT state FROM requests WHERE id = ?", [request_id]))

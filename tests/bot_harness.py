@@ -81,7 +81,7 @@ class BotHarness:
             clock=self.clock,
         )
         self.bot.deployments.reconcile()
-        self.server = http_server(self.app, "127.0.0.1", 0, health=lambda: True)
+        self.server = http_server(self.app, "127.0.0.1", 0, lambda: True, SECRET)
         serve_in_thread(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"
 

@@ -26,8 +26,9 @@ class Checksum:
 class DeploySpec:
     """Everything a BYOI deployment needs; immutable once approved.
 
-    `headers` values and `user_data` are secrets: they are kept only until submission,
-    never shown, never logged, never written to the audit log.
+    `headers` values, `user_data` and the image URL's `user:password@` and query string are
+    secrets: they are kept only until submission, never shown, never logged, never written
+    to the audit log. Without them (`with_secrets(None)`) the URL is masked.
     """
 
     server: str
@@ -50,29 +51,41 @@ class DeploySpec:
         Secrets enter only as their own hashes, so the fingerprint reveals nothing.
         """
         canonical = self.public_dict()
+        canonical["image_url"] = _digest(self.image_url)
         canonical["headers"] = [[k, _digest(v)] for k, v in self.headers]
         canonical["user_data"] = _digest(self.user_data) if self.user_data else None
         payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def public_dict(self) -> dict:
-        """The spec as JSON-ready data without secret values (header names only)."""
+        """The spec as JSON-ready data without secret values (header names, masked URL)."""
         data = asdict(self)
+        data["image_url"] = mask_url(self.image_url)
         data["headers"] = [name for name, _ in self.headers]
         data["user_data"] = bool(self.user_data)
         data["at"] = self.at.isoformat() if self.at else None
         return data
 
     def secrets(self) -> dict:
-        """The secret part of the spec: header values and user data."""
-        return {"headers": [list(h) for h in self.headers], "user_data": self.user_data}
+        """The secret part of the spec: header values, user data, a URL with credentials."""
+        url = self.image_url if mask_url(self.image_url) != self.image_url else None
+        return {
+            "headers": [list(h) for h in self.headers],
+            "user_data": self.user_data,
+            "image_url": url,
+        }
 
     def with_secrets(self, secrets: dict | None) -> DeploySpec:
         """A copy with the secret part put back (from `secrets()`), or stripped when None."""
         if not secrets:
-            return replace(self, headers=(), user_data=None)
+            return replace(self, headers=(), user_data=None, image_url=mask_url(self.image_url))
         headers = tuple((str(k), str(v)) for k, v in secrets.get("headers") or ())
-        return replace(self, headers=headers, user_data=secrets.get("user_data"))
+        return replace(
+            self,
+            headers=headers,
+            user_data=secrets.get("user_data"),
+            image_url=secrets.get("image_url") or self.image_url,
+        )
 
     @classmethod
     def from_public_dict(cls, data: dict, secrets: dict | None = None) -> DeploySpec:

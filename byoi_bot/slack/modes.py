@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -12,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 
 from ..config import ConfigError, Settings
 from ..wiring import Bot, build_bot
@@ -44,7 +46,7 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     bot.start()
     try:
         if http:
-            server = http_server(app, host, port, health=lambda: True)
+            server = http_server(app, host, port, lambda: True, settings.slack_signing_secret)
             log.info("listening on http://%s:%s/slack/events", host, server.server_port)
             server.serve_forever()
         else:
@@ -68,23 +70,42 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("http: " + format, *args)
 
 
-def http_server(app: App, host: str, port: int, health: Callable[[], bool]) -> WSGIServer:
-    """A threaded WSGI server: Bolt at `/slack/events`, a health check at `/healthz`."""
+def http_server(
+    app: App, host: str, port: int, health: Callable[[], bool], signing_secret: str
+) -> WSGIServer:
+    """A threaded WSGI server: Bolt at `/slack/events`, a health check at `/healthz`.
+
+    The signature is checked before Bolt parses anything, so an unsigned or forged body,
+    however malformed, gets a 401 and never reaches a listener.
+    """
     bolt = SlackRequestHandler(app)
+    verifier = SignatureVerifier(signing_secret)
 
     def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz":
             ok = health()
-            start_response(
-                "200 OK" if ok else "503 Service Unavailable",
-                [("Content-Type", "application/json")],
-            )
-            return [json.dumps({"ok": ok}).encode()]
-        return bolt(environ, start_response)
+            return _answer(start_response, 200 if ok else 503, {"ok": ok})
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        if not verifier.is_valid(body, timestamp, signature):
+            return _answer(start_response, 401, {"error": "invalid request signature"})
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            return bolt(environ, start_response)
+        except Exception:
+            log.warning("signed request Bolt could not read: answered 400", exc_info=True)
+            return _answer(start_response, 400, {"error": "malformed request"})
 
     return make_server(
         host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
     )
+
+
+def _answer(start_response: Callable, status: int, body: dict) -> list[bytes]:
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 503: "Service Unavailable"}
+    start_response(f"{status} {reason[status]}", [("Content-Type", "application/json")])
+    return [json.dumps(body).encode()]
 
 
 def serve_in_thread(server: WSGIServer) -> threading.Thread:
