@@ -78,7 +78,8 @@ class DeploySpec:
     def with_secrets(self, secrets: dict | None) -> DeploySpec:
         """A copy with the secret part put back (from `secrets()`), or stripped when None."""
         if not secrets:
-            return replace(self, headers=(), user_data=None, image_url=mask_url(self.image_url))
+            names = tuple((name, "") for name, _ in self.headers)  # names may be shown
+            return replace(self, headers=names, user_data=None, image_url=mask_url(self.image_url))
         headers = tuple((str(k), str(v)) for k, v in secrets.get("headers") or ())
         return replace(
             self,
