@@ -78,8 +78,10 @@ def assert_one_clean_story(p: ProcessBot, ts: str) -> None:
     ), f"duplicated posts: {repeated}"
     progress = [i for i, text in enumerate(thread) if text.startswith("🚧")]
     assert progress and positions[2] < min(progress) and max(progress) < positions[3], thread
-    card = p.slack.message(CHANNEL, ts)
-    assert DONE_CARD in str(card["blocks"]), "the card shows the end"
+    # the card is redrawn right after the state is stored: wait for that edit to arrive
+    assert p.slack.wait_for(
+        lambda: DONE_CARD in str(p.slack.message(CHANNEL, ts)["blocks"]), timeout=10
+    ), "the card shows the end"
 
 
 def test_sigkill_right_after_approval_then_restart_submits_once(proc):
