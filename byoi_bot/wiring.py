@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .core.ports import Chat, Clock, ImageInspector, Provider
 from .core.service import Deployments, Timing
 from .scheduler import Jobs
 from .store import Store, new_request_id
+
+if TYPE_CHECKING:
+    import ovh
 
 
 class SystemClock:
@@ -24,12 +28,16 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-def make_provider(settings: Settings) -> Provider:
-    """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, over one client."""
+def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provider:
+    """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, over one client.
+
+    Without `client`, one is made from the `ovh` client's own configuration (env, ovh.conf).
+    """
     from .ovhcloud.client import make_client
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
 
-    client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
+    if client is None:
+        client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))

@@ -18,10 +18,10 @@ from byoi_bot.config import Settings
 from byoi_bot.console.image_server import ImageServer
 from byoi_bot.console.images import demo_images
 from byoi_bot.ovhcloud.client import make_client
-from byoi_bot.ovhcloud.provider import ReinstallProvider
 from byoi_bot.preflight.inspector import HttpImageInspector
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 from byoi_bot.slack.modes import build_slack_bot, http_server, serve_in_thread
+from byoi_bot.wiring import make_provider
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 REQUESTER, APPROVER, APPROVER_2, OUTSIDER = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
@@ -76,7 +76,7 @@ class BotHarness:
         client = make_client(self.endpoint, timeout=(2, 5), **DEMO_CREDENTIALS)
         self.bot, self.app = build_slack_bot(
             settings,
-            provider=ReinstallProvider(client),
+            provider=make_provider(settings, client),  # `api` per policy, as in production
             inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
             clock=self.clock,
         )

@@ -7,7 +7,6 @@ answer to the person alone (ephemeral or response_url), and nothing is stored or
 from __future__ import annotations
 
 import textwrap
-import threading
 
 import pytest
 from bot_harness import (
@@ -21,15 +20,9 @@ from bot_harness import (
 )
 from fakes.signing import block_action_body, post_signed, slash_command_body
 
-from byoi_bot.config import Settings
 from byoi_bot.core.states import State
-from byoi_bot.ovhcloud.client import make_client
-from byoi_bot.ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
-from byoi_bot.preflight.inspector import HttpImageInspector
-from byoi_bot.simulator import DEMO_CREDENTIALS
 from byoi_bot.slack.app import NOT_THIS_CARD
 from byoi_bot.slack.cards import APPROVE_ACTION, REJECT_ACTION
-from byoi_bot.slack.modes import build_slack_bot, http_server, serve_in_thread
 
 PROD = "ns1001.ip-51-75-1.eu"  # policy "prod": channel, requesters, requester listed as approver
 TEAMS = "ns2002.ip-51-75-2.eu"  # policy "teams": one approver from each of two groups
@@ -68,27 +61,6 @@ POLICIES = f"""
 """
 
 
-class RoutingHarness(BotHarness):
-    """The harness bot with the production provider choice: `api` per policy pattern."""
-
-    def _start_bot(self) -> None:
-        settings = Settings.load(self.env)
-        client = make_client(self.endpoint, timeout=(2, 5), **DEMO_CREDENTIALS)
-        by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
-        routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
-        provider = RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
-        self.bot, self.app = build_slack_bot(
-            settings,
-            provider=provider,
-            inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
-            clock=self.clock,
-        )
-        self.bot.deployments.reconcile()
-        self.server = http_server(self.app, "127.0.0.1", 0, lambda: True, SECRET)
-        serve_in_thread(self.server)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"
-
-
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch):
     for name in PROXY_VARS:
@@ -99,12 +71,12 @@ def no_proxy(monkeypatch):
 def h(tmp_path):
     config = tmp_path / "byoi.toml"
     config.write_text(textwrap.dedent(POLICIES))
-    harness = RoutingHarness(tmp_path, extra_env={"BYOI_CONFIG": str(config)})
+    harness = BotHarness(tmp_path, extra_env={"BYOI_CONFIG": str(config)})
     harness.slack.set_usergroup("S0DEPLOY", [DEPLOYER])
     harness.slack.set_usergroup("S0NET", [NET_1, NET_2])
     harness.slack.set_usergroup("S0SYS", [SYS_1])
     yield harness
-    close_quickly(harness)
+    harness.close()
 
 
 @pytest.fixture
@@ -112,17 +84,7 @@ def quorum_of_two(tmp_path):
     """No policy file: the environment's default policy, BOB and CAROL, quorum 2."""
     harness = BotHarness(tmp_path, required=2)
     yield harness
-    close_quickly(harness)
-
-
-def close_quickly(h: BotHarness) -> None:
-    """`h.close()`, with the two servers that poll every 0.5 s told to stop at once."""
-    stoppers = [threading.Thread(target=s.shutdown) for s in (h.server, h.images.httpd)]
-    for thread in stoppers:
-        thread.start()
-    for thread in stoppers:
-        thread.join()
-    h.close()
+    harness.close()
 
 
 # ----------------------------------------------------------------------------- helpers

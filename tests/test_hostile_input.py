@@ -126,7 +126,7 @@ def bot(tmp_path_factory):
         try:
             yield h
         finally:
-            close_quickly(h)
+            h.close()
 
 
 @pytest.fixture
@@ -139,17 +139,7 @@ def own_bot(tmp_path):
         try:
             yield h
         finally:
-            close_quickly(h)
-
-
-def close_quickly(h: BotHarness) -> None:
-    """`h.close()`, with the two servers that poll every 0.5 s told to stop at once."""
-    stoppers = [threading.Thread(target=s.shutdown) for s in (h.server, h.images.httpd)]
-    for thread in stoppers:
-        thread.start()
-    for thread in stoppers:
-        thread.join()
-    h.close()
+            h.close()
 
 
 class ErrorLog(logging.Handler):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 
 import pytest
@@ -60,17 +59,7 @@ def h(tmp_path, logs):
     harness = BotHarness(tmp_path)
     harness.start_bodies = spy_on_start_calls(harness)
     yield harness
-    close_quickly(harness)
-
-
-def close_quickly(h: BotHarness) -> None:
-    """`h.close()`, with the two servers that poll every 0.5 s told to stop at once."""
-    stoppers = [threading.Thread(target=s.shutdown) for s in (h.server, h.images.httpd)]
-    for thread in stoppers:
-        thread.start()
-    for thread in stoppers:
-        thread.join()
-    h.close()
+    harness.close()
 
 
 def spy_on_start_calls(h: BotHarness) -> list[dict]:
