@@ -145,3 +145,24 @@ def test_reconciliation_leaves_a_start_call_in_progress_alone(h):
     approving.join(10)
     assert h.bot.store.get(r.id).state is State.DEPLOYING and h.starts() == 1
     assert sum("started at OVHcloud" in t for t in h.thread(r.message_ts or "")) <= 1
+
+
+def test_two_approvers_at_once_make_one_approval_transition_and_one_start(h):
+    import threading
+
+    d = h.bot.deployments
+    r = new_request(h)
+    barrier = threading.Barrier(2)
+
+    def approve(user):
+        barrier.wait()
+        d.approve(r.id, user)
+
+    threads = [threading.Thread(target=approve, args=(u,)) for u in (APPROVER, "U0CAROL")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    approved = [a for a in h.bot.store.audit(r.id) if a["to_state"] == "approved"]
+    assert len(approved) == 1 and h.starts() == 1
+    assert h.bot.store.get(r.id).state is State.DEPLOYING
