@@ -162,7 +162,6 @@ def seed_deploying(deployments, provider, servers: Sequence[str], clock) -> list
             "bench",
             provider_handle=handle,
             submitted_at=now,
-            last_change_at=now,
             last_post_at=now,
         )
         started.append(request)

@@ -61,6 +61,19 @@ def _positive_int(text: str | int) -> int:
     return value
 
 
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"`{value}` is not true or false (write it without quotes)")
+
+
+def _log_level(text: str) -> str:
+    level = str(text).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"`{text}` is not a log level; expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
 def _api(text: str) -> str:
     if text not in API_GENERATIONS:
         raise ConfigError(f"`{text}` is not an API generation; expected one of {API_GENERATIONS}")
@@ -97,12 +110,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_STALL_MINUTES", _positive_int, 30, "Minutes after submission past which a deployment is reported as stalled"),
     Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),
     Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),
-    Setting("BYOI_LOG_LEVEL", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
+    Setting("BYOI_LOG_LEVEL", _log_level, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("SLACK_BOT_TOKEN", str, "", "Bot token (xoxb-…) from the Slack app's OAuth page", secret=True),
     Setting("SLACK_APP_TOKEN", str, "", "App-level token (xapp-…) with `connections:write`, for Socket Mode", secret=True),
     Setting("SLACK_SIGNING_SECRET", str, "", "Signing secret, for HTTP mode (`byoi-bot run --http`)", secret=True),
     Setting("SLACK_API_URL", str, "https://slack.com/api/", "Slack Web API base URL (tests point it at a local server)"),
-    Setting("OVH_ENDPOINT", str, "ovh-eu", "OVHcloud endpoint name (ovh-eu, ovh-ca, ovh-us, …) or an http(s)://…/1.0 URL"),
+    Setting("OVH_ENDPOINT", str, "", "OVHcloud endpoint name (ovh-eu, ovh-ca, ovh-us, …) or an http(s)://…/1.0 URL; empty: from ovh.conf"),
 )  # fmt: skip
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
@@ -168,7 +181,7 @@ POLICY_KEYS = {
     "approvers": _id_list,
     "required_approvals": _positive_int,
     "approval_ttl": parse_duration,
-    "one_from_each_group": bool,
+    "one_from_each_group": _boolean,
     "allowed_channels": _id_list,
     "requesters": _id_list,
     "api": _api,
@@ -187,6 +200,13 @@ def _policies(values: dict, tables: list[dict]) -> PolicySet:
         api=values["api"],
     )
     policies = [_policy(table, default, i) for i, table in enumerate(tables, 1)]
+    names = [p.name for p in policies]
+    for name in names:
+        if name == "default" or names.count(name) > 1:
+            raise ConfigError(
+                f"[[policy]] name `{name}` is used twice or is reserved (`default` is the "
+                "environment's policy); give each policy its own name"
+            )
     return PolicySet((*policies, default))
 
 

@@ -36,10 +36,13 @@ class Jobs:
         d = self.deployments
         d.reconcile()
         for request in d.store.in_states([State.APPROVED]):
-            if d.is_due(request):
-                d.submit(request.id)
-            else:
-                self._plan(request)
+            try:
+                if d.is_due(request):
+                    d.submit(request.id)
+                else:
+                    self._plan(request)
+            except Exception:  # one bad request must not keep the bot from starting
+                log.exception("could not resume %s", request.id)
         self.scheduler.add_job(
             d.poll_all, "interval", seconds=d.timing.poll.total_seconds(), id="poll"
         )

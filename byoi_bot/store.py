@@ -107,7 +107,6 @@ def m002_one_active_request_per_server(db: Database) -> None:
 def m003_events_and_progress(db: Database) -> None:
     db["events"].create({"event_id": str, "at": str}, pk="event_id")
     db["requests"].add_column("progress", str)
-    db["requests"].add_column("last_change_at", str)
     db["requests"].add_column("last_post_at", str)
 
 
@@ -419,7 +418,6 @@ class Store:
             "server_facts": json.dumps(r.server_facts) if r.server_facts else None,
             "image_facts": json.dumps(r.image_facts) if r.image_facts else None,
             "progress": json.dumps(r.progress) if r.progress else None,
-            "last_change_at": _iso(r.last_change_at),
             "last_post_at": _iso(r.last_post_at),
             "start_mark": r.start_mark,
         }
@@ -448,7 +446,6 @@ class Store:
             server_facts=loads("server_facts"),
             image_facts=loads("image_facts"),
             progress=loads("progress"),
-            last_change_at=_dt(row.get("last_change_at")),
             last_post_at=_dt(row.get("last_post_at")),
             start_mark=row.get("start_mark"),
         )

@@ -80,3 +80,14 @@ def test_unsatisfiable_policy_is_shown():
     r = request()
     text = all_text(card_blocks(view(r, unsatisfiable="policy `x` needs 2"))[0])
     assert "can never be approved" in text
+
+
+def test_explanations_and_check_lines_are_escaped():
+    from byoi_bot.core import messages
+    from byoi_bot.core.ports import Explanation
+
+    e = Explanation("<!channel> down", "<https://evil|x>", "do & see", raw="<!here>")
+    text = messages.explanation(e)
+    assert "<!" not in text and "<https" not in text and "&amp; see" in text
+    line = messages.check_line(Check("reachable", Severity.BLOCKING, "HTTP 403 <!channel>"))
+    assert "&lt;!channel&gt;" in line

@@ -84,6 +84,13 @@ def test_bad_values_name_the_setting_and_what_is_expected(environ, message):
         ("[[policy]]\npattern = '*'\nquorum = 2\n", "unknown key"),
         ("[settings]\npol_seconds = 3\n", r"unknown key\(s\) in \[settings\]: pol_seconds"),
         ("[[policy\n", "not valid TOML"),
+        ("[[policy]]\nname = 'default'\npattern = '*'\n", "reserved"),
+        (
+            "[[policy]]\nname = 'a'\npattern = 'x*'\n[[policy]]\nname = 'a'\npattern = 'y*'\n",
+            "twice",
+        ),
+        ("[[policy]]\npattern = '*'\none_from_each_group = 'false'\n", "not true or false"),
+        ("[settings]\nlog_level = 'LOUD'\n", "not a log level"),
     ],
 )
 def test_bad_toml_is_explained(tmp_path, toml, message):

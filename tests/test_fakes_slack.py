@@ -291,3 +291,15 @@ def test_apps_connections_open_requires_app_token(fake: FakeSlack) -> None:
     with pytest.raises(SlackApiError) as err:
         WebClient(base_url=fake.base_url).apps_connections_open(app_token=APP_TOKEN)
     assert err.value.response["error"] == "socket_mode_not_attached"
+
+
+def test_group_members_keep_the_last_list_read_when_slack_fails(fake: FakeSlack) -> None:
+    from byoi_bot.slack.chat import SlackChat, make_web_client
+
+    fake.set_usergroup("S0OPS", ["U1", "U2"])
+    chat = SlackChat(make_web_client(BOT_TOKEN, fake.base_url))
+    assert chat.group_members("S0OPS") == {"U1", "U2"}
+    chat._groups["S0OPS"] = (0.0, chat._groups["S0OPS"][1])  # the cache has aged
+    fake.usergroups_error = "fatal_error"
+    assert chat.group_members("S0OPS") == {"U1", "U2"}, "a failure never means nobody"
+    assert chat.group_members("S0NEW") == frozenset()

@@ -256,7 +256,7 @@ def test_ovhcloud_read_errors_for_minutes_then_recovery(harness):
         slept.append(seconds)
         advance(h, seconds)
 
-    provider = h.bot.deployments.provider
+    provider = h.bot.deployments.provider.default  # the reinstall provider behind the router
     provider.retry = RetryPolicy(sleep=sleep)
     # a short read timeout, so that a held answer is a timeout in a fraction of a second
     client = make_client(h.endpoint, timeout=(2, 0.4), **DEMO_CREDENTIALS)
@@ -295,8 +295,9 @@ def test_a_spurious_404_of_install_status_posts_nothing(harness):
     h.poll(advance=150)
     h.wait_thread(card["ts"], "Download image")
     before = h.thread(card["ts"])
-    flaky = _FlakyReads(h.bot.deployments.provider.client, h.simulator, ("/install/status",))
-    h.bot.deployments.provider.client = flaky
+    provider = h.bot.deployments.provider.default  # the reinstall provider behind the router
+    flaky = _FlakyReads(provider.client, h.simulator, ("/install/status",))
+    provider.client = flaky
     flaky.fault, flaky.times = 404, 1  # one spurious 404; the task is still `doing`
     h.poll(advance=1)
     assert flaky.failed == 1

@@ -399,10 +399,13 @@ def test_conflict_means_not_started(sim, reinstall):
 
 
 @pytest.mark.parametrize("kind", [0, 1])
-def test_busy_with_our_own_deployment_adopts_it(sim, reinstall, legacy, kind):
+def test_a_busy_server_is_refused_never_adopted(sim, reinstall, legacy, kind):
     provider = (reinstall, legacy)[kind]
-    first = provider.start(spec())
-    assert provider.start(spec()) == first
+    provider.start(spec())  # somebody else's deployment
+    with pytest.raises(ProviderError) as caught:
+        provider.start(spec())
+    assert not caught.value.outcome_unknown
+    assert caught.value.explanation.code in ("server_busy", "task_already_exists")
     assert starts(sim) == 2
 
 
@@ -528,3 +531,11 @@ def test_request_bodies():
 
 def test_legacy_provider_is_a_provider(legacy):
     assert isinstance(legacy, LegacyProvider) and legacy.owns("legacy:x")
+
+
+def test_routing_patterns_ignore_case_like_policies(reinstall, legacy):
+    from byoi_bot.ovhcloud.provider import RoutingProvider
+
+    router = RoutingProvider(reinstall, [("*.PROD.example.net", legacy)])
+    assert router.for_server("db1.prod.EXAMPLE.net") is legacy
+    assert router.for_server("lab1.example.net") is reinstall

@@ -60,5 +60,6 @@ def test_first_matching_pattern_wins_and_default_catches_the_rest():
     policies = PolicySet((prod, default))
     assert policies.for_server("NS1.PROD.example.net") is prod
     assert policies.for_server("ns1.lab.example.net") is default
-    assert policies.by_name("prod") is prod
-    assert policies.by_name("gone") is default
+    assert policies.by_name("prod", "anything") is prod
+    assert policies.by_name("gone", "ns1.prod.example.net") is prod, "the server's policy"
+    assert policies.by_name("gone", "lab1.example.net") is default

@@ -166,3 +166,70 @@ def test_two_approvers_at_once_make_one_approval_transition_and_one_start(h):
     approved = [a for a in h.bot.store.audit(r.id) if a["to_state"] == "approved"]
     assert len(approved) == 1 and h.starts() == 1
     assert h.bot.store.get(r.id).state is State.DEPLOYING
+
+
+def test_a_sweep_at_the_worst_moment_never_fails_a_start_under_way(h):
+    d = h.bot.deployments
+    r = new_request(h)
+    real_start = d.provider.start
+
+    def start_after_a_sweep(spec):
+        d.reconcile()  # the 10 s sweep runs between `submitting` and the POST
+        return real_start(spec)
+
+    d.provider.start = start_after_a_sweep
+    d.approve(r.id, APPROVER)
+    assert h.bot.store.get(r.id).state is State.DEPLOYING and h.starts() == 1
+    assert not any("never reached" in t for t in h.thread(r.message_ts))
+
+
+def test_an_unexpected_error_in_the_last_checks_fails_the_request_cleanly(h):
+    d = h.bot.deployments
+    r = new_request(h)
+
+    def broken(spec, facts):
+        raise UnicodeEncodeError("ascii", "é", 0, 1, "a redirect to a non-ASCII path")
+
+    d.inspector.inspect = broken
+    d.approve(r.id, APPROVER)
+    after = h.bot.store.get(r.id)
+    assert after.state is State.FAILED and h.starts() == 0
+    assert any("could not run" in t for t in h.thread(r.message_ts))
+
+
+def test_a_request_past_its_expiry_cannot_be_approved_before_the_sweep(h):
+    d = h.bot.deployments
+    r = new_request(h)
+    h.clock.advance(31 * 60)
+    d.approve(r.id, APPROVER)
+    assert h.bot.store.get(r.id).state is State.EXPIRED and h.starts() == 0
+
+
+def test_a_cancel_that_loses_the_race_says_so(h):
+    d = h.bot.deployments
+    r = new_request(h, hold=True)
+    d.approve(r.id, APPROVER)  # approved, held back (as if scheduled)
+    real_transition = h.bot.store.transition
+
+    def submitted_meanwhile(request_id, expected, to, *args, **kwargs):
+        if to is State.CANCELLED:  # the date job got there first
+            real_transition(request_id, State.APPROVED, State.SUBMITTING, "byoi-bot", "race")
+        return real_transition(request_id, expected, to, *args, **kwargs)
+
+    h.bot.store.transition = submitted_meanwhile
+    with pytest.raises(Refused, match="is submitting; there is nothing to cancel"):
+        d.cancel(r.id, REQUESTER)
+    assert h.bot.store.get(r.id).state is State.SUBMITTING
+
+
+def test_a_renamed_policy_falls_back_to_the_servers_policy_not_the_default(tmp_path):
+    config = tmp_path / "byoi.toml"
+    config.write_text('[[policy]]\nname = "prod"\npattern = "ns1001*"\nrequired_approvals = 2\n')
+    h = BotHarness(tmp_path, extra_env={"BYOI_CONFIG": str(config)})
+    try:
+        r = new_request(h)
+        h.bot.store.db.execute("UPDATE requests SET policy_name = 'renamed' WHERE id = ?", [r.id])
+        h.bot.deployments.approve(r.id, APPROVER)
+        assert h.bot.store.get(r.id).state is State.PENDING_APPROVAL, "still needs 2"
+    finally:
+        h.close()

@@ -16,6 +16,7 @@ Lines the shell understands (interactively, or from `--script FILE`):
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -32,11 +33,12 @@ from ..config import Settings
 from ..core.policy import Policy, PolicySet
 from ..core.states import State
 from ..dispatch import run_command
-from ..wiring import Bot, build_bot
+from ..wiring import Bot, build_bot, make_provider
 from .chat import ConsoleChat
 from .image_server import ImageServer
 from .images import demo_images
 
+log = logging.getLogger(__name__)
 REQUESTER, APPROVERS, OUTSIDER = "alice", ("bob", "carol"), "dave"
 WAIT_LIMIT = 120.0
 LINE = re.compile(
@@ -99,7 +101,11 @@ class Session:
         if isinstance(command, commands.Deploy) and command.spec is None:
             self.chat.tell(user, self.channel, "The deploy form is Slack-only; type the options.")
             return
-        answer = run_command(self.bot.deployments, command, user, self.channel)
+        try:
+            answer = run_command(self.bot.deployments, command, user, self.channel)
+        except Exception:
+            log.exception("command failed: %s", text)
+            answer = "Something went wrong on the bot's side (logged); nothing was changed."
         self.chat.tell(user, self.channel, answer)
 
     def _react(self, user: str, emoji: str, added: bool, request_id: str | None) -> None:
@@ -152,7 +158,6 @@ def open_session(
 ) -> tuple[Session, ExitStack]:
     """Start the simulator, the demo image server and the bot; close the stack to stop."""
     from ..ovhcloud.client import make_client
-    from ..ovhcloud.provider import ReinstallProvider
     from ..preflight.inspector import HttpImageInspector
     from ..simulator import DEMO_CREDENTIALS, Simulator
 
@@ -176,7 +181,7 @@ def open_session(
     bot = build_bot(
         settings,
         chat,
-        provider=ReinstallProvider(client),
+        provider=make_provider(settings, client),
         inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
         poll=timedelta(seconds=1),
     )

@@ -134,7 +134,7 @@ def card_status(request: Request) -> str:
 
 
 def explanation(e: Explanation) -> str:
-    text = f"*{e.summary}*\n*Likely cause:* {e.cause}\n*What to do:* {e.action}"
+    text = f"*{esc(e.summary)}*\n*Likely cause:* {esc(e.cause)}\n*What to do:* {esc(e.action)}"
     if e.raw:
         text += f"\n> {esc(e.raw)}"
     return text
@@ -148,14 +148,34 @@ def quorum_lost(tally: Tally) -> str:
 
 
 def blocked_at_submission(blockers: list[Check]) -> str:
-    reasons = "\n".join(f"• *{c.name}*: {c.message}" for c in blockers)
+    reasons = "\n".join(check_line(c) for c in blockers)
     return f"The checks at submission found blocking problems; nothing was sent:\n{reasons}"
+
+
+def recheck_crashed() -> str:
+    return (
+        "The checks before the deployment could not run (an unexpected error, logged for the "
+        "operators); nothing was sent to OVHcloud. Ask again with `/byoi deploy`."
+    )
+
+
+def changed_after_approval() -> str:
+    return (
+        "What would be sent no longer matches what was approved; nothing was sent to OVHcloud. "
+        "Ask again with `/byoi deploy`."
+    )
+
+
+def check_line(check: Check) -> str:
+    """A check's verdict as one line; its text may quote the image server, so it is escaped."""
+    return f"• *{esc(check.name)}*: {esc(check.message)}"
 
 
 def lost_submission() -> str:
     return (
-        "The bot restarted while submitting, and OVHcloud shows no deployment for this server: "
-        "the start call never reached it, so nothing on the server changed. "
+        "The start call's outcome was unknown (a time-out or a restart), and OVHcloud shows no "
+        "deployment started for it: the call never reached it, so nothing on the server "
+        "changed. "
         "Ask again with `/byoi deploy`."
     )
 

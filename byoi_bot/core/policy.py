@@ -141,6 +141,6 @@ class PolicySet:
                 return policy
         return self.policies[-1]
 
-    def by_name(self, name: str) -> Policy:
-        """The policy called `name`, falling back to the server-independent default."""
-        return next((p for p in self.policies if p.name == name), self.policies[-1])
+    def by_name(self, name: str, server: str) -> Policy:
+        """The policy called `name`; if it is gone from the configuration, `server`'s policy."""
+        return next((p for p in self.policies if p.name == name), self.for_server(server))

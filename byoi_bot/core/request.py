@@ -131,11 +131,6 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def short_hash(secret: str) -> str:
-    """A short, non-reversible tag for a secret value, safe to show (8 hex digits)."""
-    return _digest(secret)[:8]
-
-
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -162,7 +157,6 @@ class Request:
     server_facts: dict | None = None
     image_facts: dict | None = None
     progress: dict | None = None
-    last_change_at: datetime | None = None
     last_post_at: datetime | None = None
     start_mark: str | None = None
 

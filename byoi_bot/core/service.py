@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import messages
-from .checks import Check, Severity
+from .checks import Check, Severity, blocking
 from .policy import Policy, PolicySet, Tally
 from .ports import (
     CardView,
@@ -100,10 +100,9 @@ class Deployments:
         if busy:
             raise Refused([messages.busy(spec.server, busy[0])])
         facts, checks, image_facts = self.preflight(spec)
-        blockers = [c for c in checks if c.is_blocking]
-        if blockers:
+        if blockers := blocking(checks):
             raise Refused(
-                [messages.refused_by_checks(), *(f"• *{c.name}*: {c.message}" for c in blockers)]
+                [messages.refused_by_checks(), *(messages.check_line(c) for c in blockers)]
             )
         now = self.clock.now()
         request = Request(
@@ -180,6 +179,10 @@ class Deployments:
         if request.state is not State.PENDING_APPROVAL:
             self._tell(user, request, messages.not_pending(request))
             return
+        if self.clock.now() >= request.expires_at:  # the sweep has not got to it yet
+            expired = self._finish(request, State.EXPIRED, SYSTEM, "approval window closed")
+            self._tell(user, expired or request, messages.not_pending(expired or request))
+            return
         groups = self._groups(policy)
         refusal = policy.may_approve(user, request.requester, groups)
         if refusal:
@@ -245,7 +248,8 @@ class Deployments:
         if request.state in (State.PENDING_APPROVAL, State.APPROVED):
             if user != request.requester and not is_approver:
                 raise Refused([messages.cancel_not_allowed(request)])
-            self._finish(request, State.CANCELLED, user, "cancelled")
+            if self._finish(request, State.CANCELLED, user, "cancelled") is None:
+                raise Refused([messages.not_cancellable(self._get(request.id))])
             return messages.cancelled_answer(request)
         if request.state is State.DEPLOYING:
             if not is_approver:
@@ -254,7 +258,8 @@ class Deployments:
                 self.provider.cancel(request.spec.server, request.provider_handle or "")
             except ProviderError as exc:
                 raise Refused([messages.explanation(exc.explanation)]) from None
-            self._finish(request, State.CANCELLED, user, "running deployment cancelled")
+            if self._finish(request, State.CANCELLED, user, "running deployment cancelled") is None:
+                raise Refused([messages.not_cancellable(self._get(request.id))])
             return messages.cancelled_answer(request)
         raise Refused([messages.not_cancellable(request)])
 
@@ -288,24 +293,43 @@ class Deployments:
         """Re-check, then make the one destructive call (SPEC section 2, step 5).
 
         `submitting` is written before the call; a crash after it is reconciled by
-        `reconcile()`, never re-posted.
+        `reconcile()`, never re-posted. While this runs, the request is "in flight" here and
+        `reconcile()` leaves it alone.
         """
         request = self._get(request_id)
         if request.state is not State.APPROVED:
             return request
+        try:
+            problem, mark = self._recheck(request)
+        except Exception:
+            log.exception("checks before submitting %s failed", request.id)
+            problem, mark = messages.recheck_crashed(), ""
+        if problem:
+            return self._fail(request, State.APPROVED, problem)
+        with self._in_flight_lock:
+            self._in_flight.add(request.id)
+        try:
+            return self._call(request, mark)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(request.id)
+
+    def _recheck(self, request: Request) -> tuple[str | None, str]:
+        """What stops the submission (or None), and the provider's mark taken just before."""
         policy = self._policy(request)
         tally = self._tally(request, policy, self._groups(policy))
         if not tally.met:
-            return self._fail(request, State.APPROVED, messages.quorum_lost(tally))
+            return messages.quorum_lost(tally), ""
         spec = request.spec.with_secrets(self.store.secrets(request.id))
         _, checks, _ = self.preflight(spec)
-        blockers = [c for c in checks if c.is_blocking]
-        if blockers:
-            return self._fail(request, State.APPROVED, messages.blocked_at_submission(blockers))
+        if blockers := blocking(checks):
+            return messages.blocked_at_submission(blockers), ""
         try:
-            mark = self.provider.mark(request.spec.server)
+            return None, self.provider.mark(request.spec.server)
         except ProviderError as exc:
-            return self._fail(request, State.APPROVED, messages.explanation(exc.explanation))
+            return messages.explanation(exc.explanation), ""
+
+    def _call(self, request: Request, mark: str) -> Request:
         try:
             request, secrets = self.store.transition(
                 request.id,
@@ -318,10 +342,10 @@ class Deployments:
                 submitted_at=self.clock.now(),
             )
         except IllegalTransition:
-            return self._get(request_id)
+            return self._get(request.id)
         spec = request.spec.with_secrets(secrets)
-        with self._in_flight_lock:
-            self._in_flight.add(request.id)
+        if spec.fingerprint() != request.fingerprint:
+            return self._fail(request, State.SUBMITTING, messages.changed_after_approval())
         try:
             handle = self.provider.start(spec)
         except ProviderError as exc:
@@ -329,9 +353,6 @@ class Deployments:
                 log.warning("start of %s: outcome unknown, will reconcile", request.id)
                 return request
             return self._fail(request, State.SUBMITTING, messages.explanation(exc.explanation))
-        finally:
-            with self._in_flight_lock:
-                self._in_flight.discard(request.id)
         return self._started(request, handle, "OVHcloud accepted the deployment")
 
     def _started(self, request: Request, handle: str, reason: str) -> Request:
@@ -343,7 +364,6 @@ class Deployments:
             SYSTEM,
             reason,
             provider_handle=handle,
-            last_change_at=now,
             last_post_at=now,
         )
         self._reply(request, messages.submitted(request))
@@ -357,20 +377,22 @@ class Deployments:
         start call happened (even if that deployment has ended since); it is never repeated.
         Start calls still in progress in this process are left to finish.
         """
-        with self._in_flight_lock:
-            in_flight = set(self._in_flight)
         for request in self.store.in_states([State.SUBMITTING]):
-            if request.id in in_flight:
-                continue
+            with self._in_flight_lock:
+                if request.id in self._in_flight:
+                    continue
             try:
                 handle = self.provider.find_since(request.spec.server, request.start_mark or "")
             except ProviderError as exc:
                 log.warning("reconcile %s: %s", request.id, exc.explanation.summary)
                 continue
-            if handle:
-                self._started(request, handle, "found running at OVHcloud after a restart")
-            else:
-                self._fail(request, State.SUBMITTING, messages.lost_submission())
+            try:
+                if handle:
+                    self._started(request, handle, "found at OVHcloud by reconciliation")
+                else:
+                    self._fail(request, State.SUBMITTING, messages.lost_submission())
+            except IllegalTransition:
+                continue  # settled meanwhile
 
     # -- following ------------------------------------------------------------------
 
@@ -410,13 +432,15 @@ class Deployments:
             # known steps: nothing is posted, the next poll reads them again.
             self._heartbeat_or_stall(request, progress, now)
             return
-        record = progress.to_dict() | {"signature": progress.signature()}
+        record = progress.to_dict() | {
+            "signature": progress.signature(),
+            "stall_warned": previous.get("stall_warned", False),
+        }
         if progress.signature() != previous.get("signature"):
             self.store.update(
                 request.id,
                 progress=record,
                 last_status=messages.status_line(request, progress),
-                last_change_at=now,
                 last_post_at=now,
             )
             request = self._get(request.id)
@@ -427,9 +451,11 @@ class Deployments:
 
     def _heartbeat_or_stall(self, request: Request, progress: Progress, now: datetime) -> None:
         started = request.submitted_at or now
-        if now - started >= self.timing.stall and "stalled" not in (request.last_status or ""):
+        previous = request.progress or {}
+        if now - started >= self.timing.stall and not previous.get("stall_warned"):
             self.store.update(
                 request.id,
+                progress=previous | {"stall_warned": True},
                 last_status=messages.status_line(request, progress) + " · stalled",
                 last_post_at=now,
             )
@@ -513,7 +539,7 @@ class Deployments:
         return request
 
     def _policy(self, request: Request) -> Policy:
-        return self.policies.by_name(request.policy_name)
+        return self.policies.by_name(request.policy_name, request.spec.server)
 
     def _groups(self, policy: Policy) -> dict[str, frozenset[str]]:
         names = {*policy.groups, *(r for r in policy.requesters if r.startswith("S"))}

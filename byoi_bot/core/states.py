@@ -23,17 +23,12 @@ class State(StrEnum):
         """True when nothing can happen to the request any more."""
         return not TRANSITIONS[self]
 
-    @property
-    def is_active(self) -> bool:
-        """True while the request holds its server (one active request per server)."""
-        return self in ACTIVE_STATES
-
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING_APPROVAL: frozenset(
         {State.APPROVED, State.REJECTED, State.CANCELLED, State.EXPIRED}
     ),
-    State.APPROVED: frozenset({State.SUBMITTING, State.CANCELLED, State.EXPIRED, State.FAILED}),
+    State.APPROVED: frozenset({State.SUBMITTING, State.CANCELLED, State.FAILED}),
     State.SUBMITTING: frozenset({State.DEPLOYING, State.FAILED}),
     State.DEPLOYING: frozenset({State.DONE, State.FAILED, State.CANCELLED}),
     State.REJECTED: frozenset(),
@@ -43,6 +38,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.FAILED: frozenset(),
 }
 
+# The states that hold a server: one active request per server.
 ACTIVE_STATES = frozenset(
     {State.PENDING_APPROVAL, State.APPROVED, State.SUBMITTING, State.DEPLOYING}
 )

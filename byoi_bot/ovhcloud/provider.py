@@ -22,7 +22,7 @@ from urllib3.exceptions import NewConnectionError
 from ..core.ports import DiskGroup, Explanation, Provider, ProviderError, ServerFacts
 from ..core.progress import Phase, Progress, Step
 from ..core.request import DeploySpec
-from .errors import error_class, explain_exception
+from .errors import explain_exception
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ INSTALLING_STEP_STATUSES = ("todo", "doing", "pending", "idle")
 FAILED_STEP_STATUSES = ("error", "expired", "stopping")
 LEGACY_PHASES = {"doing": Phase.RUNNING, "done": Phase.DONE, "error": Phase.FAILED}
 RETRIED_STATUSES = (500, 502, 503, 504)
-BUSY_CLASSES = ("Client::BadRequest::TaskAlreadyExists", "Client::Conflict::DisturbAlreadyExists")
 # memorySize is in binary units (65536 MB = 64 GiB); diskSize in a disk maker's decimal ones.
 MEMORY_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 DISK_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -133,13 +132,17 @@ class _OvhProvider(ABC):
                 self.retry.sleep(delay)
 
     def _start(self, spec: DeploySpec, path: str, body: dict, handle_of: Callable) -> str:
-        """POST once; on a busy server or an unknown outcome, adopt the running deployment."""
+        """POST once; on an unknown outcome, adopt the deployment the POST may have started.
+
+        A busy answer is never adopted: the bot posts once per request, so the running
+        deployment is somebody else's.
+        """
         try:
             return handle_of(self.client.post(path, **body))
         except ovh_errors.APIError as exc:
             explanation = _scrub(explain_exception(exc), spec)
             unknown = _may_have_happened(exc)
-            if not (unknown or error_class(exc) in BUSY_CLASSES):
+            if not unknown:
                 raise ProviderError(explanation) from None
         log.warning("start on %s: %s; looking for a running one", spec.server, explanation.code)
         try:
@@ -319,7 +322,11 @@ class RoutingProvider:
     def for_server(self, server: str) -> Provider:
         """The provider that handles `server`."""
         return next(
-            (p for pattern, p in self.by_pattern if fnmatch.fnmatchcase(server, pattern)),
+            (
+                p
+                for pattern, p in self.by_pattern
+                if fnmatch.fnmatchcase(server.lower(), pattern.lower())  # as policies match
+            ),
             self.default,
         )
 

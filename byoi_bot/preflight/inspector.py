@@ -14,8 +14,6 @@ from .url_safety import AllowList, UrlGuard, UrlRefused
 
 RAM_RESERVE = 3 * GiB
 UEFI_MODES = ("uefi", "uefi-legacy")
-BAD_SERVER_STATES = ("error", "hacked", "hackedBlocked")
-
 OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
 
 _STATUS_HINTS = {

@@ -89,8 +89,9 @@ class SlackChat:
         try:
             users = frozenset(self.client.usergroups_users_list(usergroup=group_id)["users"])
         except SlackApiError as exc:
+            # keep the last list read (never cache a failure as "nobody")
             log.warning("members of %s unknown: %s", group_id, exc.response.get("error"))
-            users = frozenset()
+            return cached[1] if cached else frozenset()
         with self._lock:
             self._groups[group_id] = (time.monotonic(), users)
         return users
