@@ -19,6 +19,7 @@ from .core.states import State
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP = timedelta(seconds=10)
+EVENT_MEMORY = timedelta(days=1)
 
 
 class Jobs:
@@ -57,9 +58,10 @@ class Jobs:
             self.scheduler.shutdown(wait=True)
 
     def sweep(self) -> None:
-        """Expire pending requests and settle submissions whose outcome was unknown."""
+        """Expire pending requests, settle unknown submissions, forget old delivery ids."""
         self.deployments.expire_due()
         self.deployments.reconcile()
+        self.deployments.store.forget_events(self.deployments.clock.now() - EVENT_MEMORY)
 
     def approved(self, request: Request) -> None:
         """Submit now, or say when and plan a one-off job at the request's `at=` time."""

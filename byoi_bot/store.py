@@ -385,6 +385,11 @@ class Store:
             )
             return bool(cursor.rowcount)
 
+    def forget_events(self, before: datetime) -> int:
+        """Drop delivery ids seen before `before` (Slack retries within minutes, not days)."""
+        with self._write() as db:
+            return db.execute("DELETE FROM events WHERE at < ?", [_iso(before)]).rowcount
+
     # -- rows <-> requests ------------------------------------------------------------
 
     @staticmethod

@@ -176,3 +176,12 @@ def test_request_ids_are_short_and_unambiguous():
     ids = {new_request_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 8 and i.startswith("r-") and not set(i[2:]) & set("01ilo") for i in ids)
+
+
+def test_old_delivery_ids_are_forgotten(store):
+    from datetime import UTC, datetime, timedelta
+
+    store.first_delivery("Ev1")
+    assert store.forget_events(datetime.now(UTC) - timedelta(days=1)) == 0
+    assert store.forget_events(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert store.first_delivery("Ev1")

@@ -46,7 +46,11 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     bot.start()
     try:
         if http:
-            server = http_server(app, host, port, lambda: True, settings.slack_signing_secret)
+
+            def healthy() -> bool:  # polls and expiry are running
+                return bot.jobs.scheduler.running
+
+            server = http_server(app, host, port, healthy, settings.slack_signing_secret)
             log.info("listening on http://%s:%s/slack/events", host, server.server_port)
             server.serve_forever()
         else:
