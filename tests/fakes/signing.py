@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from slack_bolt import App, BoltRequest
+
+from .serving import BackgroundServer
 
 __all__ = [
     "BoltHTTPServer",
@@ -422,7 +423,7 @@ class _BoltServer(ThreadingHTTPServer):
     path: str
 
 
-class BoltHTTPServer:
+class BoltHTTPServer(BackgroundServer):
     """Serve a Bolt ``App`` over HTTP on 127.0.0.1:0, like Slack's HTTP mode sees it.
 
     Each request is fed to ``app.dispatch(BoltRequest(body=raw_str, query, headers))``
@@ -431,45 +432,19 @@ class BoltHTTPServer:
     """
 
     def __init__(self, app: App, path: str = "/slack/events") -> None:
+        super().__init__()
         self.app = app
         self.path = path
-        self._server: _BoltServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> BoltHTTPServer:
-        """Bind and serve in a daemon thread. Returns self."""
-        if self._server is None:
-            server = _BoltServer(("127.0.0.1", 0), _BoltHandler)
-            server.app, server.path = self.app, self.path
-            self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (idempotent)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> BoltHTTPServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _make_server(self) -> _BoltServer:
+        server = _BoltServer(("127.0.0.1", 0), _BoltHandler)
+        server.app, server.path = self.app, self.path
+        return server
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
-        if self._server is None:
-            raise RuntimeError("BoltHTTPServer is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:

@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .serving import BackgroundServer
+
 if TYPE_CHECKING:
     from .socket_mode import FakeSocketMode
 
@@ -89,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST
 
 
-class FakeSlack:
+class FakeSlack(BackgroundServer):
     """Local fake of the Slack Web API (``http://127.0.0.1:PORT/api/``).
 
     Args:
@@ -135,8 +137,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self._cond = threading.Condition(threading.RLock())
         self._faults: list[Fault] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._init_state()
         self._handlers: dict[str, Callable[[dict[str, Any], str | None], dict[str, Any]]] = {
             "api.test": lambda a, t: {"ok": True, "args": a},
@@ -169,41 +170,10 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeSlack:
-        """Bind 127.0.0.1:0 and serve in a daemon thread. Returns self."""
-        if self._server is not None:
-            return self
+    def _make_server(self) -> _Server:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (server must be started)."""
-        if self._server is None:
-            raise RuntimeError("FakeSlack is not started")
-        return self._server.server_address[1]
+        return server
 
     @property
     def url(self) -> str:
