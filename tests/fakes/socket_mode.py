@@ -19,15 +19,17 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+from .serving import BackgroundServer
+
 __all__ = ["FakeSocketMode"]
 
 
-class FakeSocketMode:
+class FakeSocketMode(BackgroundServer):
     """Local Socket Mode server on ``ws://127.0.0.1:PORT/link/``.
 
     Args:
@@ -41,6 +43,7 @@ class FakeSocketMode:
     """
 
     def __init__(self, app_id: str = "A1", *, send_hello: bool = True) -> None:
+        super().__init__()
         self.app_id = app_id
         self.send_hello = send_hello
         self.acks: dict[str, dict[str, Any]] = {}
@@ -54,50 +57,22 @@ class FakeSocketMode:
         self._send_lock = threading.Lock()
         self._seq = itertools.count(1)
         self._rr = itertools.count()
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeSocketMode:
-        """Bind 127.0.0.1:0 and serve in a daemon thread. Returns self."""
-        if self._server is None:
-            self._server = serve(
-                self._handler,
-                "127.0.0.1",
-                0,
-                ping_interval=None,  # the client pings us; websockets answers pongs
-                close_timeout=1,
-                compression=None,
-            )
-            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-            self._thread.start()
-        return self
+    # websockets' serve_forever() takes no options. Note: stop() closes every connection,
+    # so close the Socket Mode client/handler first, otherwise it reconnects.
+    serve_options: ClassVar[dict[str, Any]] = {}
 
-    def stop(self) -> None:
-        """Close every connection and the listening socket (idempotent).
-
-        Close the Socket Mode client/handler *first*, otherwise it auto-reconnects.
-        """
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeSocketMode:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (server must be started)."""
-        if self._server is None:
-            raise RuntimeError("FakeSocketMode is not started")
-        return self._server.socket.getsockname()[1]
+    def _make_server(self) -> Server:
+        return serve(
+            self._handler,
+            "127.0.0.1",
+            0,
+            ping_interval=None,  # the client pings us; websockets answers pongs
+            close_timeout=1,
+            compression=None,
+        )
 
     @property
     def running(self) -> bool:
