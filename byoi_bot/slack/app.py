@@ -183,15 +183,11 @@ class _GuardedApp(App):
     Bolt's built-in middleware reads fields like ``event.type`` without checking their
     type; a payload where the event is null or a string would otherwise end in an exception
     (HTTP 500, and Slack retries). Such a request is answered 400 and logged, nothing else
-    happens. A signature timestamp that is not a number is refused like a bad signature
-    (slack_sdk's verifier would raise on it).
+    happens. (In HTTP mode the signature, timestamp included, is checked before Bolt runs:
+    see `modes.http_server`.)
     """
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
-        stamps = req.headers.get("x-slack-request-timestamp") or [""]
-        if stamps[0] and not stamps[0].strip().isdigit():
-            log.warning("refused a request with a timestamp that is not a number")
-            return BoltResponse(status=401, body='{"error": "invalid request"}')
         body = req.body
         if not isinstance(body, dict) or not isinstance(body.get("event", {}), dict):
             log.warning("refused a request whose body or event is not an object")
