@@ -47,7 +47,37 @@ class FakeClock:
             self.current += timedelta(seconds=seconds)
 
 
-class BotHarness:
+class ChannelView:
+    """What a test sees of the channel in the fake Slack `self.slack`: cards and threads."""
+
+    slack: FakeSlack
+    wait_seconds = 5.0
+
+    def wait_card(self, count: int = 1) -> dict:
+        """The newest card once `count` cards have been posted and offer ✅ and ❌."""
+        self.slack.wait_for(lambda: len(self.cards()) >= count, timeout=self.wait_seconds)
+        card = self.cards()[-1]
+        self.slack.wait_for(lambda: len(self.slack.reactions(CHANNEL, card["ts"])) == 2)
+        return card
+
+    def cards(self) -> list[dict]:
+        return [
+            m
+            for m in self.slack.messages(channel=CHANNEL)
+            if m.get("blocks") and not m.get("thread_ts")
+        ]
+
+    def thread(self, ts: str) -> list[str]:
+        return [m["text"] for m in self.slack.messages(channel=CHANNEL, thread_ts=ts)]
+
+    def wait_thread(self, ts: str, needle: str) -> list[str]:
+        self.slack.wait_for(
+            lambda: any(needle in t for t in self.thread(ts)), timeout=self.wait_seconds
+        )
+        return self.thread(ts)
+
+
+class BotHarness(ChannelView):
     """Starts everything; `close()` stops it all. One per test."""
 
     def __init__(self, tmp_path, *, approvers=(APPROVER, APPROVER_2), required=1, extra_env=None):
@@ -127,27 +157,6 @@ class BotHarness:
         self.bot.deployments.poll_all()
 
     # -- what tests look at ---------------------------------------------------------
-
-    def wait_card(self, count: int = 1) -> dict:
-        """The newest card once `count` cards have been posted and offer ✅ and ❌."""
-        self.slack.wait_for(lambda: len(self.cards()) >= count)
-        card = self.cards()[-1]
-        self.slack.wait_for(lambda: len(self.slack.reactions(CHANNEL, card["ts"])) == 2)
-        return card
-
-    def cards(self) -> list[dict]:
-        return [
-            m
-            for m in self.slack.messages(channel=CHANNEL)
-            if m.get("blocks") and not m.get("thread_ts")
-        ]
-
-    def thread(self, ts: str) -> list[str]:
-        return [m["text"] for m in self.slack.messages(channel=CHANNEL, thread_ts=ts)]
-
-    def wait_thread(self, ts: str, needle: str) -> list[str]:
-        self.slack.wait_for(lambda: any(needle in t for t in self.thread(ts)))
-        return self.thread(ts)
 
     def answers(self, user: str = REQUESTER) -> list[str]:
         return [r.get("text", "") for r in self.slack.responses(user)]

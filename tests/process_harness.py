@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bot_harness import CHANNEL, ChannelView
 from fakes.signing import event_body, post_signed, reaction_event, slash_command_body
 from fakes.slack_api import FakeSlack
 
@@ -32,7 +33,6 @@ from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 REQUESTER, APPROVER = "U0ALICE", "U0BOB"
-CHANNEL = "C0OPS"
 SERVER = "ns1001.ip-51-75-1.eu"
 ROOT = Path(__file__).resolve().parents[1]  # the checkout, so the child imports this code
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -61,8 +61,10 @@ def wait_until(
         time.sleep(step)
 
 
-class ProcessBot:
+class ProcessBot(ChannelView):
     """FakeSlack + simulator + image server here, the bot in a child process; `close()` all."""
+
+    wait_seconds = 15.0  # a child process answers more slowly than an in-process bot
 
     def __init__(self, tmp_path: Path, *, deploy_seconds: float = 70.0) -> None:
         self.tmp = tmp_path
@@ -182,10 +184,7 @@ class ProcessBot:
         """`/byoi deploy` of SERVER; returns the card once it offers ✅ and ❌."""
         efi = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
         assert self.slash(f"deploy {SERVER} {self.images.base_url}/{image} {efi}") == 200
-        self.slack.wait_for(lambda: self.cards(), timeout=15)
-        card = self.cards()[-1]
-        self.slack.wait_for(lambda: len(self.slack.reactions(CHANNEL, card["ts"])) == 2)
-        return card
+        return self.wait_card()
 
     # -- what tests look at ---------------------------------------------------------
 
@@ -205,20 +204,6 @@ class ProcessBot:
     def wait_state(self, *states: str, timeout: float = 15) -> dict:
         wait_until(lambda: self.state() in states, timeout, f"state in {states}; {self.rows()}")
         return self.rows()[-1]
-
-    def cards(self) -> list[dict]:
-        return [
-            m
-            for m in self.slack.messages(channel=CHANNEL)
-            if m.get("blocks") and not m.get("thread_ts")
-        ]
-
-    def thread(self, ts: str) -> list[str]:
-        return [m["text"] for m in self.slack.messages(channel=CHANNEL, thread_ts=ts)]
-
-    def wait_thread(self, ts: str, needle: str, timeout: float = 15) -> list[str]:
-        self.slack.wait_for(lambda: any(needle in t for t in self.thread(ts)), timeout=timeout)
-        return self.thread(ts)
 
     def api_calls(self, method: str, path_end: str) -> list[dict]:
         return [

@@ -31,7 +31,6 @@ IMPOSSIBLE = "ns5005.ip-149-56-5.net"  # policy "impossible": can never be met b
 DEPLOYER, NET_1, NET_2, SYS_1 = "U0ERIN", "U0NET1", "U0NET2", "U0SYS1"
 OTHER_CHANNEL = "C0ELSEWHERE"
 EFI = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 POLICIES = f"""
     [[policy]]
     name = "prod"
@@ -59,12 +58,6 @@ POLICIES = f"""
     approvers = ["{REQUESTER}", "{APPROVER}"]
     required_approvals = 2
 """
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

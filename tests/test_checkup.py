@@ -12,12 +12,6 @@ from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 GOOD_SECRET = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def services():
     with FakeSlack() as slack, Simulator(credentials=DEMO_CREDENTIALS) as sim:

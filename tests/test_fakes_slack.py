@@ -37,13 +37,6 @@ APP_TOKEN = "xapp-1-test-token"
 BOT_TOKEN = "xoxb-test-token"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # WebClient and SocketModeClient read HTTP(S)_PROXY: never route 127.0.0.1 through one.
-    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
     with FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as f:

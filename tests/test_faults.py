@@ -26,12 +26,6 @@ DONE_CARD = "✅ *done*"  # the card's status line at the end
 STEP = 10.0  # seconds per install step in the process tests (7 steps, deploy_seconds=70)
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
 # ----------------------------------------------------------------------------------------
 # 1. SIGKILL at each step of a deployment, then a restart on the same database
 # ----------------------------------------------------------------------------------------

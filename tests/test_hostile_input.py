@@ -49,6 +49,7 @@ from fakes.signing import (
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from byoi_bot.core.request import Request
 from byoi_bot.core.states import State
 from byoi_bot.slack.app import INTERNAL_ERROR
 from byoi_bot.slack.cards import APPROVE_ACTION, REJECT_ACTION
@@ -58,7 +59,6 @@ SERVER = "ns1001.ip-51-75-1.eu"
 UNKNOWN_SERVER = "ns9.example.invalid"  # not in the simulator: preflight stops before any fetch
 EFI = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
 KNOWN_USERS = {REQUESTER, APPROVER, APPROVER_2, OUTSIDER}
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 POSTING_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "response_url")
 FAST = settings(
     max_examples=40,
@@ -119,27 +119,21 @@ _names = itertools.count(1)
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory):
     """One bot for the module: approvers BOB and CAROL, quorum 1."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in PROXY_VARS:
-            mp.delenv(name, raising=False)
-        h = BotHarness(tmp_path_factory.mktemp("hostile"))
-        try:
-            yield h
-        finally:
-            h.close()
+    h = BotHarness(tmp_path_factory.mktemp("hostile"))
+    try:
+        yield h
+    finally:
+        h.close()
 
 
 @pytest.fixture
 def own_bot(tmp_path):
     """A bot of its own (quorum 2) for stories that need real approvals."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in PROXY_VARS:
-            mp.delenv(name, raising=False)
-        h = BotHarness(tmp_path, required=2)
-        try:
-            yield h
-        finally:
-            h.close()
+    h = BotHarness(tmp_path, required=2)
+    try:
+        yield h
+    finally:
+        h.close()
 
 
 class ErrorLog(logging.Handler):
@@ -247,6 +241,13 @@ def new_card(h: BotHarness) -> tuple[dict, str]:
     card = h.slack.message(CHANNEL, request.message_ts)
     assert card is not None
     return card, request.id
+
+
+def pending_request(h: BotHarness) -> Request:
+    """The request waiting on SERVER, after posting one if there is none."""
+    if not h.bot.store.active(SERVER):
+        new_card(h)
+    return h.bot.store.active(SERVER)[0]
 
 
 # ----------------------------------------------------------------------------- slash commands
@@ -482,11 +483,7 @@ def reaction_events(draw, ts: str):
 @given(data=st.data())
 def test_odd_reaction_events_never_fail_nor_approve(bot, data):
     h = bot
-    active = h.bot.store.active(SERVER)
-    if not active:
-        new_card(h)
-        active = h.bot.store.active(SERVER)
-    request = active[0]
+    request = pending_request(h)
     event = data.draw(reaction_events(request.message_ts))
     envelope = event_payload(event)
     event_id = data.draw(st.one_of(st.just(MISSING), ODD_VALUES))
@@ -644,11 +641,7 @@ def block_actions(draw, request_id: str, ts: str):
 @given(data=st.data())
 def test_odd_button_presses_never_fail_nor_approve(bot, data):
     h = bot
-    active = h.bot.store.active(SERVER)
-    if not active:
-        new_card(h)
-        active = h.bot.store.active(SERVER)
-    request = active[0]
+    request = pending_request(h)
     payload = data.draw(block_actions(request.id, request.message_ts))
     with ErrorLog() as errors:
         status = post(h, form_body(payload))

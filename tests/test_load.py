@@ -52,12 +52,6 @@ TEXTS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def no_proxies(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_300_signed_slash_commands_are_all_acked_and_answered_once(tmp_path):
     h = BotHarness(tmp_path)
     try:

@@ -41,8 +41,6 @@ DEPLOY = 70.0  # 7 steps of 10 s
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     for name in ("ENDPOINT", "APPLICATION_KEY", "APPLICATION_SECRET", "CONSUMER_KEY"):
         monkeypatch.delenv(f"OVH_{name}", raising=False)
 

@@ -36,14 +36,7 @@ USER_DATA_SECRET = "udS3CRET-52be0d"
 URL_PASSWORD = "pwS3CRET-c0ffee"
 URL_TOKEN = "tokS3CRET-9d8e7f"
 ALL_SECRETS = (HEADER_SECRET, USER_DATA_SECRET, URL_PASSWORD, URL_TOKEN)
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 LOGGERS = ("", "byoi_bot", "slack_bolt", "slack_sdk", "urllib3", "ovh", "apscheduler")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

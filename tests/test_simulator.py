@@ -30,8 +30,6 @@ REINSTALL = {
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     for name in ("APPLICATION_KEY", "APPLICATION_SECRET", "CONSUMER_KEY"):
         monkeypatch.delenv(f"OVH_{name}", raising=False)
 

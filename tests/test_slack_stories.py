@@ -15,12 +15,6 @@ from byoi_bot.core.states import State
 SERVER = "ns1001.ip-51-75-1.eu"
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def harness(tmp_path):
     h = BotHarness(tmp_path)
