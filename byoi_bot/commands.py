@@ -1,15 +1,18 @@
 """The `/byoi` command language: one grammar, read by the parser and by the help.
 
 `parse` turns the text typed after ``/byoi`` into a typed command, or raises
-`CommandError` naming the argument, the problem, what was expected and a correct example:
+`CommandError` naming the argument, the problem, what was expected and a correct example.
+Time comes from the caller's clock (the bot's), never from the wall clock:
 
->>> parse("list all")
+>>> now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+>>> parse("list all", now=now)
 List(all=True)
->>> parse("cancel r-7kq2mx")
+>>> parse("cancel r-7kq2mx", now=now)
 Cancel(request_id='r-7kq2mx')
->>> parse("deploy ns1.example.net https://images.example.net/debian-12.qcow2").spec.image_type
+>>> url = "https://images.example.net/debian-12.qcow2"
+>>> parse(f"deploy ns1.example.net {url}", now=now).spec.image_type
 'qcow2'
->>> parse("deploy ns1.example.net https://images.example.net/debian.tar").spec
+>>> parse("deploy ns1.example.net https://images.example.net/debian.tar", now=now).spec
 Traceback (most recent call last):
   ...
 byoi_bot.commands.CommandError: `type`: cannot tell the image type from ...
@@ -345,16 +348,17 @@ _DEPLOY = _BY_NAME["deploy"]
 # ----------------------------------------------------------------------------- parse
 
 
-def parse(text: str, *, now: datetime | None = None) -> Command:
+def parse(text: str, *, now: datetime) -> Command:
     """Parse the text after ``/byoi``; raise `CommandError` on anything invalid.
 
-    `now` (default: the current time) resolves ``at=HH:MM`` and refuses past times.
+    `now` is the bot's clock: it resolves ``at=HH:MM`` and refuses past times.
 
-    >>> parse("")
+    >>> now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    >>> parse("", now=now)
     Help(topic=None)
-    >>> parse("status NS1.Example.NET")
+    >>> parse("status NS1.Example.NET", now=now)
     Status(target='ns1.example.net')
-    >>> parse("deploy")
+    >>> parse("deploy", now=now)
     Deploy(spec=None)
     """
     if len(text) > MAX_TEXT:
@@ -1001,9 +1005,7 @@ def _iso_utc(value: str) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _utc_now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
+def _utc_now(now: datetime) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 

@@ -75,7 +75,7 @@ def error(text: str, argument: str | None = None) -> CommandError:
     assert exc.problem and exc.expected and exc.example.startswith("/byoi ")
     assert str(exc).startswith(f"`{exc.argument}`: ")
     assert "Expected:" in str(exc) and "Example:" in str(exc)
-    parse(exc.example.removeprefix("/byoi "))  # every example shown is a valid command
+    parse(exc.example.removeprefix("/byoi "), now=NOW)  # every example shown is a valid command
     return exc
 
 
@@ -635,9 +635,13 @@ def test_at_with_a_naive_now_means_utc():
     assert at == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
-def test_at_defaults_to_the_current_time():
-    at = parse(f"{BASE} at=00:00").spec.at
-    assert datetime.now(UTC) < at <= datetime.now(UTC) + timedelta(days=1)
+def test_the_parser_never_reads_the_wall_clock():
+    with pytest.raises(TypeError):
+        parse(f"{BASE} at=00:00")  # type: ignore[call-arg]  # `now` is the bot's clock
+    a_year_on = NOW + timedelta(days=366)
+    assert parse(f"{BASE} at=00:00", now=a_year_on).spec.at == datetime(
+        a_year_on.year, a_year_on.month, a_year_on.day, tzinfo=UTC
+    ) + timedelta(days=1)
 
 
 @pytest.mark.parametrize(
@@ -782,7 +786,7 @@ def test_help_lists_every_subcommand():
 
 @pytest.mark.parametrize("topic", [c.name for c in SUBCOMMANDS] + all_keys())
 def test_help_on_each_topic(topic):
-    parsed = parse(f"help {topic}")
+    parsed = parse(f"help {topic}", now=NOW)
     assert isinstance(parsed, Help)
     text = help_text(parsed.topic)
     assert "Example: `/byoi " in text

@@ -9,7 +9,7 @@ import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 README = (ROOT / "README.md").read_text()
 
@@ -45,7 +45,7 @@ def test_no_secret_is_baked_into_the_image():
 
 def test_app_manifest_is_valid_against_slacks_schema():
     manifest = yaml.safe_load((ROOT / "app_manifest.yml").read_text())
-    schema = json.loads((SHARED / "slack" / "manifest.schema.1.0.0.json").read_text())
+    schema = json.loads((DATA / "slack" / "manifest.schema.1.0.0.json").read_text())
     jsonschema.validate(manifest, schema)
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {

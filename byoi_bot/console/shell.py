@@ -94,7 +94,9 @@ class Session:
         if not text.startswith("/byoi"):
             return
         try:
-            command = commands.parse(text.removeprefix("/byoi"))
+            command = commands.parse(
+                text.removeprefix("/byoi"), now=self.bot.deployments.clock.now()
+            )
         except commands.CommandError as exc:
             self.chat.tell(user, self.channel, str(exc))
             return

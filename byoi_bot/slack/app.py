@@ -60,7 +60,9 @@ def build_app(
             return
         text = command.get("text")
         try:
-            parsed = commands.parse(text if isinstance(text, str) else "")
+            parsed = commands.parse(
+                text if isinstance(text, str) else "", now=deployments.clock.now()
+            )
         except commands.CommandError as exc:
             respond(str(exc))
             return
@@ -84,7 +86,7 @@ def build_app(
     def on_form(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         blocks = _form_blocks(view)
         try:
-            channel, spec = spec_from_submission(view)
+            channel, spec = spec_from_submission(view, now=deployments.clock.now())
         except commands.CommandError as exc:
             block = exc.argument if exc.argument in blocks else _first_block(blocks)
             ack(response_action="errors", errors={block: truncate(str(exc), FORM_ERROR_LIMIT)})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import datetime
 
 from .. import commands
 from ..core.request import DeploySpec
@@ -62,8 +63,11 @@ def _input(key: str, label: str, placeholder: str, multiline: bool, optional: bo
     }
 
 
-def spec_from_submission(view: dict) -> tuple[str, DeploySpec]:
-    """The channel and the spec of a submitted form; raises `commands.CommandError`."""
+def spec_from_submission(view: dict, *, now: datetime) -> tuple[str, DeploySpec]:
+    """The channel and the spec of a submitted form (`now`: the bot's clock, for `at=`).
+
+    Raises `commands.CommandError`.
+    """
     values = {
         block: (entry.get("value") or {}).get("value") or ""
         for block, entry in view["state"]["values"].items()
@@ -72,7 +76,7 @@ def spec_from_submission(view: dict) -> tuple[str, DeploySpec]:
     for key, *_ in FIELDS:
         lines = values.get(key, "").splitlines() if key == "header" else [values.get(key, "")]
         parts.extend(f"{key}={_quote(line.strip())}" for line in lines if line.strip())
-    command = commands.parse(" ".join(parts))
+    command = commands.parse(" ".join(parts), now=now)
     assert isinstance(command, commands.Deploy) and command.spec is not None
     spec = command.spec
     user_data = values.get(USER_DATA, "")
