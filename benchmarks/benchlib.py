@@ -37,7 +37,7 @@ from byoi_bot.core.states import State  # noqa: E402
 from byoi_bot.simulator import DEMO_CREDENTIALS  # noqa: E402
 from byoi_bot.simulator.world import load_inventory  # noqa: E402
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SECRET = "8f742231b10e8888abcd99aaabbb85a5"
 BOT_TOKEN = "xoxb-bench-token"
 REQUESTER, APPROVER, CHANNEL = "U0ALICE", "U0BOB", "C0OPS"
 IMAGE_URL = "https://images.example.net/debian-12.qcow2"

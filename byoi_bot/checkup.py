@@ -1,18 +1,21 @@
 """`byoi-bot check`: validate the configuration, then reach Slack and OVHcloud.
 
-Prints one line per check (PASS / WARN / FAIL) and exits non-zero when any check fails.
+Prints one line per check (PASS / WARN / FAIL / SKIP) and exits non-zero when any check fails.
+A check that cannot run (no token, no endpoint) says so and sends nothing; `check` never
+creates the store.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
-from .config import Settings
+from .config import TOKEN_SHAPES, ConfigError, Settings, token_problem
 from .core.policy import is_group_id
 
 # The API calls the bot makes: (method, path pattern as in OVHcloud access rules).
@@ -29,7 +32,7 @@ NEEDED_RIGHTS = (
 class Result:
     """One line of the report."""
 
-    verdict: str  # PASS, WARN or FAIL
+    verdict: str  # PASS, WARN, FAIL or SKIP (could not run; nothing was sent)
     name: str
     detail: str
 
@@ -51,28 +54,27 @@ def run_check(settings: Settings, *, offline: bool = False, out: TextIO = sys.st
 
 def check_settings(settings: Settings, offline: bool) -> list[Result]:
     """Tokens present and shaped right (their values are never printed)."""
-    shapes = [
-        ("SLACK_BOT_TOKEN", settings.slack_bot_token, r"xoxb-[\w-]+", "xoxb-…"),
-        ("SLACK_APP_TOKEN", settings.slack_app_token, r"xapp-[\w-]+", "xapp-… (Socket Mode)"),
-        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, r"[0-9a-f]{32}", "32 hex digits"),
-    ]
     results = []
-    for name, value, pattern, expected in shapes:
-        if not value:
-            optional = name != "SLACK_BOT_TOKEN" or offline
-            verdict = "WARN" if optional else "FAIL"
-            results.append(Result(verdict, name, f"not set (expected {expected})"))
-        elif not re.fullmatch(pattern, value):
-            results.append(Result("FAIL", name, f"does not look like {expected}"))
-        else:
+    for name in TOKEN_SHAPES:
+        problem = token_problem(name, getattr(settings, name.lower()))
+        if problem is None:
             results.append(Result("PASS", name, "set and well-formed"))
+            continue
+        optional = name != "SLACK_BOT_TOKEN" or offline
+        verdict = "WARN" if optional and problem.startswith("not set") else "FAIL"
+        results.append(Result(verdict, name, problem))
     return results
 
 
 def check_store(path: str) -> Result:
-    """The SQLite file opens, migrates and takes a write."""
+    """The SQLite file opens, migrates and takes a write; a missing file is not created."""
     from .store import Store
 
+    if path != ":memory:" and not Path(path).exists():
+        folder = Path(path).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            return Result("FAIL", "store", f"{path} does not exist and {folder}/ is not writable")
+        return Result("WARN", "store", f"{path} does not exist yet; `byoi-bot run` creates it")
     try:
         store = Store(path)
         store.probe()
@@ -109,6 +111,9 @@ def check_slack(settings: Settings) -> tuple[list[Result], dict[str, frozenset[s
 
     from .slack.chat import SlackChat, make_web_client
 
+    if token_problem("SLACK_BOT_TOKEN", settings.slack_bot_token):
+        return [Result("SKIP", "slack auth.test", "not called: SLACK_BOT_TOKEN is not usable")], {}
+
     client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
     try:
         who = client.auth_test()
@@ -130,6 +135,9 @@ def check_ovhcloud(settings: Settings) -> list[Result]:
 
     try:
         client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
+    except ConfigError as exc:
+        return [Result("FAIL", "ovhcloud credentials", f"nothing was sent: {exc}")]
+    try:
         servers = client.get("/dedicated/server")
     except Exception as exc:
         e = explain_exception(exc)

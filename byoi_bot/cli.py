@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import ConfigError, Settings, reference_markdown
+from .wiring import CannotStart
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"byoi-bot: configuration error: {exc}", file=sys.stderr)
         return 2
+    except CannotStart as exc:
+        print(f"byoi-bot: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -114,7 +118,10 @@ def _demo(args: argparse.Namespace) -> int:
 def _simulator(args: argparse.Namespace) -> int:
     from .simulator import serve
 
-    serve(args.host, args.port, args.deploy_seconds, args.inventory)
+    try:
+        serve(args.host, args.port, args.deploy_seconds, args.inventory)
+    except OSError as exc:
+        raise CannotStart(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0
 
 
@@ -145,12 +152,17 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from .store import Store
+    from pathlib import Path
 
-    store = Store(Settings.load().db)
-    rows = store.audit(args.request_id)
+    from .wiring import open_store
+
+    db = Settings.load().db
+    if db != ":memory:" and not Path(db).exists():
+        print(f"byoi-bot: no store at {db} (BYOI_DB): nothing recorded yet", file=sys.stderr)
+        return 1
+    rows = open_store(db).audit(args.request_id)
     if args.request_id and not rows:
-        print(f"byoi-bot: no request {args.request_id} in {Settings.load().db}", file=sys.stderr)
+        print(f"byoi-bot: no request {args.request_id} in {db}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(rows, indent=2))

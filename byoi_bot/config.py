@@ -29,26 +29,57 @@ class ConfigError(Exception):
 
 
 def parse_duration(text: str | int | float) -> timedelta:
-    """Parse ``90``, ``90s``, ``30m``, ``2h`` or ``1h30m`` into a timedelta.
+    """Parse a positive duration with its unit: ``90s``, ``30m``, ``2h`` or ``1h30m``.
+
+    A bare number is refused (30 seconds or 30 minutes?), and so is zero.
 
     >>> parse_duration("1h30m")
     datetime.timedelta(seconds=5400)
     """
-    if isinstance(text, int | float):
-        return timedelta(seconds=float(text))
     value = str(text).strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", value):
-        return timedelta(seconds=float(value))
+        raise ConfigError(f"`{text}` has no unit; write {value}s, {value}m or {value}h (e.g. 30m)")
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", value)
     if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms])", "", value).strip():
         raise ConfigError(f"`{text}` is not a duration; expected e.g. 90s, 30m, 2h or 1h30m")
     unit = {"h": 3600, "m": 60, "s": 1}
-    return timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))
+    duration = timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))
+    if duration <= timedelta(0):
+        raise ConfigError(f"`{text}` is no time at all; expected e.g. 30m")
+    return duration
+
+
+SLACK_ID = re.compile(r"[UWS][A-Z0-9]+")
 
 
 def _id_list(text: str | list[str]) -> frozenset[str]:
     items = text if isinstance(text, list) else str(text).split(",")
-    return frozenset(i.strip() for i in items if i and i.strip())
+    return frozenset(i.strip() for i in items if i and str(i).strip())
+
+
+def _slack_ids(text: str | list[str]) -> frozenset[str]:
+    """Slack user IDs (U…, W…) and user-group IDs (S…); names and @handles are refused."""
+    ids = _id_list(text)
+    wrong = sorted(i for i in ids if not SLACK_ID.fullmatch(str(i)))
+    if wrong:
+        raise ConfigError(
+            f"{', '.join(f'`{w}`' for w in wrong)} {'is not a Slack ID' if len(wrong) == 1 else 'are not Slack IDs'}; "
+            "expected user IDs like U024BE7LH (a profile's ⋮ → Copy member ID) or user-group "
+            "IDs like S0614TZR7 (the group's page), comma-separated"
+        )
+    return ids
+
+
+def _channel_ids(text: str | list[str]) -> frozenset[str]:
+    """Slack channel IDs (C…, G…)."""
+    ids = _id_list(text)
+    wrong = sorted(i for i in ids if not re.fullmatch(r"[CG][A-Z0-9]+", str(i)))
+    if wrong:
+        raise ConfigError(
+            f"{', '.join(f'`{w}`' for w in wrong)}: expected channel IDs like C0123ABCD "
+            "(the channel's name → About → Channel ID), not names"
+        )
+    return ids
 
 
 def _positive_int(text: str | int) -> int:
@@ -99,11 +130,11 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_DB", str, "./byoi.db", "SQLite file of requests, approvals and the audit log"),
     Setting("BYOI_CONFIG", str, "", "Optional TOML file with `[settings]` and `[[policy]]` tables"),
-    Setting("BYOI_APPROVERS", _id_list, frozenset(), "Default approvers: Slack user IDs (U…) and user-group IDs (S…), comma-separated"),
+    Setting("BYOI_APPROVERS", _slack_ids, frozenset(), "Default approvers: Slack user IDs (U…, W…) and user-group IDs (S…), comma-separated; names and @handles are refused"),
     Setting("BYOI_REQUIRED_APPROVALS", _positive_int, 1, "Approvals needed (quorum); the requester never counts"),
-    Setting("BYOI_APPROVAL_TTL", parse_duration, timedelta(minutes=30), "How long a request waits for approval before it expires (e.g. 30m, 2h)"),
-    Setting("BYOI_ALLOWED_CHANNELS", _id_list, frozenset(), "Channel IDs where /byoi deploy is accepted (empty: any channel the bot is in)"),
-    Setting("BYOI_REQUESTERS", _id_list, frozenset(), "User or group IDs allowed to request deployments (empty: anyone)"),
+    Setting("BYOI_APPROVAL_TTL", parse_duration, timedelta(minutes=30), "How long a request waits for approval before it expires, with its unit (e.g. 30m, 2h, 1h30m; a bare number is refused)"),
+    Setting("BYOI_ALLOWED_CHANNELS", _channel_ids, frozenset(), "Channel IDs (C…, G…) where /byoi deploy is accepted (empty: any channel the bot is in)"),
+    Setting("BYOI_REQUESTERS", _slack_ids, frozenset(), "User IDs (U…, W…) or group IDs (S…) allowed to request deployments (empty: anyone)"),
     Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
     Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
     Setting("BYOI_HEARTBEAT_MINUTES", _positive_int, 5, "Minutes of no change after which the thread gets a heartbeat post"),
@@ -119,6 +150,27 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+# What each Slack credential looks like: (setting, pattern, what to write).
+TOKEN_SHAPES = {
+    "SLACK_BOT_TOKEN": (r"xoxb-[\w-]+", "xoxb-… (the app's Bot User OAuth Token)"),
+    "SLACK_APP_TOKEN": (r"xapp-[\w-]+", "xapp-… (an app-level token, for Socket Mode)"),
+    "SLACK_SIGNING_SECRET": (r"[0-9a-f]{32}", "32 hex digits (Basic Information → Signing Secret)"),
+}
+
+
+def token_problem(env: str, value: str) -> str | None:
+    """Why the Slack credential `env` cannot work (never quoting its value), or None.
+
+    >>> token_problem("SLACK_BOT_TOKEN", "xapp-1-2")
+    'does not look like xoxb-… (the app's Bot User OAuth Token)'
+    """
+    pattern, expected = TOKEN_SHAPES[env]
+    if not value:
+        return f"not set (expected {expected})"
+    if not re.fullmatch(pattern, value):
+        return f"does not look like {expected}"
+    return None
 
 
 class Settings:
@@ -178,12 +230,12 @@ def _read_toml(path: str) -> dict:
 POLICY_KEYS = {
     "name": str,
     "pattern": str,
-    "approvers": _id_list,
+    "approvers": _slack_ids,
     "required_approvals": _positive_int,
     "approval_ttl": parse_duration,
     "one_from_each_group": _boolean,
-    "allowed_channels": _id_list,
-    "requesters": _id_list,
+    "allowed_channels": _channel_ids,
+    "requesters": _slack_ids,
     "api": _api,
 }
 

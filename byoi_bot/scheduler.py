@@ -8,7 +8,7 @@ resumes every deployment in flight without a second OVHcloud call.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -73,9 +73,14 @@ class Jobs:
         self.scheduler.add_job(
             self.deployments.submit,
             "date",
-            run_date=request.spec.at,
+            run_date=self._on_scheduler_time(request.spec.at),
             args=[request.id],
             id=f"submit:{request.id}",
             replace_existing=True,
         )
         log.info("%s scheduled for %s", request.id, request.spec.at)
+
+    def _on_scheduler_time(self, when: datetime) -> datetime:
+        """`when` on the bot's clock, as APScheduler's wall-clock time: the same instant in
+        production; in a test whose clock is elsewhere, the same delay from now."""
+        return datetime.now(UTC) + (when - self.deployments.clock.now())

@@ -6,12 +6,13 @@ else is the same code in production, in tests and in the demo.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .core.ports import Chat, Clock, ImageInspector, Provider
 from .core.service import Deployments, Timing
 from .scheduler import Jobs
@@ -19,6 +20,11 @@ from .store import Store, new_request_id
 
 if TYPE_CHECKING:
     import ovh
+
+
+class CannotStart(Exception):
+    """The bot cannot start for a reason outside its configuration (Slack unreachable, port
+    taken); the message says which and what to do."""
 
 
 class SystemClock:
@@ -41,6 +47,17 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
+
+
+def open_store(path: str) -> Store:
+    """The store at `path` (BYOI_DB); a file that cannot be opened is a `ConfigError`."""
+    try:
+        return Store(path)
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"BYOI_DB: cannot open `{path}` ({exc}); set it to a file in a writable folder, "
+            "e.g. BYOI_DB=/var/lib/byoi-bot/byoi.db"
+        ) from None
 
 
 def make_inspector(settings: Settings) -> ImageInspector:
@@ -81,7 +98,8 @@ def build_bot(
     """Wire a bot for `chat`; `provider`, `inspector`, `clock` and `poll` override settings."""
     from .ovhcloud.errors import explain
 
-    store = Store(settings.db)
+    provider = provider or make_provider(settings)  # configuration errors before any file
+    store = open_store(settings.db)
     timing = Timing(
         poll=poll or timedelta(seconds=settings.poll_seconds),
         heartbeat=timedelta(minutes=settings.heartbeat_minutes),
@@ -89,7 +107,7 @@ def build_bot(
     )
     deployments = Deployments(
         store=store,
-        provider=provider or make_provider(settings),
+        provider=provider,
         inspector=inspector or make_inspector(settings),
         chat=chat,
         policies=settings.policies,

@@ -23,7 +23,7 @@ from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 from byoi_bot.slack.modes import build_slack_bot, http_server, serve_in_thread
 from byoi_bot.wiring import make_provider
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SECRET = "8f742231b10e8888abcd99aaabbb85a5"
 REQUESTER, APPROVER, APPROVER_2, OUTSIDER = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
 CHANNEL = "C0OPS"
 

@@ -1,4 +1,8 @@
-"""What every test needs: traffic to 127.0.0.1 never goes through a proxy."""
+"""What every test needs: traffic to 127.0.0.1 never goes through a proxy; the wall clock
+may be moved (BYOI_TEST_SHIFT_DAYS) to prove no test depends on today's date."""
+
+import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,4 +15,22 @@ def no_proxy():
     with pytest.MonkeyPatch.context() as mp:
         for name in PROXY_VARS:
             mp.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def wall_clock_moved():
+    """With BYOI_TEST_SHIFT_DAYS=N, the wall clock of the whole session runs N days ahead.
+
+    `.ci/run` runs the time-sensitive tests a year ahead this way: a test that reads today's
+    date instead of the bot's (fake) clock fails there. time-machine moves `time.time()`,
+    `datetime.now()` and friends in every thread, and keeps them ticking.
+    """
+    days = int(os.environ.get("BYOI_TEST_SHIFT_DAYS") or 0)
+    if not days:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
         yield

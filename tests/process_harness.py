@@ -31,7 +31,7 @@ from byoi_bot.console.image_server import ImageServer
 from byoi_bot.console.images import demo_images
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SECRET = "8f742231b10e8888abcd99aaabbb85a5"
 REQUESTER, APPROVER = "U0ALICE", "U0BOB"
 SERVER = "ns1001.ip-51-75-1.eu"
 ROOT = Path(__file__).resolve().parents[1]  # the checkout, so the child imports this code

@@ -8,6 +8,7 @@ from fakes.slack_api import FakeSlack
 from byoi_bot.checkup import run_check
 from byoi_bot.config import Settings
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
+from byoi_bot.store import Store
 
 GOOD_SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -94,6 +95,10 @@ def test_offline_checks_configuration_and_store_only(tmp_path, monkeypatch):
     environ = {"BYOI_DB": str(tmp_path / "byoi.db"), "BYOI_APPROVERS": "U0BOB"}
     code, report = check(monkeypatch, environ, offline=True)
     assert code == 0, report
+    assert "WARN  store" in report and "does not exist yet" in report
+    assert not (tmp_path / "byoi.db").exists(), "check never creates the store"
+    Store(environ["BYOI_DB"]).close()
+    code, report = check(monkeypatch, environ, offline=True)
     assert "PASS  store" in report and "schema version" in report
     assert "WARN  SLACK_BOT_TOKEN" in report and "slack auth.test" not in report
 

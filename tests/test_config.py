@@ -68,6 +68,15 @@ api = "legacy"
         ),
         ({"BYOI_REQUIRED_APPROVALS": "0"}, "must be at least 1"),
         ({"BYOI_APPROVAL_TTL": "soon"}, "expected e.g. 90s, 30m"),
+        ({"BYOI_APPROVAL_TTL": "0m"}, "BYOI_APPROVAL_TTL: `0m` is no time at all"),
+        ({"BYOI_APPROVAL_TTL": "30"}, "BYOI_APPROVAL_TTL: `30` has no unit"),
+        (
+            {"BYOI_APPROVERS": "alice,@bob"},
+            r"BYOI_APPROVERS: `@bob`, `alice` are not Slack IDs; expected user IDs like U",
+        ),
+        ({"BYOI_APPROVERS": "U0BOB,bob"}, r"`bob` is not a Slack ID.*Copy member ID"),
+        ({"BYOI_REQUESTERS": "u0alice"}, "BYOI_REQUESTERS: `u0alice` is not a Slack ID"),
+        ({"BYOI_ALLOWED_CHANNELS": "#ops"}, "BYOI_ALLOWED_CHANNELS: `#ops`: expected channel IDs"),
         ({"BYOI_API": "v2"}, "expected one of"),
         ({"BYOI_CONFIG": "/nonexistent/byoi.toml"}, "no such file"),
     ],
@@ -91,6 +100,9 @@ def test_bad_values_name_the_setting_and_what_is_expected(environ, message):
         ),
         ("[[policy]]\npattern = '*'\none_from_each_group = 'false'\n", "not true or false"),
         ("[settings]\nlog_level = 'LOUD'\n", "not a log level"),
+        ("[settings]\napproval_ttl = 30\n", "BYOI_APPROVAL_TTL: `30` has no unit"),
+        ("[[policy]]\npattern = '*'\napprovers = ['alice']\n", r"#1: `alice` is not a Slack ID"),
+        ("[[policy]]\npattern = '*'\napproval_ttl = '0s'\n", r"#1: `0s` is no time at all"),
     ],
 )
 def test_bad_toml_is_explained(tmp_path, toml, message):
@@ -101,9 +113,23 @@ def test_bad_toml_is_explained(tmp_path, toml, message):
 
 
 def test_durations():
-    assert parse_duration("90") == timedelta(seconds=90)
+    assert parse_duration("90s") == timedelta(seconds=90)
     assert parse_duration("2h") == timedelta(hours=2)
-    assert parse_duration(45) == timedelta(seconds=45)
+    assert parse_duration("1h 30m") == timedelta(minutes=90)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("30", "`30` has no unit; write 30s, 30m or 30h"),
+        (45, "`45` has no unit"),
+        ("0m", "no time at all"),
+        ("0s0m", "no time at all"),
+    ],
+)
+def test_durations_that_can_never_work_are_refused(value, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_duration(value)
 
 
 def test_readme_reference_is_generated_from_the_settings():

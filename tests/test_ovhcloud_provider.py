@@ -22,6 +22,7 @@ from ovh_fixtures import (
     spec,
 )
 
+from byoi_bot.config import ConfigError
 from byoi_bot.core.ports import GiB, ProviderError
 from byoi_bot.core.progress import Phase
 from byoi_bot.ovhcloud.client import make_client
@@ -117,7 +118,7 @@ def test_make_client_accepts_names_and_oauth2():
 
 
 def test_make_client_refuses_a_url_without_api_version():
-    with pytest.raises(E.InvalidRegion):
+    with pytest.raises(ConfigError, match=r"OVH_ENDPOINT: the URL .* must end with /1\.0"):
         make_client("http://127.0.0.1:9/api", **DEMO_CREDENTIALS)
 
 

@@ -1,5 +1,7 @@
 """APScheduler jobs: the poller runs on its interval; jobs are rebuilt from the store at start."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from bot_harness import APPROVER, CHANNEL, BotHarness
 
@@ -35,14 +37,17 @@ def test_the_poll_job_follows_a_deployment_to_the_end(harness):
 
 def test_start_rebuilds_scheduled_deploys_and_resumes_in_flight_ones(harness):
     h = harness
-    scheduled = request_card(h, "at=2026-11-27T12:00:00Z")
+    at = h.clock.now() + timedelta(hours=3)  # relative to the bot's clock, never to today
+    scheduled = request_card(h, f"at={at:%Y-%m-%dT%H:%M:%SZ}")
     h.react(APPROVER, ts=scheduled["ts"])
     h.wait_thread(scheduled["ts"], "Scheduled")
     request = h.bot.store.recent(1)[0]
     h.restart()
     h.bot.start()
     job = h.bot.jobs.scheduler.get_job(f"submit:{request.id}")
-    assert job is not None and job.next_run_time.hour == 12
+    assert job is not None
+    delay = job.next_run_time - datetime.now(UTC)  # APScheduler runs on the wall clock
+    assert timedelta(hours=2, minutes=59) < delay <= timedelta(hours=3), delay
     assert h.bot.store.get(request.id).state is State.APPROVED and h.starts() == 0
     assert sum("Scheduled" in t for t in h.thread(scheduled["ts"])) == 1, "not announced twice"
 

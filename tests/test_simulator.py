@@ -14,7 +14,7 @@ import pytest
 from ovh_fixtures import BIG, BROKEN, LEGACY_BOOT, SMALL, UEFI, client_for, running_simulator
 
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
-from byoi_bot.simulator.world import STEPS, load_inventory
+from byoi_bot.simulator.world import STEPS, InventoryError, load_inventory
 
 BYOI = {"URL": "https://images.example.net/a.qcow2", "type": "qcow2"}
 REINSTALL = {
@@ -155,7 +155,7 @@ def test_custom_inventory(tmp_path):
     with Simulator(inventory=str(path)) as simulator:
         assert client_for(simulator).get("/dedicated/server") == ["ns42.ip-10-0-0.eu"]
     (tmp_path / "bad.json").write_text('{"servers": [{"hardware": {}}]}')
-    with pytest.raises(ValueError):
+    with pytest.raises(InventoryError, match=r"each server needs `server\.name`"):
         Simulator(inventory=str(tmp_path / "bad.json"))
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import ovh
 from ovh.config import ConfigurationManager
-from ovh.exceptions import InvalidRegion
+from ovh.exceptions import InvalidConfiguration, InvalidRegion
+
+from ..config import ConfigError
+
+ENDPOINT_EXPECTED = (
+    "set OVH_ENDPOINT to an endpoint name (ovh-eu, ovh-ca, ovh-us, kimsufi-eu, …) or an "
+    "http(s)://…/1.0 URL such as the simulator's (http://127.0.0.1:8080/1.0)"
+)
+KEYS_EXPECTED = (
+    "set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY (or OVH_CLIENT_ID "
+    "and OVH_CLIENT_SECRET), or put them in ovh.conf; see README, section 'OVHcloud credentials'"
+)
 
 
 def make_client(
@@ -22,9 +33,38 @@ def make_client(
     named after the URL holds its keys. `credentials` are passed to `ovh.Client`
     (`application_key`, `application_secret`, `consumer_key`, or `client_id`,
     `client_secret`); missing ones come from `OVH_*` variables or ovh.conf, as usual.
+
+    Raises `ConfigError` (one line naming the setting) for a missing or unknown endpoint and
+    for missing or half-given credentials; nothing is sent over the network here.
     """
     name = register_endpoint(endpoint or _configured_endpoint(config_file))
-    return ovh.Client(endpoint=name, timeout=timeout, config_file=config_file, **credentials)
+    if not name:
+        raise ConfigError(
+            f"OVH_ENDPOINT is not set (nor `endpoint` in ovh.conf); {ENDPOINT_EXPECTED}"
+        )
+    try:
+        return ovh.Client(endpoint=name, timeout=timeout, config_file=config_file, **credentials)
+    except InvalidRegion:
+        raise ConfigError(
+            f"OVH_ENDPOINT: `{name}` is not an OVHcloud endpoint; {ENDPOINT_EXPECTED}"
+        ) from None
+    except InvalidConfiguration as exc:
+        raise ConfigError(f"OVHcloud credentials: {_credentials_problem(str(exc))}") from None
+
+
+def _credentials_problem(message: str) -> str:
+    """The `ovh` client's complaint, in byoi-bot's words (which variables to set)."""
+    if "Missing authentication" in message:
+        return f"none are set; {KEYS_EXPECTED}"
+    if "application_key and application_secret" in message:
+        return "OVH_APPLICATION_KEY and OVH_APPLICATION_SECRET must be set together"
+    if "client_id and client_secret" in message:
+        return "OVH_CLIENT_ID and OVH_CLIENT_SECRET must be set together"
+    if "Can't use both" in message:
+        return "set either the application keys or OVH_CLIENT_ID/OVH_CLIENT_SECRET, not both"
+    if "OAuth2" in message:
+        return "OAuth2 (OVH_CLIENT_ID) works only with ovh-eu, ovh-ca and ovh-us"
+    return f"{message}; {KEYS_EXPECTED}"
 
 
 def register_endpoint(endpoint: str | None) -> str | None:
@@ -33,7 +73,9 @@ def register_endpoint(endpoint: str | None) -> str | None:
         return endpoint
     url = endpoint.rstrip("/")
     if not url.endswith("/1.0"):
-        raise InvalidRegion(f"An OVHcloud endpoint URL must end with /1.0: {url}")
+        raise ConfigError(
+            f"OVH_ENDPOINT: the URL `{url}` must end with /1.0 (e.g. https://eu.api.ovh.com/1.0)"
+        )
     ovh.client.ENDPOINTS[url] = url
     return url
 

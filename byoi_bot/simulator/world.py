@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
+from ..config import ConfigError
 from .faults import Faults, InstallFault
 
 STEPS = (
@@ -56,20 +57,35 @@ class ApiError(Exception):
         return {"class": self.api_class, "message": self.message}
 
 
+class InventoryError(ConfigError):
+    """An inventory file that cannot be read or does not describe servers."""
+
+
 def load_inventory(source: str | Path | dict | None) -> dict:
-    """Inventory data from a JSON file, a dict, or the built-in `inventory.json`."""
+    """Inventory data from a JSON file, a dict, or the built-in `inventory.json`.
+
+    Raises `InventoryError` naming the file and what is wrong with it.
+    """
     if isinstance(source, dict):
         return copy.deepcopy(source)
-    if source is None:
-        text = resources.files(__package__).joinpath("inventory.json").read_text()
-    else:
-        text = Path(source).read_text()
-    data = json.loads(text)
+    where = f"--inventory {source}"
+    try:
+        if source is None:
+            text = resources.files(__package__).joinpath("inventory.json").read_text()
+        else:
+            text = Path(source).read_text()
+        data = json.loads(text)
+    except OSError as exc:
+        raise InventoryError(f"{where}: {exc.strerror}; expected a JSON file") from None
+    except ValueError as exc:
+        raise InventoryError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("servers"), list):
-        raise ValueError("an inventory is a JSON object with a `servers` list")
+        raise InventoryError(f"{where}: an inventory is a JSON object with a `servers` list")
     for entry in data["servers"]:
-        if not entry.get("server", {}).get("name") or "hardware" not in entry:
-            raise ValueError("each inventory server needs `server.name` and `hardware`")
+        if not isinstance(entry, dict) or not (entry.get("server") or {}).get("name"):
+            raise InventoryError(f"{where}: each server needs `server.name` and `hardware`")
+        if "hardware" not in entry:
+            raise InventoryError(f"{where}: each server needs `server.name` and `hardware`")
     return data
 
 

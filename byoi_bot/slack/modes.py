@@ -13,10 +13,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from ..config import ConfigError, Settings
-from ..wiring import Bot, build_bot
+from ..config import ConfigError, Settings, token_problem
+from ..wiring import Bot, CannotStart, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
 
@@ -36,13 +38,12 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _require(settings, "slack_bot_token", "SLACK_BOT_TOKEN")
-    _require(
-        settings,
-        "slack_signing_secret" if http else "slack_app_token",
-        "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN",
-    )
+    for env in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN"):
+        problem = token_problem(env, getattr(settings, env.lower()))
+        if problem:
+            raise ConfigError(f"{env}: {problem}; see README, section 'Set up the Slack app'")
     bot, app = build_slack_bot(settings)
+    slack_accepts_the_token(app.client, settings.slack_api_url, required=not http)
     bot.start()
     try:
         if http:
@@ -50,19 +51,52 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
             def healthy() -> bool:  # polls and expiry are running
                 return bot.jobs.scheduler.running
 
-            server = http_server(app, host, port, healthy, settings.slack_signing_secret)
+            try:
+                server = http_server(app, host, port, healthy, settings.slack_signing_secret)
+            except OSError as exc:
+                raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror}") from None
             log.info("listening on http://%s:%s/slack/events", host, server.server_port)
             server.serve_forever()
         else:
-            SocketModeHandler(app, settings.slack_app_token).start()
+            try:
+                SocketModeHandler(app, settings.slack_app_token).start()
+            except SlackApiError as exc:
+                raise ConfigError(
+                    f"SLACK_APP_TOKEN: Slack refused it ({exc.response.get('error')}); "
+                    "generate an app-level token with connections:write"
+                ) from None
+            except OSError as exc:  # URLError too
+                raise CannotStart(_unreachable(settings.slack_api_url, exc)) from None
     finally:
         bot.stop()
     return 0
 
 
-def _require(settings: Settings, key: str, env: str) -> None:
-    if not getattr(settings, key):
-        raise ConfigError(f"{env} is not set; see README, section 'Set up the Slack app'")
+_REFUSED = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+
+
+def slack_accepts_the_token(client: WebClient, api_url: str, *, required: bool) -> None:
+    """Call `auth.test` once at start-up: a refused token is a `ConfigError`; an unreachable
+    Slack is `CannotStart` when `required` (Socket Mode), else a warning (HTTP mode)."""
+    try:
+        client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error in _REFUSED:
+            raise ConfigError(
+                f"SLACK_BOT_TOKEN: Slack refused it ({error}); copy the Bot User OAuth Token "
+                "from the app's OAuth & Permissions page"
+            ) from None
+        log.warning("auth.test answered %s; starting anyway", error)
+    except OSError as exc:
+        if required:
+            raise CannotStart(_unreachable(api_url, exc)) from None
+        log.warning("%s; starting anyway", _unreachable(api_url, exc))
+
+
+def _unreachable(api_url: str, exc: OSError) -> str:
+    reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+    return f"cannot reach Slack at {api_url} (SLACK_API_URL): {reason}"
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
