@@ -150,8 +150,10 @@ class Store:
             migrations.apply(self.db)
 
     def close(self) -> None:
-        """Close the connection."""
-        self.db.close()
+        """Close the connection, once no other thread is using it (closing under a running
+        statement of another thread can crash the interpreter)."""
+        with self._lock:
+            self.db.close()
 
     def probe(self) -> None:
         """Take and release the write lock: proves the file is writable (`byoi-bot check`)."""
@@ -160,7 +162,8 @@ class Store:
 
     def schema_version(self) -> int:
         """How many migrations this file has had applied."""
-        return len(migrations.applied(self.db))
+        with self._lock:
+            return len(migrations.applied(self.db))
 
     @contextmanager
     def _write(self) -> Iterator[Database]:
