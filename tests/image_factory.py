@@ -1,7 +1,10 @@
-"""Real test images (qemu-img, sfdisk, mkfs.vfat) and a range-capable HTTP server for them.
+"""Test images built in pure Python, the same images built with the real tools for the
+cross-checks, and a range-capable HTTP server for them.
 
-Images are sparse and built once per process (`build_images()` caches), in a temp dir
-removed at exit. Needs the Debian packages qemu-utils, fdisk, dosfstools.
+`build_images()` needs nothing but Python (byoi_bot.builders writes GPT/MBR, FAT and
+qcow2). `tool_images()` builds twins with qemu-img, sfdisk and mkfs.vfat (Debian
+qemu-utils, fdisk, dosfstools); tests call it after `require_tool()`. Images are sparse,
+built once per process, in a temp dir removed at exit.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import atexit
 import bz2
 import gzip
+import io
 import lzma
 import os
 import re
@@ -23,11 +27,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from byoi_bot.builders import SparseImage
+from byoi_bot.builders.fat import fat_filesystem
+from byoi_bot.builders.partition_tables import ESP_TYPE, LINUX_TYPE, Part, gpt, mbr
+from byoi_bot.builders.qcow2 import Qcow2Options, qcow2_image
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 SECTOR = 512
+ESP_FILES = {
+    "EFI/BOOT/BOOTX64.EFI": b"MZ fallback loader",
+    "EFI/debian/shimx64.efi": b"MZ shim" * 100,
+    "EFI/debian/grubx64.efi": b"MZ grub" * 100,
+    "EFI/debian/grub.cfg": b"search --fs-uuid\n",
+}
 
 _cache: dict[str, Path] = {}
+_tool_cache: dict[str, Path] = {}
 _lock = threading.Lock()
 
 
@@ -36,6 +52,178 @@ def run(*args: str | Path) -> None:
     result = subprocess.run([str(a) for a in args], capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{args[0]} failed: {result.stderr or result.stdout}")
+
+
+def _tempdir(prefix: str) -> Path:
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+# Pure-Python images ---------------------------------------------------------------------
+
+
+def with_fat(disk: SparseImage, start: int, size: int, files=None, bits=None) -> SparseImage:
+    """Put a FAT file system holding `files` at byte `start` of `disk`."""
+    for offset, data in fat_filesystem(size, files or {}, bits).extents:
+        disk.put(start + offset, data)
+    return disk
+
+
+def gpt_disk(size: int = 64 * MiB, esp: bool = True, sector: int = SECTOR, files=None):
+    """A GPT disk like `sfdisk` makes from "start=2048,size=65536,type=U" + "type=L":
+    a 32 MiB ESP at 1 MiB (FAT holding `files`, default ESP_FILES) and a Linux partition
+    to the end (sizes scale with `sector`)."""
+    disk = SparseImage(size)
+    first = MiB // sector
+    last = size // sector - 2 - 16384 // sector  # the last usable LBA
+    parts = []
+    if esp:
+        esp_sectors = 32 * MiB // sector
+        parts.append(Part(first, first + esp_sectors - 1, ESP_TYPE, "EFI System"))
+        with_fat(disk, MiB, 32 * MiB, ESP_FILES if files is None else files)
+        first += esp_sectors
+    parts.append(Part(first, last, LINUX_TYPE, "root"))
+    return gpt(disk, parts, sector)
+
+
+def mbr_disk(size: int = 64 * MiB, esp: bool = True) -> SparseImage:
+    """`sfdisk` "label: dos" with "start=2048,size=65536,type=ef" + "type=83", or one
+    bootable 0x83 partition."""
+    disk = SparseImage(size)
+    end = size // SECTOR - 1
+    if esp:
+        with_fat(disk, MiB, 32 * MiB, ESP_FILES)
+        return mbr(disk, [Part(2048, 2048 + 65535, 0xEF), Part(67584, end, 0x83)])
+    return mbr(disk, [Part(2048, end, 0x83)], bootable=0)
+
+
+def big_disk() -> SparseImage:
+    """20 GiB virtual GPT disk (ESP + Linux) with 112 MiB of random data at 300 MiB."""
+    disk = gpt_disk(20 * GiB)
+    disk.put(300 * MiB, os.urandom(112 * MiB))
+    return disk
+
+
+def flipped(disk: SparseImage, offset: int) -> SparseImage:
+    copy = SparseImage(disk.size, dict(disk.extents))
+    copy.put(offset, bytes([disk.pread(offset, 1)[0] ^ 0xFF]))
+    return copy
+
+
+def iso9660(path: Path) -> Path:
+    """A minimal ISO 9660 image: system area, primary volume descriptor, terminator."""
+    pvd = bytearray(2048)
+    pvd[0:6] = b"\x01CD001"
+    pvd[6] = 1
+    pvd[40:72] = b"PREFLIGHT".ljust(32)
+    pvd[80:88] = struct.pack("<I", 20) + struct.pack(">I", 20)
+    terminator = bytearray(2048)
+    terminator[0:7] = b"\xffCD001\x01"
+    path.write_bytes(bytes(16 * 2048) + pvd + terminator + bytes(2 * 2048))
+    return path
+
+
+def containers(d: Path, guest: bytes) -> dict[str, Path]:
+    """VMDK (sparse, streamOptimized), VHD (dynamic, fixed) and VHDX files: their headers
+    as qemu-img writes them (magic, version, sizes), enough to be recognised."""
+    size = len(guest)
+    vmdk = struct.pack("<4sIIQQQQIQQQB4s", b"KDMV", 1, 3, size // 512, 128, 1, 20, 512, 21,
+                       0, 0, 0, b"\n \r\n")  # fmt: skip
+    stream = struct.pack("<4sIIQQQQIQQQB4sH", b"KDMV", 3, 0x30001, size // 512, 128, 1, 20,
+                         512, 0, 0, 128, 0, b"\n \r\n", 1)  # fmt: skip
+    footer = struct.pack(">8sII Q I4sI4sQQ I I I 16s B", b"conectix", 2, 0x10000, 512,
+                         0, b"qemu", 0x50003, b"Wi2k", size, size, 0, 3, 0,
+                         bytes(16), 0).ljust(512, b"\0")  # fmt: skip
+    fixed = footer[:60] + struct.pack(">I", 2) + footer[64:]
+    files = {
+        "vmdk": vmdk.ljust(64 * 1024, b"\0"),
+        "vmdk_stream": stream.ljust(64 * 1024, b"\0"),
+        "vhd": footer + b"cxsparse".ljust(1024, b"\0") + bytes(2048) + footer,
+        "vhd_fixed": guest + fixed,
+        "vhdx": b"vhdxfile" + "qemu-img".encode("utf-16-le").ljust(512 - 8, b"\0"),
+    }
+    out = {}
+    for name, data in files.items():
+        out[name] = d / f"image.{name}"
+        out[name].write_bytes(data)
+    return out
+
+
+def build_images() -> dict[str, Path]:
+    """Build (once per process) every test image in pure Python; returns name → path."""
+    with _lock:
+        if not _cache:
+            _cache.update(_build(_tempdir("byoi-preflight-")))
+        return dict(_cache)
+
+
+def _build(d: Path) -> dict[str, Path]:
+    disks = {
+        "gpt_esp": gpt_disk(),
+        "gpt_noesp": gpt_disk(esp=False),
+        "mbr_esp": mbr_disk(),
+        "mbr": mbr_disk(esp=False),
+        "none": with_fat(SparseImage(64 * MiB), 0, 64 * MiB),  # FAT "superfloppy": no MBR
+    }
+    img: dict[str, Path] = {}
+    for name, disk in disks.items():
+        img[f"raw_{name}"] = disk.write_to(d / f"{name}.raw")
+        img[f"qcow2_{name}"] = qcow2_image(disk).write_to(d / f"{name}.qcow2")
+    gpt_esp = disks["gpt_esp"]
+    for name, options in {
+        "compressed": Qcow2Options(compression="zlib"),
+        "zstd": Qcow2Options(compression="zstd"),
+        "v2": Qcow2Options(version=2),
+        "4k_clusters": Qcow2Options(cluster_bits=12),
+        "2m_clusters": Qcow2Options(cluster_bits=21),
+        "extended_l2": Qcow2Options(extended_l2=True),
+        "prealloc": Qcow2Options(preallocate=True),
+        "backing": Qcow2Options(backing_file=str(img["qcow2_gpt_esp"])),
+        "data_file": Qcow2Options(data_file=str(d / "datafile.data")),
+        "luks": Qcow2Options(crypt_method=2),
+    }.items():
+        img[f"qcow2_{name}"] = qcow2_image(gpt_esp, options).write_to(d / f"{name}.qcow2")
+    big = big_disk()
+    img["raw_big"] = big.write_to(d / "big.raw")
+    img["qcow2_big"] = qcow2_image(big).write_to(d / "big.qcow2")
+    img["raw_gpt_bad_header_crc"] = flipped(gpt_esp, SECTOR + 60).write_to(d / "bad_header.raw")
+    img["raw_gpt_bad_entries_crc"] = flipped(gpt_esp, 2 * SECTOR + 60).write_to(
+        d / "bad_entries.raw"
+    )
+    img["raw_gpt_truncated"] = gpt_esp.write_to(d / "truncated.raw")
+    os.truncate(img["raw_gpt_truncated"], 48 * MiB)
+    img["iso"] = iso9660(d / "image.iso")
+    img.update(containers(d, disks["none"].pread(0, 4 * MiB)))
+    img.update(_archives(d, gpt_esp.pread(0, 64 * 1024)))
+    img["empty"] = d / "empty.raw"
+    img["empty"].write_bytes(b"")
+    return img
+
+
+def _archives(d: Path, data: bytes) -> dict[str, Path]:
+    out = {
+        "gzip": d / "image.raw.gz",
+        "xz": d / "image.raw.xz",
+        "bzip2": d / "image.raw.bz2",
+        "zstd": d / "image.raw.zst",
+        "zip": d / "image.zip",
+        "tar": d / "image.tar",
+    }
+    out["gzip"].write_bytes(gzip.compress(data))
+    out["xz"].write_bytes(lzma.compress(data))
+    out["bzip2"].write_bytes(bz2.compress(data))
+    out["zstd"].write_bytes(b"\x28\xb5\x2f\xfd" + bytes(60))
+    with zipfile.ZipFile(out["zip"], "w") as z:
+        z.writestr("image.raw", data)
+    with tarfile.open(out["tar"], "w", format=tarfile.USTAR_FORMAT) as t:
+        info = tarfile.TarInfo("image.raw")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    return out
+
+
+# The same images made by the real tools (cross-checks only) ----------------------------
 
 
 def sparse(path: Path, size: int) -> Path:
@@ -58,24 +246,8 @@ def partitioned(path: Path, size: int, label: str, *parts: str) -> Path:
     return path
 
 
-def with_esp_filesystem(path: Path, start_sector: int, size: int) -> Path:
-    """Format a FAT filesystem in the partition at `start_sector` (size in bytes)."""
-    run("mkfs.vfat", "--offset", start_sector, path, size // 1024)
-    return path
-
-
 def qcow2(src: Path, dest: Path, *options: str) -> Path:
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", *options, src, dest)
-    return dest
-
-
-def flip_byte(src: Path, dest: Path, offset: int) -> Path:
-    shutil.copyfile(src, dest)
-    with open(dest, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0xFF]))
     return dest
 
 
@@ -94,69 +266,38 @@ def luks_qcow2(path: Path, attempts: int = 3) -> Path:
     return path
 
 
-def iso9660(path: Path) -> Path:
-    """A minimal ISO 9660 image: system area, primary volume descriptor, terminator."""
-    pvd = bytearray(2048)
-    pvd[0:6] = b"\x01CD001"
-    pvd[6] = 1
-    pvd[40:72] = b"PREFLIGHT".ljust(32)
-    pvd[80:88] = struct.pack("<I", 20) + struct.pack(">I", 20)
-    terminator = bytearray(2048)
-    terminator[0:7] = b"\xffCD001\x01"
-    path.write_bytes(bytes(16 * 2048) + pvd + terminator + bytes(2 * 2048))
-    return path
-
-
-def big_image(d: Path) -> Path:
-    """20 GiB virtual GPT disk (ESP + Linux) with 112 MiB of random data in the Linux partition."""
-    raw = partitioned(
-        d / "big.raw",
-        20 * GiB,
-        "gpt",
-        "start=2048, size=204800, type=U",
-        "type=L",
-    )
-    with open(raw, "r+b") as f:
-        f.seek(300 * MiB)
-        for _ in range(14):
-            f.write(os.urandom(8 * MiB))
-    return raw
-
-
-def build_images() -> dict[str, Path]:
-    """Build (once per process) every test image; returns name → path."""
+def tool_images() -> dict[str, Path]:
+    """Twins of build_images()'s images made with sfdisk, mkfs.vfat and qemu-img (same
+    names). Call `require_tool("qemu-img", "sfdisk", "mkfs.vfat")` first."""
     with _lock:
-        if not _cache:
-            d = Path(tempfile.mkdtemp(prefix="byoi-preflight-"))
-            atexit.register(shutil.rmtree, d, True)
-            _cache.update(_build(d))
-        return dict(_cache)
+        if not _tool_cache:
+            _tool_cache.update(_build_with_tools(_tempdir("byoi-preflight-tools-")))
+        return dict(_tool_cache)
 
 
-def _build(d: Path) -> dict[str, Path]:
+def _build_with_tools(d: Path) -> dict[str, Path]:
     size = 64 * MiB
     esp = "start=2048, size=65536, type=U"
     img: dict[str, Path] = {}
-    img["raw_gpt_esp"] = with_esp_filesystem(
-        partitioned(d / "gpt_esp.raw", size, "gpt", esp, "type=L"), 2048, 32 * MiB
-    )
+    img["raw_gpt_esp"] = partitioned(d / "gpt_esp.raw", size, "gpt", esp, "type=L")
+    run("mkfs.vfat", "--offset", 2048, img["raw_gpt_esp"], 32 * 1024)
     img["raw_gpt_noesp"] = partitioned(d / "gpt_noesp.raw", size, "gpt", "type=L")
     img["raw_mbr_esp"] = partitioned(
         d / "mbr_esp.raw", size, "dos", "start=2048, size=65536, type=ef", "type=83"
     )
     img["raw_mbr"] = partitioned(d / "mbr.raw", size, "dos", "type=83, bootable")
     img["raw_none"] = sparse(d / "none.raw", size)
-    run("mkfs.vfat", img["raw_none"])  # a "superfloppy": 0x55AA in sector 0, but no MBR
+    run("mkfs.vfat", img["raw_none"])
     for name in ("gpt_esp", "gpt_noesp", "mbr_esp", "mbr", "none"):
         img[f"qcow2_{name}"] = qcow2(img[f"raw_{name}"], d / f"{name}.qcow2")
-    gpt = img["raw_gpt_esp"]
-    img["qcow2_compressed"] = qcow2(gpt, d / "compressed.qcow2", "-c")
-    img["qcow2_zstd"] = qcow2(gpt, d / "zstd.qcow2", "-c", "-o", "compression_type=zstd")
-    img["qcow2_v2"] = qcow2(gpt, d / "v2.qcow2", "-o", "compat=0.10")
-    img["qcow2_4k_clusters"] = qcow2(gpt, d / "c4k.qcow2", "-o", "cluster_size=4096")
-    img["qcow2_2m_clusters"] = qcow2(gpt, d / "c2m.qcow2", "-o", "cluster_size=2M")
-    img["qcow2_extended_l2"] = qcow2(gpt, d / "extl2.qcow2", "-o", "extended_l2=on")
-    img["qcow2_prealloc"] = qcow2(gpt, d / "prealloc.qcow2", "-o", "preallocation=metadata")
+    gpt_raw = img["raw_gpt_esp"]
+    img["qcow2_compressed"] = qcow2(gpt_raw, d / "compressed.qcow2", "-c")
+    img["qcow2_zstd"] = qcow2(gpt_raw, d / "zstd.qcow2", "-c", "-o", "compression_type=zstd")
+    img["qcow2_v2"] = qcow2(gpt_raw, d / "v2.qcow2", "-o", "compat=0.10")
+    img["qcow2_4k_clusters"] = qcow2(gpt_raw, d / "c4k.qcow2", "-o", "cluster_size=4096")
+    img["qcow2_2m_clusters"] = qcow2(gpt_raw, d / "c2m.qcow2", "-o", "cluster_size=2M")
+    img["qcow2_extended_l2"] = qcow2(gpt_raw, d / "extl2.qcow2", "-o", "extended_l2=on")
+    img["qcow2_prealloc"] = qcow2(gpt_raw, d / "prealloc.qcow2", "-o", "preallocation=metadata")
     img["qcow2_backing"] = d / "backing.qcow2"
     run("qemu-img", "create", "-q", "-f", "qcow2", "-b", img["qcow2_gpt_esp"], "-F", "qcow2",
         img["qcow2_backing"])  # fmt: skip
@@ -164,14 +305,6 @@ def _build(d: Path) -> dict[str, Path]:
     run("qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={d / 'datafile.data'}",
         img["qcow2_data_file"], "64M")  # fmt: skip
     img["qcow2_luks"] = luks_qcow2(d / "luks.qcow2")
-    img["raw_big"] = big_image(d)
-    img["qcow2_big"] = qcow2(img["raw_big"], d / "big.qcow2")
-    img["raw_gpt_bad_header_crc"] = flip_byte(gpt, d / "bad_header.raw", SECTOR + 60)
-    img["raw_gpt_bad_entries_crc"] = flip_byte(gpt, d / "bad_entries.raw", 2 * SECTOR + 60)
-    img["raw_gpt_truncated"] = d / "truncated.raw"
-    shutil.copyfile(gpt, img["raw_gpt_truncated"])
-    os.truncate(img["raw_gpt_truncated"], 48 * MiB)
-    img["iso"] = iso9660(d / "image.iso")
     for name, options in {
         "vmdk": ("-O", "vmdk"),
         "vmdk_stream": ("-O", "vmdk", "-o", "subformat=streamOptimized"),
@@ -181,30 +314,7 @@ def _build(d: Path) -> dict[str, Path]:
     }.items():
         img[name] = d / f"image.{name}"
         run("qemu-img", "convert", "-f", "raw", *options, img["raw_none"], img[name])
-    img.update(_archives(d, gpt))
-    img["empty"] = sparse(d / "empty.raw", 0)
     return img
-
-
-def _archives(d: Path, src: Path) -> dict[str, Path]:
-    data = src.read_bytes()[: 64 * 1024]
-    out = {
-        "gzip": d / "image.raw.gz",
-        "xz": d / "image.raw.xz",
-        "bzip2": d / "image.raw.bz2",
-        "zstd": d / "image.raw.zst",
-        "zip": d / "image.zip",
-        "tar": d / "image.tar",
-    }
-    out["gzip"].write_bytes(gzip.compress(data))
-    out["xz"].write_bytes(lzma.compress(data))
-    out["bzip2"].write_bytes(bz2.compress(data))
-    out["zstd"].write_bytes(b"\x28\xb5\x2f\xfd" + bytes(60))
-    with zipfile.ZipFile(out["zip"], "w") as z:
-        z.writestr("image.raw", data)
-    with tarfile.open(out["tar"], "w", format=tarfile.USTAR_FORMAT) as t:
-        t.add(src, arcname="image.raw")
-    return out
 
 
 class ImageServer(ThreadingHTTPServer):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import ssl
 
 import image_factory
 import pytest
+from tools import require_tool
 
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.preflight import HttpImageInspector, http_range, url_safety
@@ -170,8 +170,8 @@ def test_allowlist_parsing():
     assert allow.hosts == {"images.lan"}
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
 def test_https_connects_to_the_vetted_address_with_sni_and_certificate_check(monkeypatch, tmp_path):
+    require_tool("openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     image_factory.run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                       "-keyout", key, "-out", cert, "-subj", "/CN=images.example",
