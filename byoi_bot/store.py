@@ -32,7 +32,8 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from .core.ports import ServerBusy
+from .clock import SystemClock
+from .core.ports import Clock, ServerBusy
 from .core.request import DeploySpec, Request
 from .core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
 
@@ -118,10 +119,6 @@ def m004_start_mark(db: Database) -> None:
 SCHEMA_VERSION = len(migrations._migrations)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
@@ -138,7 +135,10 @@ def new_request_id() -> str:
 class Store:
     """The request store over one SQLite file (WAL mode), safe to share between threads."""
 
-    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str, *, clock: Clock | None = None, busy_timeout: float = 30.0
+    ) -> None:
+        self._clock = clock or SystemClock()  # stamps approvals, audit rows and event ids
         conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
         self.db = Database(conn)
         self._lock = threading.RLock()
@@ -318,7 +318,7 @@ class Store:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
                 "VALUES (?, ?, ?, ?)",
-                [request_id, user, fingerprint, _iso(_now())],
+                [request_id, user, fingerprint, _iso(self._clock.now())],
             )
             if cursor.rowcount:
                 self._audit(request_id, user, "approval", None, None, "approved")
@@ -362,7 +362,7 @@ class Store:
         self.db["audit"].insert(
             {
                 "request_id": request_id,
-                "at": _iso(_now()),
+                "at": _iso(self._clock.now()),
                 "actor": actor,
                 "action": action,
                 "from_state": str(from_state) if from_state else None,
@@ -384,7 +384,7 @@ class Store:
         with self._write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO events (event_id, at) VALUES (?, ?)",
-                [event_id, _iso(_now())],
+                [event_id, _iso(self._clock.now())],
             )
             return bool(cursor.rowcount)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from .clock import SystemClock
 from .config import ConfigError, Settings
 from .core.ports import Chat, Clock, ImageInspector, Provider
 from .core.service import Deployments, Timing
@@ -25,13 +26,6 @@ if TYPE_CHECKING:
 class CannotStart(Exception):
     """The bot cannot start for a reason outside its configuration (Slack unreachable, port
     taken); the message says which and what to do."""
-
-
-class SystemClock:
-    """The real time, in UTC."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provider:
@@ -49,10 +43,10 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
 
 
-def open_store(path: str) -> Store:
+def open_store(path: str, clock: Clock | None = None) -> Store:
     """The store at `path` (BYOI_DB); a file that cannot be opened is a `ConfigError`."""
     try:
-        return Store(path)
+        return Store(path, clock=clock)
     except sqlite3.Error as exc:
         raise ConfigError(
             f"BYOI_DB: cannot open `{path}` ({exc}); set it to a file in a writable folder, "
@@ -99,7 +93,8 @@ def build_bot(
     from .ovhcloud.errors import explain
 
     provider = provider or make_provider(settings)  # configuration errors before any file
-    store = open_store(settings.db)
+    clock = clock or SystemClock()
+    store = open_store(settings.db, clock)
     timing = Timing(
         poll=poll or timedelta(seconds=settings.poll_seconds),
         heartbeat=timedelta(minutes=settings.heartbeat_minutes),
@@ -111,7 +106,7 @@ def build_bot(
         inspector=inspector or make_inspector(settings),
         chat=chat,
         policies=settings.policies,
-        clock=clock or SystemClock(),
+        clock=clock,
         explain=explain,
         new_id=new_id,
         timing=timing,

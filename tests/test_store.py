@@ -2,9 +2,10 @@
 
 import sqlite3
 import threading
+from datetime import timedelta
 
 import pytest
-from core_fixtures import request, spec
+from core_fixtures import T0, request, spec
 
 from byoi_bot.core.ports import ServerBusy
 from byoi_bot.core.states import IllegalTransition, State
@@ -185,3 +186,17 @@ def test_old_delivery_ids_are_forgotten(store):
     assert store.forget_events(datetime.now(UTC) - timedelta(days=1)) == 0
     assert store.forget_events(datetime.now(UTC) + timedelta(seconds=1)) == 1
     assert store.first_delivery("Ev1")
+
+
+def test_approvals_audit_rows_and_delivery_ids_are_stamped_by_the_bots_clock(tmp_path):
+    class Clock:
+        now = staticmethod(lambda: T0)
+
+    store = Store(str(tmp_path / "byoi.db"), clock=Clock())
+    r = request()
+    store.create(r, None)
+    store.add_approval(r.id, "U2", "f")
+    assert store.first_delivery("Ev1")
+    assert {row["at"] for row in store.audit(r.id)} == {T0.isoformat()}
+    assert store.db.execute("SELECT at FROM approvals").fetchone()[0] == T0.isoformat()
+    assert store.forget_events(T0) == 0 and store.forget_events(T0 + timedelta(seconds=1)) == 1
