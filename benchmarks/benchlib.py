@@ -141,7 +141,7 @@ def seed_deploying(deployments, provider, servers: Sequence[str], clock) -> list
         now = clock.now()
         request = Request(
             id=f"r-b{i:05d}",
-            spec=DeploySpec(server, IMAGE_URL, "qcow2"),
+            spec=DeploySpec(server, IMAGE_URL, "qcow2", efi_bootloader="\\EFI\\BOOT\\BOOTX64.EFI"),
             requester=REQUESTER,
             channel=CHANNEL,
             state=State.PENDING_APPROVAL,

@@ -163,14 +163,15 @@ def test_reinstall_from_start_to_done(sim, clock, reinstall):
     handle = reinstall.start(spec())
     assert handle.startswith("reinstall:") and handle[10:].isdigit()
     first = reinstall.progress(UEFI, handle)
-    assert first.phase is Phase.PENDING and len(first.steps) == 7
+    assert first.phase is Phase.PENDING and first.steps == (), "task init: nothing installs yet"
     clock.advance(25)
     running = reinstall.progress(UEFI, handle)
     assert running.phase is Phase.RUNNING and running.elapsed_seconds == 25
+    assert len(running.steps) == 7
     assert running.current_step.name == "Check image checksum" and running.fraction_done == 2 / 7
     clock.advance(DEPLOY)
     done = reinstall.progress(UEFI, handle)
-    assert done.phase is Phase.DONE and done.fraction_done == 1
+    assert done.phase is Phase.DONE and done.steps == (), "install/status is 404 after the end"
     assert reinstall.find_active(UEFI) is None and starts(sim) == 1
 
 
@@ -205,8 +206,7 @@ def test_reinstall_installer_failures(sim, clock, reinstall, code, template):
     handle = reinstall.start(spec())
     clock.advance(DEPLOY)
     progress = reinstall.progress(UEFI, handle)
-    assert progress.phase is Phase.FAILED and progress.message == text
-    assert [s.error for s in progress.steps if s.status == "error"] == [text]
+    assert progress.phase is Phase.FAILED and progress.message == text, "from the task"
     assert explain(progress.message).code == code
 
 
@@ -223,11 +223,13 @@ def test_failure_at_a_chosen_step_and_ovh_error(sim, clock, reinstall):
     sim.inject(server=UEFI, install_error="Disk on fire", at_step=2, task_status="ovhError")
     handle = reinstall.start(spec())
     clock.advance(14)
-    assert reinstall.progress(UEFI, handle).current_step.status == "doing"
+    running = reinstall.progress(UEFI, handle)
+    assert running.current_step.status == "doing"
+    assert running.current_step.name == "Download image"
     clock.advance(2)  # half way through step 2
     progress = reinstall.progress(UEFI, handle)
-    assert progress.phase is Phase.FAILED and progress.current_step.name == "Download image"
-    assert explain(progress.message).code == "unknown" and "Disk on fire" in progress.message
+    assert progress.phase is Phase.FAILED and progress.message == "Disk on fire"
+    assert explain(progress.message).code == "unknown"
 
 
 def test_inventory_server_that_always_fails(clock, reinstall):
@@ -248,13 +250,17 @@ def reads(sim, since: int) -> list[str]:
 
 def test_a_running_reinstall_costs_one_call_per_poll(sim, clock, reinstall):
     handle = reinstall.start(spec())
+    task = "task/" + handle.split(":")[1]
+    before = len(sim.calls())
+    assert reinstall.progress(UEFI, handle).phase is Phase.PENDING
+    assert reads(sim, before) == ["install/status", task], "init: install/status is 404 yet"
     phases = []
     for _ in range(6):  # under the task check period (10)
+        clock.advance(10)
         before = len(sim.calls())
         phases.append(reinstall.progress(UEFI, handle).phase)
         assert reads(sim, before) == ["install/status"]
-        clock.advance(10)
-    assert phases == [Phase.PENDING] + [Phase.RUNNING] * 5
+    assert phases == [Phase.RUNNING] * 6
     clock.advance(DEPLOY)
     before = len(sim.calls())
     assert reinstall.progress(UEFI, handle).phase is Phase.DONE

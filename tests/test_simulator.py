@@ -22,6 +22,7 @@ REINSTALL = {
     "customizations": {
         "imageURL": "https://images.example.net/a.qcow2",
         "imageType": "qcow2",
+        "efiBootloaderPath": "\\efi\\debian\\grubx64.efi",
         "httpHeaders": {"Authorization": "Bearer top-secret-header"},
         "configDriveUserData": "#cloud-config\npassword: hunter2\n",
     },
@@ -173,29 +174,44 @@ def test_unknown_server_path_and_method(api, sim):
 # -- the reinstall generation -------------------------------------------------------------
 
 
+NOT_INSTALLING = "Server is not being installed or reinstalled at the moment"
+
+
+def not_installing(api, server: str) -> bool:
+    with pytest.raises(E.ResourceNotFoundError) as caught:
+        api.get(f"{sn(server)}/install/status")
+    return caught.value.response.json() == {"class": "Client::NotFound", "message": NOT_INSTALLING}
+
+
 def test_reinstall_moves_through_the_steps(api, clock):
-    with pytest.raises(E.ResourceNotFoundError):
-        api.get(f"{sn(UEFI)}/install/status")
+    assert not_installing(api, UEFI)
     task = api.post(f"{sn(UEFI)}/reinstall", **REINSTALL)
     assert (task["function"], task["status"], task["doneDate"]) == ("reinstallServer", "init", None)
     tasks = f"{sn(UEFI)}/task"
     assert api.get(tasks, function="reinstallServer", status="init") == [task["taskId"]]
-    assert api.get(tasks, status="doing") == []
+    assert api.get(tasks, status="doing") == [] and not_installing(api, UEFI)
+    clock.advance(1)
+    assert api.get(f"{tasks}/{task['taskId']}")["status"] == "todo" and not_installing(api, UEFI)
+    clock.advance(1)
+    assert api.get(f"{tasks}/{task['taskId']}")["status"] == "doing"
     seen = []
-    for _ in STEPS:
+    for _ in STEPS[:-1]:
         clock.advance(10)
         status = api.get(f"{sn(UEFI)}/install/status")
         seen.append([s["status"] for s in status["progress"]])
     assert seen[0] == ["done", "doing", "todo", "todo", "todo", "todo", "todo"]
-    assert seen[-1] == ["done"] * 7 and status["elapsedTime"] == 70
+    assert seen[-1] == ["done"] * 6 + ["doing"] and status["elapsedTime"] == 62
+    clock.advance(10)
+    assert not_installing(api, UEFI), "404 right after the end too"
     done = api.get(f"{tasks}/{task['taskId']}")
-    assert done["status"] == "done" and done["doneDate"]
+    assert done["status"] == "done" and done["doneDate"] and done["needSchedule"] is False
     assert api.get(tasks, status="done") == [task["taskId"]]
     assert api.get(sn(UEFI))["os"] == "byoi_64"
 
 
 def custom(**fields) -> dict:
-    return {"customizations": {"imageURL": "u", "imageType": "raw"} | fields}
+    efi = {"efiBootloaderPath": "\\efi\\boot\\bootx64.efi"}
+    return {"customizations": {"imageURL": "u", "imageType": "raw"} | efi | fields}
 
 
 @pytest.mark.parametrize(
@@ -289,9 +305,9 @@ def test_faults_through_the_control_api(sim, api, clock):
         api.post(f"{sn(BIG)}/bringYourOwnImage", **BYOI)
     task = api.post(f"{sn(UEFI)}/reinstall", **REINSTALL)
     assert control(sim, "POST", "/_simulator/clock", {"advance": 70})[0] == 200
-    assert api.get(f"{sn(UEFI)}/task/{task['taskId']}")["status"] == "customerError"
-    steps = api.get(f"{sn(UEFI)}/install/status")["progress"]
-    assert [s["comment"] for s in steps if s["status"] == "error"] == ["Create config drive"]
+    failed = api.get(f"{sn(UEFI)}/task/{task['taskId']}")
+    assert failed["status"] == "customerError"
+    assert failed["comment"] == "Could not create configdrive on disk."
     assert control(sim, "GET", "/_simulator/faults")[1]["installs"] == []
     control(sim, "POST", "/_simulator/faults", {"delay_seconds": 5})
     assert control(sim, "DELETE", "/_simulator/faults")[1]["delays"] == []

@@ -6,6 +6,8 @@ from bot_harness import APPROVER, OUTSIDER, REQUESTER, BotHarness
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.core.service import Refused
 from byoi_bot.core.states import State
+from byoi_bot.ovhcloud.client import make_client
+from byoi_bot.simulator import DEMO_CREDENTIALS
 
 SERVER = "ns1001.ip-51-75-1.eu"
 
@@ -47,9 +49,26 @@ def test_a_running_deploy_needs_an_approver_to_cancel(h):
     assert h.bot.store.get(r.id).state is State.DEPLOYING
     with pytest.raises(Refused, match="needs an approver other than the requester"):
         d.cancel(r.id, REQUESTER)
+    assert "is cancelled" in d.cancel(r.id, APPROVER)
+    assert h.bot.store.get(r.id).state is State.CANCELLED
+    task = h.bot.store.get(r.id).provider_handle.split(":")[1]
+    cancels = [c for c in h.simulator.calls() if c["path"].endswith(f"/task/{task}/cancel")]
+    assert [c["status"] for c in cancels] == [200]
+    task_view = make_client(h.endpoint, timeout=(2, 5), **DEMO_CREDENTIALS).get(
+        f"/dedicated/server/{SERVER}/task/{task}"
+    )
+    assert task_view["status"] == "cancelled"
+
+
+def test_a_reinstall_writing_its_image_cannot_be_cancelled_and_says_so(h):
+    d = h.bot.deployments
+    r = new_request(h)
+    d.approve(r.id, APPROVER)
+    h.poll(advance=30)  # 60 s deploys: "Write image to disk" runs from 25.7 s to 34.3 s
     with pytest.raises(Refused) as info:
-        d.cancel(r.id, APPROVER)  # the reinstall API has no cancel
-    assert "cancel" in info.value.reasons[0].lower()
+        d.cancel(r.id, APPROVER)
+    assert "refused to cancel" in info.value.reasons[0]
+    assert "being written" in info.value.reasons[0], "OVHcloud's own words are quoted"
     assert h.bot.store.get(r.id).state is State.DEPLOYING
 
 

@@ -26,7 +26,7 @@ wait until done
 # 5. preflight refuses an image that cannot fit in the server's RAM, before any wipe.
 alice: /byoi deploy {SMALL} {{images}}/huge.raw
 # 6. a deploy the installer fails: the error comes back in plain words.
-alice: /byoi deploy {OTHER} {{images}}/debian-12.raw
+alice: /byoi deploy {OTHER} {{images}}/debian-12.raw {EFI}
 carol reacts :white_check_mark:
 wait until failed
 alice: /byoi list all

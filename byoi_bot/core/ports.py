@@ -28,6 +28,7 @@ class DiskGroup:
     disk_type: str = ""
     number_of_disks: int = 1
     description: str = ""
+    raid_controller: str = ""  # empty: no hardware RAID on this group
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 from .states import State
 
 IMAGE_TYPES = ("qcow2", "raw")
+OPERATING_SYSTEMS = {"byoi": "byoi_64", "byolinux": "byolinux_64"}  # os= value: the API's name
+APIS = ("reinstall", "legacy")
+HIDDEN = "(hidden)"  # stands for the user data in a spec stripped of its secrets
 CHECKSUM_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 
@@ -44,6 +47,11 @@ class DeploySpec:
     user_data: str | None = None
     config_drive: bool | None = None
     at: datetime | None = None
+    os: str = "byoi"
+    metadata: tuple[tuple[str, str], ...] = ()
+    raid: int | None = None
+    api: str | None = None  # the API generation, fixed when the request is created
+    efi_source: str | None = None  # "given" by the user or "image" (found in its ESP)
 
     def fingerprint(self) -> str:
         """A hash of exactly what was requested; an approval is bound to it.
@@ -79,7 +87,10 @@ class DeploySpec:
         """A copy with the secret part put back (from `secrets()`), or stripped when None."""
         if not secrets:
             names = tuple((name, "") for name, _ in self.headers)  # names may be shown
-            return replace(self, headers=names, user_data=None, image_url=mask_url(self.image_url))
+            hidden = HIDDEN if self.user_data else None  # that there is user data may be shown
+            return replace(
+                self, headers=names, user_data=hidden, image_url=mask_url(self.image_url)
+            )
         headers = tuple((str(k), str(v)) for k, v in secrets.get("headers") or ())
         return replace(
             self,
@@ -105,9 +116,14 @@ class DeploySpec:
             efi_bootloader=data.get("efi_bootloader"),
             description=data.get("description"),
             headers=tuple((name, "") for name in names),
-            user_data=None,
+            user_data=HIDDEN if data.get("user_data") else None,
             config_drive=data.get("config_drive"),
             at=at,
+            os=data.get("os") or "byoi",
+            metadata=tuple((str(k), str(v)) for k, v in data.get("metadata") or ()),
+            raid=data.get("raid"),
+            api=data.get("api"),
+            efi_source=data.get("efi_source"),
         )
         return spec.with_secrets(secrets) if secrets else spec
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import messages
+from . import messages, sent
 from .checks import Check, Severity, blocking
 from .policy import Policy, PolicySet, Tally
 from .ports import (
@@ -104,6 +104,9 @@ class Deployments:
             raise Refused(
                 [messages.refused_by_checks(), *(messages.check_line(c) for c in blockers)]
             )
+        spec, unsendable = sent.resolve(spec, policy.api, image_facts, facts)
+        if unsendable:
+            raise Refused(unsendable)
         now = self.clock.now()
         request = Request(
             id=self.new_id(),

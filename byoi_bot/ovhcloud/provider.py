@@ -21,7 +21,7 @@ from urllib3.exceptions import NewConnectionError
 
 from ..core.ports import DiskGroup, Explanation, Provider, ProviderError, ServerFacts
 from ..core.progress import Phase, Progress, Step
-from ..core.request import DeploySpec
+from ..core.request import OPERATING_SYSTEMS, DeploySpec
 from .errors import explain_exception
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 REINSTALL = "reinstall:"
 LEGACY = "legacy:"
 ACTIVE_TASK_STATUSES = ("init", "todo", "doing")
+START_COMMENT = "Start bare metal OS installation"  # a reinstall task's comment as created
 TASK_PHASES = {
     "init": Phase.PENDING,
     "todo": Phase.PENDING,
@@ -66,6 +67,7 @@ class _OvhProvider(ABC):
     """What both API generations share: server facts, retried reads, the guarded start."""
 
     prefix = ""
+    api = ""
 
     def __init__(self, client, *, retry: RetryPolicy | None = None) -> None:
         self.client = client
@@ -92,6 +94,7 @@ class _OvhProvider(ABC):
                 disk_type=str(g.get("diskType") or ""),
                 number_of_disks=int(g.get("numberOfDisks") or 1),
                 description=str(g.get("description") or ""),
+                raid_controller=str(g.get("raidController") or ""),
             )
             for g in hardware.get("diskGroups") or []
         )
@@ -157,9 +160,10 @@ class _OvhProvider(ABC):
 
 
 class ReinstallProvider(_OvhProvider):
-    """BYOI through POST /dedicated/server/{sn}/reinstall (operatingSystem byoi_64)."""
+    """BYOI through POST /dedicated/server/{sn}/reinstall (byoi_64 or byolinux_64)."""
 
     prefix = REINSTALL
+    api = "reinstall"
 
     def __init__(
         self, client, *, retry: RetryPolicy | None = None, task_check_every: int = 10
@@ -205,20 +209,20 @@ class ReinstallProvider(_OvhProvider):
         error = next((s.error for s in steps if s.status == "error" and s.error), None)
         message = str(task.get("comment") or "")
         if phase is Phase.FAILED:
-            message = error or f"task {status}: {message}"
+            message = error or _task_failure(status, message)
         return Progress(phase, steps, elapsed, message)
 
     def cancel(self, server: str, handle: str) -> None:
-        """The reinstall API has no cancel: always raises ProviderError."""
-        raise ProviderError(
-            Explanation(
-                "A running reinstall cannot be stopped through the OVHcloud API.",
-                "OVHcloud offers no call to cancel a reinstallServer task.",
-                "Wait for it to end; to stop it anyway, reboot the server into rescue mode "
-                "from the control panel (the disk is then left half written).",
-                code="cancel_not_supported",
-            )
-        )
+        """POST task/{taskId}/cancel; a refusal is explained in plain words."""
+        try:
+            self.client.post(f"{_server_path(server)}/task/{_task_id(handle)}/cancel")
+        except ovh_errors.APIError as exc:
+            explained = explain_exception(exc)
+            if not isinstance(
+                exc, ovh_errors.BadParametersError | ovh_errors.ResourceConflictError
+            ):
+                raise ProviderError(explained) from None
+            raise ProviderError(_cancel_refused(explained.raw)) from None
 
     def find_active(self, server: str) -> str | None:
         """The newest reinstallServer task not yet final, as a handle."""
@@ -250,6 +254,17 @@ class ReinstallProvider(_OvhProvider):
             raise
 
 
+def _task_failure(status: str, comment: str) -> str:
+    """A failed task's own words: its comment when that is the installer's message.
+
+    install/status answers 404 once an installation has ended, so after a failure the task's
+    comment is what is left of the installer's message.
+    """
+    if status == "cancelled" or comment in ("", START_COMMENT):
+        return f"task {status}: {comment}".rstrip(": ")
+    return comment
+
+
 def _installing(steps: tuple[Step, ...]) -> bool:
     """Whether install/status shows an installation still running (a step left, none failed)."""
     return any(s.status in INSTALLING_STEP_STATUSES for s in steps) and not any(
@@ -269,6 +284,7 @@ class LegacyProvider(_OvhProvider):
     """BYOI through the legacy /dedicated/server/{sn}/bringYourOwnImage API."""
 
     prefix = LEGACY
+    api = "legacy"
 
     def start(self, spec: DeploySpec) -> str:
         """Start the deployment (the API returns null); the handle is `legacy:<server>`."""
@@ -334,7 +350,11 @@ class RoutingProvider:
         return self.for_server(server).server_facts(server)
 
     def start(self, spec: DeploySpec) -> str:
-        return self.for_server(spec.server).start(spec)
+        """Start with the API fixed in the spec when the request was made, else the route's."""
+        routed = self.for_server(spec.server)
+        candidates = (routed, self.default, *(p for _, p in self.by_pattern), *self.others)
+        chosen = next((p for p in candidates if getattr(p, "api", None) == spec.api), routed)
+        return chosen.start(spec)
 
     def progress(self, server: str, handle: str) -> Progress:
         return self._owner(server, handle).progress(server, handle)
@@ -359,21 +379,32 @@ class RoutingProvider:
 
 
 def reinstall_body(spec: DeploySpec) -> dict:
-    """The POST /reinstall body; hostname, SSH key and user data only with a config drive."""
-    custom: dict = {"imageURL": spec.image_url, "imageType": spec.image_type}
+    """The POST /reinstall body (README: what the bot sends); `core.sent` shows the same.
+
+    byoi_64 takes the image type and the EFI bootloader path, byolinux_64 (qcow2 only)
+    neither. `config-drive=` is not sent: the reinstall API has no such switch, and
+    requests that would need it off are refused when they are made.
+    """
+    custom: dict = {"imageURL": spec.image_url}
+    if spec.os == "byoi":
+        custom["imageType"] = spec.image_type
     if spec.checksum:
         custom |= {"imageCheckSum": spec.checksum.value, "imageCheckSumType": spec.checksum.type}
     if spec.headers:
         custom["httpHeaders"] = dict(spec.headers)
-    if spec.efi_bootloader:
+    if spec.os == "byoi" and spec.efi_bootloader:
         custom["efiBootloaderPath"] = spec.efi_bootloader
-    if spec.config_drive is not False:
-        optional = {"hostname": spec.hostname, "sshKey": spec.ssh_key}
-        optional["configDriveUserData"] = spec.user_data
-        custom |= {k: v for k, v in optional.items() if v}
-    body = {"operatingSystem": "byoi_64", "customizations": custom}
-    if spec.disk_group is not None:
-        body["storage"] = [{"diskGroupId": spec.disk_group}]
+    optional = {"hostname": spec.hostname, "sshKey": spec.ssh_key}
+    optional["configDriveUserData"] = spec.user_data
+    custom |= {k: v for k, v in optional.items() if v}
+    if spec.metadata:
+        custom["configDriveMetadata"] = dict(spec.metadata)
+    body = {"operatingSystem": OPERATING_SYSTEMS[spec.os], "customizations": custom}
+    if spec.disk_group is not None or spec.raid is not None:
+        storage: dict = {"diskGroupId": spec.disk_group or 0}  # 0: the API chooses
+        if spec.raid is not None:
+            storage["hardwareRaid"] = [{"raidLevel": spec.raid}]
+        body["storage"] = [storage]
     return body
 
 
@@ -384,15 +415,29 @@ def legacy_body(spec: DeploySpec) -> dict:
         body |= {"checkSum": spec.checksum.value, "checkSumType": spec.checksum.type}
     drive = {"hostname": spec.hostname, "sshKey": spec.ssh_key, "userData": spec.user_data}
     drive = {k: v for k, v in drive.items() if v}
+    if spec.metadata:
+        drive["userMetadatas"] = [{"key": k, "value": v} for k, v in spec.metadata]
     if spec.config_drive or (spec.config_drive is None and drive):
         body["configdrive"] = {"enable": True, **drive}
     if spec.description:
         body["description"] = spec.description
-    if spec.disk_group is not None:
+    if spec.disk_group:  # 0 means automatic: not sent
         body["diskGroupId"] = spec.disk_group
     if spec.headers:
         body["httpHeader"] = [{"key": k, "value": v} for k, v in spec.headers]
     return body
+
+
+def _cancel_refused(raw: str) -> Explanation:
+    return Explanation(
+        "OVHcloud refused to cancel the running installation.",
+        "A task can be stopped only while it has not gone too far; this one has (the image "
+        "is probably being written to the disk), or it has already ended.",
+        "Let it finish and deploy again, or reboot the server into rescue mode from the "
+        "control panel (the disk may be left half written).",
+        raw,
+        "cancel_refused",
+    )
 
 
 def _server_path(server: str) -> str:

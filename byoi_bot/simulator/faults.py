@@ -6,6 +6,8 @@ import fnmatch
 import threading
 from dataclasses import asdict, dataclass, field
 
+from ..ovhcloud import schema
+
 TASK_ERROR_STATUSES = ("customerError", "ovhError")
 
 
@@ -40,6 +42,14 @@ class ConflictFault:
 
 
 @dataclass
+class ApiErrorFault:
+    """The next start on `server` (or any) answers the schema's error class `api_error`."""
+
+    api_error: str
+    server: str = "*"
+
+
+@dataclass
 class DelayFault:
     """The next `count` calls matching `method` and the `paths` glob answer after `seconds`.
 
@@ -60,6 +70,7 @@ class Faults:
     reads: list[ReadFault] = field(default_factory=list)
     conflicts: list[ConflictFault] = field(default_factory=list)
     delays: list[DelayFault] = field(default_factory=list)
+    api_errors: list[ApiErrorFault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, spec: dict) -> None:
@@ -67,9 +78,10 @@ class Faults:
         if not isinstance(spec, dict):
             raise FaultError("a fault is a JSON object")
         known = {"server", "install_error", "at_step", "task_status", "read_errors", "conflict"}
-        known |= {"delay_seconds", "paths", "method", "count"}
+        known |= {"delay_seconds", "paths", "method", "count", "api_error"}
         unknown = set(spec) - known
-        if unknown or not set(spec) & {"install_error", "read_errors", "conflict", "delay_seconds"}:
+        kinds = {"install_error", "read_errors", "conflict", "delay_seconds", "api_error"}
+        if unknown or not set(spec) & kinds:
             raise FaultError(f"unknown or missing fault keys: {sorted(unknown) or sorted(spec)}")
         server = str(spec.get("server") or "*")
         parsed = _parse(spec, server)
@@ -81,6 +93,8 @@ class Faults:
                     self.reads.append(fault)
                 elif isinstance(fault, DelayFault):
                     self.delays.append(fault)
+                elif isinstance(fault, ApiErrorFault):
+                    self.api_errors.append(fault)
                 else:
                     self.conflicts.append(fault)
 
@@ -113,6 +127,15 @@ class Faults:
                     return True
         return False
 
+    def take_api_error(self, server: str) -> str | None:
+        """The error class the next start on `server` must answer (consumed), or None."""
+        with self.lock:
+            for fault in self.api_errors:
+                if fault.server in ("*", server):
+                    self.api_errors.remove(fault)
+                    return fault.api_error
+        return None
+
     def take_delay(self, method: str, path: str) -> float:
         """Seconds to hold the answer of `method path` (0 for none)."""
         with self.lock:
@@ -131,6 +154,7 @@ class Faults:
             self.reads.clear()
             self.conflicts.clear()
             self.delays.clear()
+            self.api_errors.clear()
 
     def pending(self) -> dict:
         """The pending faults, as JSON-ready data."""
@@ -140,6 +164,7 @@ class Faults:
                 "reads": [asdict(f) for f in self.reads],
                 "conflicts": [asdict(f) for f in self.conflicts],
                 "delays": [asdict(f) for f in self.delays],
+                "api_errors": [asdict(f) for f in self.api_errors],
             }
 
 
@@ -157,6 +182,11 @@ def _parse(spec: dict, server: str) -> list:
             faults.append(
                 ReadFault(int(reads.get("status", 500)), int(reads.get("count", 1)), server)
             )
+        if "api_error" in spec:
+            name = str(spec["api_error"])
+            if name not in schema.all_error_classes():
+                raise FaultError(f"{name!r} is not an error class of the API's schema")
+            faults.append(ApiErrorFault(name, server))
         if spec.get("conflict"):
             faults.append(ConflictFault(server))
         if "delay_seconds" in spec:

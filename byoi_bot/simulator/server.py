@@ -18,8 +18,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from . import auth
+from .errors import ApiError
 from .faults import FaultError
-from .world import ApiError, World
+from .world import World
 
 log = logging.getLogger("byoi_bot.simulator")
 
@@ -37,6 +38,7 @@ _ROUTES = (
     ("POST", rf"/dedicated/server/{_SN}/reinstall", "post_reinstall"),
     ("GET", rf"/dedicated/server/{_SN}/task", "list_tasks"),
     ("GET", rf"/dedicated/server/{_SN}/task/(?P<task>\d+)", "get_task"),
+    ("POST", rf"/dedicated/server/{_SN}/task/(?P<task>\d+)/cancel", "cancel_task"),
     ("GET", rf"/dedicated/server/{_SN}/install/status", "get_install_status"),
     ("GET", r"/auth/currentCredential", "current_credential"),
 )
@@ -236,6 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             "post_reinstall": lambda: world.reinstall(server, data),
             "list_tasks": lambda: world.tasks(server, first.get("function"), first.get("status")),
             "get_task": lambda: world.task(server, int(params["task"])),
+            "cancel_task": lambda: world.cancel_task(server, int(params["task"])),
             "get_install_status": lambda: world.install_status(server),
             "current_credential": lambda: self.sim.credentials.current(),
         }

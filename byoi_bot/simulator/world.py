@@ -1,14 +1,15 @@
 """The simulated OVHcloud account: servers, BYOI deployments on a clock, tasks and errors.
 
 No HTTP here: `World` methods take decoded parameters and return JSON-ready data, or raise
-`ApiError` carrying the status and body the real API would send.
+`ApiError` carrying the status and body the real API would send. A reinstall task moves
+init → todo → doing → done | customerError | ovhError | cancelled; `install/status` answers
+only while it is `doing` (404 before and after, as the API does).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import ConfigError
+from .errors import ApiError, api_error
 from .faults import Faults, InstallFault
+from .rules import check_reinstall
 
 STEPS = (
     "Prepare installation",
@@ -36,25 +39,15 @@ _STEP_OF_MESSAGE = (
     ("checksum", 2),
     ("bad format", 0),
 )
+# Cancelling stops a task only before this step (the simulator's assumption: once the
+# image is being written, stopping would leave a half-written disk).
+LAST_CANCELLABLE_STEP = STEPS.index("Write image to disk")
 IMAGE_TYPES = ("qcow2", "raw")
 CHECKSUM_TYPES = ("md5", "sha1", "sha256", "sha512")
-USER_DATA_LIMIT = 32 * 1024
-_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 FIRST_TASK_ID = 5_000_001
-
-
-class ApiError(Exception):
-    """An API error answer: HTTP status, the `class` field and the message."""
-
-    def __init__(self, status: int, api_class: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.api_class = api_class
-        self.message = message
-
-    def body(self) -> dict:
-        return {"class": self.api_class, "message": self.message}
+TASK_COMMENT = "Start bare metal OS installation"
+NOT_INSTALLING = "Server is not being installed or reinstalled at the moment"
+ACTIVE = ("init", "todo", "doing")
 
 
 class InventoryError(ConfigError):
@@ -103,25 +96,42 @@ class Deployment:
     error: str | None = None
     error_step: int = 0
     error_status: str = "customerError"
+    os: str = "byoi_64"
+    cancelled_after: float | None = None  # seconds after the start
 
     def _step_seconds(self) -> float:
         return self.duration / len(STEPS)
 
+    def _queued(self) -> float:
+        """Seconds spent in `init`, then as many in `todo`, before the installer starts."""
+        return min(1.0, self._step_seconds() / 4)
+
     def _end(self) -> float:
-        """Seconds after the start when it ends: half way through the failing step, or done."""
+        """Seconds after the start when it ends: cancelled, half way through the failing
+        step, or done."""
+        if self.cancelled_after is not None:
+            return self.cancelled_after
         if self.error is None:
             return self.duration
         return (self.error_step + 0.5) * self._step_seconds()
 
     def status(self, now: float) -> str:
-        """init, doing, done or error."""
+        """init, todo, doing, done, error or cancelled."""
         elapsed = now - self.started
         if elapsed >= self._end():
+            if self.cancelled_after is not None:
+                return "cancelled"
             return "done" if self.error is None else "error"
-        return "init" if elapsed < min(1.0, self._step_seconds() / 2) else "doing"
+        if elapsed < self._queued():
+            return "init"
+        return "todo" if elapsed < 2 * self._queued() else "doing"
 
     def is_active(self, now: float) -> bool:
-        return self.status(now) in ("init", "doing")
+        return self.status(now) in ACTIVE
+
+    def current_step(self, now: float) -> int:
+        """Index of the step under way (len(STEPS) once every step is done)."""
+        return min(len(STEPS), int((now - self.started) // self._step_seconds()))
 
     def steps(self, now: float) -> list[dict]:
         """Install steps as GET install/status lists them."""
@@ -143,10 +153,13 @@ class Deployment:
     def elapsed(self, now: float) -> int:
         return int(min(now - self.started, self._end()))
 
+    def date_after(self, seconds: float) -> str:
+        return _iso(self.start_date + timedelta(seconds=seconds))
+
     def end_date(self, now: float) -> str | None:
         if self.is_active(now):
             return None
-        return _iso(self.start_date + timedelta(seconds=self._end()))
+        return self.date_after(self._end())
 
 
 class World:
@@ -197,7 +210,7 @@ class World:
             view = dict(entry["server"])
             latest = self._latest_of(name)
             if latest and latest.kind == "reinstall" and latest.status(self.now()) == "done":
-                view["os"] = "byoi_64"
+                view["os"] = latest.os
             return view
 
     def hardware(self, name: str) -> dict:
@@ -220,22 +233,16 @@ class World:
             self._entry(name)
             deployment = self._tasks.get(task_id)
             if deployment is None or deployment.server != name:
-                raise ApiError(
-                    404,
-                    "Client::NotFound",
-                    f"The requested object (taskId = {task_id}) does not exist",
-                )
+                raise _no_task(task_id)
             return _task_view(deployment, self.now())
 
     def install_status(self, name: str) -> dict:
         with self._lock:
             self._entry(name)
             deployment = self._latest.get(name, {}).get("reinstall")
-            if deployment is None:
-                raise ApiError(
-                    404, "Client::NotFound", "No installation is in progress on this server"
-                )
             now = self.now()
+            if deployment is None or deployment.status(now) != "doing":
+                raise ApiError(404, "Client::NotFound", NOT_INSTALLING)
             return {"elapsedTime": deployment.elapsed(now), "progress": deployment.steps(now)}
 
     def byoi_status(self, name: str) -> dict:
@@ -252,32 +259,42 @@ class World:
         """POST /reinstall: validate like the API, then register the task."""
         with self._lock:
             entry = self._entry(name)
-            if body.get("operatingSystem") != "byoi_64":
-                os_name = body.get("operatingSystem")
-                if not os_name:
-                    raise ApiError(
-                        400, "Client::BadRequest", "Missing parameter(s): operatingSystem"
-                    )
-                raise ApiError(
-                    404,
-                    "Client::NotFound::OperatingSystem",
-                    f"Operating system {os_name} not found",
-                )
-            custom = body.get("customizations") or {}
-            _check_customizations(custom)
-            storage = body.get("storage") or []
-            group = (
-                storage[0].get("diskGroupId") if storage and isinstance(storage[0], dict) else None
+            self._injected_error(
+                name, body.get("operatingSystem") if isinstance(body, dict) else ""
             )
-            _check_disk_group(entry, group)
+            check_reinstall(body, entry)
             self._check_free(name, "reinstall")
+            custom = body.get("customizations") or {}
             deployment = self._deploy(name, "reinstall", custom.get("imageCheckSum") or "")
-            return _task_view(deployment, self.now())
+            deployment.os = body["operatingSystem"]
+            view = _task_view(deployment, self.now())
+            return {k: view[k] for k in TASK_RESPONSE_FIELDS}
+
+    def cancel_task(self, name: str, task_id: int) -> None:
+        """POST task/{id}/cancel: stops a reinstall until its image is being written."""
+        with self._lock:
+            self._entry(name)
+            deployment = self._tasks.get(task_id)
+            if deployment is None or deployment.server != name:
+                raise _no_task(task_id)
+            now = self.now()
+            status = _task_status(deployment, now)
+            if status not in ACTIVE:
+                raise ApiError(400, "Client::BadRequest", f"Task {task_id} is already {status}")
+            if status == "doing" and deployment.current_step(now) >= LAST_CANCELLABLE_STEP:
+                raise ApiError(
+                    400,
+                    "Client::BadRequest",
+                    f"Task {task_id} cannot be cancelled any more: the image is being "
+                    "written to the disk",
+                )
+            deployment.cancelled_after = now - deployment.started
 
     def start_byoi(self, name: str, body: dict) -> None:
         """POST /bringYourOwnImage (legacy): validate like the API, then start; returns null."""
         with self._lock:
             entry = self._entry(name)
+            self._injected_error(name, "")
             if not body.get("URL"):
                 raise ApiError(400, "Client::BadRequest", "Missing parameter(s): URL")
             if body.get("type") not in IMAGE_TYPES:
@@ -324,21 +341,33 @@ class World:
         deployments = self._latest.get(name, {}).values()
         return max(deployments, key=lambda d: d.started, default=None)
 
+    def _injected_error(self, name: str, os_name: object) -> None:
+        """Answer the error class a control-API fault planned for this start, if any."""
+        planned = self.faults.take_api_error(name)
+        if planned:
+            raise api_error(
+                planned,
+                serverName=name,
+                operatingSystem=os_name or "byoi_64",
+                taskId=self._next_task,
+                taskFunction="reinstallServer",
+                taskStatus="doing",
+            )
+
     def _check_free(self, name: str, kind: str) -> None:
         now = self.now()
         running = [d for d in self._latest.get(name, {}).values() if d.is_active(now)]
-        if any(d.kind == kind == "reinstall" for d in running):
-            raise ApiError(
-                400,
+        task = next((d for d in running if d.kind == kind == "reinstall"), None)
+        if task is not None:
+            raise api_error(
                 "Client::BadRequest::TaskAlreadyExists",
-                "A reinstallServer task is already running on this server",
+                taskId=task.task_id,
+                taskFunction="reinstallServer",
+                taskStatus=_task_status(task, now),
+                serverName=name,
             )
         if running or self.faults.take_conflict(name):
-            raise ApiError(
-                409,
-                "Client::Conflict::DisturbAlreadyExists",
-                f"Server {name} is already being disturbed by another operation",
-            )
+            raise api_error("Client::Conflict::DisturbAlreadyExists", serverName=name)
 
     def _deploy(self, name: str, kind: str, checksum: str) -> Deployment:
         deployment = Deployment(
@@ -367,48 +396,22 @@ def _step_of(fault: InstallFault) -> int:
     return next((step for word, step in _STEP_OF_MESSAGE if word in text), 3)
 
 
-def _check_customizations(custom: dict) -> None:
-    def invalid(message: str) -> ApiError:
-        return ApiError(400, "Client::BadRequest::CustomizationInvalidFormat", message)
-
-    if not custom.get("imageURL"):
-        raise invalid("customizations.imageURL is mandatory for byoi_64")
-    if custom.get("imageType") not in IMAGE_TYPES:
-        raise invalid("customizations.imageType must be one of: qcow2, raw")
-    if bool(custom.get("imageCheckSum")) != bool(custom.get("imageCheckSumType")):
-        raise ApiError(
-            400,
-            "Client::BadRequest::IncompatibleParams",
-            "imageCheckSum and imageCheckSumType must be given together",
-        )
-    if custom.get("imageCheckSumType") and custom["imageCheckSumType"] not in CHECKSUM_TYPES:
-        raise invalid("customizations.imageCheckSumType must be one of: md5, sha1, sha256, sha512")
-    headers = custom.get("httpHeaders") or {}
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise invalid("customizations.httpHeaders must map header names to strings")
-    hostname = custom.get("hostname")
-    if hostname is not None and not _HOSTNAME.match(str(hostname)):
-        raise ApiError(
-            400,
-            "Client::BadRequest::HostnameInvalidFormat",
-            f"Hostname {hostname} has an invalid format",
-        )
-    if len(str(custom.get("configDriveUserData") or "").encode()) > USER_DATA_LIMIT:
-        raise ApiError(
-            400,
-            "Client::BadRequest::CustomizationSizeExceeded",
-            f"configDriveUserData exceeds {USER_DATA_LIMIT} bytes",
-        )
-
-
 def _check_disk_group(entry: dict, group_id: object) -> None:
     if group_id is None:
         return
     ids = [g["diskGroupId"] for g in entry["hardware"].get("diskGroups", [])]
     if group_id not in ids:
-        raise ApiError(
-            404, "Client::NotFound::DiskGroup", f"Disk group {group_id} not found on this server"
+        raise api_error(
+            "Client::NotFound::DiskGroup",
+            diskGroupName=f"diskGroup {group_id}",
+            serverName=entry["server"]["name"],
         )
+
+
+def _no_task(task_id: int) -> ApiError:
+    return ApiError(
+        404, "Client::NotFound", f"The requested object (taskId = {task_id}) does not exist"
+    )
 
 
 def _task_status(deployment: Deployment, now: float) -> str:
@@ -416,21 +419,40 @@ def _task_status(deployment: Deployment, now: float) -> str:
     return deployment.error_status if status == "error" else status
 
 
+# POST /reinstall answers a dedicated.server.task.Response, a subset of the task.
+TASK_RESPONSE_FIELDS = ("comment", "doneDate", "function", "startDate", "status", "taskId")
+
+
 def _task_view(deployment: Deployment, now: float) -> dict:
+    """Every field of the schema's dedicated.server.Task.
+
+    A failed task's comment is the installer's message; a cancelled one says so.
+    """
+    status = _task_status(deployment, now)
+    comment = TASK_COMMENT
+    if status in ("customerError", "ovhError"):
+        comment = deployment.error or comment
+    elif status == "cancelled":
+        comment = "Task cancelled by the customer"
     return {
         "taskId": deployment.task_id,
         "function": "reinstallServer",
-        "status": _task_status(deployment, now),
-        "comment": "Start bare metal OS installation",
+        "status": status,
+        "comment": comment,
         "startDate": _iso(deployment.start_date),
         "doneDate": deployment.end_date(now),
-        "lastUpdate": _iso(datetime.now(UTC)),
+        "lastUpdate": deployment.date_after(deployment.elapsed(now)),
+        "needSchedule": False,
+        "note": None,
+        "plannedInterventionId": None,
+        "tags": None,
+        "ticketReference": None,
     }
 
 
 def _legacy_view(deployment: Deployment, now: float) -> dict:
     status = deployment.status(now)
-    if status == "init":
+    if status in ("init", "todo"):
         message = "starting"
     elif status == "error":
         message = deployment.error or ""
@@ -442,7 +464,7 @@ def _legacy_view(deployment: Deployment, now: float) -> dict:
         "checksum": deployment.checksum,
         "message": message,
         "servername": deployment.server,
-        "status": "doing" if status == "init" else status,
+        "status": "doing" if status in ACTIVE else status,
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..core.checks import Check, Severity
 from ..core.ports import CardView
+from ..core.sent import sent_fields
 from ..core.states import State
 from ..core.text import esc, mention, progress_bar, size, truncate
 
@@ -38,6 +39,7 @@ def card_blocks(view: CardView) -> tuple[list[dict], str]:
             ],
         },
     ]
+    blocks.append(_section(_sent(view)))
     if r.checks:
         blocks.append(_section("*Checks*\n" + "\n".join(_check(c) for c in r.checks)))
     if r.state in (State.PENDING_APPROVAL, State.APPROVED):
@@ -115,6 +117,17 @@ def _options(view: CardView) -> str:
     if s.at:
         items.append(f"starts at {s.at:%Y-%m-%d %H:%M} UTC")
     return "\n".join(items) or "none"
+
+
+def _sent(view: CardView) -> str:
+    """Exactly what the deploy call will carry: the API, the OS, every field (secrets hidden)."""
+    spec = view.request.spec
+    fields = sent_fields(spec)
+    api = spec.api or "reinstall"
+    route = "POST …/reinstall" if api == "reinstall" else "POST …/bringYourOwnImage"
+    lines = [f"*Sent to OVHcloud* ({api} API, `{route}`)"]
+    lines += [f"`{name.rsplit('.', 1)[-1]}` {truncate(value, 300)}" for name, value in fields]
+    return "\n".join(lines)
 
 
 def _check(check: dict) -> str:

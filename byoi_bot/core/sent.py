@@ -1,0 +1,175 @@
+"""What will be sent to OVHcloud, decided once when a request is created, and shown as sent.
+
+`resolve` fixes the API generation and the EFI bootloader path of a spec and refuses what
+the chosen API and operating system cannot carry (never dropping it silently); `sent_fields`
+lists every field of the body the provider will send, secret values masked, for the card.
+A test keeps `sent_fields` equal to the provider's real bodies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .ports import ServerFacts
+from .request import HIDDEN, OPERATING_SYSTEMS, DeploySpec
+from .text import esc
+
+# Fewest disks each hardware RAID level needs (RAID 50/60: two RAID 5/6 arrays).
+RAID_MIN_DISKS = {0: 2, 1: 2, 5: 3, 6: 4, 10: 4, 50: 6, 60: 8}
+EFI_HELP = (
+    "List the image's EFI System Partition (e.g. `guestfish --ro -a image.qcow2 -m /dev/sda1 "
+    "find /EFI`, or mount it) and pass the bootloader's path with backslashes, e.g. "
+    "`efi-bootloader=\\EFI\\debian\\shimx64.efi` (a distribution's shimx64.efi or grubx64.efi, "
+    "else `\\EFI\\BOOT\\BOOTX64.EFI`)."
+)
+
+
+def resolve(
+    spec: DeploySpec, api: str, image_facts: dict, server: ServerFacts | None
+) -> tuple[DeploySpec, list[str]]:
+    """`spec` with its API and EFI path fixed, and the reasons it cannot be sent (if any)."""
+    spec = replace(spec, api=api)
+    problems = _api_problems(spec) + _raid_problems(spec, server)
+    if api == "reinstall" and spec.os == "byoi":
+        if spec.efi_bootloader:
+            spec = replace(spec, efi_source="given")
+        elif image_facts.get("efi_bootloader"):
+            found = str(image_facts["efi_bootloader"])
+            spec = replace(spec, efi_bootloader=found, efi_source="image")
+        else:
+            problems.append(
+                "OVHcloud needs the path of the image's EFI bootloader (`efiBootloaderPath`) "
+                "for a BYOI deploy, and byoi-bot found none in the image. " + EFI_HELP
+            )
+    return spec, problems
+
+
+def _api_problems(spec: DeploySpec) -> list[str]:
+    drive = _config_drive_options(spec)
+    if spec.api == "legacy":
+        refused = [
+            ("`os=byolinux`", spec.os == "byolinux"),
+            ("`efi-bootloader=`", bool(spec.efi_bootloader)),
+            ("`raid=`", spec.raid is not None),
+        ]
+        return [
+            f"{what} cannot be sent: this server's policy uses the legacy /bringYourOwnImage "
+            "API, which has no such field. Leave it out, or ask for the policy to use the "
+            "reinstall API."
+            for what, given in refused
+            if given
+        ]
+    if spec.config_drive is False and drive:
+        return [
+            "`config-drive=off` cannot be honoured with "
+            + ", ".join(f"`{name}=`" for name in drive)
+            + ": the reinstall API always writes those into a config drive. Leave out "
+            "`config-drive=off`, or those options."
+        ]
+    return []
+
+
+def _config_drive_options(spec: DeploySpec) -> list[str]:
+    given = {
+        "hostname": spec.hostname,
+        "ssh-key": spec.ssh_key,
+        "user data": spec.user_data,
+        "metadata": spec.metadata,
+    }
+    return [name for name, value in given.items() if value]
+
+
+def _raid_problems(spec: DeploySpec, server: ServerFacts | None) -> list[str]:
+    if spec.raid is None or server is None:
+        return []
+    group = server.disk_group(spec.disk_group or None)
+    if group is None:
+        return []
+    if not group.raid_controller:
+        return [
+            f"`raid={spec.raid}` cannot be used: disk group {group.id} of {server.name} has no "
+            "hardware RAID controller. Leave out `raid=` (software RAID belongs in the image), "
+            "or choose a disk group with a controller."
+        ]
+    needed = RAID_MIN_DISKS.get(spec.raid, 2)
+    if group.number_of_disks < needed:
+        return [
+            f"`raid={spec.raid}` needs at least {needed} disks; disk group {group.id} of "
+            f"{server.name} has {group.number_of_disks}."
+        ]
+    return []
+
+
+def sent_fields(spec: DeploySpec) -> list[tuple[str, str]]:
+    """(field path in the body, value as shown) for every field the provider sends."""
+    if spec.api == "legacy":
+        return _legacy_fields(spec)
+    return _reinstall_fields(spec)
+
+
+def _reinstall_fields(spec: DeploySpec) -> list[tuple[str, str]]:
+    custom = "customizations."
+    fields = [("operatingSystem", OPERATING_SYSTEMS[spec.os])]
+    fields.append((custom + "imageURL", spec.display_url))
+    if spec.os == "byoi":
+        fields.append((custom + "imageType", spec.image_type))
+    fields += _checksum(spec, custom + "imageCheckSum", custom + "imageCheckSumType")
+    if spec.headers:
+        fields.append((custom + "httpHeaders", _header_names(spec)))
+    if spec.os == "byoi" and spec.efi_bootloader:
+        where = {"given": "given", "image": "found in the image"}.get(spec.efi_source or "")
+        shown = esc(spec.efi_bootloader) + (f" ({where})" if where else "")
+        fields.append((custom + "efiBootloaderPath", shown))
+    fields += _drive(spec, custom, "hostname", "sshKey", "configDriveUserData")
+    if spec.metadata:
+        fields.append((custom + "configDriveMetadata", _metadata(spec)))
+    if spec.disk_group is not None or spec.raid is not None:
+        group = spec.disk_group or 0
+        fields.append(
+            ("storage[0].diskGroupId", f"{group}" + (" (automatic)" if not group else ""))
+        )
+    if spec.raid is not None:
+        fields.append(("storage[0].hardwareRaid[0].raidLevel", str(spec.raid)))
+    return fields
+
+
+def _legacy_fields(spec: DeploySpec) -> list[tuple[str, str]]:
+    fields = [("URL", spec.display_url), ("type", spec.image_type)]
+    fields += _checksum(spec, "checkSum", "checkSumType")
+    drive = _drive(spec, "configdrive.", "hostname", "sshKey", "userData")
+    if spec.metadata:
+        drive.append(("configdrive.userMetadatas", _metadata(spec)))
+    if spec.config_drive or (spec.config_drive is None and drive):
+        fields += [("configdrive.enable", "true"), *drive]
+    if spec.description:
+        fields.append(("description", esc(spec.description)))
+    if spec.disk_group:
+        fields.append(("diskGroupId", str(spec.disk_group)))
+    if spec.headers:
+        fields.append(("httpHeader", _header_names(spec)))
+    return fields
+
+
+def _checksum(spec: DeploySpec, value: str, kind: str) -> list[tuple[str, str]]:
+    if not spec.checksum:
+        return []
+    return [(value, spec.checksum.value[:12] + "…"), (kind, spec.checksum.type)]
+
+
+def _drive(spec: DeploySpec, prefix: str, host: str, key: str, data: str) -> list[tuple[str, str]]:
+    fields = []
+    if spec.hostname:
+        fields.append((prefix + host, esc(spec.hostname)))
+    if spec.ssh_key:
+        fields.append((prefix + key, esc(spec.ssh_key.split()[0]) + " …"))
+    if spec.user_data:
+        fields.append((prefix + data, HIDDEN))
+    return fields
+
+
+def _header_names(spec: DeploySpec) -> str:
+    return ", ".join(f"{esc(name)}: {HIDDEN}" for name, _ in spec.headers)
+
+
+def _metadata(spec: DeploySpec) -> str:
+    return ", ".join(f"{esc(k)}={esc(v)}" for k, v in spec.metadata)
