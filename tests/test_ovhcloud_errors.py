@@ -238,3 +238,65 @@ def test_anything_else_is_unknown_not_a_guess():
 
 def test_explanations_are_json_ready():
     assert json.loads(json.dumps(explain("Could not create configdrive on disk.").to_dict()))
+
+
+# Installer messages are templates (guide 2026-02): old and new wordings, both image types.
+TEMPLATES = (
+    ("write_failed", "Can't write {type} on disk.", [{"type": "qcow2"}, {"type": "raw"}]),
+    (
+        "image_too_big_for_ram",
+        "Could not download, {type} image is too big to download in memory.",
+        [{"type": "qcow2"}, {"type": "raw"}],
+    ),
+    (
+        "download_failed",
+        "Could not download image: {error}",
+        [
+            {"error": "404 Not Found"},
+            {"error": "dial tcp 203.0.113.9:443: i/o timeout"},
+            {"error": "GET https://u:pw@x.example/a.raw?sig=SECRET: 403 Forbidden"},
+        ],
+    ),
+    (
+        "download_failed",
+        "Could not download image located: {error}",
+        [{"error": "https://x.example/a.raw"}, {"error": "http://10.0.0.1/b.qcow2?t=SECRET"}],
+    ),
+    (
+        "checksum_mismatch",
+        "Bad {kind} for downloaded file, got: {got} while expecting {want}",
+        [
+            {"kind": "sha256", "got": "ab" * 32, "want": "cd" * 32},
+            {"kind": "md5", "got": "1" * 32, "want": "2" * 32},
+            {"kind": "checkSumType", "got": "9f86", "want": "e3b0"},
+        ],
+    ),
+    (
+        "format_mismatch",
+        "image provided format is {actual} which does not match expected {type} format",
+        [{"actual": "qcow2", "type": "raw"}, {"actual": "vmdk", "type": "qcow2"}],
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "template", "values"),
+    [(code, template, v) for code, template, fillings in TEMPLATES for v in fillings],
+)
+def test_installer_templates_are_matched_by_shape(code, template, values):
+    text = template.format(**values)
+    e = explain(text)
+    assert e.code == code, text
+    assert "SECRET" not in str(e.to_dict()) and "pw@" not in str(e.to_dict())
+    for name in ("type", "got", "want", "actual"):
+        if name in values:
+            assert values[name] in e.summary + e.cause, name
+
+
+def test_every_template_has_two_fillings():
+    assert all(len(fillings) >= 2 for _, _, fillings in TEMPLATES)
+
+
+def test_a_download_error_message_is_quoted_not_taken_for_a_url():
+    e = explain("Could not download image: 404 Not Found")
+    assert e.summary == "The server could not download the image: 404 Not Found"

@@ -459,9 +459,16 @@ def test_cancel(sim, reinstall, legacy, sleeps):
     handle = legacy.start(spec())
     legacy.cancel(UEFI, handle)
     assert legacy.find_active(UEFI) is None
+    running = reinstall.start(spec())
+    reinstall.cancel(UEFI, running)
+    assert reinstall.progress(UEFI, running).phase is Phase.FAILED, "the task is cancelled"
+    with pytest.raises(ProviderError) as caught:
+        reinstall.cancel(UEFI, running)
+    refused = caught.value.explanation
+    assert refused.code == "cancel_refused" and "already cancelled" in refused.raw
     with pytest.raises(ProviderError) as caught:
         reinstall.cancel(UEFI, "reinstall:1")
-    assert caught.value.explanation.code == "cancel_not_supported"
+    assert caught.value.explanation.code == "not_found" and sleeps == []
 
 
 def test_bad_handle(reinstall):
@@ -520,8 +527,18 @@ def test_request_bodies():
         "sshKey": spec().ssh_key,
         "configDriveUserData": USER_DATA,
     }
-    bare = reinstall_body(spec(config_drive=False))["customizations"]
-    assert not {"hostname", "sshKey", "configDriveUserData"} & set(bare)
+    kept = reinstall_body(spec(config_drive=True))["customizations"]
+    assert {"hostname", "sshKey", "configDriveUserData"} <= set(kept), "no switch to send"
+    linux = reinstall_body(spec(os="byolinux", metadata=(("role", "web"),), raid=1))
+    assert linux["operatingSystem"] == "byolinux_64"
+    assert not {"imageType", "efiBootloaderPath"} & set(linux["customizations"])
+    assert linux["customizations"]["configDriveMetadata"] == {"role": "web"}
+    assert linux["storage"] == [{"diskGroupId": 0, "hardwareRaid": [{"raidLevel": 1}]}]
+    assert reinstall_body(spec(disk_group=0))["storage"] == [{"diskGroupId": 0}]
+    assert "diskGroupId" not in legacy_body(spec(disk_group=0)), "0 means automatic"
+    assert legacy_body(spec(metadata=(("a", "1"),)))["configdrive"]["userMetadatas"] == [
+        {"key": "a", "value": "1"}
+    ]
     old = legacy_body(spec(description="web", disk_group=1))
     assert old["configdrive"] == {
         "enable": True,

@@ -17,6 +17,7 @@ import requests
 
 from ..core.ports import Explanation
 from ..core.request import mask_url
+from .error_classes import family_of
 
 GiB = 1024**3
 _URL = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
@@ -30,6 +31,14 @@ def mask_urls(text: str) -> str:
 def _shown_url(url: str) -> str:
     url = url.rstrip(".,;\"'")
     return mask_url(url) if url else "(no URL given)"
+
+
+def _download_summary(detail: str) -> str:
+    """Old wording names the URL; newer wording gives the downloader's error message."""
+    detail = detail.strip()
+    if not detail or _URL.fullmatch(detail.rstrip(".,;\"'")):
+        return f"The server could not download the image {_shown_url(detail)}."
+    return f"The server could not download the image: {mask_urls(detail)}"
 
 
 def _gib(value: str) -> str:
@@ -52,9 +61,9 @@ def _rule(code: str, regex: str, text: Callable[[dict[str, str]], tuple[str, str
 _INSTALLER_RULES = (
     _rule(
         "write_failed",
-        r"can'?t write qcow2 on disk",
+        r"can'?t write (?P<type>\w+) on (the )?disk",
         lambda g: (
-            "The installer could not convert and write the qcow2 image to the disk.",
+            f"The installer could not write the {g['type']} image to the disk.",
             "qemu-img could not convert the image to raw: the file is damaged, truncated or "
             "not really qcow2, or it does not fit on the disk.",
             "Check the image with `qemu-img check` and `qemu-img info` (virtual size vs disk "
@@ -63,9 +72,9 @@ _INSTALLER_RULES = (
     ),
     _rule(
         "image_too_big_for_ram",
-        r"qcow2 image is too big to download in memory",
+        r"(?P<type>\w+) image is too big to (be )?download(ed)? in(to)? memory",
         lambda g: (
-            "The image is too big to be downloaded into the server's memory.",
+            f"The {g['type']} image is too big to be downloaded into the server's memory.",
             "The installer downloads the image into RAM; it must be smaller than the "
             "server's RAM minus 3 GiB.",
             "Shrink the image (compressed qcow2, smaller virtual disk) or use a server with "
@@ -74,9 +83,9 @@ _INSTALLER_RULES = (
     ),
     _rule(
         "download_failed",
-        r"could not download image located:?\s*(?P<url>\S*)",
+        r"could not download image(?: located)?:?\s*(?P<detail>.*)",
         lambda g: (
-            f"The server could not download the image {_shown_url(g['url'])}.",
+            _download_summary(g["detail"]),
             "The URL is wrong, not reachable from the server's network (firewall, private "
             "address, DNS), or needs an authentication header that was not given.",
             "Open the URL from another machine on the internet, check the HTTP status, and "
@@ -94,7 +103,7 @@ _INSTALLER_RULES = (
     ),
     _rule(
         "checksum_mismatch",
-        r"bad checksumtype for downloaded file,?\s*got:?\s*\"?(?P<got>[0-9a-z]*)\"?\s*"
+        r"bad (?P<kind>\w+) for downloaded file,?\s*got:?\s*\"?(?P<got>[0-9a-z]*)\"?\s*"
         r"\"?while expecting:?\s*\"?(?P<want>[0-9a-z]*)",
         lambda g: (
             "The downloaded image does not match the checksum given.",
@@ -176,54 +185,6 @@ _INSTALLER_RULES = (
         ),
     ),
 )
-
-_API_CLASSES = {
-    "Client::BadRequest::CustomizationInvalidFormat": (
-        "invalid_customization",
-        "OVHcloud refused a customisation field (URL, type, checksum, header, EFI path…).",
-        "Fix the field the message names and submit a new request.",
-    ),
-    "Client::BadRequest::CustomizationSizeExceeded": (
-        "customization_too_large",
-        "A customisation (usually the cloud-init user data) is larger than OVHcloud accepts.",
-        "Shorten the user data (or fetch a bigger script from it) and submit a new request.",
-    ),
-    "Client::BadRequest::DiskGroup": (
-        "bad_disk_group",
-        "The disk group cannot be used for this installation.",
-        "Pick another disk group from the server's hardware facts.",
-    ),
-    "Client::BadRequest::HostnameInvalidFormat": (
-        "invalid_hostname",
-        "The hostname is not a valid host name (letters, digits, hyphens and dots only).",
-        "Use a valid hostname and submit a new request.",
-    ),
-    "Client::BadRequest::IncompatibleParams": (
-        "incompatible_params",
-        "Some of the given parameters cannot be used together.",
-        "Read the message, drop the conflicting option and submit a new request.",
-    ),
-    "Client::BadRequest::TaskAlreadyExists": (
-        "task_already_exists",
-        "An installation task already exists on this server.",
-        "Wait for it to finish (or follow it) before starting another one.",
-    ),
-    "Client::NotFound::OperatingSystem": (
-        "os_not_found",
-        "OVHcloud does not offer the BYOI operating system (byoi_64) for this server.",
-        "Check that the server's range supports Bring Your Own Image.",
-    ),
-    "Client::NotFound::DiskGroup": (
-        "disk_group_not_found",
-        "The server has no disk group with that id.",
-        "Pick a disk group listed in the server's hardware facts.",
-    ),
-    "Client::Conflict::DisturbAlreadyExists": (
-        "server_busy",
-        "The server is locked by another operation (installation, reboot, intervention).",
-        "Wait until that operation finishes, then try again.",
-    ),
-}
 
 _INTERNAL_ERROR = (
     "ovh_internal_error",
@@ -381,9 +342,9 @@ def _explain_api_error(exc: ovh_errors.APIError) -> Explanation:
         )
     api_class = error_class(exc)
     summary = f"OVHcloud refused the call: {mask_urls(message)}" if message else ""
-    if api_class in _API_CLASSES:
-        code, cause, action = _API_CLASSES[api_class]
-        return Explanation(summary or cause, cause, action, raw, code)
+    family = family_of(api_class)
+    if family is not None:
+        return Explanation(family.summary, family.cause, family.action, raw, family.code)
     for prefix, (code, cause, action) in _CLASS_PREFIXES.items():
         if api_class.startswith(prefix):
             return Explanation(summary or cause, cause, action, raw, code)
