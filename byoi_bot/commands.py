@@ -40,7 +40,15 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from .core.request import CHECKSUM_LENGTHS, IMAGE_TYPES, Checksum, DeploySpec, mask_url
+from .core.request import (
+    CHECKSUM_LENGTHS,
+    IMAGE_TYPES,
+    OPERATING_SYSTEMS,
+    RAID_LEVELS,
+    Checksum,
+    DeploySpec,
+    mask_url,
+)
 from .core.text import esc, truncate
 
 __all__ = [
@@ -283,11 +291,27 @@ OPTIONS: tuple[Option, ...] = (
     ),
     *_CHECKSUM_KEYS,
     Option(
+        "os",
+        "os",
+        "|".join(OPERATING_SYSTEMS),
+        "the operating system OVHcloud installs: byoi (byoi_64, the default: any qcow2 or raw "
+        "image) or byolinux (byolinux_64, Bring Your Own Linux: qcow2 only)",
+        "os=byolinux",
+    ),
+    Option(
         "disk-group",
         "disk_group",
         "<id>",
-        "the disk group to install on (a number; default: the API's choice)",
+        "the disk group to install on (a number; 0 or none: automatic, the API's choice)",
         "disk-group=1",
+    ),
+    Option(
+        "raid",
+        "raid",
+        "|".join(map(str, RAID_LEVELS)),
+        "hardware RAID level on the disk group (reinstall API; the group needs a RAID "
+        "controller and enough disks)",
+        "raid=1",
     ),
     Option(
         "hostname",
@@ -307,7 +331,8 @@ OPTIONS: tuple[Option, ...] = (
         "efi-bootloader",
         "efi_bootloader",
         "<path>",
-        "path of the EFI bootloader inside the image",
+        "path of the EFI bootloader inside the image (byoi); default: the one found in the "
+        "image's EFI partition",
         r"efi-bootloader=\efi\debian\grubx64.efi",
     ),
     Option(
@@ -326,10 +351,19 @@ OPTIONS: tuple[Option, ...] = (
         repeatable=True,
     ),
     Option(
+        "metadata",
+        "metadata",
+        '"key=value"',
+        "config drive metadata for cloud-init (configDriveMetadata)",
+        'metadata="role=web"',
+        repeatable=True,
+    ),
+    Option(
         "config-drive",
         "config_drive",
         "on|off",
-        "attach a config drive (also yes/no, true/false)",
+        "legacy API: attach a config drive (also yes/no, true/false); reinstall API: always "
+        "one, so `off` is refused with a hostname, SSH key, user data or metadata",
         "config-drive=on",
     ),
     Option(
@@ -653,7 +687,7 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
         return Deploy(None)
     values: dict[str, object] = {}
     given_by: dict[str, str] = {}
-    headers: list[tuple[str, str]] = []
+    repeated: dict[str, list] = {"headers": [], "metadata": []}
     positionals: list[str] = []
     for token in tokens:
         if token.key is None:
@@ -661,17 +695,41 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
             continue
         option = _BY_KEY.get(token.key) or _unknown_key(token.key)
         if option.repeatable:
-            headers.append(_convert(option, token.value, now))
+            repeated[option.field].append(_convert(option, token.value, now))
             continue
         _refuse_duplicate(option, given_by)
         given_by[option.field] = option.name
         values[option.field] = _convert(option, token.value, now)
-    for field, raw in _assign_positionals(positionals, given_by, bool(headers)):
-        values[field] = _convert_positional(field, raw, now, secret=bool(headers))
+    secret = bool(repeated["headers"])
+    for field, raw in _assign_positionals(positionals, given_by, secret):
+        values[field] = _convert_positional(field, raw, now, secret=secret)
     _require(values)
     if "image_type" not in values:
-        values["image_type"] = _inferred_type(str(values["image_url"]))
-    return Deploy(DeploySpec(**values, headers=tuple(headers)))
+        linux = values.get("os") == "byolinux"  # qcow2 only: no need to say it
+        url = str(values["image_url"])
+        values["image_type"] = _inferred_type(url, "qcow2" if linux else None)
+    _refuse_what_the_os_cannot_carry(values)
+    return Deploy(DeploySpec(**values, **{k: tuple(v) for k, v in repeated.items()}))
+
+
+def _refuse_what_the_os_cannot_carry(values: dict[str, object]) -> None:
+    """byolinux_64 installs qcow2 images only and takes no EFI bootloader path."""
+    if values.get("os") != "byolinux":
+        return
+    option = _BY_KEY["os"]
+    if values["image_type"] != "qcow2":
+        _option_error(
+            option,
+            "Bring Your Own Linux (`os=byolinux`) installs qcow2 images only; this one is raw.",
+            "a qcow2 image, or `os=byoi` for a raw image",
+        )
+    if values.get("efi_bootloader"):
+        _option_error(
+            option,
+            "Bring Your Own Linux (`os=byolinux`) takes no `efi-bootloader=`: its installer "
+            "makes the image bootable itself.",
+            "`os=byolinux` without `efi-bootloader=`, or `os=byoi`",
+        )
 
 
 _FIELD_KEY = {"server": "server", "image_url": "url"}
@@ -752,12 +810,14 @@ def _require(values: dict[str, object]) -> None:
 _FIELD_NAMES = {"server": "server name", "image_url": "image URL"}
 
 
-def _inferred_type(url: str) -> str:
+def _inferred_type(url: str, default: str | None = None) -> str:
     path = urlsplit(url).path.lower()
     if path.endswith(".qcow2"):
         return "qcow2"
     if path.endswith((".img", ".raw")):
         return "raw"
+    if default:
+        return default
     name = path.rsplit("/", 1)[-1]
     ending = f"it ends in `{_show(name[name.rfind('.') :], 12)}`; " if "." in name else ""
     _option_error(
@@ -961,6 +1021,37 @@ def _header(option: Option, raw: str, now: datetime) -> tuple[str, str]:
     return name, value
 
 
+def _os(option: Option, raw: str, now: datetime) -> str:
+    value = _as_name(raw).lower()
+    if value not in OPERATING_SYSTEMS:
+        _option_error(option, f"`{_show(value, 20)}` is not byoi or byolinux.")
+    return value
+
+
+def _raid(option: Option, raw: str, now: datetime) -> int:
+    value = _as_name(raw).lower().removeprefix("raid")
+    if not value.isdigit() or int(value) not in RAID_LEVELS:
+        _option_error(option, f"`{_show(value, 20)}` is not a hardware RAID level.")
+    return int(value)
+
+
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+
+
+def _metadata(option: Option, raw: str, now: datetime) -> tuple[str, str]:
+    key, equals, value = _as_text(raw).partition("=")
+    key = key.strip()
+    if not equals or not _METADATA_KEY.fullmatch(key):
+        _option_error(
+            option, "metadata must read `key=value` with a key of letters, digits and `_.:/-`."
+        )
+    if len(value) > 500 or any(_is_control(c) for c in value):
+        _option_error(
+            option, f"the value of `{key}` is too long (500 at most) or holds control codes."
+        )
+    return key, value
+
+
 _SWITCH = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
 
@@ -1025,6 +1116,9 @@ _CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "description": _text,
     "headers": _header,
     "config_drive": _config_drive,
+    "os": _os,
+    "raid": _raid,
+    "metadata": _metadata,
     "at": _at,
 }
 

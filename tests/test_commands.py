@@ -752,7 +752,7 @@ def test_grammar_fields_are_deploy_spec_fields_with_converters():
     assert {o.field for o in OPTIONS} <= spec_fields
     assert set(commands._CONVERTERS) == {o.field for o in OPTIONS}
     assert len(all_keys()) == len(set(all_keys()))
-    assert [o.name for o in OPTIONS if o.repeatable] == ["header"]
+    assert [o.name for o in OPTIONS if o.repeatable] == ["header", "metadata"]
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
@@ -1010,3 +1010,35 @@ def test_header_values_must_be_ascii(value):
 def test_errors_escape_syntax_so_slack_shows_it_literally():
     text = str(error("deploy ns1.example.net", "url"))
     assert "<server>" not in text and "<https://" not in text
+
+
+# -- BYOLinux, config drive metadata, hardware RAID ------------------------------------------
+
+
+def test_os_metadata_raid_and_automatic_disk_group():
+    spec = parse(
+        f'deploy {SERVER} https://x.example/img os=BYOLINUX metadata="role=web" '
+        'metadata="tier=front end" raid=raid1 disk-group=0',
+        now=NOW,
+    ).spec
+    assert (spec.os, spec.image_type, spec.raid, spec.disk_group) == ("byolinux", "qcow2", 1, 0)
+    assert spec.metadata == (("role", "web"), ("tier", "front end"))
+    assert parse(f"deploy {SERVER} {URL}", now=NOW).spec.os == "byoi"
+
+
+@pytest.mark.parametrize(
+    ("extra", "argument", "words"),
+    [
+        ("os=byolinux type=raw", "os", "qcow2 images only"),
+        ("os=byolinux", "os", "qcow2 images only"),  # with a .raw URL below
+        ("os=byolinux type=qcow2 efi-bootloader=x.efi", "os", "takes no `efi-bootloader=`"),
+        ("os=windows", "os", "not byoi or byolinux"),
+        ("raid=2", "raid", "not a hardware RAID level"),
+        ("metadata=role", "metadata", "`key=value`"),
+        ('metadata="=x"', "metadata", "`key=value`"),
+    ],
+)
+def test_what_an_os_or_option_cannot_carry_is_refused_at_parse_time(extra, argument, words):
+    with pytest.raises(CommandError) as caught:
+        parse(f"deploy {SERVER} https://x.example/debian.raw {extra}", now=NOW)
+    assert caught.value.argument == argument and words in str(caught.value)

@@ -13,6 +13,7 @@ from .states import State
 IMAGE_TYPES = ("qcow2", "raw")
 OPERATING_SYSTEMS = {"byoi": "byoi_64", "byolinux": "byolinux_64"}  # os= value: the API's name
 APIS = ("reinstall", "legacy")
+RAID_LEVELS = (0, 1, 5, 6, 10, 50, 60)  # the reinstall API's hardware RAID levels
 HIDDEN = "(hidden)"  # stands for the user data in a spec stripped of its secrets
 CHECKSUM_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 

@@ -21,12 +21,15 @@ FIELDS = (
     ("url", "Image URL", "https://images.example.net/debian-12.qcow2", False, False),
     ("type", "Image type", "qcow2 or raw (default: from the URL)", False, True),
     ("checksum", "Checksum", "sha256:<hex> (type inferred from the length)", False, True),
-    ("disk-group", "Disk group id", "0", False, True),
+    ("os", "Operating system", "byoi (default) or byolinux (qcow2 only)", False, True),
+    ("disk-group", "Disk group id", "0 (automatic)", False, True),
+    ("raid", "Hardware RAID level", "1 (needs a RAID controller)", False, True),
     ("hostname", "Hostname", "web-1", False, True),
     ("ssh-key", "SSH public key", "ssh-ed25519 AAAA… you@laptop", False, True),
     ("efi-bootloader", "EFI bootloader path", "\\efi\\debian\\grubx64.efi", False, True),
     ("description", "Description", "why this deploy", False, True),
     ("header", "HTTP headers (one `Name: value` per line)", "Authorization: Bearer …", True, True),
+    ("metadata", "Config drive metadata (one `key=value` per line)", "role=web", True, True),
     ("config-drive", "Config drive", "on or off", False, True),
     ("at", "Start at (UTC)", "2026-12-01T06:00 or 06:00", False, True),
 )
@@ -74,7 +77,8 @@ def spec_from_submission(view: dict, *, now: datetime) -> tuple[str, DeploySpec]
     }
     parts = ["deploy"]
     for key, *_ in FIELDS:
-        lines = values.get(key, "").splitlines() if key == "header" else [values.get(key, "")]
+        multiple = key in ("header", "metadata")
+        lines = values.get(key, "").splitlines() if multiple else [values.get(key, "")]
         parts.extend(f"{key}={_quote(line.strip())}" for line in lines if line.strip())
     command = commands.parse(" ".join(parts), now=now)
     assert isinstance(command, commands.Deploy) and command.spec is not None
