@@ -23,6 +23,7 @@ NEEDED_RIGHTS = (
     ("GET", "/dedicated/server"),
     ("GET", "/dedicated/server/*"),
     ("POST", "/dedicated/server/*/reinstall"),
+    ("POST", "/dedicated/server/*/task/*/cancel"),
     ("POST", "/dedicated/server/*/bringYourOwnImage"),
     ("DELETE", "/dedicated/server/*/bringYourOwnImage"),
 )

@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import ovh.exceptions as E
@@ -241,3 +242,18 @@ def test_every_inventory_server_is_answered_as_the_schema_says(sim):
         assert problems(client.get(f"/dedicated/server/{name}"), server_model) == []
         path = f"/dedicated/server/{name}/specifications/hardware"
         assert problems(client.get(path), hardware) == []
+
+
+def test_the_readme_lists_every_explained_family_and_class():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for family in FAMILIES:
+        row = f"| `{family.code}` | " + ", ".join(f"`{c}`" for c in family.classes) + " |"
+        assert row in readme, family.code
+
+
+def test_the_vendored_schema_keeps_its_license_and_says_what_was_changed():
+    folder = Path(schema.__file__).parent / "apischema"
+    assert "Apache License" in (folder / "LICENSE").read_text()
+    assert "configDriveMetadata" in (folder / "README.md").read_text()
+    custom = schema.model("dedicated.server.reinstall.Customizations")["properties"]
+    assert custom["configDriveMetadata"]["additionalProperties"] == {"type": "string"}
