@@ -845,6 +845,18 @@ def _hostname(option: Option, raw: str, now: datetime) -> str:
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
+def _installed_hostname(option: Option, raw: str, now: datetime) -> str:
+    """The OS's host name, by OVHcloud's rule: every label starts with a letter (RFC 1035)."""
+    name = _hostname(option, raw, now)
+    if not all(label[0].isalpha() for label in name.split(".")):
+        _option_error(
+            option,
+            f"`{_show(name, 40)}`: OVHcloud wants every part of the host name to start with "
+            "a letter.",
+        )
+    return name
+
+
 def is_hostname(name: str) -> bool:
     """True for an RFC 1123 host name (labels of letters, digits and inner hyphens).
 
@@ -1110,7 +1122,7 @@ _CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "image_type": _image_type,
     "checksum": _checksum,
     "disk_group": _disk_group,
-    "hostname": _hostname,
+    "hostname": _installed_hostname,
     "ssh_key": _ssh_key,
     "efi_bootloader": _text,
     "description": _text,

@@ -468,7 +468,6 @@ def test_invalid_hostnames(name):
     [
         "ns1001.ip-51-75-1.eu",
         "a",
-        "1",
         "web-1",
         "A" * 63 + ".example",
         ".".join(["a" * 63] * 3 + ["a" * 61]),  # 253 characters
@@ -877,6 +876,9 @@ def test_structured_commands_raise_only_command_error_and_round_trip(text):
 hosts = st.from_regex(
     r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?){0,3}", fullmatch=True
 )
+installed_hosts = st.from_regex(  # OVHcloud: each label starts with a letter
+    r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,8}[a-z0-9])?){0,3}", fullmatch=True
+)
 header_names = st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,15}", fullmatch=True)
 header_values = st.text(
     st.characters(min_codepoint=0x21, max_codepoint=0x7E),  # HTTP header values: ASCII
@@ -906,7 +908,7 @@ def valid_specs(draw) -> DeploySpec:
         image_type=draw(st.sampled_from(IMAGE_TYPES)),
         checksum=draw(st.none() | st.just(Checksum(kind, digest))),
         disk_group=draw(st.none() | st.integers(0, 10**9 - 1)),
-        hostname=draw(st.none() | hosts),
+        hostname=draw(st.none() | installed_hosts),
         ssh_key=draw(st.none() | st.sampled_from(commands.SSH_KEY_TYPES).map(lambda k: ssh_key(k))),
         efi_bootloader=draw(
             st.none() | st.sampled_from([r"\efi\debian\grubx64.efi", "/EFI/x.efi"])
@@ -1042,3 +1044,10 @@ def test_what_an_os_or_option_cannot_carry_is_refused_at_parse_time(extra, argum
     with pytest.raises(CommandError) as caught:
         parse(f"deploy {SERVER} https://x.example/debian.raw {extra}", now=NOW)
     assert caught.value.argument == argument and words in str(caught.value)
+
+
+def test_the_installed_hostname_follows_ovhclouds_rule():
+    assert parse(f"deploy {SERVER} {URL} hostname=web-1.example.net", now=NOW).spec.hostname
+    with pytest.raises(CommandError, match="start with a letter") as caught:
+        parse(f"deploy {SERVER} {URL} hostname=1web", now=NOW)
+    assert caught.value.argument == "hostname"

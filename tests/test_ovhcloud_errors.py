@@ -300,3 +300,17 @@ def test_every_template_has_two_fillings():
 def test_a_download_error_message_is_quoted_not_taken_for_a_url():
     e = explain("Could not download image: 404 Not Found")
     assert e.summary == "The server could not download the image: 404 Not Found"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("task cancelled: Task cancelled by the customer", "task_cancelled"),
+        ("task cancelled", "task_cancelled"),
+        ("task ovhError: Start bare metal OS installation", "task_ovh_error"),
+        ("task customerError", "task_failed"),
+    ],
+)
+def test_a_task_ending_without_an_installer_message_is_explained(text, code):
+    e = explain(text)
+    assert e.code == code and e.raw == text

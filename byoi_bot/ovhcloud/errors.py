@@ -184,6 +184,35 @@ _INSTALLER_RULES = (
             "Choose a disk group with bigger disks, or shrink the image's virtual size.",
         ),
     ),
+    # A task that ended without an installer message (the provider's wording, from the task).
+    _rule(
+        "task_cancelled",
+        r"^task cancelled\b",
+        lambda g: (
+            "The installation task was cancelled.",
+            "Someone cancelled it (control panel, API) or OVHcloud stopped it.",
+            "Check the server's state in the control panel, then deploy again if needed.",
+        ),
+    ),
+    _rule(
+        "task_ovh_error",
+        r"^task ovhError\b",
+        lambda g: (
+            "The installation failed on OVHcloud's side.",
+            "OVHcloud marked the task as its own error (ovhError), without an installer message.",
+            "Deploy again later; if it fails again, contact OVHcloud support with the task id.",
+        ),
+    ),
+    _rule(
+        "task_failed",
+        r"^task customerError\b",
+        lambda g: (
+            "The installation failed because of the image or the request.",
+            "OVHcloud marked the task as a customer error (customerError) without saying more.",
+            "Check the image (format, size, bootloader path) with `byoi-bot inspect`, and the "
+            "task in the control panel, then deploy again.",
+        ),
+    ),
 )
 
 _INTERNAL_ERROR = (
