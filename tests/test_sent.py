@@ -75,7 +75,9 @@ def test_config_drive_off_is_honest_per_api():
     assert "`config-drive=off` cannot be honoured" in problems[0] and "`hostname=`" in problems[0]
     bare = spec(config_drive=False, hostname=None, user_data=None, ssh_key=None)
     assert resolve(bare, "reinstall", {}, None)[1] == []
-    old, problems = resolve(spec(config_drive=False, efi_bootloader=None), "legacy", {}, None)
+    _, problems = resolve(spec(config_drive=False, efi_bootloader=None), "legacy", {}, None)
+    assert "only inside a config drive" in problems[0], "never dropped silently"
+    old, problems = resolve(replace(bare, efi_bootloader=None), "legacy", {}, None)
     assert problems == [] and not any(n.startswith("configdrive") for n, _ in sent_fields(old))
 
 

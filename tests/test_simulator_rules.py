@@ -175,3 +175,12 @@ def test_cancel_works_until_the_image_is_written(api, clock):
     assert api.get(f"{tasks}/{second}")["status"] == "doing"
     with pytest.raises(E.ResourceNotFoundError):
         api.post(f"{tasks}/999/cancel")
+
+
+def test_legacy_bodies_are_checked_against_the_legacy_model(api):
+    path = f"/dedicated/server/{UEFI}/bringYourOwnImage"
+    with pytest.raises(E.BadParametersError, match=r"Invalid parameter httpHeader\.0"):
+        api.post(path, URL=URL, type="qcow2", httpHeader=[{"name": "A", "value": "b"}])
+    with pytest.raises(E.BadParametersError, match="efiBootloaderPath"):
+        api.post(path, URL=URL, type="qcow2", efiBootloaderPath=EFI)
+    assert api.post(path, URL=URL, type="qcow2", diskGroupId=1) is None

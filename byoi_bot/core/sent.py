@@ -46,6 +46,18 @@ def resolve(
 
 def _api_problems(spec: DeploySpec) -> list[str]:
     drive = _config_drive_options(spec)
+    off = []
+    if spec.config_drive is False and drive:
+        why = (
+            "the legacy API carries them only inside a config drive"
+            if spec.api == "legacy"
+            else "the reinstall API always writes those into a config drive"
+        )
+        off = [
+            "`config-drive=off` cannot be honoured with "
+            + ", ".join(f"`{name}=`" for name in drive)
+            + f": {why}. Leave out `config-drive=off`, or those options."
+        ]
     if spec.api == "legacy":
         refused = [
             ("`os=byolinux`", spec.os == "byolinux"),
@@ -58,15 +70,8 @@ def _api_problems(spec: DeploySpec) -> list[str]:
             "reinstall API."
             for what, given in refused
             if given
-        ]
-    if spec.config_drive is False and drive:
-        return [
-            "`config-drive=off` cannot be honoured with "
-            + ", ".join(f"`{name}=`" for name in drive)
-            + ": the reinstall API always writes those into a config drive. Leave out "
-            "`config-drive=off`, or those options."
-        ]
-    return []
+        ] + off
+    return off
 
 
 def _config_drive_options(spec: DeploySpec) -> list[str]:

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..config import ConfigError
+from ..ovhcloud import schema
 from .errors import ApiError, api_error
 from .faults import Faults, InstallFault
 from .rules import check_reinstall
@@ -45,6 +46,7 @@ LAST_CANCELLABLE_STEP = STEPS.index("Write image to disk")
 IMAGE_TYPES = ("qcow2", "raw")
 CHECKSUM_TYPES = ("md5", "sha1", "sha256", "sha512")
 FIRST_TASK_ID = 5_000_001
+LEGACY_ROUTE = "/dedicated/server/{serviceName}/bringYourOwnImage"
 TASK_COMMENT = "Start bare metal OS installation"
 NOT_INSTALLING = "Server is not being installed or reinstalled at the moment"
 ACTIVE = ("init", "todo", "doing")
@@ -309,11 +311,11 @@ class World:
                 raise ApiError(
                     400, "Client::BadRequest", "Bad checkSumType, expected: sha1, sha256, md5."
                 )
-            headers = body.get("httpHeader") or []
-            if not all(isinstance(h, dict) and set(h) <= {"key", "value"} for h in headers):
-                raise ApiError(
-                    400, "Client::BadRequest", "httpHeader must be a list of {key, value}"
-                )
+            problems = schema.errors(body, schema.request_schema("POST", LEGACY_ROUTE))
+            if problems:
+                where = ".".join(str(p) for p in problems[0].absolute_path) or "body"
+                message = f"Invalid parameter {where}: {problems[0].message}"
+                raise ApiError(400, "Client::BadRequest", message)
             _check_disk_group(entry, body.get("diskGroupId"))
             self._check_free(name, "legacy")
             self._deploy(name, "legacy", body.get("checkSum") or "")
