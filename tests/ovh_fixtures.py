@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
+import pytest
+
 from byoi_bot.core.request import Checksum, DeploySpec
 from byoi_bot.ovhcloud.client import make_client
 from byoi_bot.ovhcloud.provider import LegacyProvider, ReinstallProvider, RetryPolicy
@@ -100,6 +102,29 @@ def running_simulator(deploy_seconds: float = 70.0, **options):
         yield simulator, clock
     finally:
         simulator.stop()
+
+
+def simulator_fixtures(deploy_seconds: float = 70.0):
+    """The `running` (module-wide simulator and clock), `sim` (reset) and `clock` fixtures.
+
+    A test module binds them by name: `running, sim, clock = simulator_fixtures(70.0)`.
+    """
+
+    @pytest.fixture(scope="module")
+    def running():
+        with running_simulator(deploy_seconds) as pair:
+            yield pair
+
+    @pytest.fixture
+    def sim(running):
+        running[0].reset()
+        return running[0]
+
+    @pytest.fixture
+    def clock(running):
+        return running[1]
+
+    return running, sim, clock
 
 
 def client_for(simulator: Simulator, timeout=(2, 5), **overrides):

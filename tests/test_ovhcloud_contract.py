@@ -7,7 +7,15 @@ from types import SimpleNamespace
 
 import ovh.exceptions as E
 import pytest
-from ovh_fixtures import BIG, UEFI, Sleeps, client_for, providers, running_simulator, spec
+from ovh_fixtures import (
+    BIG,
+    UEFI,
+    Sleeps,
+    client_for,
+    providers,
+    simulator_fixtures,
+    spec,
+)
 
 from byoi_bot.core.progress import Phase
 from byoi_bot.core.sent import sent_fields
@@ -44,21 +52,7 @@ CLIENT_ERRORS = {
 }
 
 
-@pytest.fixture(scope="module")
-def running():
-    with running_simulator(DEPLOY) as pair:
-        yield pair
-
-
-@pytest.fixture
-def sim(running):
-    running[0].reset()
-    return running[0]
-
-
-@pytest.fixture
-def clock(running):
-    return running[1]
+running, sim, clock = simulator_fixtures(DEPLOY)
 
 
 def template_of(path: str) -> str:

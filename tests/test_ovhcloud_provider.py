@@ -18,7 +18,7 @@ from ovh_fixtures import (
     client_for,
     message,
     providers,
-    running_simulator,
+    simulator_fixtures,
     spec,
 )
 
@@ -46,22 +46,7 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(f"OVH_{name}", raising=False)
 
 
-@pytest.fixture(scope="module")
-def running():
-    with running_simulator(DEPLOY) as (simulator, clock):
-        yield simulator, clock
-
-
-@pytest.fixture
-def sim(running):
-    simulator, _ = running
-    simulator.reset()
-    return simulator
-
-
-@pytest.fixture
-def clock(running):
-    return running[1]
+running, sim, clock = simulator_fixtures(DEPLOY)
 
 
 @pytest.fixture

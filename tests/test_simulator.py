@@ -11,7 +11,15 @@ import urllib.request
 
 import ovh.exceptions as E
 import pytest
-from ovh_fixtures import BIG, BROKEN, LEGACY_BOOT, SMALL, UEFI, client_for, running_simulator
+from ovh_fixtures import (
+    BIG,
+    BROKEN,
+    LEGACY_BOOT,
+    SMALL,
+    UEFI,
+    client_for,
+    simulator_fixtures,
+)
 
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 from byoi_bot.simulator.world import STEPS, InventoryError, load_inventory
@@ -35,21 +43,7 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(f"OVH_{name}", raising=False)
 
 
-@pytest.fixture(scope="module")
-def running():
-    with running_simulator(70.0) as pair:
-        yield pair
-
-
-@pytest.fixture
-def sim(running):
-    running[0].reset()
-    return running[0]
-
-
-@pytest.fixture
-def clock(running):
-    return running[1]
+running, sim, clock = simulator_fixtures(70.0)
 
 
 @pytest.fixture

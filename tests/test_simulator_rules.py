@@ -4,7 +4,7 @@ import re
 
 import ovh.exceptions as E
 import pytest
-from ovh_fixtures import BIG, SMALL, UEFI, client_for, running_simulator
+from ovh_fixtures import BIG, SMALL, UEFI, client_for, simulator_fixtures
 
 from byoi_bot.ovhcloud import schema
 
@@ -14,21 +14,7 @@ BYOI = {"imageURL": URL, "imageType": "qcow2", "efiBootloaderPath": EFI}
 PLACEHOLDER = re.compile(r"\{\{|<\w+>")
 
 
-@pytest.fixture(scope="module")
-def running():
-    with running_simulator(70.0) as pair:
-        yield pair
-
-
-@pytest.fixture
-def sim(running):
-    running[0].reset()
-    return running[0]
-
-
-@pytest.fixture
-def clock(running):
-    return running[1]
+running, sim, clock = simulator_fixtures(70.0)
 
 
 @pytest.fixture
