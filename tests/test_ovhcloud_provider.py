@@ -546,3 +546,12 @@ def test_routing_patterns_ignore_case_like_policies(reinstall, legacy):
     router = RoutingProvider(reinstall, [("*.PROD.example.net", legacy)])
     assert router.for_server("db1.prod.EXAMPLE.net") is legacy
     assert router.for_server("lab1.example.net") is reinstall
+
+
+def test_a_start_uses_the_api_fixed_in_the_request_even_if_the_route_changed(
+    sim, reinstall, legacy
+):
+    router = RoutingProvider(reinstall, [("ns9*", legacy)])  # the policy moved UEFI off legacy
+    handle = router.start(spec(api="legacy", efi_bootloader=None))
+    assert handle == f"legacy:{UEFI}"
+    assert router.start(spec(BIG, api="reinstall")).startswith("reinstall:")

@@ -369,3 +369,19 @@ def test_serve_runs_standalone():
         _, stderr = process.communicate(timeout=5)
     assert f"http://127.0.0.1:{port}/1.0" in stderr
     assert DEMO_CREDENTIALS["consumer_key"] in stderr and "GET /1.0/auth/time -> 200" in stderr
+
+
+def test_an_api_error_class_through_the_control_api(sim, api):
+    fault = {"server": UEFI, "api_error": "Client::Conflict::OperatingSystemIncompatible"}
+    status, pending = control(sim, "POST", "/_simulator/faults", fault)
+    assert status == 200 and pending["api_errors"] == [
+        {"api_error": fault["api_error"], "server": UEFI}
+    ]
+    with pytest.raises(E.ResourceConflictError) as caught:
+        api.post(f"{sn(UEFI)}/reinstall", **REINSTALL)
+    assert caught.value.response.json() == {
+        "class": fault["api_error"],
+        "message": f"Operating system byoi_64 is not compatible for server {UEFI}",
+    }
+    bad = {"api_error": "Client::Teapot"}
+    assert control(sim, "POST", "/_simulator/faults", bad)[0] == 400
