@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -18,15 +18,17 @@ from typing import TextIO
 from .config import TOKEN_SHAPES, ConfigError, Settings, token_problem
 from .core.policy import is_group_id
 
-# The API calls the bot makes: (method, path pattern as in OVHcloud access rules).
-NEEDED_RIGHTS = (
-    ("GET", "/dedicated/server"),
-    ("GET", "/dedicated/server/*"),
-    ("POST", "/dedicated/server/*/reinstall"),
-    ("POST", "/dedicated/server/*/task/*/cancel"),
-    ("POST", "/dedicated/server/*/bringYourOwnImage"),
-    ("DELETE", "/dedicated/server/*/bringYourOwnImage"),
-)
+# The API calls the bot makes, by API generation: (method, path as in OVHcloud access rules).
+READ_RIGHTS = (("GET", "/dedicated/server"), ("GET", "/dedicated/server/*"))
+START_RIGHTS = {
+    "reinstall": (("POST", "/dedicated/server/*/reinstall"),),
+    "legacy": (
+        ("POST", "/dedicated/server/*/bringYourOwnImage"),
+        ("DELETE", "/dedicated/server/*/bringYourOwnImage"),
+    ),
+}
+# Without it the bot still works; only cancelling a running reinstall is refused.
+CANCEL_RIGHT = ("POST", "/dedicated/server/*/task/*/cancel")
 
 
 @dataclass(frozen=True)
@@ -146,23 +148,35 @@ def check_ovhcloud(settings: Settings) -> list[Result]:
     results = [
         Result("PASS", "ovhcloud credentials", f"{len(servers)} dedicated server(s) visible")
     ]
-    results.append(_rights(client.get))
+    apis = {policy.api for policy in settings.policies.policies}
+    results.append(_rights(client.get, apis))
     return results
 
 
-def _rights(get: Callable[[str], dict]) -> Result:
+def _rights(get: Callable[[str], dict], apis: set[str]) -> Result:
+    """Every call of the API generations in use is allowed (cancel only warns)."""
     try:
         rules = get("/auth/currentCredential").get("rules") or []
     except Exception:
         return Result("WARN", "ovhcloud rights", "could not read the credential's access rules")
-    missing = [
-        f"{method} {path}"
-        for method, path in NEEDED_RIGHTS
-        if not any(
-            r.get("method") == method and fnmatch.fnmatchcase(path, r.get("path", ""))
-            for r in rules
+
+    def missing(rights: Iterable[tuple[str, str]]) -> list[str]:
+        return [
+            f"{method} {path}"
+            for method, path in rights
+            if not any(
+                r.get("method") == method and fnmatch.fnmatchcase(path, r.get("path", ""))
+                for r in rules
+            )
+        ]
+
+    required = missing([*READ_RIGHTS, *(r for api in sorted(apis) for r in START_RIGHTS[api])])
+    if required:
+        return Result("FAIL", "ovhcloud rights", "missing: " + ", ".join(required))
+    if "reinstall" in apis and missing([CANCEL_RIGHT]):
+        return Result(
+            "WARN",
+            "ovhcloud rights",
+            f"missing {' '.join(CANCEL_RIGHT)}: a running reinstall cannot be cancelled",
         )
-    ]
-    if missing:
-        return Result("FAIL", "ovhcloud rights", "missing: " + ", ".join(missing))
     return Result("PASS", "ovhcloud rights", "every call the bot makes is allowed")

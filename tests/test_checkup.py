@@ -89,6 +89,30 @@ def test_missing_api_rights_are_listed(tmp_path, monkeypatch):
         code, report = check(monkeypatch, env(tmp_path, slack, sim, BYOI_APPROVERS="U0BOB"))
     assert code == 1
     assert "FAIL  ovhcloud rights" in report and "POST /dedicated/server/*/reinstall" in report
+    assert "bringYourOwnImage" not in report, "no policy uses the legacy API"
+
+
+@pytest.mark.parametrize(
+    ("rules", "api", "verdict", "says"),
+    [
+        (
+            ["GET /*", "POST /dedicated/server/*/reinstall"],
+            "reinstall",
+            "WARN",
+            "cannot be cancelled",
+        ),
+        (["GET /*", "POST /dedicated/server/*"], "reinstall", "PASS", "every call"),
+        (["GET /*", "POST /dedicated/server/*/reinstall"], "legacy", "FAIL", "DELETE /dedicated"),
+        (["GET /*", "POST /*", "DELETE /*"], "legacy", "PASS", "every call"),
+    ],
+)
+def test_rights_follow_the_api_in_use(tmp_path, monkeypatch, rules, api, verdict, says):
+    parsed = [dict(zip(("method", "path"), rule.split(" "), strict=True)) for rule in rules]
+    with FakeSlack() as slack, Simulator(credentials=DEMO_CREDENTIALS | {"rules": parsed}) as sim:
+        environ = env(tmp_path, slack, sim, BYOI_APPROVERS="U0BOB", BYOI_API=api)
+        _, report = check(monkeypatch, environ)
+    line = next(line for line in report.splitlines() if "ovhcloud rights" in line)
+    assert line.startswith(verdict) and says in line, line
 
 
 def test_offline_checks_configuration_and_store_only(tmp_path, monkeypatch):
