@@ -91,3 +91,10 @@ def test_explanations_and_check_lines_are_escaped():
     assert "<!" not in text and "<https" not in text and "&amp; see" in text
     line = messages.check_line(Check("reachable", Severity.BLOCKING, "HTTP 403 <!channel>"))
     assert "&lt;!channel&gt;" in line
+
+
+def test_each_sent_value_is_shown_once_and_the_purpose_beside_it():
+    r = request(hostname="web-1729", efi_bootloader="\\efi\\debian\\shimx64.efi", description="q4")
+    text = all_text(card_blocks(view(r))[0])
+    assert text.count("web-1729") == 1 and text.count("shimx64.efi") == 1, text
+    assert "*Why and when*\\nq4\\nstarts once approved" in text

@@ -35,7 +35,7 @@ def card_blocks(view: CardView) -> tuple[list[dict], str]:
                 _mrkdwn(f"*Requested by*\n{mention(r.requester)}"),
                 _mrkdwn(f"*Server*\n{_server_facts(view)}"),
                 _mrkdwn(f"*Image*\n{_image_facts(view)}"),
-                _mrkdwn(f"*Options*\n{_options(view)}"),
+                _mrkdwn(f"*Why and when*\n{_purpose(view)}"),
             ],
         },
     ]
@@ -97,26 +97,14 @@ def _image_facts(view: CardView) -> str:
     return "\n".join(lines)
 
 
-def _options(view: CardView) -> str:
+def _purpose(view: CardView) -> str:
+    """What the card says beside the body (which `_sent` shows field by field)."""
     s = view.request.spec
     items = []
-    if s.checksum:
-        items.append(f"{s.checksum.type} `{s.checksum.value[:12]}…`")
-    for name, value in (
-        ("hostname", s.hostname),
-        ("EFI loader", s.efi_bootloader),
-        ("disk group", s.disk_group),
-        ("description", s.description),
-    ):
-        if value is not None:
-            items.append(f"{name}: {truncate(esc(value), 200)}")
-    if s.ssh_key:
-        items.append(f"ssh key: {esc(s.ssh_key.split()[0])} …")
-    if s.headers:
-        items.append("headers: " + ", ".join(esc(name) for name, _ in s.headers))
-    if s.at:
-        items.append(f"starts at {s.at:%Y-%m-%d %H:%M} UTC")
-    return "\n".join(items) or "none"
+    if s.description is not None:
+        items.append(truncate(esc(s.description), 200))
+    items.append(f"starts at {s.at:%Y-%m-%d %H:%M} UTC" if s.at else "starts once approved")
+    return "\n".join(items)
 
 
 def _sent(view: CardView) -> str:
