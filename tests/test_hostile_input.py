@@ -378,7 +378,7 @@ def test_an_injected_broadcast_shows_escaped_on_the_card(bot, value):
     text = f'deploy {SERVER} {h.images.base_url}/debian-12.qcow2 {EFI} description="&lt;{value}"'
     assert "is posted" in slash(h, text)
     card = h.slack.message(CHANNEL, h.bot.store.active(SERVER)[0].message_ts)
-    options = next(s for s in strings(card["blocks"]) if s.startswith("*Options*"))
+    options = next(s for s in strings(card["blocks"]) if s.startswith("*Why and when*"))
     assert "&lt;" in options and "<!" not in options
     settle(h)
 
