@@ -70,13 +70,20 @@ def with_fat(disk: SparseImage, start: int, size: int, files=None, bits=None) ->
     return disk
 
 
-def gpt_disk(size: int = 64 * MiB, esp: bool = True, sector: int = SECTOR, files=None):
+def gpt_disk(
+    size: int = 64 * MiB,
+    esp: bool = True,
+    sector: int = SECTOR,
+    files=None,
+    disk_size: int | None = None,
+    entries: int = 128,
+) -> SparseImage:
     """A GPT disk like `sfdisk` makes from "start=2048,size=65536,type=U" + "type=L":
     a 32 MiB ESP at 1 MiB (FAT holding `files`, default ESP_FILES) and a Linux partition
-    to the end (sizes scale with `sector`)."""
+    to the end; `sector` 4096 makes a 4Kn disk (`sfdisk --sector-size 4096`)."""
     disk = SparseImage(size)
     first = MiB // sector
-    last = size // sector - 2 - 16384 // sector  # the last usable LBA
+    last = size // sector - 2 - entries * 128 // sector  # the last usable LBA
     parts = []
     if esp:
         esp_sectors = 32 * MiB // sector
@@ -84,7 +91,7 @@ def gpt_disk(size: int = 64 * MiB, esp: bool = True, sector: int = SECTOR, files
         with_fat(disk, MiB, 32 * MiB, ESP_FILES if files is None else files)
         first += esp_sectors
     parts.append(Part(first, last, LINUX_TYPE, "root"))
-    return gpt(disk, parts, sector)
+    return gpt(disk, parts, sector, disk_size, entries)
 
 
 def mbr_disk(size: int = 64 * MiB, esp: bool = True) -> SparseImage:
@@ -109,6 +116,33 @@ def flipped(disk: SparseImage, offset: int) -> SparseImage:
     copy = SparseImage(disk.size, dict(disk.extents))
     copy.put(offset, bytes([disk.pread(offset, 1)[0] ^ 0xFF]))
     return copy
+
+
+def optical_descriptor(disk: SparseImage, ident: bytes = b"CD001") -> SparseImage:
+    """Add the first ISO 9660 (`CD001`) or UDF (`BEA01`) volume descriptor at 32 KiB, as
+    `xorriso -as mkisofs -isohybrid-gpt-basdat` lays out a hybrid ISO over its GPT."""
+    descriptor = bytearray(2048)
+    descriptor[0:7] = b"\x01" + ident + b"\x01"
+    disk.put(0x8000, bytes(descriptor))
+    return disk
+
+
+def other_formats(d: Path) -> dict[str, Path]:
+    """Headers of the other formats qemu-img knows, as `qemu-img create -f <fmt>` (and
+    `cryptsetup luksFormat`) write them: enough for their magic and version."""
+    files = {
+        "qed": struct.pack("<4sIIIQQQQQ", b"QED\0", 65536, 16, 1, 0, 4 * 65536, 64 * MiB, 0, 0),
+        "qcow": struct.pack(">4sIQIBBHIQ", b"QFI\xfb", 1, 0, 0, 0, 12, 9, 0, 64 * MiB),
+        "luks": b"LUKS\xba\xbe\x00\x02" + bytes(504),
+        "vdi": b"<<< Oracle VM VirtualBox Disk Image >>>\n".ljust(64, b"\0")
+        + b"\x7f\x10\xda\xbe\x01\x00\x01\x00",
+        "parallels": b"WithoutFreeSpace" + struct.pack("<I", 2),
+    }
+    out = {}
+    for name, data in files.items():
+        out[name] = d / f"image.{name}"
+        out[name].write_bytes(data.ljust(64 * 1024, b"\0"))
+    return out
 
 
 def iso9660(path: Path) -> Path:
@@ -193,6 +227,19 @@ def _build(d: Path) -> dict[str, Path]:
     )
     img["raw_gpt_truncated"] = gpt_esp.write_to(d / "truncated.raw")
     os.truncate(img["raw_gpt_truncated"], 48 * MiB)
+    img["raw_gpt_bad_both_crc"] = flipped(
+        flipped(gpt_esp, 2 * SECTOR + 60), 64 * MiB - 33 * SECTOR + 60
+    ).write_to(d / "bad_both.raw")
+    img["raw_gpt_2t"] = gpt_disk(disk_size=2 * 1024 * GiB).write_to(d / "gpt_2t.raw")
+    img["raw_gpt_4kn"] = gpt_disk(sector=4096).write_to(d / "gpt_4kn.raw")
+    img["raw_gpt_512_entries"] = gpt_disk(entries=512).write_to(d / "gpt_512.raw")
+    img["iso_hybrid_gpt"] = optical_descriptor(gpt_disk()).write_to(d / "hybrid_gpt.iso")
+    img["iso_hybrid_mbr"] = optical_descriptor(mbr_disk()).write_to(d / "hybrid_mbr.iso")
+    img["udf"] = optical_descriptor(SparseImage(4 * MiB), b"BEA01").write_to(d / "image.udf")
+    for bits in range(9, 22):
+        options = Qcow2Options(cluster_bits=bits)
+        img[f"qcow2_c{bits}"] = qcow2_image(gpt_esp, options).write_to(d / f"c{bits}.qcow2")
+    img.update(other_formats(d))
     img["iso"] = iso9660(d / "image.iso")
     img.update(containers(d, disks["none"].pread(0, 4 * MiB)))
     img.update(_archives(d, gpt_esp.pread(0, 64 * 1024)))

@@ -14,6 +14,7 @@ PACKAGES = {
     "qemu-img": "qemu-utils",
     "sgdisk": "gdisk",
     "sfdisk": "fdisk",
+    "fdisk": "fdisk",
     "mkfs.vfat": "dosfstools",
     "fsck.vfat": "dosfstools",
     "mcopy": "mtools",

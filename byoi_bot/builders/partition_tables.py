@@ -16,7 +16,7 @@ from .sparse import SparseImage
 
 ESP_TYPE = uuid.UUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
 LINUX_TYPE = uuid.UUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
-ENTRIES, ENTRY_SIZE = 128, 128
+ENTRY_SIZE = 128
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,21 @@ def mbr(image: SparseImage, parts: list[Part], bootable: int | None = None) -> S
     return image
 
 
-def gpt(image: SparseImage, parts: list[Part], sector: int = 512, disk_size: int | None = None):
-    """Write a GPT (protective MBR, both headers and entry arrays) for a disk of
-    `disk_size` bytes (default: the image's size; larger makes a GPT "built for" a bigger
-    disk, whose backup lies past the image's end and is left out)."""
+def gpt(
+    image: SparseImage,
+    parts: list[Part],
+    sector: int = 512,
+    disk_size: int | None = None,
+    entries_count: int = 128,
+) -> SparseImage:
+    """Write a GPT (protective MBR, both headers and entry arrays of `entries_count`
+    entries) for a disk of `disk_size` bytes (default: the image's size; larger makes a
+    GPT "built for" a bigger disk, whose backup lies past the image's end and is left out)."""
     disk_size = disk_size or image.size
     sectors = disk_size // sector
-    entry_sectors = ENTRIES * ENTRY_SIZE // sector
+    entry_sectors = -(-entries_count * ENTRY_SIZE // sector)
     first_usable, last_usable = 2 + entry_sectors, sectors - 2 - entry_sectors
-    entries = bytearray(ENTRIES * ENTRY_SIZE)
+    entries = bytearray(entries_count * ENTRY_SIZE)
     for i, p in enumerate(parts):
         assert isinstance(p.kind, uuid.UUID) and first_usable <= p.first <= p.last <= last_usable
         entries[i * ENTRY_SIZE : (i + 1) * ENTRY_SIZE] = (
@@ -76,7 +82,8 @@ def gpt(image: SparseImage, parts: list[Part], sector: int = 512, disk_size: int
     def header(current: int, backup: int, entries_lba: int) -> bytes:
         fields = struct.pack(
             "<8sIIIIQQQQ16sQIII", b"EFI PART", 0x00010000, 92, 0, 0, current, backup,
-            first_usable, last_usable, disk_guid, entries_lba, ENTRIES, ENTRY_SIZE, entries_crc,
+            first_usable, last_usable, disk_guid, entries_lba, entries_count, ENTRY_SIZE,
+            entries_crc,
         )  # fmt: skip
         fields = fields[:16] + struct.pack("<I", zlib.crc32(fields)) + fields[20:]
         return fields.ljust(sector, b"\0")

@@ -1,7 +1,8 @@
 """Real image format from content, and the analysis preflight builds its checks on.
 
-qcow2 and raw (with MBR/GPT) are deployable; ISO 9660, VMDK, VHD, VHDX, VDI and
-archives are recognised so that the refusal can say what to do instead.
+qcow2 and raw (with MBR/GPT) are deployable; qcow (v1), QED, VMDK, VHD, VHDX, VDI,
+Parallels, LUKS, ISO 9660 / UDF (hybrid ones too, whatever partition table they also
+carry) and archives are recognised so that the refusal can say what to do instead.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import qcow2
-from .partitions import PartitionTable, read_partition_table
+from .partitions import TABLE_BYTES, PartitionTable, read_partition_table
+from .read_cache import CachedReads
 
 Read = Callable[[int, int], bytes]
 HEAD = 4096
-ISO_MAGIC_OFFSET = 0x8001
+ISO_DESCRIPTOR = 0x8000  # the first ISO 9660 / UDF volume descriptor (2 KiB sector 16)
 
 # (format, offset, magic) checked on the first 4 KiB, first match wins.
 MAGICS: tuple[tuple[str, int, bytes], ...] = (
     ("qcow2", 0, qcow2.MAGIC),
+    ("qed", 0, b"QED\x00"),
+    ("luks", 0, b"LUKS\xba\xbe"),
+    ("parallels", 0, b"WithoutFreeSpace"),
+    ("parallels", 0, b"WithouFreSpacExt"),
     ("vmdk", 0, b"KDMV"),
     ("vmdk", 0, b"# Disk DescriptorFile"),
     ("vhd", 0, b"conectix"),
@@ -46,6 +52,7 @@ class ImageAnalysis:
     qcow2_problems: list[str] = field(default_factory=list)
     table: PartitionTable | None = None
     unreadable: str | None = None
+    hybrid_of: str | None = None  # "gpt"/"mbr": an ISO that also carries a partition table
 
     def facts(self) -> dict:
         """The analysis as ImageReport facts."""
@@ -60,6 +67,8 @@ class ImageAnalysis:
             facts |= self.table.facts()
         if self.unreadable:
             facts["partition_table_unreadable"] = self.unreadable
+        if self.hybrid_of:
+            facts["iso_hybrid"] = self.hybrid_of
         return facts
 
 
@@ -67,48 +76,71 @@ def sniff(head: bytes) -> str | None:
     """The format named by magic bytes in the first 4 KiB, or None (raw or unknown)."""
     for name, offset, magic in MAGICS:
         if head[offset : offset + len(magic)] == magic:
+            if name == "qcow2" and head[4:8] == b"\0\0\0\x01":
+                return "qcow"
             return name
+    return None
+
+
+def sniff_optical(descriptor: bytes) -> str | None:
+    """ISO 9660 (`CD001`) or UDF (`BEA01`, `NSR02`, `NSR03`) from the first volume
+    descriptor's identifier (a UDF disc with an ISO 9660 bridge is named ISO 9660)."""
+    ident = descriptor[1:6]
+    if ident == b"CD001":
+        return "iso9660"
+    if ident in (b"BEA01", b"NSR02", b"NSR03"):
+        return "udf"
     return None
 
 
 def analyse(read: Read, size: int | None) -> ImageAnalysis:
     """Detect the format and read what preflight needs: qcow2 header, partition table."""
-    head = read(0, HEAD)
+    reads = CachedReads(read, size)
+    head = reads.read(0, HEAD)
     if not head:
         return ImageAnalysis("empty", size, 0)
     kind = sniff(head)
     if kind == "qcow2":
-        return _analyse_qcow2(head, read, size)
+        return _analyse_qcow2(head, reads, size)
     if kind:
         return ImageAnalysis(kind, size)
-    table = read_partition_table(read)
-    if table.kind is None:
-        other = _sniff_beyond_head(read, size)
-        if other:
-            return ImageAnalysis(other, size)
-    return ImageAnalysis("raw", size, size, table=table)
+    analysis = ImageAnalysis("raw", size, size)
+    _read_guest(analysis, reads.read_many, reads.read, check_backup=True)
+    no_table = analysis.table is not None and analysis.table.kind is None
+    if no_table and _fixed_vhd_footer(reads, size):
+        return ImageAnalysis("vhd", size)
+    return analysis
 
 
-def _analyse_qcow2(head: bytes, read: Read, size: int | None) -> ImageAnalysis:
+def _fixed_vhd_footer(reads: CachedReads, size: int | None) -> bool:
+    return size is not None and size >= 1024 and reads.read(size - 512, 8) == b"conectix"
+
+
+def _read_guest(analysis: ImageAnalysis, read_many, read: Read, check_backup: bool) -> None:
+    """Partition table and optical-disc descriptors of the guest disk, in one round trip."""
+    _, descriptor = read_many([(0, TABLE_BYTES), (ISO_DESCRIPTOR, 8)])
+    table = read_partition_table(read, analysis.virtual_size, check_backup)
+    optical = sniff_optical(descriptor)
+    if optical:
+        analysis.format, analysis.hybrid_of = optical, table.kind
+        analysis.virtual_size = analysis.qcow2 = None
+        return
+    analysis.table = table
+
+
+def _analyse_qcow2(head: bytes, reads: CachedReads, size: int | None) -> ImageAnalysis:
     try:
         header = qcow2.parse_header(head)
     except qcow2.Qcow2Error as exc:
         return ImageAnalysis("qcow2", size, qcow2_problems=[str(exc)])
-    analysis = ImageAnalysis("qcow2", size, header.virtual_size, header, qcow2.problems(header))
+    analysis = ImageAnalysis(
+        "qcow2", size, header.virtual_size, header, qcow2.problems(header, size)
+    )
     if analysis.qcow2_problems:
         return analysis
+    guest = qcow2.Qcow2Reader(header, reads)
     try:
-        analysis.table = read_partition_table(qcow2.Qcow2Reader(header, read).read)
+        _read_guest(analysis, guest.read_many, guest.read, check_backup=False)
     except qcow2.Qcow2Error as exc:
         analysis.unreadable = str(exc)
     return analysis
-
-
-def _sniff_beyond_head(read: Read, size: int | None) -> str | None:
-    """ISO 9660 (`CD001` at 0x8001) or a fixed VHD (`conectix` footer in the last sector)."""
-    big_enough = size is None or size > ISO_MAGIC_OFFSET + 5
-    if big_enough and read(ISO_MAGIC_OFFSET, 5) == b"CD001":
-        return "iso9660"
-    if size is not None and size >= 1024 and read(size - 512, 8) == b"conectix":
-        return "vhd"
-    return None

@@ -16,6 +16,7 @@ RAM_RESERVE = 3 * GiB
 UEFI_MODES = ("uefi", "uefi-legacy")
 OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
 
+FORMAT_NAMES = {"qcow": "qcow (version 1)", "qed": "QED", "parallels": "Parallels"}
 _STATUS_HINTS = {
     401: 'it needs credentials: add header="Authorization: …" (or fix the one given)',
     403: "access is denied: check the token or header given, or whether a signed URL expired",
@@ -153,17 +154,46 @@ def image_checks(analysis: ImageAnalysis, declared: str | None) -> list[Check]:
     checks.append(
         Check("partition_table", OK, f"{table.kind.upper()} with {count} partition(s), {esp}.")
     )
-    if table.problem:
-        checks.append(
+    checks += _gpt_checks(table)
+    return checks
+
+
+def _gpt_checks(table) -> list[Check]:
+    if table.problem and table.backup_intact:
+        return [
+            Check(
+                "gpt",
+                WARNING,
+                f"The primary GPT is damaged ({table.problem}) but the backup GPT at the end "
+                "of the image is intact: the installer's `sgdisk -e` restores the table from "
+                "it. Repair the image anyway (`sgdisk -e image.raw`, then `sgdisk -v`).",
+            )
+        ]
+    if table.problem and "truncated" in table.problem:
+        return [
             Check(
                 "gpt",
                 BLOCKING,
-                f"The GPT is damaged: {table.problem}. The installer's `sgdisk -e` would write "
-                "an empty partition table and the server would not boot. Rebuild the image, or "
-                "repair it with `sgdisk -v` / `gdisk` and upload it again.",
+                f"The image is cut short: {table.problem}. Upload the complete image "
+                "(compare its size with the original).",
             )
+        ]
+    if table.problem:
+        backup = (
+            "its backup GPT is damaged too"
+            if table.backup_intact is False
+            else "no intact backup GPT was found"
         )
-    return checks
+        return [
+            Check(
+                "gpt",
+                BLOCKING,
+                f"The GPT is damaged: {table.problem}, and {backup}: the installer's "
+                "`sgdisk -e` cannot restore the partitions and the server would not boot. "
+                "Rebuild the image, or repair it with `sgdisk -v` / `gdisk` and upload it again.",
+            )
+        ]
+    return [Check("gpt", OK, note[0].upper() + note[1:] + ".") for note in table.notes]
 
 
 def server_image_checks(
@@ -198,16 +228,29 @@ def _format_check(analysis: ImageAnalysis, declared: str | None) -> Check:
         why = (
             f"an archive ({real}), not a disk image. Unpack it and serve the .qcow2 or .img inside"
         )
-    elif real == "iso9660":
+    elif real in ("iso9660", "udf"):
+        kind = "an ISO 9660" if real == "iso9660" else "a UDF"
+        hybrid = (
+            f" (a hybrid one: it also carries an {analysis.hybrid_of.upper()} partition table, "
+            "as distribution installer ISOs do, but it is an installer, not an installed disk)"
+            if analysis.hybrid_of
+            else ""
+        )
         why = (
-            "an ISO 9660 (CD/DVD) image; BYOI writes a disk image, it does not run installers. "
-            "Install the OS into a disk image (qcow2 or raw) and serve that"
+            f"{kind} (CD/DVD) image{hybrid}; BYOI writes a disk image, it does not run "
+            "installers. Install the OS into a disk image (qcow2 or raw) and serve that"
+        )
+    elif real == "luks":
+        why = (
+            "a LUKS-encrypted container; the installer has no key. Deploy an unencrypted "
+            "image (encrypt the disk from inside the OS instead)"
         )
     elif real == "empty":
         why = "empty (0 bytes). Check the URL and the upload"
     else:
+        name = FORMAT_NAMES.get(real, real.upper())
         why = (
-            f"a {real.upper()} disk image; the installer takes only qcow2 or raw. Convert it: "
+            f"a {name} disk image; the installer takes only qcow2 or raw. Convert it: "
             f"`qemu-img convert -O qcow2 image.{real} image.qcow2`"
         )
     return Check("format", BLOCKING, f"The image is {why}.")
@@ -300,15 +343,17 @@ def _disk_checks(
             Check("disk_size", OK, f"Virtual size {format_size(virtual)} fits on {where}.")
         )
     table = analysis.table if analysis else None
-    if table and table.gpt_disk_size and table.gpt_disk_size > disk:
+    end = table.partitions_end if table and table.kind == "gpt" else None
+    if end and end > disk:
+        built_for = f"the GPT was built for a {format_size(table.gpt_disk_size)} disk and "
         checks.append(
             Check(
                 "gpt",
                 BLOCKING,
-                f"The GPT was built for a {format_size(table.gpt_disk_size)} disk, larger than "
-                f"{where}: the installer cannot move the backup GPT to the end of the disk "
-                "('Can not move backup GPT data structures'). Rebuild the image on a smaller "
-                "disk (e.g. `truncate -s 10G` before partitioning).",
+                f"The image's last partition ends at {format_size(end)}, past the end of "
+                f"{where}: {built_for}the installer's `sgdisk -e` cannot fit the partitions "
+                "on this disk ('Can not move backup GPT data structures'). Choose a disk "
+                "group with larger disks, or shrink the last partition.",
             )
         )
     return checks

@@ -1,15 +1,20 @@
 """qcow2: header facts, safety problems, and reading guest bytes through L1 → L2 → cluster.
 
 Layout: QEMU's docs/interop/qcow2.txt. Only what preflight needs: the header (first
-4 KiB), one L1 entry, one L2 entry and one data cluster to see the partition table.
+4 KiB), checked for consistency the way qemu checks it before opening the image, then
+guest reads through the few L1/L2 entries they need (read by the block, cached) and the
+data clusters (adjacent ones in one request).
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import zstandard
+
+from .read_cache import CachedReads
 
 MAGIC = b"QFI\xfb"
 OFFSET_MASK = 0x00FFFFFFFFFFFE00
@@ -17,6 +22,11 @@ COMPRESSED = 1 << 62
 ZERO = 1
 DATA_FILE_EXTENSION = 0x44415441
 COMPRESSED_CHUNK = 16 * 1024  # compressed bytes read at first; more only if needed
+L1_BLOCK = 4096  # L1 and L2 entries are read by aligned blocks of this many bytes, cached
+L2_BLOCK = 2048
+MAX_L1_BYTES = 32 * 1024 * 1024  # qemu's QCOW_MAX_L1_SIZE
+MAX_REFCOUNT_TABLE_BYTES = 8 * 1024 * 1024  # qemu's QCOW_MAX_REFTABLE_SIZE
+INT_MAX = 2**31 - 1
 
 INCOMPATIBLE_FEATURES = {
     0: "dirty",
@@ -27,8 +37,6 @@ INCOMPATIBLE_FEATURES = {
 }
 KNOWN_INCOMPATIBLE = sum(1 << bit for bit in INCOMPATIBLE_FEATURES)
 COMPRESSION_TYPES = {0: "zlib", 1: "zstd"}
-
-Read = Callable[[int, int], bytes]
 
 
 class Qcow2Error(ValueError):
@@ -49,6 +57,10 @@ class Qcow2Header:
     l1_table_offset: int
     incompatible_features: int = 0
     compression_type: int = 0
+    refcount_table_offset: int = 0
+    refcount_table_clusters: int = 0
+    refcount_order: int = 4
+    header_length: int = 72
     backing_file: str | None = None
     data_file: str | None = None
     unknown_incompatible: int = field(init=False)
@@ -105,12 +117,13 @@ def parse_header(head: bytes) -> Qcow2Header:
         raise Qcow2Error(f"qcow2 version {version} is not supported (only 2 and 3)")
     if not 9 <= cluster_bits <= 21:
         raise Qcow2Error(f"qcow2 cluster_bits {cluster_bits} is out of range (9..21)")
-    incompatible, header_length, compression = 0, 72, 0
+    refcount_offset, refcount_clusters = struct.unpack(">QI", head[48:60])
+    incompatible, header_length, compression, refcount_order = 0, 72, 0, 4
     if version == 3:
         if len(head) < 104:
             raise Qcow2Error("qcow2 v3 header is truncated")
         (incompatible,) = struct.unpack(">Q", head[72:80])
-        (header_length,) = struct.unpack(">I", head[100:104])
+        refcount_order, header_length = struct.unpack(">II", head[96:104])
         if header_length > 104 and len(head) >= 105:
             compression = head[104]
     backing = _string_at(head, bf_offset, bf_size) if bf_offset and bf_size else None
@@ -125,14 +138,18 @@ def parse_header(head: bytes) -> Qcow2Header:
         l1_table_offset=l1_offset,
         incompatible_features=incompatible,
         compression_type=compression,
+        refcount_table_offset=refcount_offset,
+        refcount_table_clusters=refcount_clusters,
+        refcount_order=refcount_order,
+        header_length=header_length,
         backing_file=backing,
         data_file=_data_file_name(head, header_length),
     )
 
 
-def problems(header: Qcow2Header) -> list[str]:
+def problems(header: Qcow2Header, file_size: int | None = None) -> list[str]:
     """Why this qcow2 may not be deployed, in plain words (empty when it is safe)."""
-    found = []
+    found = consistency_problems(header, file_size)
     if header.has_backing_file:
         name = f" ({header.backing_file})" if header.backing_file else ""
         found.append(
@@ -161,92 +178,184 @@ def problems(header: Qcow2Header) -> list[str]:
     return found
 
 
-class Qcow2Reader:
-    """Reads guest bytes through the L1 and L2 tables (unallocated and zero clusters read as 0)."""
+def consistency_problems(h: Qcow2Header, file_size: int | None) -> list[str]:
+    """What qemu refuses when it opens the image (qcow2_do_open), in plain words."""
+    found = []
+    rebuild = "; rebuild it with `qemu-img convert -O qcow2`"
+    cs = h.cluster_size
+    if h.version == 3 and h.header_length < 104:
+        found.append(f"its header length {h.header_length} is too short (qemu: at least 104)")
+    if h.refcount_order > 6:
+        found.append(f"its refcount order {h.refcount_order} is too large (qemu: at most 6)")
+    l2_entries = cs // (16 if h.extended_l2 else 8)
+    needed = -(-h.virtual_size // (cs * l2_entries))
+    if needed > INT_MAX:
+        found.append(f"its virtual size {h.virtual_size} is too big for qemu ('Image is too big')")
+    elif h.l1_size < needed:
+        found.append(
+            f"its L1 table has {h.l1_size} entries, fewer than the {needed} its virtual size "
+            "needs (qemu: 'L1 table is too small')"
+        )
+    if h.l1_size * 8 > MAX_L1_BYTES:
+        found.append(f"its L1 table ({h.l1_size} entries) is larger than qemu allows (32 MiB)")
+    if h.refcount_table_clusters * cs > MAX_REFCOUNT_TABLE_BYTES:
+        found.append("its refcount table is larger than qemu allows (8 MiB)")
+    for name, offset, length in (
+        ("L1 table", h.l1_table_offset, h.l1_size * 8),
+        ("refcount table", h.refcount_table_offset, h.refcount_table_clusters * cs),
+    ):
+        if offset % cs:
+            found.append(f"its {name} offset {offset} is not cluster-aligned (qemu refuses it)")
+        elif file_size is not None and length and offset + length > file_size:
+            found.append(
+                f"its {name} ({offset}..{offset + length}) lies past the end of the file "
+                f"({file_size} bytes): the file is truncated and a deploy would write an "
+                "empty or partial disk"
+            )
+    return [p + rebuild for p in found]
 
-    def __init__(self, header: Qcow2Header, read: Read) -> None:
+
+class Qcow2Reader:
+    """Reads guest bytes through the L1 and L2 tables (unallocated and zero clusters read as 0).
+
+    L1 and L2 entries are read by aligned blocks and cached; the data of adjacent clusters
+    is fetched in one request; nothing already read is fetched again.
+    """
+
+    def __init__(self, header: Qcow2Header, reads: CachedReads) -> None:
         self.header = header
-        self._read = read
-        self._l2_entry_size = 16 if header.extended_l2 else 8
+        self._reads = reads
+        self._entry_size = 16 if header.extended_l2 else 8
 
     def read(self, offset: int, length: int) -> bytes:
         """`length` guest bytes at guest `offset` (clipped to the virtual size)."""
-        length = max(0, min(length, self.header.virtual_size - offset))
-        out = bytearray()
-        cluster_size = self.header.cluster_size
-        while len(out) < length:
-            pos = offset + len(out)
-            in_cluster = pos % cluster_size
-            count = min(length - len(out), cluster_size - in_cluster)
-            out += self._read_in_cluster(pos - in_cluster, in_cluster, count)
-        return bytes(out)
+        return self.read_many([(offset, length)])[0]
 
-    def _read_in_cluster(self, guest_cluster: int, start: int, count: int) -> bytes:
+    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several guest ranges at once: their metadata and data fetched together."""
         h = self.header
-        l2_entries = h.cluster_size // self._l2_entry_size
-        cluster_index = guest_cluster >> h.cluster_bits
-        l1_index, l2_index = divmod(cluster_index, l2_entries)
-        if l1_index >= h.l1_size:
-            return bytes(count)
-        l2_table = self._u64(h.l1_table_offset + 8 * l1_index) & OFFSET_MASK
-        if not l2_table:
-            return bytes(count)
-        raw = self._exact(l2_table + l2_index * self._l2_entry_size, self._l2_entry_size)
-        entry = int.from_bytes(raw[:8], "big")
-        if entry & COMPRESSED:
-            return self._compressed(entry, start, count)
-        if h.extended_l2:
-            bitmap = int.from_bytes(raw[8:], "big")
-            return self._subclusters(entry & OFFSET_MASK, bitmap, start, count)
-        host = entry & OFFSET_MASK
-        if entry & ZERO or not host:
-            return bytes(count)
-        return self._exact(host + start, count)
+        cs = h.cluster_size
+        pieces = []  # (range index, guest offset, count, guest cluster)
+        for i, (offset, length) in enumerate(ranges):
+            length = max(0, min(length, h.virtual_size - offset))
+            pos = offset
+            while pos < offset + length:
+                cluster = pos >> h.cluster_bits
+                count = min(offset + length, (cluster + 1) * cs) - pos
+                pieces.append((i, pos, count, cluster))
+                pos += count
+        entries = self._l2_entries(sorted({p[3] for p in pieces}))
+        spans, plans = [], []
+        for _, pos, count, cluster in pieces:
+            entry, bitmap = entries[cluster]
+            start = pos - cluster * cs
+            if entry & COMPRESSED:
+                host, size = self._compressed_range(entry)
+                plans.append(("compressed", len(spans), start, count, host, size))
+                spans.append((host, min(size, COMPRESSED_CHUNK)))
+            elif (
+                (h.extended_l2 and not bitmap & 0xFFFFFFFF)
+                or entry & ZERO
+                or not (entry & OFFSET_MASK)
+            ):
+                plans.append(("zero", None, start, count, 0, 0))
+            else:
+                plans.append(("data", len(spans), start, count, bitmap, 0))
+                spans.append(((entry & OFFSET_MASK) + start, count))
+        fetched = self._reads.read_many(spans)
+        out = [bytearray() for _ in ranges]
+        for piece, (kind, span, start, count, extra, size) in zip(pieces, plans, strict=True):
+            i = piece[0]
+            if kind == "zero":
+                out[i] += bytes(count)
+            elif kind == "compressed":
+                out[i] += self._inflate(spans[span][0], size, fetched[span], start, count)
+            else:
+                data = fetched[span]
+                if len(data) != count:
+                    end = spans[span][0] + count
+                    raise Qcow2Error(f"the file ends before offset {end} (truncated?)")
+                out[i] += self._subclusters(extra, data, start) if h.extended_l2 else data
+        return [bytes(b) for b in out]
 
-    def _compressed(self, entry: int, start: int, count: int) -> bytes:
+    def _l2_entries(self, clusters: list[int]) -> dict[int, tuple[int, int]]:
+        """(entry, subcluster bitmap) of each guest cluster, by cached block reads."""
+        h, es = self.header, self._entry_size
+        per_table = h.cluster_size // es
+        l1_indexes = sorted({c // per_table for c in clusters if c // per_table < h.l1_size})
+        l1 = self._entries_of(h.l1_table_offset, l1_indexes, 8, L1_BLOCK, h.l1_size * 8)
+        tables = {i: l1[i] & OFFSET_MASK for i in l1_indexes}
+        wanted: dict[int, list[int]] = {}
+        for c in clusters:
+            if tables.get(c // per_table):
+                wanted.setdefault(c // per_table, []).append(c % per_table)
+        blocks, where = [], {}
+        for index, slots in wanted.items():
+            base = tables[index]
+            lo = min(slots) * es // L2_BLOCK * L2_BLOCK
+            hi = min(-(-(max(slots) + 1) * es // L2_BLOCK) * L2_BLOCK, h.cluster_size)
+            where[index] = (len(blocks), lo)
+            blocks.append((base + lo, hi - lo))
+        data = self._reads.read_many(blocks)
+        found = {}
+        for c in clusters:
+            index, slot = divmod(c, per_table)
+            if index not in where:
+                found[c] = (0, 0)
+                continue
+            block, lo = where[index]
+            raw = data[block][slot * es - lo : slot * es - lo + es]
+            if len(raw) != es:
+                raise Qcow2Error("the file ends inside an L2 table (truncated?)")
+            found[c] = (int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big"))
+        return found
+
+    def _entries_of(self, table: int, indexes: list[int], es: int, block: int, size: int):
+        ranges = sorted({i * es // block * block for i in indexes})
+        data = self._reads.read_many([(table + lo, min(block, size - lo)) for lo in ranges])
+        entries = {}
+        for i in indexes:
+            lo = i * es // block * block
+            raw = data[ranges.index(lo)][i * es - lo : i * es - lo + es]
+            if len(raw) != es:
+                raise Qcow2Error("the file ends inside the L1 table (truncated?)")
+            entries[i] = int.from_bytes(raw, "big")
+        return entries
+
+    def _compressed_range(self, entry: int) -> tuple[int, int]:
         h = self.header
-        if h.compression_type != 0:
-            name = COMPRESSION_TYPES.get(h.compression_type, str(h.compression_type))
-            raise Qcow2Error(f"the first cluster is {name}-compressed; this reader only has zlib")
+        if h.compression_type not in COMPRESSION_TYPES:
+            raise Qcow2Error(f"unknown compression type {h.compression_type}")
         shift = 62 - (h.cluster_bits - 8)
         host = entry & ((1 << shift) - 1)
         sectors = ((entry >> shift) & ((1 << (h.cluster_bits - 8)) - 1)) + 1
-        remaining = sectors * 512 - (host & 511)
-        inflate, plain, chunk = zlib.decompressobj(-12), b"", COMPRESSED_CHUNK
+        return host, sectors * 512 - (host & 511)
+
+    def _inflate(self, host: int, size: int, data: bytes, start: int, count: int) -> bytes:
+        """Decompress a cluster's first `start + count` bytes, fetching more if needed."""
+        zstd = self.header.compression_type == 1
+        engine = zstandard.ZstdDecompressor().decompressobj() if zstd else zlib.decompressobj(-12)
+        plain, read, chunk = b"", 0, COMPRESSED_CHUNK
         try:
-            while remaining > 0 and len(plain) < start + count:
-                data = self._read(host, min(chunk, remaining))
-                if not data:
+            while True:
+                read += len(data)
+                plain += engine.decompress(data)
+                if len(plain) >= start + count or read >= size or not data:
                     break
-                host, remaining, chunk = host + len(data), remaining - len(data), chunk * 4
-                plain += inflate.decompress(inflate.unconsumed_tail + data, start + count)
-        except zlib.error as exc:
+                chunk *= 4
+                data = self._reads.read(host + read, min(chunk, size - read))
+        except (zlib.error, zstandard.ZstdError) as exc:
             raise Qcow2Error(f"a compressed cluster does not decompress ({exc})") from None
         return plain[start : start + count].ljust(count, b"\0")
 
-    def _subclusters(self, host: int, bitmap: int, start: int, count: int) -> bytes:
+    def _subclusters(self, bitmap: int, data: bytes, start: int) -> bytes:
         sub = self.header.cluster_size // 32
-        first, last = start // sub, (start + count - 1) // sub
-        allocated = [
-            bool(bitmap >> i & 1) and not bitmap >> (32 + i) & 1 for i in range(first, last + 1)
-        ]
-        if not any(allocated) or not host:
-            return bytes(count)
-        data = bytearray(self._exact(host + start, count))
-        for i, is_allocated in enumerate(allocated, start=first):
-            if not is_allocated:
-                lo, hi = max(i * sub, start) - start, min((i + 1) * sub, start + count) - start
-                data[lo:hi] = bytes(hi - lo)
-        return bytes(data)
-
-    def _u64(self, offset: int) -> int:
-        return int.from_bytes(self._exact(offset, 8), "big")
-
-    def _exact(self, offset: int, length: int) -> bytes:
-        data = self._read(offset, length)
-        if len(data) != length:
-            raise Qcow2Error(f"the file ends before offset {offset + length} (truncated?)")
-        return data
+        out = bytearray(data)
+        for i in range(start // sub, (start + len(data) - 1) // sub + 1):
+            if not bitmap >> i & 1 or bitmap >> (32 + i) & 1:
+                lo, hi = max(i * sub, start) - start, min((i + 1) * sub, start + len(data)) - start
+                out[lo:hi] = bytes(hi - lo)
+        return bytes(out)
 
 
 def _string_at(head: bytes, offset: int, size: int) -> str | None:
