@@ -112,6 +112,13 @@ def big_disk() -> SparseImage:
     return disk
 
 
+def analysis_of_image(image: SparseImage):
+    """Preflight's analysis of an in-memory image."""
+    from byoi_bot.preflight.formats import analyse
+
+    return analyse(image.pread, image.size)
+
+
 def flipped(disk: SparseImage, offset: int) -> SparseImage:
     copy = SparseImage(disk.size, dict(disk.extents))
     copy.put(offset, bytes([disk.pread(offset, 1)[0] ^ 0xFF]))
@@ -230,6 +237,7 @@ def _build(d: Path) -> dict[str, Path]:
     img["raw_gpt_bad_both_crc"] = flipped(
         flipped(gpt_esp, 2 * SECTOR + 60), 64 * MiB - 33 * SECTOR + 60
     ).write_to(d / "bad_both.raw")
+    img["raw_gpt_empty_esp"] = gpt_disk(files={}).write_to(d / "gpt_empty_esp.raw")
     img["raw_gpt_2t"] = gpt_disk(disk_size=2 * 1024 * GiB).write_to(d / "gpt_2t.raw")
     img["raw_gpt_4kn"] = gpt_disk(sector=4096).write_to(d / "gpt_4kn.raw")
     img["raw_gpt_512_entries"] = gpt_disk(entries=512).write_to(d / "gpt_512.raw")

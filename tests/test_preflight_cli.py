@@ -50,7 +50,8 @@ def test_text_report_ok(server):
     code, text = run(server.url("/img/qcow2_gpt_esp"), image_type="qcow2")
     assert code == 0
     assert "qcow2 (declared qcow2)" in text and "GPT, EFI System Partition" in text
-    assert "read 4 request(s)" in text and text.strip().endswith("Verdict: ok")
+    assert "EFI bootloader \\EFI\\debian\\shimx64.efi" in text
+    assert "read 6 request(s)" in text and text.strip().endswith("Verdict: ok")
 
 
 def test_text_report_blocking_with_server(server):
@@ -74,7 +75,8 @@ def test_json_report(server):
         as_json=True,
     )
     data = json.loads(text)
-    assert code == 0 and data["verdict"] == "warning"  # no EFI bootloader path set
+    assert code == 0 and data["verdict"] == "ok"
+    assert data["image"]["efi_bootloader"] == "\\EFI\\debian\\shimx64.efi"
     assert data["url"].endswith("raw_gpt_esp?***")
     assert data["image"]["format"] == "raw" and data["image"]["has_esp"] is True
     assert data["server"]["name"] == "ns1.example"

@@ -110,7 +110,8 @@ def test_facts_of_a_qcow2(inspector, server):
     assert f["virtual_size"] == 64 * MiB == f["gpt_disk_size"]
     assert f["partition_table"] == "gpt" and f["has_esp"] is True
     assert f["qcow2_version"] == 3 and f["qcow2_encrypted"] is False
-    assert f["requests"] == 4 and f["bytes_read"] < 40 * 1024
+    assert f["efi_bootloader"] == "\\EFI\\debian\\shimx64.efi"
+    assert f["requests"] == 6 and f["bytes_read"] <= 64 * 1024
     assert f["range_support"] is True
 
 
@@ -123,7 +124,7 @@ def test_bytes_read_stay_small_for_a_20_gib_qcow2_with_real_content(inspector, s
     assert report.facts["virtual_size"] == 20 * GiB
     assert server.bytes_served < 1 * MiB
     assert server.bytes_served == report.facts["bytes_read"]
-    assert server.requests == report.facts["requests"] == 4
+    assert server.requests == report.facts["requests"] == 6
 
 
 def test_image_larger_than_the_target_disk(inspector, server):
@@ -157,18 +158,45 @@ def test_download_size_against_ram(inspector, server):
     assert check.is_blocking and "RAM" in check.message
 
 
-def test_efi_bootloader_warning(inspector, server):
+def test_efi_bootloader_found_in_the_esp_is_the_default(inspector, server):
     report = inspect(inspector, server, "/img/raw_gpt_esp", "raw", facts(efi=None))
+    assert verdicts(report)["efi_bootloader"] == OK
+    assert report.facts["efi_bootloader"] == "\\EFI\\debian\\shimx64.efi"
+    assert report.facts["efi_bootloaders"] == [
+        "\\EFI\\BOOT\\BOOTX64.EFI",
+        "\\EFI\\debian\\shimx64.efi",
+        "\\EFI\\debian\\grubx64.efi",
+    ]
+
+
+def test_efi_bootloader_warning_when_none_set_nor_found(inspector, server):
+    report = inspect(inspector, server, "/img/raw_gpt_empty_esp", "raw", facts(efi=None))
     assert verdicts(report)["efi_bootloader"] == WARNING
+    assert report.facts["efi_bootloader"] is None and report.facts["efi_bootloaders"] == []
+
+
+@pytest.mark.parametrize("given", ["\\efi\\debian\\grubx64.efi", "/EFI/DEBIAN/GRUBX64.EFI"])
+def test_given_efi_bootloader_in_the_esp(inspector, server, given):
     report = inspect(
-        inspector,
-        server,
-        "/img/raw_gpt_esp",
-        "raw",
-        facts(efi=None),
-        efi_bootloader="\\efi\\debian\\grubx64.efi",
+        inspector, server, "/img/raw_gpt_esp", "raw", facts(efi=None), efi_bootloader=given
     )
-    assert "efi_bootloader" not in verdicts(report)
+    assert verdicts(report)["efi_bootloader"] == OK
+
+
+def test_given_efi_bootloader_missing_from_the_esp_is_a_warning(inspector, server):
+    for server_facts in (facts(efi=None), None):
+        report = inspect(
+            inspector,
+            server,
+            "/img/qcow2_gpt_esp",
+            "qcow2",
+            server_facts,
+            efi_bootloader="\\efi\\ubuntu\\shimx64.efi",
+        )
+        check = next(c for c in report.checks if c.name == "efi_bootloader")
+        assert check.severity == WARNING
+        assert "\\efi\\ubuntu\\shimx64.efi is not in the image's" in check.message
+        assert "efi-bootloader=\\EFI\\debian\\shimx64.efi" in check.message
 
 
 def test_without_server_only_image_checks(inspector, server):
@@ -190,7 +218,7 @@ def test_no_range_support_is_reported_without_reading_the_body(inspector, server
 def test_redirect_is_followed(inspector, server):
     report = inspect(inspector, server, "/redirect/qcow2_gpt_esp", "qcow2", facts())
     assert worst(report) == OK
-    assert report.facts["redirects"] == 1 and report.facts["requests"] == 5
+    assert report.facts["redirects"] == 1 and report.facts["requests"] == 7
 
 
 def test_endless_redirects_stop(inspector, server):

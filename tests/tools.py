@@ -19,6 +19,8 @@ PACKAGES = {
     "fsck.vfat": "dosfstools",
     "mcopy": "mtools",
     "mtype": "mtools",
+    "mmd": "mtools",
+    "mdir": "mtools",
     "openssl": "openssl",
 }
 REQUIRE_ENV = "BYOI_TEST_REQUIRE_TOOLS"

@@ -40,7 +40,7 @@ class _Layout:
         self.bits, self.sectors = bits, sectors
         self.reserved = 32 if bits == 32 else 1
         self.root_sectors = 0 if bits == 32 else ROOT_ENTRIES * 32 // SECTOR
-        self.cluster_sectors = 1
+        self.cluster_sectors = _fat32_cluster_sectors(sectors * SECTOR) if bits == 32 else 1
         while True:
             self.fat_sectors = 1
             for _ in range(8):  # converges in a few steps
@@ -70,6 +70,14 @@ class _Layout:
         return self.root_offset + self.root_sectors * SECTOR
 
 
+def _fat32_cluster_sectors(size: int) -> int:
+    """Sectors per cluster mkfs.fat picks for FAT32 (4 KiB clusters up to 8 GiB)."""
+    for limit, sectors in ((260 * 2**20, 1), (8 * 2**30, 8), (16 * 2**30, 16), (32 * 2**30, 32)):
+        if size <= limit:
+            return sectors
+    return 64
+
+
 class _Writer:
     def __init__(self, layout: _Layout) -> None:
         self.layout = layout
@@ -78,25 +86,43 @@ class _Writer:
         self.data = bytearray()
 
     def write(self, tree: dict) -> SparseImage:
+        """Every directory's clusters first (breadth first, as `mmd` before `mcopy` leaves
+        them), then the files' clusters, then the entries."""
         lay = self.layout
         image = SparseImage(lay.sectors * SECTOR)
-        if lay.bits == 32:
-            root_cluster = self._directory(tree, parent=None)
-        else:
-            image.put(lay.root_offset, self._entries(tree, parent=None, own=0))
-            root_cluster = 0
-        boot = self._boot_sector(root_cluster)
+        order = _breadth_first(tree)
+        self.clusters = {id(tree): 0}
+        for node in order:
+            if node is not tree or lay.bits == 32:
+                self.clusters[id(node)] = self._allocate(bytes(self._directory_size(node)))
+        parents = {id(child): node for node in order for child in node.values() if _is_dir(child)}
+        for node in order:
+            own = self.clusters[id(node)]
+            parent = parents.get(id(node))
+            # ".." of the root's children is 0, whatever cluster a FAT32 root is in.
+            up = None if parent is None else 0 if parent is tree else self.clusters[id(parent)]
+            entries = self._entries(node, up, own)
+            if node is tree and lay.bits != 32:
+                image.put(lay.root_offset, entries)
+            else:
+                start = (own - 2) * lay.cluster_size
+                self.data[start : start + len(entries)] = entries
+        boot = self._boot_sector(self.clusters[id(tree)])
         image.put(0, boot)
         if lay.bits == 32:
             image.put(SECTOR, self._fsinfo())
             image.put(6 * SECTOR, boot)
             image.put(7 * SECTOR, self._fsinfo())
-        fat = self._fat_bytes()
+        fat = self._fat_bytes()  # only its used start: the rest of each FAT reads as zeros
         image.put(lay.reserved * SECTOR, fat)
         image.put((lay.reserved + lay.fat_sectors) * SECTOR, fat)
         if self.data:
             image.put(lay.data_offset, bytes(self.data))
         return image
+
+    def _directory_size(self, node: dict) -> int:
+        slots = 2 + sum(1 + _lfn_count(n) for n in node)
+        return max(1, -(-slots * 32 // self.layout.cluster_size)) * self.layout.cluster_size
 
     def _allocate(self, data: bytes) -> int:
         """Store `data` in a new cluster chain; returns its first cluster (0 when empty)."""
@@ -114,17 +140,6 @@ class _Writer:
         self.data += data.ljust(count * size, b"\0")
         return first
 
-    def _directory(self, tree: dict, parent: int | None) -> int:
-        """Allocate a directory's cluster chain and write its entries into it (`parent`
-        is the parent's first cluster, 0 for the root; None for the FAT32 root itself)."""
-        lay = self.layout
-        slots = 2 + sum(1 + _lfn_count(n) for n in tree)
-        first = self._allocate(bytes(max(1, -(-slots * 32 // lay.cluster_size)) * lay.cluster_size))
-        entries = self._entries(tree, parent, first)
-        start = (first - 2) * lay.cluster_size
-        self.data[start : start + len(entries)] = entries
-        return first
-
     def _entries(self, tree: dict, parent: int | None, own: int) -> bytes:
         """A directory's entries; `own` is its first cluster (0 for a FAT12/16 root)."""
         out = bytearray()
@@ -133,9 +148,8 @@ class _Writer:
             out += _entry(b"..         ", DIRECTORY, parent, 0, 0)
         used: set[bytes] = set()
         for name, child in tree.items():
-            if isinstance(child, dict):
-                cluster = self._directory(child, own if parent is not None else 0)
-                attr, size = DIRECTORY, 0
+            if _is_dir(child):
+                cluster, attr, size = self.clusters[id(child)], DIRECTORY, 0
             else:
                 cluster, attr, size = self._allocate(child), ARCHIVE, len(child)
             short, flags, lfn = _short_name(name, used)
@@ -146,7 +160,8 @@ class _Writer:
 
     def _fat_bytes(self) -> bytes:
         lay = self.layout
-        fat = bytearray(lay.fat_sectors * SECTOR)
+        used = (max(self.fat) + 1) * lay.bits // 8 + 2
+        fat = bytearray(-(-used // SECTOR) * SECTOR)
         for n, value in self.fat.items():
             if lay.bits == 12:
                 pos = n * 3 // 2
@@ -181,6 +196,17 @@ class _Writer:
         info[488:496] = struct.pack("<II", free, self.next_cluster)
         info[508:512] = b"\x00\x00\x55\xaa"
         return bytes(info)
+
+
+def _is_dir(node) -> bool:
+    return isinstance(node, dict)
+
+
+def _breadth_first(tree: dict) -> list[dict]:
+    order = [tree]
+    for node in order:
+        order += [child for child in node.values() if _is_dir(child)]
+    return order
 
 
 def _entry(short: bytes, attr: int, cluster: int, size: int, flags: int) -> bytes:

@@ -116,6 +116,10 @@ def _print_text(url, facts, checks, report: ImageReport, out: TextIO) -> None:
     if f.get("partition_table"):
         esp = "EFI System Partition" if f.get("has_esp") else "no EFI System Partition"
         lines.append(f"        {f['partition_table'].upper()}, {esp}")
+    if f.get("efi_bootloader"):
+        others = [b for b in f.get("efi_bootloaders", []) if b != f["efi_bootloader"]]
+        also = f" (also: {', '.join(others)})" if others else ""
+        lines.append(f"        EFI bootloader {f['efi_bootloader']}{also}")
     lines.append(f"        read {f['requests']} request(s), {format_size(f['bytes_read'])}")
     if facts:
         lines.append(

@@ -11,11 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import qcow2
+from .esp import EspContents, read_esp
+from .fat import FatError
+from .http_range import RangeError
 from .partitions import TABLE_BYTES, PartitionTable, read_partition_table
-from .read_cache import CachedReads
+from .read_cache import CachedReads, ReadLimit
 
 Read = Callable[[int, int], bytes]
 HEAD = 4096
+ESP_MAX_REQUESTS = 6  # the ESP is read only if the whole inspection stays within these
+ESP_MAX_BYTES = 64 * 1024
 ISO_DESCRIPTOR = 0x8000  # the first ISO 9660 / UDF volume descriptor (2 KiB sector 16)
 
 # (format, offset, magic) checked on the first 4 KiB, first match wins.
@@ -53,6 +58,8 @@ class ImageAnalysis:
     table: PartitionTable | None = None
     unreadable: str | None = None
     hybrid_of: str | None = None  # "gpt"/"mbr": an ISO that also carries a partition table
+    esp: EspContents | None = None
+    esp_unreadable: str | None = None
 
     def facts(self) -> dict:
         """The analysis as ImageReport facts."""
@@ -69,6 +76,10 @@ class ImageAnalysis:
             facts["partition_table_unreadable"] = self.unreadable
         if self.hybrid_of:
             facts["iso_hybrid"] = self.hybrid_of
+        if self.esp:
+            facts |= self.esp.facts()
+        if self.esp_unreadable:
+            facts["esp_unreadable"] = self.esp_unreadable
         return facts
 
 
@@ -105,7 +116,7 @@ def analyse(read: Read, size: int | None) -> ImageAnalysis:
     if kind:
         return ImageAnalysis(kind, size)
     analysis = ImageAnalysis("raw", size, size)
-    _read_guest(analysis, reads.read_many, reads.read, check_backup=True)
+    _read_guest(analysis, reads, reads.read_many, reads.read)
     no_table = analysis.table is not None and analysis.table.kind is None
     if no_table and _fixed_vhd_footer(reads, size):
         return ImageAnalysis("vhd", size)
@@ -116,16 +127,29 @@ def _fixed_vhd_footer(reads: CachedReads, size: int | None) -> bool:
     return size is not None and size >= 1024 and reads.read(size - 512, 8) == b"conectix"
 
 
-def _read_guest(analysis: ImageAnalysis, read_many, read: Read, check_backup: bool) -> None:
-    """Partition table and optical-disc descriptors of the guest disk, in one round trip."""
+def _read_guest(analysis: ImageAnalysis, reads: CachedReads, read_many, read: Read) -> None:
+    """Partition table and optical-disc descriptors of the guest disk (in one round trip),
+    then the bootloaders in its ESP if that fits within ESP_MAX_REQUESTS/ESP_MAX_BYTES."""
     _, descriptor = read_many([(0, TABLE_BYTES), (ISO_DESCRIPTOR, 8)])
-    table = read_partition_table(read, analysis.virtual_size, check_backup)
+    table = read_partition_table(read, analysis.virtual_size)
     optical = sniff_optical(descriptor)
     if optical:
         analysis.format, analysis.hybrid_of = optical, table.kind
         analysis.virtual_size = analysis.qcow2 = None
         return
     analysis.table = table
+    esp = next((p for p in table.partitions if p.esp), None)
+    if esp is None or (table.problem and not table.backup_intact):
+        return
+    reads.limit(ESP_MAX_REQUESTS, ESP_MAX_BYTES)
+    try:
+        analysis.esp = read_esp(read_many, esp.start)
+    except ReadLimit as exc:
+        analysis.esp_unreadable = f"not read: {exc}"
+    except (FatError, qcow2.Qcow2Error, RangeError) as exc:
+        analysis.esp_unreadable = str(exc)
+    finally:
+        reads.limit(None, None)
 
 
 def _analyse_qcow2(head: bytes, reads: CachedReads, size: int | None) -> ImageAnalysis:
@@ -140,7 +164,7 @@ def _analyse_qcow2(head: bytes, reads: CachedReads, size: int | None) -> ImageAn
         return analysis
     guest = qcow2.Qcow2Reader(header, reads)
     try:
-        _read_guest(analysis, guest.read_many, guest.read, check_backup=False)
+        _read_guest(analysis, reads, guest.read_many, guest.read)
     except qcow2.Qcow2Error as exc:
         analysis.unreadable = str(exc)
     return analysis

@@ -68,6 +68,7 @@ class HttpImageInspector:
         if analysis is not None:
             facts |= analysis.facts()
             checks += image_checks(analysis, spec.image_type)
+            checks += efi_bootloader_checks(analysis, spec)
         checks += server_image_checks(analysis, facts.get("download_size"), spec, server)
         return ImageReport(tuple(checks), facts)
 
@@ -389,14 +390,46 @@ def _boot_checks(
         )
     else:
         checks.append(Check("esp", OK, "The image has an EFI System Partition for UEFI boot."))
-    if not spec.efi_bootloader and not server.efi_bootloader_path:
+    found = analysis.esp.chosen if analysis and analysis.esp else None
+    if spec.efi_bootloader or server.efi_bootloader_path:
+        return checks
+    if found:
+        checks.append(
+            Check(
+                "efi_bootloader",
+                OK,
+                f"No efi-bootloader= given: the image's ESP holds {found}, the default "
+                "EFI bootloader path.",
+            )
+        )
+    else:
         checks.append(
             Check(
                 "efi_bootloader",
                 WARNING,
-                f"{server.name} boots UEFI and no EFI bootloader path is set: give "
-                "efi-bootloader= (e.g. \\efi\\debian\\grubx64.efi, \\efi\\ubuntu\\grubx64.efi, "
-                "\\efi\\boot\\bootx64.efi).",
+                f"{server.name} boots UEFI, no EFI bootloader path is set and none was found "
+                "in the image's ESP: give efi-bootloader= (e.g. \\efi\\debian\\shimx64.efi, "
+                "\\efi\\ubuntu\\grubx64.efi, \\EFI\\BOOT\\BOOTX64.EFI).",
             )
         )
     return checks
+
+
+def efi_bootloader_checks(analysis: ImageAnalysis, spec: DeploySpec) -> list[Check]:
+    """A given efi-bootloader= against the bootloaders found in the image's ESP."""
+    esp, given = analysis.esp, spec.efi_bootloader
+    if not given or esp is None:
+        return []
+    if esp.holds(given):
+        return [Check("efi_bootloader", OK, f"efi-bootloader= {given} is in the image's ESP.")]
+    held = ", ".join(esp.bootloaders) or "no bootloader under \\EFI\\<directory>\\"
+    advice = f"set efi-bootloader={esp.chosen}" if esp.chosen else "check the image's ESP"
+    return [
+        Check(
+            "efi_bootloader",
+            WARNING,
+            f"efi-bootloader= {given} is not in the image's EFI System Partition "
+            f"({esp.filesystem}), which holds {held}: the server would not find its "
+            f"bootloader. {advice[0].upper() + advice[1:]}.",
+        )
+    ]

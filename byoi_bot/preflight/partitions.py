@@ -83,19 +83,17 @@ class PartitionTable:
         }
 
 
-def read_partition_table(
-    read: Read, disk_size: int | None = None, check_backup: bool = False
-) -> PartitionTable:
+def read_partition_table(read: Read, disk_size: int | None = None) -> PartitionTable:
     """Read the MBR and, when present, the GPT (primary header at LBA 1).
 
     With `disk_size` (the image's size, or a qcow2's virtual size) every partition's end
-    is checked against it, and a damaged primary GPT's backup is read; `check_backup`
-    also reads the backup GPT header of a healthy GPT (one request).
+    is checked against it, and a damaged primary GPT's backup is read (is it intact?).
+    A healthy primary's backup is not read: `sgdisk -e` rewrites it anyway.
     """
     first = read(0, TABLE_BYTES)
     for sector in SECTOR_SIZES:
         if first[sector : sector + 8] == b"EFI PART" and len(first) >= sector + 92:
-            return _gpt(first, read, sector, disk_size, check_backup)
+            return _gpt(first, read, sector, disk_size)
     mbr = _mbr_partitions(first[:SECTOR])
     if mbr is None:
         return PartitionTable(None)
@@ -158,9 +156,7 @@ def _parse_header(sector_bytes: bytes) -> tuple[_Header | None, str | None]:
     return _Header(*fields), None
 
 
-def _gpt(
-    first: bytes, read: Read, sector: int, disk_size: int | None, check_backup: bool
-) -> PartitionTable:
+def _gpt(first: bytes, read: Read, sector: int, disk_size: int | None) -> PartitionTable:
     header, why = _parse_header(first[sector : sector + SECTOR])
     if header is None:
         table = _bad_gpt(why or "")
@@ -190,8 +186,11 @@ def _gpt(
         )
         return table
     _check_ends(table, disk_size)
-    if table.problem is None and check_backup and disk_size:
-        _check_backup(table, read, disk_size, header.alternate * sector)
+    if table.problem is None and disk_size and (header.alternate + 1) * sector > disk_size:
+        table.notes.append(
+            f"the GPT was made for a {table.gpt_disk_size}-byte disk, so its backup lies past "
+            "the image's end; `sgdisk -e` writes a new one at the end of the target disk"
+        )
     return table
 
 
@@ -214,19 +213,6 @@ def _check_ends(table: PartitionTable, disk_size: int | None) -> None:
             f"({disk_size} bytes): the image is truncated and the installer would write a "
             "partition missing its tail"
         )
-
-
-def _check_backup(table: PartitionTable, read: Read, disk_size: int, at: int) -> None:
-    """Note (harmless for the installer) a backup GPT header missing or damaged."""
-    if at + SECTOR > disk_size:
-        table.notes.append(
-            f"the backup GPT lies past the image's end (the GPT was made for a "
-            f"{table.gpt_disk_size}-byte disk); `sgdisk -e` writes a new one at the disk's end"
-        )
-        return
-    header, why = _parse_header(read(at, SECTOR))
-    if header is None:
-        table.notes.append(f"the backup GPT header is unusable ({why}); `sgdisk -e` rewrites it")
 
 
 def _check_backup_of_damaged(

@@ -9,6 +9,10 @@ Read = Callable[[int, int], bytes]
 GAP = 16 * 1024  # fetch through a gap this small rather than pay another round trip
 
 
+class ReadLimit(Exception):
+    """Reading more would pass the limits set with `limit()`."""
+
+
 class CachedReads:
     """A `read(offset, length)` over `fetch` that never fetches a byte twice.
 
@@ -21,6 +25,15 @@ class CachedReads:
         self.size = size
         self.gap = gap
         self._have: list[tuple[int, bytes]] = []  # sorted, non-overlapping
+        self.fetches = 0
+        self.fetched = 0
+        self._max_fetches: int | None = None
+        self._max_bytes: int | None = None
+
+    def limit(self, fetches: int | None, fetched_bytes: int | None) -> None:
+        """From now on, refuse (ReadLimit) to pass `fetches` fetches or `fetched_bytes`
+        bytes in all; None lifts a limit."""
+        self._max_fetches, self._max_bytes = fetches, fetched_bytes
 
     def read(self, offset: int, length: int) -> bytes:
         """`length` bytes at `offset` (fewer at the end of the file)."""
@@ -36,8 +49,16 @@ class CachedReads:
                 merged[-1][1] = max(merged[-1][1], hi)
             else:
                 merged.append([lo, hi])
+        if self._max_fetches is not None and self.fetches + len(merged) > self._max_fetches:
+            raise ReadLimit(f"it would take more than {self._max_fetches} requests in all")
+        wanted = sum(hi - lo for lo, hi in merged)
+        if self._max_bytes is not None and self.fetched + wanted > self._max_bytes:
+            raise ReadLimit(f"it would take more than {self._max_bytes // 1024} KiB in all")
         for lo, hi in merged:
-            self._store(lo, self._fetch(lo, hi - lo))
+            data = self._fetch(lo, hi - lo)
+            self.fetches += 1
+            self.fetched += len(data)
+            self._store(lo, data)
         return [self._cached(o, n) for o, n in ranges]
 
     def _clip(self, offset: int, length: int) -> int:
