@@ -1,8 +1,11 @@
-"""Bytes and requests per preflight inspection, for 1 GiB and 20 GiB virtual images.
+"""Bytes and requests per preflight inspection, per image kind.
 
-Builds sparse GPT disks (ESP + Linux partition with real random data), converts them to
-qcow2 (plain and compressed), serves them on 127.0.0.1 and inspects each one.
-Run: `python benchmarks/preflight_bytes.py` (needs qemu-utils, fdisk).
+Builds the images in pure Python (byoi_bot.builders; no qemu-img needed): GPT disks with a
+FAT EFI System Partition holding a few files (`\\EFI\\BOOT\\BOOTX64.EFI`,
+`\\EFI\\debian\\shimx64.efi`, `grubx64.efi`, `grub.cfg`) and random data in the Linux
+partition, as raw and qcow2 (plain, zlib, zstd, every cluster size), a 4Kn disk, a GPT with
+512 entries and a hybrid ISO; serves them on 127.0.0.1 and inspects each one.
+Run: `python benchmarks/preflight_bytes.py` (prints a Markdown table).
 """
 
 from __future__ import annotations
@@ -16,48 +19,79 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from image_factory import GiB, ImageServer, MiB, partitioned, qcow2
+from image_factory import ESP_FILES, ImageServer, optical_descriptor, with_fat
 
+from byoi_bot.builders import SparseImage
+from byoi_bot.builders.partition_tables import ESP_TYPE, LINUX_TYPE, Part, gpt
+from byoi_bot.builders.qcow2 import Qcow2Options, qcow2_image
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.preflight import HttpImageInspector
 from byoi_bot.preflight.inspector import format_size
 
+MiB, GiB = 1024**2, 1024**3
 
-def disk(d: Path, name: str, size: int, data: int) -> Path:
-    """A sparse GPT disk with `data` bytes of random content inside its Linux partition."""
-    raw = partitioned(d / f"{name}.raw", size, "gpt", "start=2048, size=204800, type=U", "type=L")
-    with open(raw, "r+b") as f:
-        f.seek(300 * MiB)
-        for _ in range(data // (8 * MiB)):
-            f.write(os.urandom(8 * MiB))
-    return raw
+
+def disk(size: int, esp: int, data: int, sector: int = 512, entries: int = 128) -> SparseImage:
+    """A GPT disk: a FAT ESP of `esp` bytes at 1 MiB holding ESP_FILES, a Linux partition
+    to the end with `data` random bytes 300 MiB in (FAT32 from 512 MiB, else FAT16)."""
+    image = SparseImage(size)
+    first, esp_sectors = MiB // sector, esp // sector
+    with_fat(image, MiB, esp, ESP_FILES, 32 if esp >= 512 * MiB else 16)
+    last = size // sector - 2 - entries * 128 // sector
+    parts = [
+        Part(first, first + esp_sectors - 1, ESP_TYPE),
+        Part(first + esp_sectors, last, LINUX_TYPE),
+    ]
+    if data:
+        image.put(esp + 300 * MiB, os.urandom(data))
+    return gpt(image, parts, sector, entries_count=entries)
+
+
+def images() -> dict[str, tuple[str, SparseImage]]:
+    """Row label → (declared type, image)."""
+    one = disk(GiB, 100 * MiB, 64 * MiB)
+    twenty = disk(20 * GiB, 512 * MiB, 112 * MiB)
+    rows = {
+        "raw 1G, FAT16 ESP": ("raw", one),
+        "qcow2 1G": ("qcow2", qcow2_image(one)),
+        "qcow2 -c (zlib) 1G": ("qcow2", qcow2_image(one, Qcow2Options(compression="zlib"))),
+        "raw 20G, FAT32 ESP": ("raw", twenty),
+        "qcow2 20G": ("qcow2", qcow2_image(twenty)),
+        "qcow2 -c (zlib) 20G": ("qcow2", qcow2_image(twenty, Qcow2Options(compression="zlib"))),
+        "qcow2 zstd 20G": ("qcow2", qcow2_image(twenty, Qcow2Options(compression="zstd"))),
+    }
+    small = disk(GiB, 512 * MiB, 0)
+    for bits in (9, 12, 16, 21):
+        label = f"qcow2 1G, {format_size(1 << bits).replace('.0', '')} clusters"
+        rows[label] = ("qcow2", qcow2_image(small, Qcow2Options(cluster_bits=bits)))
+    rows["raw 1G 4Kn"] = ("raw", disk(GiB, 512 * MiB, 0, sector=4096))
+    rows["raw 1G, 512 GPT entries"] = ("raw", disk(GiB, 512 * MiB, 0, entries=512))
+    rows["hybrid ISO (GPT + ESP)"] = ("raw", optical_descriptor(disk(GiB, 100 * MiB, 0)))
+    return rows
 
 
 def main() -> None:
     d = Path(tempfile.mkdtemp(prefix="byoi-bench-"))
     try:
-        files: dict[str, Path] = {}
-        for label, size, data in (("1G", GiB, 64 * MiB), ("20G", 20 * GiB, 112 * MiB)):
-            raw = disk(d, label, size, data)
-            files[f"raw {label}"] = raw
-            files[f"qcow2 {label}"] = qcow2(raw, d / f"{label}.qcow2")
-            files[f"qcow2 -c {label}"] = qcow2(raw, d / f"{label}.c.qcow2", "-c")
-        server = ImageServer({name.replace(" ", "_"): p for name, p in files.items()})
+        built = images()
+        files = {
+            f"i{n}": img.write_to(d / f"i{n}") for n, (_, (_, img)) in enumerate(built.items())
+        }
+        server = ImageServer(files)
         inspector = HttpImageInspector(allowlist="127.0.0.1/32")
-        print(f"{'image':<14} {'virtual':>9} {'file':>10} {'requests':>8} {'bytes':>8} {'ms':>6}")
-        for name, path in files.items():
-            kind = name.split()[0]
-            url = server.url("/img/" + name.replace(" ", "_"))
+        print("| image | virtual | file | requests | bytes read | ms | EFI bootloader found |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for n, (label, (kind, _)) in enumerate(built.items()):
             server.reset()
             start = time.perf_counter()
-            report = inspector.inspect(DeploySpec("bench", url, kind), None)
+            report = inspector.inspect(DeploySpec("bench", server.url(f"/img/i{n}"), kind), None)
             ms = (time.perf_counter() - start) * 1000
-            assert not any(c.is_blocking for c in report.checks), report.checks
             f = report.facts
+            found = f.get("efi_bootloader") or f.get("esp_unreadable") or f.get("format")
             print(
-                f"{name:<14} {format_size(f['virtual_size']):>9} "
-                f"{format_size(path.stat().st_size):>10} {server.requests:>8} "
-                f"{server.bytes_served:>8} {ms:>6.1f}"
+                f"| {label} | {format_size(f.get('virtual_size'))} | "
+                f"{format_size(files[f'i{n}'].stat().st_size)} | {server.requests} | "
+                f"{server.bytes_served:,} | {ms:.1f} | {found} |"
             )
         server.shutdown()
     finally:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import image_factory
+import jsonschema
 import pytest
 
 from byoi_bot.core.ports import DiskGroup, Explanation, ProviderError, ServerFacts
@@ -97,3 +99,33 @@ def test_usage_errors(server, capsys, kwargs):
     code, text = run(server.url("/img/raw_gpt_esp"), **kwargs)
     assert code == 2 and text == ""
     assert "error:" in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "docs" / "inspect.schema.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs"),
+    [
+        ("/img/qcow2_gpt_esp", {"image_type": "qcow2"}),
+        ("/img/raw_gpt_esp", {"server": "ns1.example", "provider": FakeProvider(UEFI)}),
+        ("/img/qcow2_backing", {}),
+        ("/img/qcow2_c9", {}),
+        ("/img/iso_hybrid_gpt", {}),
+        ("/img/raw_none", {}),
+        ("/img/raw_gpt_bad_both_crc", {}),
+        ("/img/gzip", {}),
+        ("/norange/raw_mbr", {}),
+        ("/status/404", {}),
+    ],
+)
+def test_json_output_follows_the_documented_schema(server, path, kwargs):
+    _, text = run(server.url(path), as_json=True, **kwargs)
+    jsonschema.validate(json.loads(text), SCHEMA)
+
+
+def test_every_json_fact_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for key in SCHEMA["properties"]["image"]["properties"]:
+        assert f"| `{key}` |" in readme, key

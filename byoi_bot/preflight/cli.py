@@ -14,6 +14,7 @@ from ..core.server_checks import server_checks
 from .inspector import HttpImageInspector, format_size
 
 EXIT_OK, EXIT_BLOCKING, EXIT_USAGE = 0, 1, 2
+JSON_SCHEMA = "byoi-bot.inspect/1"  # docs/inspect.schema.json
 _MARKS = {Severity.OK: "ok", Severity.WARNING: "WARNING", Severity.BLOCKING: "BLOCKING"}
 
 
@@ -95,6 +96,7 @@ def _verdict(checks: list[Check]) -> str:
 
 def _print_json(url, facts, checks, report: ImageReport, out: TextIO) -> None:
     data = {
+        "schema": JSON_SCHEMA,
         "url": mask_url(url),
         "verdict": _verdict(checks),
         "checks": [c.to_dict() for c in checks],
