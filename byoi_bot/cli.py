@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--server", help="also check against this server's facts")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--checksum", help="the image's checksum, [md5|sha1|sha256|sha512:]<hex>")
+    inspect.add_argument(
+        "--verify", action="store_true", help="stream the whole image and compare its checksum"
+    )
     inspect.set_defaults(func=_inspect)
 
     audit = sub.add_parser("audit", help="print the audit trail of a request, or of all")
@@ -148,6 +152,8 @@ def _inspect(args: argparse.Namespace) -> int:
         as_json=args.json,
         provider=provider,
         allowlist=tuple(settings.url_allowlist),
+        checksum=args.checksum,
+        verify=args.verify,
     )
 
 

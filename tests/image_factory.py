@@ -459,18 +459,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._copy(path, first, last - first + 1)
 
     def _copy(self, path: Path, offset: int, length: int) -> None:
+        """Send the bytes with sendfile(2), fast enough for the checksum benchmark (counted
+        before they are sent, so a client never sees bytes not yet counted)."""
+        with self.server.counter_lock:
+            self.server.bytes_served += length
         with open(path, "rb") as f:
-            f.seek(offset)
-            while length > 0:
-                chunk = f.read(min(length, 256 * 1024))
-                with self.server.counter_lock:
-                    self.server.bytes_served += len(chunk)
-                try:
-                    self.wfile.write(chunk)
-                except OSError:
-                    self.close_connection = True
-                    return
-                length -= len(chunk)
+            try:
+                self.connection.sendfile(f, offset, length)
+            except OSError:
+                self.close_connection = True
 
     def _redirect(self, location: str) -> None:
         self.send_response(302)

@@ -118,6 +118,7 @@ SCHEMA = json.loads((ROOT / "docs" / "inspect.schema.json").read_text())
         ("/img/gzip", {}),
         ("/norange/raw_mbr", {}),
         ("/status/404", {}),
+        ("/img/raw_mbr", {"checksum": "md5:" + "0" * 32, "verify": True}),
     ],
 )
 def test_json_output_follows_the_documented_schema(server, path, kwargs):

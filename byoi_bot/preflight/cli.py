@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from typing import TextIO
 
 from ..core.checks import Check, Severity
 from ..core.ports import ImageReport, Provider, ProviderError, ServerFacts
-from ..core.request import IMAGE_TYPES, DeploySpec, mask_url
+from ..core.request import CHECKSUM_LENGTHS, IMAGE_TYPES, Checksum, DeploySpec, mask_url
 from ..core.server_checks import server_checks
+from .checksum import verify_checksum
+from .http_range import RangeError
 from .inspector import HttpImageInspector, format_size
+from .url_safety import UrlRefused
 
 EXIT_OK, EXIT_BLOCKING, EXIT_USAGE = 0, 1, 2
 JSON_SCHEMA = "byoi-bot.inspect/1"  # docs/inspect.schema.json
@@ -31,12 +35,16 @@ def run_inspect(
     provider: Provider | None = None,
     allowlist: str | Iterable[str] = (),
     out: TextIO | None = None,
+    checksum: str | None = None,
+    verify: bool = False,
 ) -> int:
     """Inspect `url` and print a report (text or one JSON object).
 
     Returns 0 when nothing blocks (warnings allowed), 1 when a check blocks, 2 on a usage
     error. `headers` are `"Name: value"` strings or pairs; `provider` gives the server facts
-    when `server` is named. The report goes to `out` (standard output by default).
+    when `server` is named. With `verify`, the whole image is streamed and hashed against
+    `checksum` (`[<type>:]<hex>`), progress on standard error. The report goes to `out`
+    (standard output by default).
     """
     out = out or sys.stdout
     try:
@@ -45,9 +53,12 @@ def run_inspect(
             image_url=url,
             image_type=_image_type(image_type),
             headers=tuple(_header(h) for h in headers),
+            checksum=parse_checksum(checksum) if checksum else None,
         )
         if server and provider is None:
             raise UsageError("--server needs OVHcloud credentials (no provider configured)")
+        if verify and spec.checksum is None:
+            raise UsageError("--verify needs --checksum [<type>:]<hex>")
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -60,13 +71,64 @@ def run_inspect(
         except ProviderError as exc:
             e = exc.explanation
             checks.append(Check("server", Severity.BLOCKING, f"{e.summary} {e.action}".strip()))
-    report = HttpImageInspector(allowlist=allowlist).inspect(spec, facts)
+    inspector = HttpImageInspector(allowlist=allowlist)
+    report = inspector.inspect(spec, facts)
     checks += report.checks
+    if verify and not any(c.is_blocking for c in report.checks if c.name == "reachable"):
+        check, verified = checksum_check(spec, inspector.guard, _progress_printer(sys.stderr))
+        checks.append(check)
+        report.facts.update(verified)
     if as_json:
         _print_json(url, facts, checks, report, out)
     else:
         _print_text(url, facts, checks, report, out)
     return EXIT_BLOCKING if any(c.is_blocking for c in checks) else EXIT_OK
+
+
+def parse_checksum(text: str) -> Checksum:
+    """`[<type>:]<hex>`; without a type, the type whose digest has that many hex digits."""
+    stated, _, value = text.strip().rpartition(":")
+    value, stated = value.lower(), stated.lower().replace("-", "") or None
+    by_length = {n: kind for kind, n in CHECKSUM_LENGTHS.items()}
+    kind = stated or by_length.get(len(value))
+    if kind not in CHECKSUM_LENGTHS or not re.fullmatch(r"[0-9a-f]+", value):
+        raise UsageError("--checksum must be [md5|sha1|sha256|sha512:]<hex digits>")
+    if len(value) != CHECKSUM_LENGTHS[kind]:
+        raise UsageError(f"a {kind} checksum has {CHECKSUM_LENGTHS[kind]} hex digits")
+    return Checksum(kind, value)
+
+
+def checksum_check(spec: DeploySpec, guard, progress) -> tuple[Check, dict]:
+    """Stream and hash the image: the `checksum` check and its facts."""
+    expected = spec.checksum
+    assert expected is not None
+    try:
+        found = verify_checksum(
+            spec.image_url, expected, spec.headers, guard=guard, progress=progress
+        )
+    except (RangeError, UrlRefused) as exc:
+        return Check("checksum", Severity.WARNING, f"The checksum was not verified: {exc}."), {}
+    size, rate = format_size(found.size), format_size(int(found.rate))
+    if found.matches:
+        text = f"The {expected.type} of the {size} image matches ({found.seconds:.1f} s, {rate}/s)."
+        return Check("checksum", Severity.OK, text), found.facts()
+    return Check(
+        "checksum",
+        Severity.BLOCKING,
+        f"The image's {expected.type} is {found.found}, but {expected.value} was expected "
+        f"({size} streamed): the file changed, its upload was cut, or the checksum is wrong. "
+        "The installer would refuse it; compute the checksum of the file served "
+        f"(`{expected.type}sum`) or upload the file again.",
+    ), found.facts()
+
+
+def _progress_printer(stream: TextIO):
+    def show(done: int, total: int | None) -> None:
+        share = f"{done * 100 // total} %" if total else format_size(done)
+        end = "\n" if total and done >= total else "\r"
+        print(f"checksum: verifying… {share}", end=end, file=stream, flush=True)
+
+    return show
 
 
 def _image_type(value: str | None) -> str:

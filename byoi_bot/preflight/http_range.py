@@ -9,6 +9,7 @@ Header values are secrets: they are sent, never logged nor put in exceptions.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
@@ -172,6 +173,28 @@ class RangeReader:
             raise RangeError(f"{self.display_url} answered a different range than asked")
         return head_part + self._body(response, length)
 
+    def stream(self) -> tuple[http.client.HTTPResponse, int | None]:
+        """GET the whole file (redirects followed and vetted as by `open()`, which it
+        calls): the response, to read the body from, and the file's size. No byte budget
+        applies: for checksums only."""
+        with contextlib.suppress(NoRangeSupport):  # a whole-file GET needs no ranges
+            self.open()
+        if self._conn is None and self._target is not None:
+            self._connect(self._target)
+        response = self._request(None, None)
+        if response.status != 200:
+            self._drop_connection()
+            raise HttpStatusError(response.status, response.reason, self.display_url)
+        length = response.getheader("Content-Length") or ""
+        return response, int(length) if length.isdigit() else self.size
+
+    def abort(self) -> None:
+        """Shut the connection down now, waking a thread blocked reading from it."""
+        sock = self._conn.sock if self._conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Close the connection."""
         self._drop_connection()
@@ -193,10 +216,12 @@ class RangeReader:
             self._conn.close()
             self._conn = None
 
-    def _request(self, first: int, last: int) -> http.client.HTTPResponse:
+    def _request(self, first: int | None, last: int | None) -> http.client.HTTPResponse:
+        """A GET of bytes `first`..`last`, or of the whole file when `first` is None."""
         assert self._conn is not None and self._target is not None
         headers = dict(self.headers) if self._send_headers else {}
-        headers["Range"] = f"bytes={first}-{last}"
+        if first is not None:
+            headers["Range"] = f"bytes={first}-{last}"
         headers["Accept-Encoding"] = "identity"
         self.requests += 1
         try:
