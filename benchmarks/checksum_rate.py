@@ -1,10 +1,11 @@
 """Checksum verification rate against hashlib's own rate on the same bytes.
 
 Writes a 2 GiB raw GPT image (512 MiB of random data in its Linux partition, the rest
-sparse), serves it on 127.0.0.1 (sendfile), and for each checksum type measures in one run:
-hashlib alone (the file read into memory chunk by chunk, only `update()` timed) and
-`verify_checksum()` streaming the image over HTTP (wall time, everything included).
-Run: `python benchmarks/checksum_rate.py [--size-gib 2] [--types sha256,md5]`.
+sparse), serves it on 127.0.0.1 (sendfile), and for each checksum type measures in one run,
+alternately, best of `--runs`: hashlib alone (the file read chunk by chunk, only
+`update()` timed) and `verify_checksum()` streaming the image over HTTP (wall time,
+everything included: HTTP, the receiving thread, hashing).
+Run: `python benchmarks/checksum_rate.py [--size-gib 2] [--types sha256,md5] [--runs 3]`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-gib", type=int, default=2)
     parser.add_argument("--types", default="sha256,md5,sha512,sha1")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     d = Path(tempfile.mkdtemp(prefix="byoi-checksum-"))
     try:
@@ -55,13 +57,18 @@ def main() -> None:
         print(f"{args.size_gib} GiB image, {os.cpu_count()} cores")
         print("| type | hashlib alone | verify_checksum over HTTP | ratio |")
         print("|---|---:|---:|---:|")
+        guard = UrlGuard("127.0.0.1/32")
         for kind in args.types.split(","):
-            expected, alone = hashlib_rate(path, kind)
-            found = verify_checksum(url, Checksum(kind, expected), guard=UrlGuard("127.0.0.1/32"))
-            assert found.matches
+            alone = streamed = 0.0
+            for _ in range(args.runs):
+                expected, rate = hashlib_rate(path, kind)
+                alone = max(alone, rate)
+                found = verify_checksum(url, Checksum(kind, expected), guard=guard)
+                assert found.matches
+                streamed = max(streamed, found.rate)
             print(
-                f"| {kind} | {alone / MiB:,.0f} MiB/s | {found.rate / MiB:,.0f} MiB/s | "
-                f"{found.rate / alone:.0%} |"
+                f"| {kind} | {alone / MiB:,.0f} MiB/s | {streamed / MiB:,.0f} MiB/s | "
+                f"{streamed / alone:.0%} |"
             )
         server.shutdown()
     finally:

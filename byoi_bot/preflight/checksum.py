@@ -21,7 +21,7 @@ from ..core.request import Checksum
 from .http_range import RangeError, RangeReader
 from .url_safety import UrlGuard
 
-CHUNK = 4 * 1024 * 1024
+CHUNK = 1024 * 1024  # small enough that the hashing thread finds the bytes still in cache
 BUFFERS = 4
 Progress = Callable[[int, int | None], None]
 
