@@ -98,6 +98,18 @@ def _boolean(value: object) -> bool:
     raise ConfigError(f"`{value}` is not true or false (write it without quotes)")
 
 
+def _switch(value: object) -> bool:
+    """On/off from the environment (`1`, `true`, `yes`, `on` / `0`, `false`, `no`, `off`)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"`{value}` is not on or off; write 1/true/yes/on or 0/false/no/off")
+
+
 def _log_level(text: str) -> str:
     level = str(text).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -140,6 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_HEARTBEAT_MINUTES", _positive_int, 5, "Minutes of no change after which the thread gets a heartbeat post"),
     Setting("BYOI_STALL_MINUTES", _positive_int, 30, "Minutes after submission past which a deployment is reported as stalled"),
     Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),
+    Setting("BYOI_VERIFY_CHECKSUM", _switch, False, "Stream each image that has a checksum= once and compare it before the start call (the start waits for a match, a mismatch fails the request)"),
     Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),
     Setting("BYOI_LOG_LEVEL", _log_level, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("SLACK_BOT_TOKEN", str, "", "Bot token (xoxb-…) from the Slack app's OAuth page", secret=True),

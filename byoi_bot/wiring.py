@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .clock import SystemClock
 from .config import ConfigError, Settings
-from .core.ports import Chat, Clock, ImageInspector, Provider
+from .core.ports import Chat, ChecksumVerifier, Clock, ImageInspector, Provider
 from .core.service import Deployments, Timing
 from .scheduler import Jobs
 from .store import Store, new_request_id
@@ -59,6 +59,15 @@ def make_inspector(settings: Settings) -> ImageInspector:
     from .preflight.inspector import HttpImageInspector
 
     return HttpImageInspector(allowlist=tuple(settings.url_allowlist))
+
+
+def make_verifier(settings: Settings) -> ChecksumVerifier | None:
+    """The checksum verifier when BYOI_VERIFY_CHECKSUM is on, else None."""
+    if not settings.verify_checksum:
+        return None
+    from .preflight.checksum import HttpChecksumVerifier
+
+    return HttpChecksumVerifier(allowlist=tuple(settings.url_allowlist))
 
 
 @dataclass
@@ -110,6 +119,7 @@ def build_bot(
         explain=explain,
         new_id=new_id,
         timing=timing,
+        verifier=make_verifier(settings),
     )
     jobs = Jobs(deployments)
     deployments.on_approved = jobs.approved

@@ -15,6 +15,7 @@ LEGAL = [
     (State.PENDING_APPROVAL, State.REJECTED),
     (State.PENDING_APPROVAL, State.CANCELLED),
     (State.PENDING_APPROVAL, State.EXPIRED),
+    (State.PENDING_APPROVAL, State.FAILED),  # its checksum did not match
     (State.APPROVED, State.SUBMITTING),
     (State.SUBMITTING, State.DEPLOYING),
     (State.SUBMITTING, State.FAILED),

@@ -239,3 +239,20 @@ def listing(title: str, requests: list[Request], empty: str) -> str:
     if not requests:
         return empty
     return "\n".join([f"*{title}*", *(summary_line(r) for r in requests)])
+
+
+def checksum_progress(done: int, total: int | None) -> str:
+    """The card's checksum line while the image is streamed."""
+    return f"verifying… {done * 100 // total} %" if total else "verifying…"
+
+
+def checksum_waiting() -> str:
+    return "Approved: the start call waits until the image's checksum is verified."
+
+
+def checksum_failed(message: str) -> str:
+    return f"The image's checksum was not confirmed, so nothing was sent to OVHcloud: {message}"
+
+
+def checksum_crashed() -> str:
+    return "the checksum could not be verified (an internal error; see the bot's log)."

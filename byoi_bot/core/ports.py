@@ -6,7 +6,7 @@ only ever sees these types.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -125,6 +125,15 @@ class ImageInspector(Protocol):
     """Reads a few KiB of a remote image and reports format, sizes and partitions."""
 
     def inspect(self, spec: DeploySpec, server: ServerFacts | None) -> ImageReport: ...
+
+
+class ChecksumVerifier(Protocol):
+    """Streams a whole image and compares its checksum (`preflight.checksum`)."""
+
+    def verify(self, spec: DeploySpec, progress: Callable[[int, int | None], None]) -> Check:
+        """The `checksum` check: ok on a match; anything else means no match was found.
+        `progress(done, total)` is called at most every few seconds."""
+        ...
 
 
 class Clock(Protocol):

@@ -19,6 +19,7 @@ from .policy import Policy, PolicySet, Tally
 from .ports import (
     CardView,
     Chat,
+    ChecksumVerifier,
     Clock,
     Explanation,
     ImageInspector,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark"})
 REJECT_REACTIONS = frozenset({"x", "no_entry"})
 SYSTEM = "byoi-bot"
+CHECKSUM = "checksum"
 
 
 class Refused(Exception):
@@ -73,6 +75,8 @@ class Deployments:
         new_id: Callable[[], str],
         timing: Timing = Timing(),
         on_approved: Callable[[Request], None] | None = None,
+        verifier: ChecksumVerifier | None = None,
+        background: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -86,6 +90,9 @@ class Deployments:
         self.on_approved = on_approved or self.submit_when_due
         self._in_flight: set[str] = set()  # ids whose start call is under way here
         self._in_flight_lock = threading.Lock()
+        self.verifier = verifier  # set: requests with a checksum= are verified before starting
+        self.background = background or _in_thread
+        self._verifying: set[str] = set()
 
     # -- asking ---------------------------------------------------------------------
 
@@ -107,6 +114,9 @@ class Deployments:
         spec, unsendable = sent.resolve(spec, policy.api, image_facts, facts)
         if unsendable:
             raise Refused(unsendable)
+        verify = self.verifier is not None and spec.checksum is not None
+        if verify:
+            checks.append(Check(CHECKSUM, Severity.WARNING, messages.checksum_progress(0, None)))
         now = self.clock.now()
         request = Request(
             id=self.new_id(),
@@ -140,6 +150,8 @@ class Deployments:
             self.chat.offer_votes(request)
         except Exception:
             log.exception("could not add the vote reactions to %s", request.id)
+        if verify:
+            self._start_verifying(request.id)
         return request
 
     def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:
@@ -302,6 +314,9 @@ class Deployments:
         request = self._get(request_id)
         if request.state is not State.APPROVED:
             return request
+        if _checksum_pending(request):
+            self._reply(request, messages.checksum_waiting())
+            return request
         try:
             problem, mark = self._recheck(request)
         except Exception:
@@ -373,13 +388,78 @@ class Deployments:
         self._redraw(request)
         return request
 
+    # -- checksum ---------------------------------------------------------------------
+
+    def verify_checksum(self, request_id: str) -> None:
+        """Stream the image and compare its checksum, the card showing the progress; no
+        match fails the request (the start call never happens), a match lets an approved
+        one start."""
+        assert self.verifier is not None
+        request = self._get(request_id)
+        spec = request.spec.with_secrets(self.store.secrets(request.id))
+
+        def progress(done: int, total: int | None) -> None:
+            text = messages.checksum_progress(done, total)
+            self._set_checksum(request.id, Check(CHECKSUM, Severity.WARNING, text))
+
+        try:
+            result = self.verifier.verify(spec, progress)
+        except Exception:
+            log.exception("checksum verification of %s failed", request.id)
+            result = Check(CHECKSUM, Severity.BLOCKING, messages.checksum_crashed())
+        request = self._set_checksum(request.id, result)
+        if result.severity is Severity.OK:
+            if request.state is State.APPROVED and self.is_due(request):
+                self.submit(request.id)
+            return
+        for _ in range(3):  # an approval may move the request on at the same moment
+            if request.state not in (State.PENDING_APPROVAL, State.APPROVED):
+                return
+            try:
+                self._fail(request, request.state, messages.checksum_failed(result.message))
+                return
+            except IllegalTransition:
+                request = self._get(request.id)
+
+    def resume_checksums(self) -> None:
+        """Verify again the checksums a previous process left unfinished."""
+        if self.verifier is None:
+            return
+        for request in self.store.in_states([State.PENDING_APPROVAL, State.APPROVED]):
+            if _checksum_pending(request):
+                self._start_verifying(request.id)
+
+    def _start_verifying(self, request_id: str) -> None:
+        with self._in_flight_lock:
+            if request_id in self._verifying:
+                return
+            self._verifying.add(request_id)
+
+        def run() -> None:
+            try:
+                self.verify_checksum(request_id)
+            finally:
+                with self._in_flight_lock:
+                    self._verifying.discard(request_id)
+
+        self.background(run)
+
+    def _set_checksum(self, request_id: str, check: Check) -> Request:
+        request = self._get(request_id)
+        request.checks = [c for c in request.checks if c["name"] != CHECKSUM] + [check.to_dict()]
+        self.store.update(request.id, checks=request.checks)
+        self._redraw(request)
+        return request
+
     def reconcile(self) -> None:
         """Settle `submitting` requests after a restart or an unknown outcome.
 
         The API's task list, compared with the mark taken before the call, says whether the
         start call happened (even if that deployment has ended since); it is never repeated.
-        Start calls still in progress in this process are left to finish.
+        Start calls still in progress in this process are left to finish. Checksum
+        verifications a previous process left unfinished start again.
         """
+        self.resume_checksums()
         for request in self.store.in_states([State.SUBMITTING]):
             with self._in_flight_lock:
                 if request.id in self._in_flight:
@@ -574,6 +654,15 @@ class Deployments:
             self.chat.update_card(self.card(request, progress))
         except Exception:
             log.exception("could not update the card of %s", request.id)
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="checksum", daemon=True).start()
+
+
+def _checksum_pending(request: Request) -> bool:
+    """Whether the request waits for its checksum verification."""
+    return any(c["name"] == CHECKSUM and c["severity"] != Severity.OK for c in request.checks)
 
 
 def _failed_step(progress: Progress) -> str:

@@ -26,7 +26,7 @@ class State(StrEnum):
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING_APPROVAL: frozenset(
-        {State.APPROVED, State.REJECTED, State.CANCELLED, State.EXPIRED}
+        {State.APPROVED, State.REJECTED, State.CANCELLED, State.EXPIRED, State.FAILED}
     ),
     State.APPROVED: frozenset({State.SUBMITTING, State.CANCELLED, State.FAILED}),
     State.SUBMITTING: frozenset({State.DEPLOYING, State.FAILED}),

@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..core.request import Checksum
+from ..core.checks import Check, Severity
+from ..core.request import Checksum, DeploySpec
 from .http_range import RangeError, RangeReader
-from .url_safety import UrlGuard
+from .inspector import format_size
+from .url_safety import AllowList, UrlGuard, UrlRefused
 
 CHUNK = 1024 * 1024  # small enough that the hashing thread finds the bytes still in cache
 BUFFERS = 4
 Progress = Callable[[int, int | None], None]
+OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
 
 
 class ChecksumError(RangeError):
@@ -89,6 +92,52 @@ def verify_checksum(
     if progress:
         progress(done, size)
     return Verification(expected, hasher.hexdigest(), done, time.monotonic() - start)
+
+
+class HttpChecksumVerifier:
+    """Implements core.ports.ChecksumVerifier: `verify_checksum` behind the URL guard."""
+
+    def __init__(
+        self, allowlist: str | Iterable[str] | AllowList | None = None, time_limit: float = 3600.0
+    ) -> None:
+        self.guard = UrlGuard(allowlist)
+        self.time_limit = time_limit
+
+    def verify(self, spec: DeploySpec, progress: Progress) -> Check:
+        """The `checksum` check of `spec`'s image (see `checksum_check`)."""
+        return checksum_check(spec, self.guard, progress, self.time_limit)[0]
+
+
+def checksum_check(
+    spec: DeploySpec, guard: UrlGuard, progress: Progress | None, time_limit: float = 3600.0
+) -> tuple[Check, dict]:
+    """Stream and hash the image: the `checksum` check (ok: a match; blocking: a mismatch;
+    warning: not streamed to its end) and its facts."""
+    expected = spec.checksum
+    assert expected is not None
+    try:
+        found = verify_checksum(
+            spec.image_url,
+            expected,
+            spec.headers,
+            guard=guard,
+            progress=progress,
+            time_limit=time_limit,
+        )
+    except (RangeError, UrlRefused) as exc:
+        return Check("checksum", WARNING, f"The checksum was not verified: {exc}."), {}
+    size, rate = format_size(found.size), format_size(int(found.rate))
+    if found.matches:
+        text = f"The {expected.type} of the {size} image matches ({found.seconds:.1f} s, {rate}/s)."
+        return Check("checksum", OK, text), found.facts()
+    return Check(
+        "checksum",
+        BLOCKING,
+        f"The image's {expected.type} is {found.found}, but {expected.value} was expected "
+        f"({size} streamed): the file changed, its upload was cut, or the checksum is wrong. "
+        "The installer would refuse it; compute the checksum of the file served "
+        f"(`{expected.type}sum`) or upload the file again.",
+    ), found.facts()
 
 
 def _pipelined(response, abort: Callable[[], None], deadline: float, shown_url: str):

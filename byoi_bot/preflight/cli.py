@@ -12,10 +12,8 @@ from ..core.checks import Check, Severity
 from ..core.ports import ImageReport, Provider, ProviderError, ServerFacts
 from ..core.request import CHECKSUM_LENGTHS, IMAGE_TYPES, Checksum, DeploySpec, mask_url
 from ..core.server_checks import server_checks
-from .checksum import verify_checksum
-from .http_range import RangeError
+from .checksum import checksum_check
 from .inspector import HttpImageInspector, format_size
-from .url_safety import UrlRefused
 
 EXIT_OK, EXIT_BLOCKING, EXIT_USAGE = 0, 1, 2
 JSON_SCHEMA = "byoi-bot.inspect/1"  # docs/inspect.schema.json
@@ -96,30 +94,6 @@ def parse_checksum(text: str) -> Checksum:
     if len(value) != CHECKSUM_LENGTHS[kind]:
         raise UsageError(f"a {kind} checksum has {CHECKSUM_LENGTHS[kind]} hex digits")
     return Checksum(kind, value)
-
-
-def checksum_check(spec: DeploySpec, guard, progress) -> tuple[Check, dict]:
-    """Stream and hash the image: the `checksum` check and its facts."""
-    expected = spec.checksum
-    assert expected is not None
-    try:
-        found = verify_checksum(
-            spec.image_url, expected, spec.headers, guard=guard, progress=progress
-        )
-    except (RangeError, UrlRefused) as exc:
-        return Check("checksum", Severity.WARNING, f"The checksum was not verified: {exc}."), {}
-    size, rate = format_size(found.size), format_size(int(found.rate))
-    if found.matches:
-        text = f"The {expected.type} of the {size} image matches ({found.seconds:.1f} s, {rate}/s)."
-        return Check("checksum", Severity.OK, text), found.facts()
-    return Check(
-        "checksum",
-        Severity.BLOCKING,
-        f"The image's {expected.type} is {found.found}, but {expected.value} was expected "
-        f"({size} streamed): the file changed, its upload was cut, or the checksum is wrong. "
-        "The installer would refuse it; compute the checksum of the file served "
-        f"(`{expected.type}sum`) or upload the file again.",
-    ), found.facts()
 
 
 def _progress_printer(stream: TextIO):
