@@ -6,10 +6,12 @@ import subprocess
 
 import image_factory
 import pytest
+from bot_harness import REQUESTER, BotHarness
 from tools import require_tool
 
 from byoi_bot.builders import SparseImage
 from byoi_bot.builders.fat import fat_filesystem
+from byoi_bot.core.request import DeploySpec
 from byoi_bot.preflight.esp import EspContents, read_esp
 from byoi_bot.preflight.fat import FatError, FatVolume, find
 from byoi_bot.preflight.read_cache import CachedReads
@@ -128,3 +130,20 @@ def test_esp_made_by_mkfs_vfat_and_mcopy(tmp_path, bits):
         efi_files
     )
     assert found.chosen == "\\EFI\\debian\\shimx64.efi"
+
+
+def test_the_card_warns_of_an_efi_bootloader_missing_from_the_esp(tmp_path):
+    h = BotHarness(tmp_path)
+    try:
+        spec = DeploySpec(
+            server="ns1001.ip-51-75-1.eu",
+            image_url=f"{h.images.base_url}/debian-12.qcow2",
+            image_type="qcow2",
+            efi_bootloader="\\efi\\ubuntu\\shimx64.efi",
+        )
+        request = h.bot.deployments.request(spec, REQUESTER, "C0OPS")
+        card = str(h.slack.message("C0OPS", request.message_ts)["blocks"])
+        assert "⚠️ *efi_bootloader*" in card
+        assert "is not in the image's EFI System Partition" in card
+    finally:
+        h.close()
