@@ -16,7 +16,7 @@ LOWER_BASE, LOWER_EXT = 0x08, 0x10
 ROOT_STEP = 1024  # a FAT12/16 root directory is read by this many bytes at a time
 MAX_DIRECTORY_CLUSTERS = 64
 # Bytes of the data region read along with the root: the first directories live there.
-SPECULATIVE = {12: 4096, 16: 4096, 32: 16384}
+SPECULATIVE = {12: 8192, 16: 8192, 32: 16384}
 
 
 class FatError(ValueError):
