@@ -10,9 +10,28 @@ from ..core.ports import GiB, ImageReport, ServerFacts
 from ..core.request import DeploySpec
 from .formats import ARCHIVES, DEPLOYABLE, ImageAnalysis, analyse
 from .http_range import HttpStatusError, MiB, NoRangeSupport, RangeError, RangeReader
+from .partitions import PartitionTable
 from .url_safety import AllowList, UrlGuard, UrlRefused
 
 RAM_RESERVE = 3 * GiB
+# Partition types (GPT GUIDs, MBR bytes) of a Linux file system that can hold BYOLinux's root,
+# and of Linux containers (LVM, software RAID) that cannot be its root partition directly.
+LINUX_ROOT_TYPES = frozenset(
+    {
+        "0FC63DAF-8483-4772-8E79-3D69D8477DE4",  # Linux filesystem data
+        "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",  # Linux root (x86-64)
+        "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",  # Linux root (ARM64)
+        "0X83",
+    }
+)
+LINUX_CONTAINER_TYPES = frozenset(
+    {
+        "E6D6D379-F507-44C2-A23C-238F2A3DF928",  # Linux LVM
+        "A19D880F-05FC-4D3B-A006-743F0F84911E",  # Linux RAID
+        "0X8E",
+        "0XFD",
+    }
+)
 UEFI_MODES = ("uefi", "uefi-legacy")
 OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
 
@@ -67,7 +86,7 @@ class HttpImageInspector:
         }
         if analysis is not None:
             facts |= analysis.facts()
-            checks += image_checks(analysis, spec.image_type)
+            checks += image_checks(analysis, spec.image_type, spec.os)
             checks += efi_bootloader_checks(analysis, spec)
         checks += server_image_checks(analysis, facts.get("download_size"), spec, server)
         return ImageReport(tuple(checks), facts)
@@ -120,9 +139,10 @@ class HttpImageInspector:
         return checks, analysis
 
 
-def image_checks(analysis: ImageAnalysis, declared: str | None) -> list[Check]:
-    """Checks that depend on the image alone: format, qcow2 safety, partition table, GPT."""
-    checks = [_format_check(analysis, declared)]
+def image_checks(analysis: ImageAnalysis, declared: str | None, os: str = "byoi") -> list[Check]:
+    """Checks that depend on the image alone: format, qcow2 safety, partition table, GPT,
+    and for BYOLinux (`os="byolinux"`) qcow2 only with one Linux root partition."""
+    checks = [_format_check(analysis, declared, os)]
     if analysis.format not in DEPLOYABLE:
         return checks
     if analysis.format == "qcow2":
@@ -156,7 +176,39 @@ def image_checks(analysis: ImageAnalysis, declared: str | None) -> list[Check]:
         Check("partition_table", OK, f"{table.kind.upper()} with {count} partition(s), {esp}.")
     )
     checks += _gpt_checks(table)
+    if os == "byolinux":
+        checks.append(byolinux_root_check(table))
     return checks
+
+
+def byolinux_root_check(table: PartitionTable) -> Check:
+    """BYOLinux installs one Linux root partition (ext4, XFS or Btrfs): exactly one Linux
+    data partition besides the ESP, BIOS boot and swap partitions."""
+    roots = [p for p in table.partitions if p.type.upper() in LINUX_ROOT_TYPES]
+    others = [p for p in table.partitions if p.type.upper() in LINUX_CONTAINER_TYPES]
+    if len(roots) == 1 and not others:
+        return Check(
+            "byolinux_root",
+            OK,
+            f"One Linux partition (#{roots[0].number}) for BYOLinux's root file system.",
+        )
+    if not roots:
+        found = " (only LVM or RAID members)" if others else ""
+        return Check(
+            "byolinux_root",
+            BLOCKING,
+            f"BYOLinux needs one Linux root partition (ext4, XFS or Btrfs) and none was "
+            f"found{found}. Build the image with a plain root partition, or deploy it with "
+            "os=byoi.",
+        )
+    numbers = ", ".join(f"#{p.number}" for p in [*roots, *others])
+    return Check(
+        "byolinux_root",
+        WARNING,
+        f"BYOLinux expects one Linux root partition; this image has {len(roots) + len(others)}"
+        f" Linux partitions ({numbers}), and OVHcloud's installer may pick the wrong one or "
+        "refuse it. Keep one root partition, or deploy it with os=byoi.",
+    )
 
 
 def _gpt_checks(table) -> list[Check]:
@@ -212,8 +264,16 @@ def server_image_checks(
     return checks
 
 
-def _format_check(analysis: ImageAnalysis, declared: str | None) -> Check:
+def _format_check(analysis: ImageAnalysis, declared: str | None, os: str) -> Check:
     real = analysis.format
+    if os == "byolinux" and real == "raw":
+        return Check(
+            "format",
+            BLOCKING,
+            "The image is raw, and BYOLinux takes qcow2 only. Convert it: "
+            "`qemu-img convert -O qcow2 image.raw image.qcow2` (or deploy it with os=byoi "
+            "type=raw).",
+        )
     if real in DEPLOYABLE:
         if not declared or declared == real:
             suffix = " as declared." if declared else "."
