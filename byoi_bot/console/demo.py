@@ -11,11 +11,11 @@ from .shell import banner, open_session, run_script
 SERVER = "ns1001.ip-51-75-1.eu"
 SMALL = "ns3003.ip-51-75-3.eu"
 OTHER = "ns2002.ip-51-75-2.eu"
-EFI = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
 
 STORY = f"""\
-# 1. alice asks for a deploy; the bot checks the server and the image, then posts a card.
-alice: /byoi deploy {SERVER} {{images}}/debian-12.qcow2 hostname=web-1 {EFI}
+# 1. alice asks for a deploy; the bot checks the server and the image (it finds the EFI
+#    bootloader in the image's ESP), then posts a card saying exactly what will be sent.
+alice: /byoi deploy {SERVER} {{images}}/debian-12.qcow2 hostname=web-1
 # 2. alice cannot approve her own request.
 alice reacts :white_check_mark:
 # 3. dave is not an approver; bob is.
@@ -26,7 +26,7 @@ wait until done
 # 5. preflight refuses an image that cannot fit in the server's RAM, before any wipe.
 alice: /byoi deploy {SMALL} {{images}}/huge.raw
 # 6. a deploy the installer fails: the error comes back in plain words.
-alice: /byoi deploy {OTHER} {{images}}/debian-12.raw {EFI}
+alice: /byoi deploy {OTHER} {{images}}/debian-12.raw
 carol reacts :white_check_mark:
 wait until failed
 alice: /byoi list all
