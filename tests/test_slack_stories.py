@@ -180,7 +180,8 @@ def test_socket_mode_delivers_a_slash_command_and_a_reaction(harness):
             command = slash_command_payload(
                 text, user_id=REQUESTER, channel_id=CHANNEL, response_url=h.slack.response_url()
             )
-            assert fsm.wait_ack(fsm.send_envelope("slash_commands", command)) == {}
+            ack = fsm.wait_ack(fsm.send_envelope("slash_commands", command))
+            assert ack["text"].startswith(f"Checking `{SERVER}`")  # the ack says it is on it
             card = h.wait_card()
             event = reaction_event(user=APPROVER, channel=CHANNEL, ts=card["ts"])
             fsm.wait_ack(fsm.send_envelope("events_api", event_payload(event)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
 from slack_sdk import WebClient
@@ -25,6 +26,7 @@ from ..dispatch import run_command
 from ..store import Store
 from .cards import APPROVE_ACTION, REJECT_ACTION
 from .form import CALLBACK_ID, deploy_modal, spec_from_submission
+from .work import BUSY, Work
 
 log = logging.getLogger(__name__)
 
@@ -37,46 +39,70 @@ NOT_THIS_CARD = (
     "This button does not belong to that request's card, so nothing was counted. "
     "Use the buttons or the ✅/❌ reactions on the request's own card."
 )
+FORM_NOT_OPENED = (
+    "byoi-bot could not open the form (Slack gives it 3 seconds). Try again, or type the "
+    "request: `/byoi deploy <server> <image URL>`."
+)
 FORM_ERROR_LIMIT = 150
+LISTENER_THREADS = 16  # they only ack and hand over: enough for bursts of Slack requests
 
 
 def build_app(
-    client: WebClient, signing_secret: str, deployments: Deployments, store: Store
+    client: WebClient,
+    signing_secret: str,
+    deployments: Deployments,
+    store: Store,
+    *,
+    preflights: Work | None = None,
+    work: Work | None = None,
 ) -> App:
-    """A Bolt app whose listeners drive `deployments`."""
+    """A Bolt app whose listeners ack, then drive `deployments` on the bot's own threads.
+
+    New requests (a preflight reads the image over HTTP, for seconds) run on `preflights`;
+    everything else (answers, votes, reactions) on `work`, so a burst of slow preflights
+    delays neither an ack nor a `help`.
+    """
+    preflights = preflights or Work(workers=8, queue=32)
+    work = work or Work(workers=4, queue=64)
     app = _GuardedApp(
         client=client,
         signing_secret=signing_secret,
         token_verification_enabled=False,
         ignoring_self_events_enabled=True,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
     )
 
     @app.command("/byoi")
     def on_byoi(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
-        ack()
         user, channel = _text(command, "user_id"), _text(command, "channel_id")
-        if not user or not channel:
-            respond("byoi-bot could not tell who ran the command, or where; nothing was done.")
-            return
         text = command.get("text")
         try:
             parsed = commands.parse(
                 text if isinstance(text, str) else "", now=deployments.clock.now()
             )
         except commands.CommandError as exc:
+            ack()
             respond(str(exc))
             return
+        if isinstance(parsed, commands.Deploy) and parsed.spec is None:
+            ack()
+            _open_form(client, _text(command, "trigger_id"), channel, respond)
+            return
+        if isinstance(parsed, commands.Deploy):
+            ack(f"Checking `{esc(parsed.spec.server)}` and the image before posting the request…")
+        else:
+            ack()
+        if not user or not channel:
+            respond("byoi-bot could not tell who ran the command, or where; nothing was done.")
+        elif not (preflights if isinstance(parsed, commands.Deploy) else work).submit(
+            _answer_command, parsed, user, channel, respond
+        ):
+            respond(BUSY)
+
+    def _answer_command(
+        parsed: commands.Command, user: str, channel: str, respond: Respond
+    ) -> None:
         try:
-            if isinstance(parsed, commands.Deploy) and parsed.spec is None:
-                client.views_open(
-                    trigger_id=_text(command, "trigger_id"), view=deploy_modal(channel)
-                )
-                return
-            if isinstance(parsed, commands.Deploy):
-                respond(
-                    f"Checking `{esc(parsed.spec.server)}` and the image before posting the "
-                    "request…"
-                )
             respond(run_command(deployments, parsed, user, channel))
         except Exception as exc:
             log.error("/byoi failed: %s", type(exc).__name__, exc_info=exc)
@@ -106,6 +132,10 @@ def build_app(
             )
             return
         ack()
+        if not preflights.submit(_request_from_form, spec, user, channel, client):
+            _tell(client, channel, user, BUSY)
+
+    def _request_from_form(spec, user: str, channel: str, client: WebClient) -> None:
         try:
             deployments.request(spec, user, channel)
         except Refused as exc:
@@ -136,17 +166,20 @@ def build_app(
             return
         if event_id and not store.first_delivery(event_id):
             return
-        deployments.react(channel, ts, user, reaction, added)
+        if not work.submit(deployments.react, channel, ts, user, reaction, added):
+            _tell(app.client, channel, user, BUSY)
 
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
-        _vote(deployments.approve, store, body, action, respond)
+        if not work.submit(_vote, deployments.approve, store, body, action, respond):
+            _answer(respond, BUSY)
 
     @app.action(REJECT_ACTION)
     def on_reject(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
-        _vote(deployments.reject, store, body, action, respond)
+        if not work.submit(_vote, deployments.reject, store, body, action, respond):
+            _answer(respond, BUSY)
 
     # Registered last: Bolt runs the first listener that matches. Anything else Slack may
     # deliver is acknowledged (a 404 would make Slack retry it, then flag the app).
@@ -182,11 +215,12 @@ def build_app(
 class _GuardedApp(App):
     """An App whose own plumbing cannot turn an odd payload into a 500.
 
-    Bolt's built-in middleware reads fields like ``event.type`` without checking their
-    type; a payload where the event is null or a string would otherwise end in an exception
-    (HTTP 500, and Slack retries). Such a request is answered 400 and logged, nothing else
-    happens. (In HTTP mode the signature, timestamp included, is checked before Bolt runs:
-    see `modes.http_server`.)
+    Slack's `app_rate_limited` notice has no event and would get a 404 from Bolt: it is
+    answered 200 and logged. Bolt's built-in middleware reads fields like ``event.type``
+    without checking their type; a payload where the event is null or a string would
+    otherwise end in an exception (HTTP 500, and Slack retries). Such a request is answered
+    400 and logged, nothing else happens. (In HTTP mode the signature, timestamp included,
+    is checked before Bolt runs: see `modes.http_server`.)
     """
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
@@ -194,11 +228,26 @@ class _GuardedApp(App):
         if not isinstance(body, dict) or not isinstance(body.get("event", {}), dict):
             log.warning("refused a request whose body or event is not an object")
             return BoltResponse(status=400, body="")
+        if body.get("type") == "app_rate_limited":  # no `event`: Bolt would answer 404
+            log.warning(
+                "Slack is rate-limiting this app's events (minute %s)",
+                body.get("minute_rate_limited"),
+            )
+            return BoltResponse(status=200, body="")
         try:
             return super().dispatch(req)
         except Exception as exc:
             log.warning("refused an unreadable request: %s", type(exc).__name__)
             return BoltResponse(status=400, body="")
+
+
+def _open_form(client: WebClient, trigger_id: str, channel: str, respond: Respond) -> None:
+    """Open the deploy form now: its trigger id lives 3 seconds."""
+    try:
+        client.views_open(trigger_id=trigger_id, view=deploy_modal(channel))
+    except Exception as exc:
+        log.warning("could not open the form: %s", type(exc).__name__)
+        respond(FORM_NOT_OPENED)
 
 
 def _text(data: object, key: str) -> str:
