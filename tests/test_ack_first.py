@@ -169,3 +169,14 @@ def test_a_full_preflight_queue_answers_busy_at_once(harness, held):
         held.released.set()
         server.shutdown()
         server.server_close()
+
+
+def test_app_rate_limited_is_answered_200(harness):
+    notice = {
+        "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+        "type": "app_rate_limited",
+        "team_id": "T1",
+        "minute_rate_limited": 1518467820,
+        "api_app_id": "A1",
+    }
+    assert post_signed(harness.url, json.dumps(notice), SECRET)[0] == 200
