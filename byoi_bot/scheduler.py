@@ -58,10 +58,12 @@ class Jobs:
             self.scheduler.shutdown(wait=True)
 
     def sweep(self) -> None:
-        """Expire pending requests, settle unknown submissions, forget old delivery ids."""
+        """Expire pending requests, settle unknown submissions, forget old delivery ids and
+        old sent posts."""
         self.deployments.expire_due()
         self.deployments.reconcile()
         self.deployments.store.forget_events(self.deployments.clock.now() - EVENT_MEMORY)
+        self.deployments.store.forget_sent(self.deployments.clock.now() - EVENT_MEMORY)
 
     def approved(self, request: Request) -> None:
         """Submit now, or say when and plan a one-off job at the request's `at=` time."""

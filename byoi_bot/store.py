@@ -6,7 +6,7 @@ of the core, so another database can replace it.
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-4
+5
 
 Rules it enforces:
 
@@ -14,6 +14,8 @@ Rules it enforces:
   transaction as its audit row: two concurrent approvals cannot both submit;
 - at most one active request per server (a partial unique index);
 - the audit log is append-only (triggers refuse UPDATE and DELETE);
+- what the bot has to say about a change (`core.outbox.Post`) is written to the outbox in
+  the change's own transaction; the outbox holds chat text only, never secrets;
 - secrets (header values, user data, URL credentials) live in their own table until
   submission, when `transition(..., take_secrets=True)` hands them out once and deletes them
   (zeroed on disk: `secure_delete`, and the WAL is checkpointed).
@@ -25,7 +27,7 @@ import json
 import secrets as random
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +35,7 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from .clock import SystemClock
+from .core.outbox import Post, Queued
 from .core.ports import Clock, ServerBusy
 from .core.request import DeploySpec, Request
 from .core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
@@ -116,6 +119,31 @@ def m004_start_mark(db: Database) -> None:
     db["requests"].add_column("start_mark", str)
 
 
+@migrations()
+def m005_outbox(db: Database) -> None:
+    db["outbox"].create(
+        {
+            "id": int,
+            "kind": str,
+            "request_id": str,
+            "channel": str,
+            "key": str,
+            "text": str,
+            "state": str,  # queued, sending, sent, dropped
+            "attempts": int,
+            "unsure": int,
+            "created_at": str,
+            "done_at": str,
+            "ts": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["state", "channel", "kind", "id"])
+    db["outbox"].create_index(["key", "state"])
+    db["outbox"].create_index(["channel", "ts"])
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 
@@ -148,6 +176,9 @@ class Store:
         self.db.execute("PRAGMA secure_delete = ON")  # deleted secrets are zeroed on disk
         with self._lock:
             migrations.apply(self.db)
+        self.on_enqueue: Callable[[], None] = lambda: None  # wakes the outbox's sender
+        with self._write() as db:  # a send cut short by a crash may have been posted
+            db.execute("UPDATE outbox SET state = 'queued', unsure = 1 WHERE state = 'sending'")
 
     def close(self) -> None:
         """Close the connection, once no other thread is using it (closing under a running
@@ -169,6 +200,7 @@ class Store:
     def _write(self) -> Iterator[Database]:
         """One write transaction, taking SQLite's write lock up front (BEGIN IMMEDIATE)."""
         with self._lock:
+            self._enqueued = False
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
@@ -176,6 +208,9 @@ class Store:
                 self.db.rollback()
                 raise
             self.db.execute("COMMIT")
+            enqueued = self._enqueued
+        if enqueued:
+            self.on_enqueue()
 
     # -- requests -------------------------------------------------------------------
 
@@ -247,15 +282,18 @@ class Store:
         reason: str = "",
         *,
         take_secrets: bool = False,
+        posts: Callable[[Request], Iterable[Post]] | None = None,
         **fields: Any,
     ) -> tuple[Request, dict | None]:
-        """Move a request from `expected` to `to`, atomically with its audit row.
+        """Move a request from `expected` to `to`, atomically with its audit row and posts.
 
         A compare-and-set: raises `IllegalTransition` when the edge is not allowed or the
         request is no longer in `expected` (another thread or a repeated event got there
         first). With `take_secrets`, the request's secrets are returned and deleted in the
         same transaction; they are deleted anyway when the request reaches a final state.
-        Extra `fields` (e.g. ``provider_handle``) are written with the change.
+        Extra `fields` (e.g. ``provider_handle``) are written with the change; `posts`, given
+        the changed request, says what to tell the chat about it (queued in the same
+        transaction).
         """
         check_transition(request_id, expected, to)
         values = {k: self._column(k, v) for k, v in fields.items()}
@@ -275,22 +313,30 @@ class Store:
             if take_secrets or to.is_final:
                 db.execute("DELETE FROM secrets WHERE request_id = ?", [request_id])
             self._audit(request_id, actor, "transition", expected, to, reason)
+            if posts:
+                changed = self.get(request_id)
+                assert changed is not None
+                self._enqueue(posts(changed))
         if taken or to.is_final:
             self._checkpoint()
         request = self.get(request_id)
         assert request is not None
         return request, taken
 
-    def update(self, request_id: str, **fields: Any) -> None:
-        """Write display fields that are not state (card ts, last status, progress)."""
+    def update(self, request_id: str, posts: Iterable[Post] = (), **fields: Any) -> None:
+        """Write display fields that are not state (card ts, last status, progress), and the
+        posts that report them, in one transaction."""
         if "state" in fields:
             raise ValueError("state changes go through transition()")
         values = {k: self._column(k, v) for k, v in fields.items()}
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._write() as db:
-            db.execute(
-                f"UPDATE requests SET {assignments} WHERE id = ?", [*values.values(), request_id]
-            )
+            if values:
+                db.execute(
+                    f"UPDATE requests SET {assignments} WHERE id = ?",
+                    [*values.values(), request_id],
+                )
+            self._enqueue(posts)
 
     def _checkpoint(self) -> None:
         """Fold the WAL into the file and empty it, so deleted secrets leave no old copy."""
@@ -312,8 +358,11 @@ class Store:
 
     # -- approvals ------------------------------------------------------------------
 
-    def add_approval(self, request_id: str, user: str, fingerprint: str) -> bool:
-        """Record `user`'s approval of exactly `fingerprint`; False if already recorded."""
+    def add_approval(
+        self, request_id: str, user: str, fingerprint: str, posts: Iterable[Post] = ()
+    ) -> bool:
+        """Record `user`'s approval of exactly `fingerprint` (and queue `posts`); False if
+        already recorded (nothing queued)."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
@@ -322,17 +371,129 @@ class Store:
             )
             if cursor.rowcount:
                 self._audit(request_id, user, "approval", None, None, "approved")
+                self._enqueue(posts)
             return bool(cursor.rowcount)
 
-    def remove_approval(self, request_id: str, user: str) -> bool:
-        """Withdraw `user`'s approval; False if there was none."""
+    def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:
+        """Withdraw `user`'s approval (and queue `posts`); False if there was none."""
         with self._write() as db:
             cursor = db.execute(
                 "DELETE FROM approvals WHERE request_id = ? AND user = ?", [request_id, user]
             )
             if cursor.rowcount:
                 self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
+                self._enqueue(posts)
             return bool(cursor.rowcount)
+
+    # -- outbox ---------------------------------------------------------------------
+
+    def enqueue(self, posts: Iterable[Post]) -> None:
+        """Queue posts that report no stored change (e.g. "starts at 12:00")."""
+        with self._write():
+            self._enqueue(posts)
+
+    def _enqueue(self, posts: Iterable[Post]) -> None:
+        """Queue `posts` in the current transaction; a waiting post with the same key takes
+        the new text instead (only the latest progress or card is worth sending)."""
+        for post in posts:
+            self._enqueued = True
+            if post.key:
+                cursor = self.db.execute(
+                    "UPDATE outbox SET text = ? WHERE key = ? AND state = 'queued'",
+                    [post.text, post.key],
+                )
+                if cursor.rowcount:
+                    continue
+            self.db["outbox"].insert(
+                {
+                    "kind": post.kind,
+                    "request_id": post.request_id,
+                    "channel": post.channel,
+                    "key": post.key,
+                    "text": post.text,
+                    "state": "queued",
+                    "attempts": 0,
+                    "unsure": 0,
+                    "created_at": _iso(self._clock.now()),
+                }
+            )
+
+    def heads(self) -> list[Queued]:
+        """The oldest waiting post of every lane (channel and kind) not sending one now."""
+        with self._lock:
+            rows = self.db.query(
+                "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox "
+                "WHERE state = 'queued' GROUP BY channel, kind) AND NOT EXISTS (SELECT 1 "
+                "FROM outbox o WHERE o.state = 'sending' AND o.channel = outbox.channel "
+                "AND o.kind = outbox.kind) ORDER BY id"
+            )
+            return [self._queued(r) for r in rows]
+
+    def claim(self, post_id: int) -> Queued | None:
+        """Mark a waiting post as being sent; None when it is not waiting any more."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
+                "WHERE id = ? AND state = 'queued'",
+                [post_id],
+            )
+            if cursor.rowcount != 1:
+                return None
+            row = next(db.query("SELECT * FROM outbox WHERE id = ?", [post_id]))
+        return self._queued(row)
+
+    def sent(self, post_id: int, ts: str | None) -> None:
+        """The post is in the chat (`ts`: its message id, for replies)."""
+        self._settle(post_id, "sent", ts=ts)
+
+    def requeue(self, post_id: int, *, unsure: bool) -> None:
+        """Put a post back in its place; dropped instead when a newer one replaces it."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET state = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 "
+                "FROM outbox o WHERE o.key = outbox.key AND o.state = 'queued' AND o.id > "
+                "outbox.id) THEN 'dropped' ELSE 'queued' END, unsure = ? WHERE id = ?",
+                [int(unsure), post_id],
+            )
+
+    def drop(self, post_id: int, reason: str) -> None:
+        """Give up on a post the chat will never take."""
+        self._settle(post_id, "dropped", error=reason[:200])
+
+    def _settle(self, post_id: int, state: str, **fields: Any) -> None:
+        with self._write() as db:
+            done = {"state": state, "done_at": _iso(self._clock.now())}
+            db["outbox"].update(post_id, {**done, **fields})
+
+    def backlog(self) -> int:
+        """How many posts wait to be sent."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')"
+            ).fetchone()[0]
+
+    def by_reply(self, channel: str, ts: str) -> Request | None:
+        """The request in whose thread the bot posted the message `ts`, or None."""
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "SELECT request_id FROM outbox WHERE channel = ? AND ts = ?", [channel, ts]
+                )
+            )
+        return self.get(rows[0]["request_id"]) if rows else None
+
+    def forget_sent(self, before: datetime) -> int:
+        """Drop settled posts older than `before` (kept a while to recognise thread replies)."""
+        with self._write() as db:
+            return db.execute(
+                "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < ?",
+                [_iso(before)],
+            ).rowcount
+
+    @staticmethod
+    def _queued(row: dict) -> Queued:
+        post = Post(row["kind"], row["request_id"], row["channel"], row["text"] or "", row["key"])
+        return Queued(row["id"], post, row["attempts"], bool(row["unsure"]))
 
     def approvals(self, request_id: str, fingerprint: str) -> list[str]:
         """Users whose approval is bound to `fingerprint` (approvals of anything else are void)."""

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from .clock import SystemClock
 from .config import ConfigError, Settings
+from .core.outbox import Courier
 from .core.ports import Chat, ChecksumVerifier, Clock, ImageInspector, Provider
 from .core.service import Deployments, Timing
 from .scheduler import Jobs
+from .sender import OutboxSender
 from .store import Store, new_request_id
 
 if TYPE_CHECKING:
@@ -77,14 +79,19 @@ class Bot:
     store: Store
     deployments: Deployments
     jobs: Jobs
+    courier: Courier
+    sender: OutboxSender
 
     def start(self) -> None:
-        """Settle what a previous process left in flight, then start the scheduled jobs."""
+        """Start the outbox's sender, settle what a previous process left in flight, then
+        start the scheduled jobs."""
+        self.sender.start()
         self.jobs.start()
 
     def stop(self) -> None:
-        """Stop the jobs and close the store."""
+        """Stop the jobs and the sender, and close the store."""
         self.jobs.stop()
+        self.sender.stop()
         self.store.close()
 
 
@@ -97,8 +104,13 @@ def build_bot(
     clock: Clock | None = None,
     poll: timedelta | None = None,
     new_id: Callable[[], str] = new_request_id,
+    post_interval: float = 1.0,
 ) -> Bot:
-    """Wire a bot for `chat`; `provider`, `inspector`, `clock` and `poll` override settings."""
+    """Wire a bot for `chat`; `provider`, `inspector`, `clock` and `poll` override settings.
+
+    `post_interval` paces the outbox: seconds between two posts of one channel (Slack's
+    limit is about one per second).
+    """
     from .ovhcloud.errors import explain
 
     provider = provider or make_provider(settings)  # configuration errors before any file
@@ -123,4 +135,7 @@ def build_bot(
     )
     jobs = Jobs(deployments)
     deployments.on_approved = jobs.approved
-    return Bot(store, deployments, jobs)
+    courier = Courier(store, store, chat, deployments.card)
+    sender = OutboxSender(courier, interval=post_interval)
+    store.on_enqueue = sender.wake
+    return Bot(store, deployments, jobs, courier, sender)

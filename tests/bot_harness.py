@@ -110,6 +110,7 @@ class BotHarness(ChannelView):
             inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
             clock=self.clock,
         )
+        self.bot.store.on_enqueue = self.bot.courier.drain  # posts go out at once, in order
         self.bot.deployments.reconcile()
         self.server = http_server(self.app, "127.0.0.1", 0, lambda: True, SECRET)
         serve_in_thread(self.server)

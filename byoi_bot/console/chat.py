@@ -51,8 +51,11 @@ class ConsoleChat:
         status = f"{view.status_line} {progress_bar(view.progress_fraction)}".rstrip()
         self._emit(f"  {self._c(CYAN, '▣ card ' + view.request.id)} {self.render(status)}")
 
-    def reply(self, request: Request, text: str) -> None:
+    def reply(
+        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+    ) -> str | None:
         self._emit(f"  {self._c(DIM, '↳ ' + request.id)} {self.render(text)}")
+        return None
 
     def tell(self, user: str, channel: str, text: str) -> None:
         self._emit(f"  {self._c(YELLOW, f'(only {user} sees this)')} {self.render(text)}")

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .checks import Check
 from .progress import Progress
 from .request import DeploySpec, Request
 from .states import State
+
+if TYPE_CHECKING:
+    from .outbox import Post
 
 GiB = 1024**3
 
@@ -159,8 +162,8 @@ class CardView:
 class Chat(Protocol):
     """The chat service, seen from the core (Slack, or the console shell).
 
-    Text uses Slack-style mrkdwn with user text escaped (`core.text.esc`). Adapters
-    must not raise for delivery failures they can retry; the core logs and goes on.
+    Text uses Slack-style mrkdwn with user text escaped (`core.text.esc`). Thread replies
+    and card edits come from the outbox (`core.outbox`), which retries them.
     """
 
     def post_card(self, view: CardView) -> str:
@@ -172,11 +175,18 @@ class Chat(Protocol):
         ...
 
     def update_card(self, view: CardView) -> None:
-        """Redraw the card in place."""
+        """Redraw the card in place (raises `outbox.RetryLater` / `outbox.Undeliverable`)."""
         ...
 
-    def reply(self, request: Request, text: str) -> None:
-        """Post `text` in the card's thread."""
+    def reply(
+        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+    ) -> str | None:
+        """Post `text` in the card's thread; return the message id.
+
+        `post_id` is the outbox's id of the post; with `maybe_posted`, an earlier attempt
+        may have gone through: return that message instead of posting again. Raises
+        `outbox.RetryLater` or `outbox.Undeliverable`; any other error means "maybe posted".
+        """
         ...
 
     def tell(self, user: str, channel: str, text: str) -> None:
@@ -219,14 +229,20 @@ class RequestStore(Protocol):
         reason: str = ...,
         *,
         take_secrets: bool = ...,
+        posts: Callable[[Request], Iterable[Post]] | None = ...,
         **fields: object,
     ) -> tuple[Request, dict | None]: ...
-    def update(self, request_id: str, **fields: object) -> None: ...
+    def update(self, request_id: str, posts: Iterable[Post] = ..., **fields: object) -> None: ...
+    def enqueue(self, posts: Iterable[Post]) -> None: ...
+    def by_reply(self, channel: str, ts: str) -> Request | None: ...
     def secrets(self, request_id: str) -> dict | None: ...
-    def add_approval(self, request_id: str, user: str, fingerprint: str) -> bool: ...
-    def remove_approval(self, request_id: str, user: str) -> bool: ...
+    def add_approval(
+        self, request_id: str, user: str, fingerprint: str, posts: Iterable[Post] = ...
+    ) -> bool: ...
+    def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ...) -> bool: ...
     def approvals(self, request_id: str, fingerprint: str) -> list[str]: ...
     def note(self, request_id: str, actor: str, action: str, reason: str) -> None: ...
     def audit(self, request_id: str | None = None) -> list[dict]: ...
     def first_delivery(self, event_id: str) -> bool: ...
     def forget_events(self, before: datetime) -> int: ...
+    def forget_sent(self, before: datetime) -> int: ...

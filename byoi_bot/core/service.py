@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from . import messages, sent
 from .checks import Check, Severity, blocking
+from .outbox import Post
 from .policy import Policy, PolicySet, Tally
 from .ports import (
     CardView,
@@ -40,6 +41,7 @@ APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark"})
 REJECT_REACTIONS = frozenset({"x", "no_entry"})
 SYSTEM = "byoi-bot"
 CHECKSUM = "checksum"
+PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.FAILED, State.CANCELLED})
 
 
 class Refused(Exception):
@@ -204,10 +206,18 @@ class Deployments:
             self.store.note(request.id, user, "approval_refused", refusal)
             self._tell(user, request, messages.cannot_approve(refusal))
             return
-        if not self.store.add_approval(request.id, user, request.fingerprint):
+        counted = self.store.approvals(request.id, request.fingerprint)
+        if user in counted:
             return
-        tally = self._tally(request, policy, groups)
-        self._reply(request, messages.approval(user, tally))
+        tally = policy.tally([*counted, user], request.requester, groups)
+        posts = [Post.reply(request, messages.approval(user, tally))]
+        if not self.store.add_approval(
+            request.id,
+            user,
+            request.fingerprint,
+            posts if tally.met else [*posts, Post.card(request)],
+        ):
+            return
         if tally.met:
             try:
                 request, _ = self.store.transition(
@@ -216,23 +226,20 @@ class Deployments:
                     State.APPROVED,
                     user,
                     f"quorum reached: {', '.join(tally.counted)}",
+                    posts=lambda r: [Post.reply(r, messages.approved(r)), Post.card(r)],
                 )
             except IllegalTransition:
                 return  # another approval got there first
-            self._reply(request, messages.approved(request))
-            self._redraw(request)
             self.on_approved(request)
-        else:
-            self._redraw(request)
 
     def withdraw(self, request_id: str, user: str) -> None:
         """Remove `user`'s approval while the request still waits for quorum."""
         request = self._get(request_id)
         if request.state is not State.PENDING_APPROVAL:
             return
-        if self.store.remove_approval(request.id, user):
-            self._reply(request, messages.withdrawn(user))
-            self._redraw(request)
+        self.store.remove_approval(
+            request.id, user, [Post.reply(request, messages.withdrawn(user)), Post.card(request)]
+        )
 
     def reject(self, request_id: str, user: str) -> None:
         """❌ from an approver rejects; from the requester it cancels the request."""
@@ -300,7 +307,7 @@ class Deployments:
         if self.is_due(request):
             self.submit(request.id)
         else:
-            self._reply(request, messages.scheduled(request))
+            self.store.enqueue([Post.reply(request, messages.scheduled(request))])
 
     # -- submitting -----------------------------------------------------------------
 
@@ -315,7 +322,7 @@ class Deployments:
         if request.state is not State.APPROVED:
             return request
         if _checksum_pending(request):
-            self._reply(request, messages.checksum_waiting())
+            self.store.enqueue([Post.reply(request, messages.checksum_waiting())])
             return request
         try:
             problem, mark = self._recheck(request)
@@ -383,9 +390,8 @@ class Deployments:
             reason,
             provider_handle=handle,
             last_post_at=now,
+            posts=lambda r: [Post.reply(r, messages.submitted(r)), Post.card(r)],
         )
-        self._reply(request, messages.submitted(request))
-        self._redraw(request)
         return request
 
     # -- checksum ---------------------------------------------------------------------
@@ -447,8 +453,7 @@ class Deployments:
     def _set_checksum(self, request_id: str, check: Check) -> Request:
         request = self._get(request_id)
         request.checks = [c for c in request.checks if c["name"] != CHECKSUM] + [check.to_dict()]
-        self.store.update(request.id, checks=request.checks)
-        self._redraw(request)
+        self.store.update(request.id, [Post.card(request)], checks=request.checks)
         return request
 
     def reconcile(self) -> None:
@@ -522,13 +527,14 @@ class Deployments:
         if progress.signature() != previous.get("signature"):
             self.store.update(
                 request.id,
+                [
+                    Post.reply(request, messages.progress(progress), latest_only=True),
+                    Post.card(request),
+                ],
                 progress=record,
                 last_status=messages.status_line(request, progress),
                 last_post_at=now,
             )
-            request = self._get(request.id)
-            self._reply(request, messages.progress(progress))
-            self._redraw(request, progress)
             return
         self._heartbeat_or_stall(request, progress, now)
 
@@ -536,18 +542,20 @@ class Deployments:
         started = request.submitted_at or now
         previous = request.progress or {}
         if now - started >= self.timing.stall and not previous.get("stall_warned"):
+            self.store.note(request.id, SYSTEM, "stall_warning", "running past the usual time")
             self.store.update(
                 request.id,
+                [Post.reply(request, messages.stalled(request, now - started)), Post.card(request)],
                 progress=previous | {"stall_warned": True},
                 last_status=messages.status_line(request, progress) + " · stalled",
                 last_post_at=now,
             )
-            self.store.note(request.id, SYSTEM, "stall_warning", "running past the usual time")
-            self._reply(request, messages.stalled(request, now - started))
             return
         if now - (request.last_post_at or started) >= self.timing.heartbeat:
-            self.store.update(request.id, last_post_at=now)
-            self._reply(request, messages.heartbeat(progress, now - started))
+            heartbeat = messages.heartbeat(progress, now - started)
+            self.store.update(
+                request.id, [Post.reply(request, heartbeat, latest_only=True)], last_post_at=now
+            )
 
     # -- reading --------------------------------------------------------------------
 
@@ -564,7 +572,7 @@ class Deployments:
         groups = self._groups(policy)
         tally = self._tally(request, policy, groups)
         fraction = progress.fraction_done if progress else None
-        if fraction is None and request.progress and request.state is State.DEPLOYING:
+        if fraction is None and request.progress and request.state in PROGRESS_SHOWN:
             fraction = _fraction(request.progress)
         return CardView(
             request=request,
@@ -594,20 +602,31 @@ class Deployments:
             fields["progress"] = progress.to_dict() | {"signature": progress.signature()}
         try:
             request, _ = self.store.transition(
-                request.id, request.state, to, actor, reason, **fields
+                request.id,
+                request.state,
+                to,
+                actor,
+                reason,
+                posts=lambda r: [
+                    Post.reply(r, messages.finished(r, actor, explanation, now)),
+                    Post.card(r),
+                ],
+                **fields,
             )
         except IllegalTransition:
             return None
-        self._reply(request, messages.finished(request, actor, explanation, now))
-        self._redraw(request, progress)
         return request
 
     def _fail(self, request: Request, expected: State, text: str) -> Request:
         request, _ = self.store.transition(
-            request.id, expected, State.FAILED, SYSTEM, text[:500], finished_at=self.clock.now()
+            request.id,
+            expected,
+            State.FAILED,
+            SYSTEM,
+            text[:500],
+            finished_at=self.clock.now(),
+            posts=lambda r: [Post.reply(r, messages.failed(r, text)), Post.card(r)],
         )
-        self._reply(request, messages.failed(request, text))
-        self._redraw(request)
         return request
 
     def _tally(self, request: Request, policy: Policy, groups: dict) -> Tally:
@@ -635,25 +654,11 @@ class Deployments:
                 groups[group] = frozenset()
         return groups
 
-    def _reply(self, request: Request, text: str) -> None:
-        try:
-            self.chat.reply(request, text)
-        except Exception:
-            log.exception("could not reply in the thread of %s", request.id)
-
     def _tell(self, user: str, request: Request, text: str) -> None:
         try:
             self.chat.tell(user, request.channel, text)
         except Exception:
             log.exception("could not tell %s about %s", user, request.id)
-
-    def _redraw(self, request: Request, progress: Progress | None = None) -> None:
-        if not request.message_ts:
-            return
-        try:
-            self.chat.update_card(self.card(request, progress))
-        except Exception:
-            log.exception("could not update the card of %s", request.id)
 
 
 def _in_thread(work: Callable[[], None]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -14,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from ..core.outbox import RetryLater, Undeliverable
 from ..core.ports import CardView
 from ..core.request import Request
 from ..core.text import truncate
@@ -22,6 +25,10 @@ from .cards import card_blocks
 log = logging.getLogger(__name__)
 
 CARD_REACTIONS = ("white_check_mark", "x")
+OUTBOX_EVENT = "byoi_outbox_post"
+TRANSIENT_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 TEXT_LIMIT = 3900
 GROUP_CACHE_SECONDS = 300
 
@@ -45,6 +52,11 @@ class SlackChat:
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
+        # The outbox's posts: no automatic retries (a retried POST may post twice, a 429
+        # must not hold the sender's thread); the outbox retries, paced and deduplicated.
+        self.once = WebClient(
+            token=client.token, base_url=client.base_url, timeout=client.timeout, retry_handlers=[]
+        )
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
@@ -66,17 +78,60 @@ class SlackChat:
 
     def update_card(self, view: CardView) -> None:
         blocks, text = card_blocks(view)
-        self.client.chat_update(
-            channel=view.request.channel, ts=view.request.message_ts, blocks=blocks, text=text
-        )
+        with _outcome():
+            self.once.chat_update(
+                channel=view.request.channel, ts=view.request.message_ts, blocks=blocks, text=text
+            )
 
-    def reply(self, request: Request, text: str) -> None:
-        self.client.chat_postMessage(
-            channel=request.channel,
-            thread_ts=request.message_ts,
-            text=truncate(text, TEXT_LIMIT),
-            unfurl_links=False,
-        )
+    def reply(
+        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+    ) -> str | None:
+        """Post in the card's thread, tagged with the outbox id (message metadata).
+
+        After an attempt whose outcome is unknown, the thread is read first: a message
+        carrying this outbox id means it went through, and it is not posted again.
+        """
+        with _outcome():
+            if maybe_posted and (ts := self._posted(request, post_id)):
+                return ts
+            answer = self.once.chat_postMessage(
+                channel=request.channel,
+                thread_ts=request.message_ts,
+                text=truncate(text, TEXT_LIMIT),
+                unfurl_links=False,
+                metadata={"event_type": OUTBOX_EVENT, "event_payload": {"post": post_id}},
+            )
+        return answer.get("ts")
+
+    def _posted(self, request: Request, post_id: int) -> str | None:
+        """The thread message carrying `post_id`, if any (needs `channels:history`)."""
+        cursor = None
+        while True:
+            try:
+                page = self.once.conversations_replies(
+                    channel=request.channel,
+                    ts=request.message_ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                if exc.response.status_code == 429:
+                    raise
+                log.warning(
+                    "could not read a thread (%s): posting again", exc.response.get("error")
+                )
+                return None
+            for message in page.get("messages") or []:
+                meta = message.get("metadata") or {}
+                if (
+                    meta.get("event_type") == OUTBOX_EVENT
+                    and (meta.get("event_payload") or {}).get("post") == post_id
+                ):
+                    return message.get("ts")
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
 
     def tell(self, user: str, channel: str, text: str) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=truncate(text, TEXT_LIMIT))
@@ -95,3 +150,29 @@ class SlackChat:
         with self._lock:
             self._groups[group_id] = (time.monotonic(), users)
         return users
+
+
+@contextmanager
+def _outcome() -> Iterator[None]:
+    """Slack's answers in the outbox's terms: 429 → `RetryLater`; 5xx, Slack's own transient
+    errors, timeouts, connection errors pass (maybe posted); any other refusal (e.g.
+    `not_in_channel`, `is_archived`) → `Undeliverable`."""
+    try:
+        yield
+    except SlackApiError as exc:
+        status, error = exc.response.status_code, exc.response.get("error")
+        if status == 429 or error == "ratelimited":
+            raise RetryLater(_retry_after(exc.response.headers)) from None
+        if status >= 500 or error in TRANSIENT_ERRORS:
+            raise
+        raise Undeliverable(str(error or status)) from None
+
+
+def _retry_after(headers: dict) -> float:
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return max(float(value), 0.0)
+            except (TypeError, ValueError):
+                break
+    return 1.0

@@ -158,6 +158,7 @@ class FakeSlack(BackgroundServer):
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.replies": self._conversations_replies,
         }
 
     def _init_state(self) -> None:
@@ -608,6 +609,23 @@ class FakeSlack(BackgroundServer):
         if group not in self.usergroups:
             raise _ApiError("no_such_subteam")
         return {"ok": True, "users": list(self.usergroups[group])}
+
+    def _conversations_replies(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """The parent and its thread (one page); metadata only with include_all_metadata."""
+        self._require(args, "channel", "ts")
+        channel, ts = args["channel"], args["ts"]
+        if (channel, ts) not in self._messages:
+            raise _ApiError("thread_not_found")
+        with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        thread = [
+            self._public({k: v for k, v in m.items() if with_meta or k != "metadata"})
+            for m in self._posted
+            if m["channel"] == channel
+            and not m["ephemeral"]
+            and not m.get("deleted")
+            and (m["ts"] == ts or m.get("thread_ts") == ts)
+        ]
+        return {"ok": True, "messages": thread, "has_more": False}
 
     def _conversations_info(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
         self._require(args, "channel")

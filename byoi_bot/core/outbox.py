@@ -1,0 +1,152 @@
+"""The outbox: what the bot has to say, stored with the state change it reports, sent later.
+
+A state change and its posts are written in one transaction (`RequestStore.transition(...,
+posts=...)`), so a crash or a rate-limited chat never loses an update. A sender drains the
+outbox through `Courier`, one *lane* (channel and kind) at a time:
+
+- thread replies are posted in order; waiting progress posts of one deployment keep only
+  the latest text (their `key`), card edits likewise (a card is drawn when it is sent);
+- a rate limit (`RetryLater`) puts the post back untouched; a post whose outcome is unknown
+  (timeout, 5xx) is put back `unsure`, and the chat checks before posting it again, so
+  nothing is posted twice; a post the chat can never deliver (`Undeliverable`) is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .ports import CardView, Chat, RequestStore
+from .request import Request
+
+log = logging.getLogger(__name__)
+
+REPLY, CARD = "reply", "card"
+GIVE_UP_AFTER = 8  # attempts whose outcome stayed unknown
+MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True)
+class Post:
+    """A thread reply or a card edit of one request; posts with one `key` replace each other."""
+
+    kind: str
+    request_id: str
+    channel: str
+    text: str = ""
+    key: str | None = None
+
+    @classmethod
+    def reply(cls, request: Request, text: str, *, latest_only: bool = False) -> Post:
+        """A reply in the card's thread; `latest_only` for progress that a newer one supersedes."""
+        key = f"progress:{request.id}" if latest_only else None
+        return cls(REPLY, request.id, request.channel, text, key)
+
+    @classmethod
+    def card(cls, request: Request) -> Post:
+        """Redraw the card as it stands when sent."""
+        return cls(CARD, request.id, request.channel, key=f"card:{request.id}")
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A post waiting in the outbox."""
+
+    id: int
+    post: Post
+    attempts: int = 0
+    unsure: bool = False  # a previous attempt may have been posted
+
+    @property
+    def lane(self) -> tuple[str, str]:
+        """Posts of one lane go out in order, paced together."""
+        return (self.post.channel, self.post.kind)
+
+
+class RetryLater(Exception):
+    """The chat refused for now (rate limit): nothing was posted; retry after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds:g} s")
+        self.seconds = seconds
+
+
+class Undeliverable(Exception):
+    """The chat will never take this post (e.g. the bot was removed from the channel)."""
+
+
+class Outbox(Protocol):
+    """The store's side of the outbox."""
+
+    def heads(self) -> list[Queued]:
+        """The oldest waiting post of every lane."""
+        ...
+
+    def claim(self, post_id: int) -> Queued | None:
+        """Mark a waiting post as being sent (None if it is no longer waiting)."""
+        ...
+
+    def sent(self, post_id: int, ts: str | None) -> None: ...
+    def requeue(self, post_id: int, *, unsure: bool) -> None: ...
+    def drop(self, post_id: int, reason: str) -> None: ...
+    def backlog(self) -> int: ...
+
+
+class Courier:
+    """Sends waiting posts through the `Chat` port and records what happened."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        requests: RequestStore,
+        chat: Chat,
+        render: Callable[[Request], CardView],
+    ) -> None:
+        self.outbox = outbox
+        self.requests = requests
+        self.chat = chat
+        self.render = render
+
+    def deliver(self, item: Queued) -> float | None:
+        """Send one post: None when done (sent or dropped), else seconds to wait before retrying."""
+        claimed = self.outbox.claim(item.id)
+        if claimed is None:
+            return None
+        request = self.requests.get(claimed.post.request_id)
+        if request is None or not request.message_ts:
+            self.outbox.drop(claimed.id, "no card to post to")
+            return None
+        try:
+            if claimed.post.kind == CARD:
+                self.chat.update_card(self.render(request))
+                ts = None
+            else:
+                ts = self.chat.reply(
+                    request, claimed.post.text, post_id=claimed.id, maybe_posted=claimed.unsure
+                )
+        except RetryLater as exc:
+            self.outbox.requeue(claimed.id, unsure=claimed.unsure)
+            return max(exc.seconds, 0.0)
+        except Undeliverable as exc:
+            log.warning("post %s in %s dropped: %s", claimed.id, claimed.post.channel, exc)
+            self.outbox.drop(claimed.id, str(exc))
+            return None
+        except Exception as exc:  # timeout, 5xx: it may have been posted
+            log.warning("post %s: outcome unknown, will check and retry", claimed.id, exc_info=exc)
+            if claimed.attempts >= GIVE_UP_AFTER:
+                self.outbox.drop(claimed.id, f"gave up: {type(exc).__name__}")
+                return None
+            self.outbox.requeue(claimed.id, unsure=True)
+            return min(2.0**claimed.attempts, MAX_BACKOFF)
+        self.outbox.sent(claimed.id, ts)
+        return None
+
+    def drain(self) -> None:
+        """Send every waiting post now, unpaced, each lane until its first failure (tests)."""
+        stuck: set[tuple[str, str]] = set()
+        while heads := [h for h in self.outbox.heads() if h.lane not in stuck]:
+            for head in heads:
+                if self.deliver(head) is not None:
+                    stuck.add(head.lane)
