@@ -28,6 +28,7 @@ class OutboxSender:
         self._ready_at: dict[tuple[str, str], float] = {}  # lane -> monotonic time
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._rounds = threading.Condition()
         self._thread: threading.Thread | None = None
 
     @property
@@ -50,6 +51,11 @@ class OutboxSender:
         """Something was queued: look now."""
         self._wake.set()
 
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until nothing is left to send (checked after each round); False on timeout."""
+        with self._rounds:
+            return self._rounds.wait_for(lambda: self.courier.outbox.backlog() == 0, timeout)
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -57,6 +63,8 @@ class OutboxSender:
             except Exception:  # a broken store must not kill the thread
                 log.exception("outbox sender failed; retrying")
                 wait = IDLE_WAIT
+            with self._rounds:
+                self._rounds.notify_all()
             self._wake.wait(wait)
             self._wake.clear()
 

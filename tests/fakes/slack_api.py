@@ -70,6 +70,7 @@ class Fault:
     status: int
     retry_after: int | None
     count: int
+    after_handling: bool = False
 
 
 class _Server(ThreadingHTTPServer):
@@ -137,6 +138,8 @@ class FakeSlack(BackgroundServer):
         self.calls: list[Call] = []
         self._cond = threading.Condition(threading.RLock())
         self._faults: list[Fault] = []
+        self._pace: tuple[float, frozenset[str]] | None = None
+        self._last_accepted: dict[tuple[str, str], float] = {}
         super().__init__()
         self._init_state()
         self._handlers: dict[str, Callable[[dict[str, Any], str | None], dict[str, Any]]] = {
@@ -288,15 +291,35 @@ class FakeSlack(BackgroundServer):
         status: int = 429,
         retry_after: int | None = 1,
         count: int = 1,
+        after_handling: bool = False,
     ) -> None:
         """Make the next ``count`` calls to ``method`` fail.
 
         ``status=429``: HTTP 429 with ``Retry-After: retry_after`` and
         ``{"ok": false, "error": error}``. ``status=500/503``: that status with the same
         JSON body. ``status=200``: a plain API error (``{"ok": false, "error": error}``).
+        ``after_handling``: the call takes effect (a message is posted) and *then* fails, as
+        when a response is lost: the caller cannot know it went through.
         """
         with self._cond:
-            self._faults.append(Fault(method, error, status, retry_after, count))
+            self._faults.append(Fault(method, error, status, retry_after, count, after_handling))
+
+    def limit_per_channel(
+        self, interval: float = 1.0, methods: tuple[str, ...] = ("chat.postMessage",)
+    ) -> None:
+        """Enforce Slack's pace: one accepted call of `methods` per channel per `interval`
+        seconds; faster calls get HTTP 429 with ``Retry-After`` (seconds, fractional when
+        `interval` < 1 so scaled-down runs stay scaled)."""
+        with self._cond:
+            self._pace = (interval, frozenset(methods))
+
+    def accepted(self, method: str, channel: str | None = None) -> list[Call]:
+        """Successful calls to `method` (optionally in one channel), oldest first."""
+        return [
+            c
+            for c in self.calls_to(method)
+            if c.ok and (channel is None or c.args.get("channel") == channel)
+        ]
 
     def _take_fault(self, method: str) -> Fault | None:
         for f in self._faults:
@@ -367,6 +390,12 @@ class FakeSlack(BackgroundServer):
             if error:
                 return 200, {"ok": False, "error": error}, {}
         fault = self._take_fault(call.method)
+        if fault is not None and fault.after_handling and handler is not None:
+            with contextlib.suppress(_ApiError):
+                handler(call.args, call.token)
+            return fault.status, {"ok": False, "error": fault.error}, {}
+        if fault is None and (limited := self._rate_limited(call)) is not None:
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": limited}
         if fault is not None:
             headers = {}
             if fault.status == 429 and fault.retry_after is not None:
@@ -378,6 +407,17 @@ class FakeSlack(BackgroundServer):
             return 200, handler(call.args, call.token), {}
         except _ApiError as e:
             return 200, {"ok": False, "error": str(e)}, {}
+
+    def _rate_limited(self, call: Call) -> str | None:
+        """The Retry-After to answer when `call` comes too soon after the last one, else None."""
+        if self._pace is None or call.method not in self._pace[1]:
+            return None
+        interval, key = self._pace[0], (call.method, str(call.args.get("channel")))
+        wait = self._last_accepted.get(key, float("-inf")) + interval - call.time
+        if wait > 0:
+            return f"{wait:.3f}" if interval < 1 else str(max(1, round(wait + 0.5)))
+        self._last_accepted[key] = call.time
+        return None
 
     def _auth_error(self, call: Call) -> str | None:
         if not call.token:
