@@ -36,7 +36,7 @@ import struct
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import NoReturn
 from urllib.parse import urlsplit
 
@@ -89,9 +89,10 @@ class Status:
 
 @dataclass(frozen=True)
 class List:
-    """Active requests and deployments; `all` adds recent history."""
+    """Active requests of this channel; `all`: recent history of every channel, by pages."""
 
     all: bool
+    page: int = 1
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,10 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
         f"/byoi status {EXAMPLE_SERVER}",
     ),
     SubCommand(
-        "list", "[all]", "active requests and deployments (all: recent history too)", "/byoi list"
+        "list",
+        "[all [page <n>]]",
+        "active requests here (all: every channel's history, by pages)",
+        "/byoi list",
     ),
     SubCommand(
         "cancel",
@@ -370,7 +374,8 @@ OPTIONS: tuple[Option, ...] = (
         "at",
         "at",
         "<ISO time>|<HH:MM>",
-        "start once approved, not before this time (UTC; HH:MM is the next such time)",
+        "start once approved, not before this time (UTC unless a zone is given, e.g. "
+        "`09:00+01:00`; HH:MM is the next such time)",
         "at=06:30",
     ),
 )
@@ -601,17 +606,27 @@ def _status(args: list[str]) -> Status:
 
 
 def _list(args: list[str]) -> List:
-    _at_most("list", args, 1)
+    _at_most("list", args, 3)
     if not args:
         return List(False)
-    if args[0].lower() != "all":
+    words = [a.lower() for a in args]
+    if words[0] != "all" or (len(words) > 1 and (words[1:2] != ["page"] or len(words) != 3)):
         _fail(
             "all",
-            f"`list` takes only `all`, not `{_show(args[0], 40)}`.",
-            "`/byoi list` or `/byoi list all`",
-            "/byoi list all",
+            f"`list` takes `all` and `page <n>`, not `{_show(' '.join(args), 40)}`.",
+            "`/byoi list`, `/byoi list all` or `/byoi list all page 2`",
+            "/byoi list all page 2",
         )
-    return List(True)
+    if len(words) == 1:
+        return List(True)
+    if not words[2].isdigit() or not 1 <= int(words[2]) <= 1000:
+        _fail(
+            "page",
+            f"`{_show(args[2], 20)}` is not a page number.",
+            "a page number from 1 to 1000",
+            "/byoi list all page 2",
+        )
+    return List(True, int(words[2]))
 
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,40}")
@@ -1074,7 +1089,7 @@ def _config_drive(option: Option, raw: str, now: datetime) -> bool:
     return _SWITCH[value]
 
 
-_HHMM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+_HHMM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])(Z|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?")
 
 
 def _at(option: Option, raw: str, now: datetime) -> datetime:
@@ -1086,7 +1101,8 @@ def _at(option: Option, raw: str, now: datetime) -> datetime:
         _option_error(
             option,
             f"`{_show(value, 40)}` is not a time.",
-            "an ISO 8601 time like `2026-12-01T06:00Z` (UTC if no zone) or `HH:MM` (UTC)",
+            "an ISO 8601 time like `2026-12-01T06:00+01:00` (UTC if no zone) or `HH:MM`, "
+            "optionally with a zone offset (`09:00+01:00`)",
         )
     if when <= now:
         _option_error(
@@ -1098,9 +1114,16 @@ def _at(option: Option, raw: str, now: datetime) -> datetime:
 
 
 def _next_time(now: datetime, clock: re.Match) -> datetime:
-    when = now.replace(hour=int(clock.group(1)), minute=int(clock.group(2)), second=0)
+    """The next `HH:MM` after `now`, in the zone offset given (UTC without one)."""
+    offset = (clock.group(3) or "Z").replace(":", "")
+    zone = UTC
+    if offset != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+    local = now.astimezone(zone)
+    when = local.replace(hour=int(clock.group(1)), minute=int(clock.group(2)), second=0)
     when = when.replace(microsecond=0)
-    return when if when > now else when + timedelta(days=1)
+    return (when if when > local else when + timedelta(days=1)).astimezone(UTC)
 
 
 def _iso_utc(value: str) -> datetime:
@@ -1141,7 +1164,7 @@ def help_text(topic: str | None = None) -> str:
     """Help generated from the grammar: everything, or one sub-command or deploy option.
 
     >>> print(help_text("list"))
-    `/byoi list [all]`: active requests and deployments (all: recent history too)
+    `/byoi list [all [page <n>]]`: active requests here (all: every channel's history, by pages)
     Example: `/byoi list`
     """
     topic = (topic or "").lower().rstrip("=")

@@ -2,6 +2,7 @@
 
 Adapters parse text with `commands.parse`, call `run_command`, and show the answer to the
 user alone (ephemeral). The request card and thread posts come from the workflow itself.
+Every answer fits one Slack message (`ANSWER_LIMIT`): long lists are paged or summarised.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ from . import commands
 from .core import messages
 from .core.service import Deployments, Refused
 from .core.states import State
-from .core.text import esc
+from .core.text import esc, truncate
+
+ANSWER_LIMIT = 3900  # Slack splits messages near 4,000 characters
+PAGE = 20
+LISTED_UP_TO = 15  # more active deployments than this are counted per state
+RUNNING = (State.APPROVED, State.SUBMITTING, State.DEPLOYING)
 
 
 def run_command(
@@ -18,9 +24,10 @@ def run_command(
 ) -> str:
     """Execute `command` for `user` in `channel`; return the answer for the user."""
     try:
-        return _run(deployments, command, user, channel)
+        answer = _run(deployments, command, user, channel)
     except Refused as exc:
-        return "\n".join(exc.reasons)
+        answer = "\n".join(exc.reasons)
+    return _fit(answer)
 
 
 def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> str:
@@ -30,20 +37,40 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
         case commands.Deploy(spec=spec) if spec is not None:
             request = d.request(spec, user, channel)
             return f"Request `{request.id}` is posted; it needs approval before anything happens."
-        case commands.Status(target=None):
-            active = d.store.in_states([State.APPROVED, State.SUBMITTING, State.DEPLOYING])
-            return messages.listing("Active deployments", active, "No deployment is running.")
+        case commands.Status(target=None | "all" as target):
+            active = d.store.in_states(RUNNING)
+            if target is None:
+                active = [r for r in active if r.channel == channel]
+            if len(active) > LISTED_UP_TO:
+                return messages.counted("Active deployments", active)
+            return messages.listing(
+                "Active deployments",
+                active,
+                "No deployment is running here. `/byoi status all` looks in every channel.",
+            )
         case commands.Status(target=target):
             found = d.find(target)
+            if not found and "." in target:  # request ids hold no dots: a server name
+                return messages.no_request_for(target)
             if not found:
                 return messages.unknown_request(target)
             return "\n".join(messages.summary_line(r) for r in found)
-        case commands.List(all=show_all):
-            requests = d.store.recent(20) if show_all else d.store.active()
-            title = "Recent requests" if show_all else "Active requests"
+        case commands.List(all=False):
+            active = [r for r in d.store.active() if r.channel == channel]
+            if len(active) > LISTED_UP_TO:
+                return messages.counted("Active requests", active)
             return messages.listing(
-                title, requests, "Nothing is active. `/byoi list all` shows history."
+                "Active requests",
+                active,
+                "Nothing is active here. `/byoi list all` shows every channel's history.",
             )
+        case commands.List(all=True, page=page):
+            found = d.store.recent(PAGE * page + 1)
+            shown, more = found[PAGE * (page - 1) : PAGE * page], len(found) > PAGE * page
+            title = f"Recent requests, page {page}"
+            if more:
+                title += f" (older: `/byoi list all page {page + 1}`)"
+            return messages.listing(title, shown, f"No requests on page {page}.")
         case commands.Cancel(request_id=request_id):
             return d.cancel(request_id, user)
         case commands.History(server=server):
@@ -52,3 +79,18 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
                 f"History of {esc(server)}", past, f"No deployments of {esc(server)} yet."
             )
     raise AssertionError(f"unhandled command {command!r}")
+
+
+def _fit(answer: str) -> str:
+    """`answer` cut at a line break to fit one message, saying that it was cut."""
+    if len(answer) <= ANSWER_LIMIT:
+        return answer
+    note = "\n… cut to fit one message: `/byoi list all page 2` and the App Home show more."
+    lines, size = [], len(note)
+    for line in answer.splitlines():
+        line = truncate(line, ANSWER_LIMIT - len(note) - 1)
+        if size + len(line) + 1 > ANSWER_LIMIT:
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines) + note

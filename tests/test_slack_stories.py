@@ -279,7 +279,8 @@ def test_a_scheduled_deploy_starts_at_its_time(harness):
     at = h.clock.now() + timedelta(hours=3)  # relative to the bot's clock, never to today
     card = deploy(h, extra=f"at={at:%Y-%m-%dT%H:%M:%SZ}")
     h.react(APPROVER, ts=card["ts"])
-    h.wait_thread(card["ts"], f"Scheduled: the deployment starts at {at:%Y-%m-%d %H:%M} UTC")
+    h.wait_thread(card["ts"], "Scheduled: the deployment starts at <!date^")
+    assert f"|{at:%Y-%m-%d %H:%M} UTC>" in h.thread(card["ts"])[-1]  # each reader: local time
     assert state_of(h) is State.APPROVED and h.starts() == 0
     job = h.bot.jobs.scheduler.get_job(f"submit:{h.bot.store.recent(1)[0].id}")
     assert job is not None

@@ -13,7 +13,7 @@ from .ports import Explanation
 from .progress import Progress
 from .request import Request
 from .states import State
-from .text import duration, esc, mention, progress_bar
+from .text import duration, esc, local_time, mention, progress_bar
 
 STATE_ICONS = {
     State.PENDING_APPROVAL: "⏳",
@@ -88,7 +88,7 @@ def withdrawn(user: str) -> str:
 
 
 def scheduled(request: Request) -> str:
-    when = request.spec.at.strftime("%Y-%m-%d %H:%M UTC") if request.spec.at else "now"
+    when = local_time(request.spec.at) if request.spec.at else "now"
     return f"🕒 Scheduled: the deployment starts at {when}."
 
 
@@ -227,7 +227,7 @@ def summary_line(request: Request) -> str:
     line = (
         f"{STATE_ICONS[request.state]} {label(request)} {request.state} · "
         f"{esc(request.spec.display_url)} · by {mention(request.requester)} · "
-        f"{request.created_at:%Y-%m-%d %H:%M} UTC"
+        f"{local_time(request.created_at)}"
     )
     if request.state is State.DEPLOYING and request.last_status:
         line += f" · {esc(request.last_status)}"
@@ -256,3 +256,31 @@ def checksum_failed(message: str) -> str:
 
 def checksum_crashed() -> str:
     return "the checksum could not be verified (an internal error; see the bot's log)."
+
+
+def vote_on_the_card(request: Request, reaction: str) -> str:
+    return (
+        f"Your :{reaction}: is on a reply in the thread of {label(request)}, so it was not "
+        "counted. Votes count on the request card itself: react there (or use its buttons)."
+    )
+
+
+def counted(title: str, requests: list[Request]) -> str:
+    """Too many to list: how many per state, and where to see them one by one."""
+    per_state: dict[State, int] = {}
+    for request in requests:
+        per_state[request.state] = per_state.get(request.state, 0) + 1
+    lines = [f"*{title}: {len(requests):,}*"]
+    lines += [f"{STATE_ICONS[s]} {s}: {n:,}" for s, n in per_state.items()]
+    lines.append(
+        "The bot's App Home (open byoi-bot, tab Home) shows them one by one; "
+        "`/byoi status <server>` shows one."
+    )
+    return "\n".join(lines)
+
+
+def no_request_for(server: str) -> str:
+    return (
+        f"No request for server `{esc(server)}` yet. `/byoi list all` shows recent requests; "
+        f"`/byoi deploy {esc(server)} <image URL>` asks for one."
+    )

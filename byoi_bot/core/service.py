@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from . import messages, sent
 from .checks import Check, Severity, blocking
-from .outbox import Post
+from .outbox import Post, Undeliverable
 from .policy import Policy, PolicySet, Tally
 from .ports import (
     CardView,
@@ -37,7 +37,7 @@ from .states import IllegalTransition, State
 
 log = logging.getLogger(__name__)
 
-APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark"})
+APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_box_with_check"})
 REJECT_REACTIONS = frozenset({"x", "no_entry"})
 SYSTEM = "byoi-bot"
 CHECKSUM = "checksum"
@@ -140,12 +140,13 @@ class Deployments:
             raise Refused([messages.busy(spec.server, exc.other)]) from None
         try:
             ts = self.chat.post_card(self.card(request))
-        except Exception:
+        except Exception as exc:
             log.exception("could not post the card of %s; cancelling it", request.id)
             self.store.transition(
                 request.id, State.PENDING_APPROVAL, State.CANCELLED, SYSTEM, "card not posted"
             )
-            raise Refused([messages.card_failed()]) from None
+            why = str(exc) if isinstance(exc, Undeliverable) else messages.card_failed()
+            raise Refused([why]) from None
         self.store.update(request.id, message_ts=ts)
         request.message_ts = ts
         try:
@@ -175,11 +176,19 @@ class Deployments:
     # -- approving ------------------------------------------------------------------
 
     def react(self, channel: str, ts: str, user: str, reaction: str, added: bool) -> None:
-        """A reaction on a message: approve/reject/withdraw when it is a card's ✅ or ❌."""
+        """A reaction on a message: approve/reject/withdraw when it is a card's ✅ or ❌.
+
+        Skin tones do not matter (``white_check_mark::skin-tone-3``). A vote on one of the
+        bot's thread replies instead of the card is not counted, and its author is told.
+        """
+        reaction = reaction.split("::", 1)[0]
         if reaction not in APPROVE_REACTIONS | REJECT_REACTIONS:
             return
         request = self.store.by_message(channel, ts)
         if request is None:
+            reply_of = self.store.by_reply(channel, ts) if added else None
+            if reply_of is not None:
+                self._tell(user, reply_of, messages.vote_on_the_card(reply_of, reaction))
             return
         if reaction in REJECT_REACTIONS:
             if added:

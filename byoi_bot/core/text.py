@@ -6,7 +6,7 @@ User-supplied values always go through `esc()`, so nothing typed by a user can p
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 ELLIPSIS = "…"
 
@@ -28,6 +28,16 @@ def truncate(text: str, limit: int) -> str:
 def mention(user: str) -> str:
     """A mention of a user ID (``<@U123>``); adapters render it their own way."""
     return f"<@{user}>"
+
+
+def local_time(when: datetime) -> str:
+    """A time each reader sees in their own zone (Slack's ``<!date^…>``), UTC as fallback.
+
+    >>> local_time(datetime(2026, 12, 1, 6, 0, tzinfo=UTC))
+    '<!date^1796104800^{date_short_pretty} at {time}|2026-12-01 06:00 UTC>'
+    """
+    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def duration(delta: timedelta | float) -> str:

@@ -26,6 +26,24 @@ log = logging.getLogger(__name__)
 
 CARD_REACTIONS = ("white_check_mark", "x")
 OUTBOX_EVENT = "byoi_outbox_post"
+CHANNEL_ERRORS = {
+    "not_in_channel": (
+        "byoi-bot is not in this channel, so it cannot post the request card. Invite it "
+        "with `/invite @byoi-bot`, then run the command again. Nothing was changed."
+    ),
+    "channel_not_found": (
+        "byoi-bot cannot post here (a direct message, or a channel it cannot see). Run "
+        "`/byoi deploy` in a channel byoi-bot is in (`/invite @byoi-bot`). Nothing was changed."
+    ),
+    "is_archived": (
+        "This channel is archived, so byoi-bot cannot post the request card. Use an active "
+        "channel. Nothing was changed."
+    ),
+    "restricted_action": (
+        "Slack's settings do not let byoi-bot post in this channel (an admin restricted "
+        "posting). Use another channel, or ask a workspace admin. Nothing was changed."
+    ),
+}
 TRANSIENT_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -61,10 +79,17 @@ class SlackChat:
         self._lock = threading.Lock()
 
     def post_card(self, view: CardView) -> str:
+        """Post the card; a channel the bot cannot post in raises `Undeliverable`, in words."""
         blocks, text = card_blocks(view)
-        answer = self.client.chat_postMessage(
-            channel=view.request.channel, blocks=blocks, text=text, unfurl_links=False
-        )
+        try:
+            answer = self.client.chat_postMessage(
+                channel=view.request.channel, blocks=blocks, text=text, unfurl_links=False
+            )
+        except SlackApiError as exc:
+            why = CHANNEL_ERRORS.get(exc.response.get("error"))
+            if why:
+                raise Undeliverable(why) from None
+            raise
         return answer["ts"]
 
     def offer_votes(self, request: Request) -> None:

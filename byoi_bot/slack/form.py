@@ -12,6 +12,7 @@ from datetime import datetime
 
 from .. import commands
 from ..core.request import DeploySpec
+from ..core.text import esc
 
 CALLBACK_ID = "byoi_deploy_form"
 
@@ -79,7 +80,9 @@ def spec_from_submission(view: dict, *, now: datetime) -> tuple[str, DeploySpec]
     for key, *_ in FIELDS:
         multiple = key in ("header", "metadata")
         lines = values.get(key, "").splitlines() if multiple else [values.get(key, "")]
-        parts.extend(f"{key}={_quote(line.strip())}" for line in lines if line.strip())
+        # Form values are raw text, unlike a slash command's: escape them so the grammar's
+        # Slack unescaping gives back exactly what was typed (`R&D <prod>` stays so).
+        parts.extend(f"{key}={_quote(esc(line.strip()))}" for line in lines if line.strip())
     command = commands.parse(" ".join(parts), now=now)
     assert isinstance(command, commands.Deploy) and command.spec is not None
     spec = command.spec
