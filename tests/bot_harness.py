@@ -124,6 +124,7 @@ class BotHarness(ChannelView):
     def _stop_bot(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.app.finish_background()
         self.bot.jobs.stop()
         self.bot.store.close()
 

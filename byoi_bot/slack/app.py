@@ -71,6 +71,7 @@ def build_app(
         ignoring_self_events_enabled=True,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
     )
+    app.background = (preflights, work)
 
     @app.command("/byoi")
     def on_byoi(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
@@ -222,6 +223,13 @@ class _GuardedApp(App):
     400 and logged, nothing else happens. (In HTTP mode the signature, timestamp included,
     is checked before Bolt runs: see `modes.http_server`.)
     """
+
+    background: tuple[Work, ...] = ()  # the bot's executors, see `build_app`
+
+    def finish_background(self) -> None:
+        """Let the work handed over after acks finish (before the store closes)."""
+        for work in self.background:
+            work.shutdown(wait=True)
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         body = req.body
