@@ -222,8 +222,8 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
     ),
     SubCommand(
         "status",
-        "[<server>|<id>]",
-        "state of one deployment, or of all active ones",
+        "[<server>|<id>|all]",
+        "state of one deployment, or of those active here (all: in every channel)",
         f"/byoi status {EXAMPLE_SERVER}",
     ),
     SubCommand(

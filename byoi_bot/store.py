@@ -359,10 +359,16 @@ class Store:
     # -- approvals ------------------------------------------------------------------
 
     def add_approval(
-        self, request_id: str, user: str, fingerprint: str, posts: Iterable[Post] = ()
+        self,
+        request_id: str,
+        user: str,
+        fingerprint: str,
+        posts: Callable[[list[str]], Iterable[Post]] | None = None,
     ) -> bool:
-        """Record `user`'s approval of exactly `fingerprint` (and queue `posts`); False if
-        already recorded (nothing queued)."""
+        """Record `user`'s approval of exactly `fingerprint`; False if already recorded.
+
+        `posts`, given the approvals of `fingerprint` this one included, says what to tell
+        the chat (queued in the same transaction)."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
@@ -371,7 +377,8 @@ class Store:
             )
             if cursor.rowcount:
                 self._audit(request_id, user, "approval", None, None, "approved")
-                self._enqueue(posts)
+                if posts:
+                    self._enqueue(posts(self.approvals(request_id, fingerprint)))
             return bool(cursor.rowcount)
 
     def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:

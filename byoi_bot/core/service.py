@@ -215,18 +215,16 @@ class Deployments:
             self.store.note(request.id, user, "approval_refused", refusal)
             self._tell(user, request, messages.cannot_approve(refusal))
             return
-        counted = self.store.approvals(request.id, request.fingerprint)
-        if user in counted:
+        tallied: list[Tally] = []
+
+        def posts(approvals: list[str]) -> list[Post]:  # the approvals with this one
+            tallied.append(policy.tally(approvals, request.requester, groups))
+            said = Post.reply(request, messages.approval(user, tallied[0]))
+            return [said] if tallied[0].met else [said, Post.card(request)]
+
+        if not self.store.add_approval(request.id, user, request.fingerprint, posts):
             return
-        tally = policy.tally([*counted, user], request.requester, groups)
-        posts = [Post.reply(request, messages.approval(user, tally))]
-        if not self.store.add_approval(
-            request.id,
-            user,
-            request.fingerprint,
-            posts if tally.met else [*posts, Post.card(request)],
-        ):
-            return
+        tally = tallied[0]
         if tally.met:
             try:
                 request, _ = self.store.transition(

@@ -1,14 +1,18 @@
-"""Run modes: Socket Mode (default, no public URL) or HTTP (`/slack/events`, `/healthz`)."""
+"""Run modes: Socket Mode (default, no public URL) or HTTP (`/slack/events`, `/healthz`).
+
+HTTP mode serves through waitress in this process (see `slack.http`); SIGTERM stops it
+gracefully: no new connections, the requests received are answered, the work handed over
+after acks finishes, then the scheduler and the outbox's sender stop.
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -21,6 +25,7 @@ from ..config import ConfigError, Settings, token_problem
 from ..wiring import Bot, CannotStart, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
+from .http import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +60,10 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
                 server = http_server(app, host, port, healthy, settings.slack_signing_secret)
             except OSError as exc:
                 raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            signal.signal(signal.SIGTERM, lambda *_: server.stop_in_background())
             log.info("listening on http://%s:%s/slack/events", host, server.server_port)
             server.serve_forever()
+            log.info("stopped serving; finishing the work in hand")
         else:
             try:
                 SocketModeHandler(app, settings.slack_app_token).start()
@@ -68,6 +75,7 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
             except OSError as exc:  # URLError too
                 raise CannotStart(_unreachable(settings.slack_api_url, exc)) from None
     finally:
+        app.finish_background()
         bot.stop()
     return 0
 
@@ -99,19 +107,10 @@ def _unreachable(api_url: str, exc: OSError) -> str:
     return f"cannot reach Slack at {api_url} (SLACK_API_URL): {reason}"
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("http: " + format, *args)
-
-
 def http_server(
     app: App, host: str, port: int, health: Callable[[], bool], signing_secret: str
-) -> WSGIServer:
-    """A threaded WSGI server: Bolt at `/slack/events`, a health check at `/healthz`.
+) -> HttpServer:
+    """The HTTP server: Bolt at `/slack/events`, a health check at `/healthz`.
 
     The signature is checked before Bolt parses anything, so an unsigned or forged body,
     however malformed, gets a 401 and never reaches a listener.
@@ -135,9 +134,7 @@ def http_server(
             log.warning("signed request Bolt could not read: answered 400", exc_info=True)
             return _answer(start_response, 400, {"error": "malformed request"})
 
-    return make_server(
-        host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-    )
+    return HttpServer(wsgi, host, port)
 
 
 def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
@@ -153,8 +150,8 @@ def _answer(start_response: Callable, status: int, body: dict) -> list[bytes]:
     return [json.dumps(body).encode()]
 
 
-def serve_in_thread(server: WSGIServer) -> threading.Thread:
+def serve_in_thread(server: HttpServer) -> threading.Thread:
     """Serve `server` from a daemon thread (tests, benchmarks)."""
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return thread

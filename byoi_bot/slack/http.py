@@ -1,0 +1,87 @@
+"""The HTTP mode's server: waitress, in the bot's own process, with a graceful stop.
+
+Why waitress: it is a maintained, pure-Python production WSGI server that runs *inside* this
+process (the scheduler, the poller and the outbox's sender must exist once, next to the
+store), serves HTTP/1.1 with keep-alive from one event loop and a pool of threads, and takes
+a real listen backlog. A pre-fork server (gunicorn) would need its worker hooks to start the
+bot in the worker process and its master process to relay signals; waitress needs neither.
+
+`stop()` is graceful: the listening socket closes first (new connections are refused), the
+requests already received are answered (acks included), then the connections close.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+log = logging.getLogger(__name__)
+
+THREADS = 16  # request threads: they check the signature and wait for Bolt's ack
+BACKLOG = 1024  # connections the kernel queues before the loop accepts them
+KEEP_ALIVE = 75  # seconds an idle keep-alive connection stays open
+GRACE = 10.0  # seconds to finish in-flight requests on stop
+
+
+class HttpServer:
+    """A WSGI app served by waitress on `host:port` (port 0: any free port)."""
+
+    def __init__(self, app: Callable, host: str, port: int, *, threads: int = THREADS) -> None:
+        self._server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            backlog=BACKLOG,
+            channel_timeout=KEEP_ALIVE,
+            connection_limit=1000,
+            asyncore_use_poll=True,
+            expose_tracebacks=False,
+            ident="byoi-bot",
+        )
+        self._stopped = threading.Event()
+
+    @property
+    def server_port(self) -> int:
+        return self._server.effective_port
+
+    def serve_forever(self) -> None:
+        """Serve until `stop()` (from another thread or a signal handler)."""
+        try:
+            self._server.run()
+        finally:
+            self._stopped.set()
+
+    def stop(self, grace: float = GRACE) -> None:
+        """Refuse new connections, answer what was received (up to `grace` s), then close."""
+        server = self._server
+        server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+        deadline = time.monotonic() + grace
+        while not self._idle() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._stopped.wait(grace)
+
+    def stop_in_background(self) -> None:
+        """`stop()` from a thread of its own: what a SIGTERM handler calls."""
+        threading.Thread(target=self.stop, name="byoi-http-stop", daemon=True).start()
+
+    def _idle(self) -> bool:
+        dispatcher = self._server.task_dispatcher
+        with dispatcher.lock:
+            busy = dispatcher.active_count or dispatcher.queue
+        channels = list(self._server.active_channels.values())
+        return not busy and not any(c.requests or c.total_outbufs_len for c in channels)
+
+    # the names of the standard library's servers, for tests and benchmarks
+    def shutdown(self) -> None:
+        self.stop()
+
+    def server_close(self) -> None:
+        """Nothing left to close after `stop()`."""
