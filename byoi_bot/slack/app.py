@@ -62,7 +62,7 @@ def build_app(
     everything else (answers, votes, reactions) on `work`, so a burst of slow preflights
     delays neither an ack nor a `help`.
     """
-    preflights = preflights or Work(workers=8, queue=32)
+    preflights = preflights or Work(workers=16, queue=48)
     work = work or Work(workers=4, queue=64)
     app = _GuardedApp(
         client=client,
