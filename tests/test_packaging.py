@@ -51,13 +51,17 @@ def test_app_manifest_is_valid_against_slacks_schema():
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "reaction_added",
         "reaction_removed",
+        "app_home_opened",
     }
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "commands",
         "chat:write",
         "reactions:read",
         "reactions:write",
         "usergroups:read",
+        "channels:history",
+        "groups:history",
     }
 
 

@@ -90,6 +90,7 @@ class Deployments:
         self.new_id = new_id
         self.timing = timing
         self.on_approved = on_approved or self.submit_when_due
+        self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
         self._in_flight: set[str] = set()  # ids whose start call is under way here
         self._in_flight_lock = threading.Lock()
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
@@ -501,12 +502,14 @@ class Deployments:
 
     def poll(self, request: Request) -> None:
         """Read one deployment's progress and tell the thread what changed."""
+        now = self.clock.now()
         try:
             progress = self.provider.progress(request.spec.server, request.provider_handle or "")
         except ProviderError as exc:
             log.warning("poll %s: %s (retrying next cycle)", request.id, exc.explanation.summary)
+            self.provider_seen = (False, now)
             return
-        now = self.clock.now()
+        self.provider_seen = (True, now)
         if progress.phase is Phase.DONE:
             self._finish(request, State.DONE, SYSTEM, "OVHcloud reports done", progress)
             return
@@ -565,6 +568,11 @@ class Deployments:
             )
 
     # -- reading --------------------------------------------------------------------
+
+    def may_vote(self, request: Request, user: str) -> bool:
+        """True when `user` may approve or reject `request` (its policy, its groups)."""
+        policy = self._policy(request)
+        return policy.may_approve(user, request.requester, self._groups(policy)) is None
 
     def find(self, target: str) -> list[Request]:
         """Requests matching a request id or a server name (active first, then latest)."""

@@ -6,13 +6,15 @@ the same event are recognised by `event_id` in the store and counted once.
 
 Everything in a payload is treated as hostile: a missing or oddly typed field is ignored
 (events, buttons) or answered in plain words (commands, the form), never a stack trace and
-never a 5xx that makes Slack retry. A vote button counts only on the card it belongs to.
+never a 5xx that makes Slack retry. A vote button counts only on the card it belongs to (or
+on the App Home, whose buttons name their request).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
@@ -20,12 +22,14 @@ from slack_sdk import WebClient
 
 from .. import commands
 from ..core import messages
+from ..core.home import home_of
 from ..core.service import Deployments, Refused
 from ..core.text import esc, truncate
 from ..dispatch import run_command
 from ..store import Store
 from .cards import APPROVE_ACTION, REJECT_ACTION
 from .form import CALLBACK_ID, deploy_modal, spec_from_submission
+from .home import home_view
 from .work import BUSY, Work
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ def build_app(
     *,
     preflights: Work | None = None,
     work: Work | None = None,
+    scheduler_running: Callable[[], bool] = lambda: True,
 ) -> App:
     """A Bolt app whose listeners ack, then drive `deployments` on the bot's own threads.
 
@@ -170,16 +175,34 @@ def build_app(
         if not work.submit(deployments.react, channel, ts, user, reaction, added):
             _tell(app.client, channel, user, BUSY)
 
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict, client: WebClient) -> None:
+        user = _text(event, "user")
+        if user and event.get("tab", "home") == "home":
+            work.submit(_publish_home, client, user)
+
+    def _publish_home(client: WebClient, user: str) -> None:
+        try:
+            home = home_of(deployments, user, scheduler_running)
+            client.views_publish(user_id=user, view=home_view(home))
+        except Exception as exc:
+            log.warning("could not publish the App Home of %s: %s", user, type(exc).__name__)
+
+    def _vote_and_redraw(vote, body: dict, action: dict, respond: Respond, client) -> None:
+        _vote(vote, store, body, action, respond)
+        if _text(body.get("container"), "type") == "view":  # pressed on the App Home
+            _publish_home(client, _text(body.get("user"), "id"))
+
     @app.action(APPROVE_ACTION)
-    def on_approve(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+    def on_approve(ack: Ack, body: dict, action: dict, respond: Respond, client) -> None:
         ack()
-        if not work.submit(_vote, deployments.approve, store, body, action, respond):
+        if not work.submit(_vote_and_redraw, deployments.approve, body, action, respond, client):
             _answer(respond, BUSY)
 
     @app.action(REJECT_ACTION)
-    def on_reject(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+    def on_reject(ack: Ack, body: dict, action: dict, respond: Respond, client) -> None:
         ack()
-        if not work.submit(_vote, deployments.reject, store, body, action, respond):
+        if not work.submit(_vote_and_redraw, deployments.reject, body, action, respond, client):
             _answer(respond, BUSY)
 
     # Registered last: Bolt runs the first listener that matches. Anything else Slack may
@@ -294,8 +317,11 @@ def _vote(vote, store: Store, body: dict, action: dict, respond: Respond) -> Non
     container = body.get("container")
     channel = _text(container, "channel_id") or _text(body.get("channel"), "id")
     ts = _text(container, "message_ts") or _text(body.get("message"), "ts")
+    from_home = _text(container, "type") == "view"  # the App Home lists the request by id
     try:
-        card = store.by_message(channel, ts) if channel and ts else None
+        card = store.get(request_id) if from_home else None
+        if not from_home and channel and ts:
+            card = store.by_message(channel, ts)
         if card is None or card.id != request_id:
             if store.get(request_id) is None:
                 raise Refused([messages.unknown_request(request_id)])

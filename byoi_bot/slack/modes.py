@@ -34,7 +34,13 @@ def build_slack_bot(settings: Settings, **overrides) -> tuple[Bot, App]:
     """The bot wired to Slack's Web API at `SLACK_API_URL`, and its Bolt app."""
     client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
     bot = build_bot(settings, SlackChat(client), **overrides)
-    app = build_app(client, settings.slack_signing_secret, bot.deployments, bot.store)
+    app = build_app(
+        client,
+        settings.slack_signing_secret,
+        bot.deployments,
+        bot.store,
+        scheduler_running=lambda: bot.jobs.scheduler.running,
+    )
     return bot, app
 
 
