@@ -7,6 +7,9 @@ time and memory figures are the bot's own. Counts: OVHcloud calls from the simul
 log, Slack calls from the fake Slack. Goals (issue 7): one OVHcloud call per deployment, no
 Slack call when nothing changed.
 
+Since issue 13 the cycle only queues its posts in the outbox; the script sends them right
+after each cycle, unpaced, so the Slack counts and the wall time still cover them.
+
 Run: `python benchmarks/poll_cycle.py [--deployments 1000] [--task-check-every 10]` (about a
 minute for 1,000; `--task-check-every 1` reads the task at every poll: the provider's former
 two calls per deployment).
@@ -95,6 +98,7 @@ def main() -> None:
                 tracemalloc.start()
             began = time.perf_counter()
             deployments.poll_all()
+            bot.courier.drain()  # the outbox's posts, unpaced (outbox_drain.py paces them)
             wall = time.perf_counter() - began
             peak = ""
             if traced:
