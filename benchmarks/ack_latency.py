@@ -10,10 +10,11 @@ either on a new connection per request or on one keep-alive connection per clien
 records when each request's ephemeral answer reached the fake Slack's response_url ("answer"
 columns; the minimal app sends none).
 
-Runs (1,000 `help` requests each, after 50 unmeasured): 8 concurrent clients, new
-connections, then keep-alive, against both servers; then byoi-bot with one client, idle, and
-while 16 slow preflights are in flight (deploys whose image server answers after 8 s, kept at
-16 by a feeder thread for the whole run).
+Runs (1,000 `help` requests each, after 50 unmeasured; `help` is answered in the ack itself):
+8 concurrent clients, new connections, then keep-alive, against both servers; `list` from 8
+keep-alive clients (answered from the bot's threads after the ack, to the response_url); then
+byoi-bot with one client, idle, and while 16 slow preflights are in flight (deploys whose
+image server answers after 8 s, kept at 16 by a feeder thread for the whole run).
 
 Run: `python benchmarks/ack_latency.py [--requests 1000] [--clients 8]` (about a minute).
 Goals (issue 13): p99 ≤ 1.3× the minimal app with 8 clients and no request over 1 s; with 16
@@ -84,9 +85,11 @@ class Client:
         self.port = int(url.split(":")[2].split("/")[0])
         self.slack = slack
         self.local = threading.local()  # each client thread's keep-alive connection
+        self.in_ack: dict[str, float] = {}  # request name -> ack seconds, answers in acks
 
     def one(self, text: str, name: str, keep_alive: bool = False) -> tuple[int, float, float]:
-        """(HTTP status, ack seconds, wall-clock send time) of one signed /byoi."""
+        """(HTTP status, ack seconds, wall-clock send time) of one signed /byoi; an answer
+        carried by the ack itself (help, command errors) is noted in `in_ack`."""
         body = slash_command_body(
             text,
             user_id=REQUESTER,
@@ -101,8 +104,10 @@ class Client:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         conn.request("POST", "/slack/events", body=body.encode(), headers=headers)
         response = conn.getresponse()
-        response.read()
+        carried = response.read()
         elapsed = time.perf_counter() - began
+        if carried and not carried.startswith(b"Checking `"):
+            self.in_ack[name] = elapsed
         if keep_alive:
             self.local.conn = conn
         else:
@@ -145,10 +150,14 @@ class Client:
         }
 
 
-def answers(slack: FakeSlack, run: dict, expect: bool, timeout: float = 60) -> tuple[int, list]:
-    """How many requests of `run` got exactly one answer, and the answer delays (s)."""
-    names = run["names"]
-    if expect:
+def answers(
+    slack: FakeSlack, run: dict, expect: bool, in_ack: dict[str, float], timeout: float = 60
+) -> tuple[int, list]:
+    """How many requests of `run` got exactly one answer (in the ack, or at the
+    response_url), and the answer delays (s)."""
+    names = {name: sent for name, sent in run["names"].items() if name not in in_ack}
+    acked = [delay for name, delay in in_ack.items() if name in run["names"]]
+    if expect and names:
         slack.wait_for(
             lambda: sum(1 for r in slack.calls if r.name in names) >= len(names), timeout
         )
@@ -158,8 +167,10 @@ def answers(slack: FakeSlack, run: dict, expect: bool, timeout: float = 60) -> t
     for call in slack.calls_to("response_url"):
         if call.name in names:
             seen.setdefault(call.name, []).append(call.time - names[call.name])
+    doubled = {c.name for c in slack.calls_to("response_url") if c.name in in_ack}
     once = sum(1 for times in seen.values() if len(times) == 1)
-    return once, [times[0] for times in seen.values()]
+    once += len([name for name in in_ack if name in run["names"] and name not in doubled])
+    return once, [times[0] for times in seen.values()] + acked
 
 
 class SlowImages:
@@ -273,6 +284,7 @@ def main() -> None:
                 ("byoi-bot", "`help`", c, False, 0),
                 ("minimal Bolt app", "ack only", c, True, 0),
                 ("byoi-bot", "`help`", c, True, 0),
+                ("byoi-bot", "`list` (answered after the ack)", c, True, 0),
                 ("byoi-bot", "`help`, idle", 1, True, 0),
                 ("byoi-bot", "`help`, 16 slow preflights", 1, True, 16),
             ]
@@ -283,10 +295,11 @@ def main() -> None:
                     if slow_count:
                         feeder = Feeder(targets["byoi-bot"], slow, slow_count)
                         stack.enter_context(feeder)
-                    client.run(label + "|warmup", ["help"], args.warmup, clients, keep_alive)
-                    run = client.run(label, ["help"], n, clients, keep_alive)
+                    texts = ["list"] if what.startswith("`list`") else ["help"]
+                    client.run(label + "|warmup", texts, args.warmup, clients, keep_alive)
+                    run = client.run(label, texts, n, clients, keep_alive)
                 is_bot = target == "byoi-bot"
-                once, delays = answers(slack, run, expect=is_bot)
+                once, delays = answers(slack, run, expect=is_bot, in_ack=client.in_ack)
                 lat = run["latencies"]
                 ok = sum(1 for s in run["statuses"] if s == 200)
                 summary[(target, what, clients, keep_alive)] = lat

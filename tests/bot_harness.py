@@ -7,6 +7,7 @@ by APScheduler, so stories are deterministic and need no sleeps.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,17 @@ class FakeClock:
             self.current += timedelta(seconds=seconds)
 
 
+def ack_answer(body: str) -> str:
+    """The answer an ack carries (help, a command error), or "" (none, or "Checking …")."""
+    text = body  # Bolt sends a text-only ack as plain text
+    if body.startswith("{"):
+        try:
+            text = json.loads(body).get("text", "")
+        except ValueError:
+            text = ""
+    return "" if text.startswith("Checking `") else text
+
+
 class ChannelView:
     """What a test sees of the channel in the fake Slack `self.slack`: cards and threads."""
 
@@ -81,6 +93,7 @@ class BotHarness(ChannelView):
     """Starts everything; `close()` stops it all. One per test."""
 
     def __init__(self, tmp_path, *, approvers=(APPROVER, APPROVER_2), required=1, extra_env=None):
+        self.acks: dict[str, list[str]] = {}  # user -> answers carried by the acks
         self.clock = FakeClock()  # the bot's
         self.sim_clock = FakeClock()  # the simulator's: deployments advance with it
         self.slack = FakeSlack().start()
@@ -140,7 +153,9 @@ class BotHarness(ChannelView):
         body = slash_command_body(
             text, user_id=user, channel_id=CHANNEL, response_url=self.slack.response_url(user)
         )
-        status, _ = post_signed(self.url, body, SECRET)
+        status, text = post_signed(self.url, body, SECRET)
+        if answer := ack_answer(text):
+            self.acks.setdefault(user, []).append(answer)
         return status
 
     def react(self, user: str, reaction: str = "white_check_mark", *, ts: str, added=True,
@@ -161,7 +176,9 @@ class BotHarness(ChannelView):
     # -- what tests look at ---------------------------------------------------------
 
     def answers(self, user: str = REQUESTER) -> list[str]:
-        return [r.get("text", "") for r in self.slack.responses(user)]
+        """What `user` was told: answers in the acks, then those sent to the response_url."""
+        later = [r.get("text", "") for r in self.slack.responses(user)]
+        return self.acks.get(user, []) + later
 
     def wait_answer(self, needle: str, user: str = REQUESTER) -> str:
         self.slack.wait_for(lambda: any(needle in a for a in self.answers(user)))

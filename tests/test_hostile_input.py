@@ -33,6 +33,7 @@ from bot_harness import (
     REQUESTER,
     SECRET,
     BotHarness,
+    ack_answer,
 )
 from fakes.signing import (
     block_action_body,
@@ -209,6 +210,9 @@ def slash(h: BotHarness, text: str, user: str = REQUESTER, channel: str = CHANNE
     )
     status, answer = post_signed(h.url, body, SECRET)
     assert status == 200, (status, answer)
+    if in_ack := ack_answer(answer):  # help and command errors come with the ack
+        assert '"in_channel"' not in answer, "answers go to the requester alone"
+        return in_ack
 
     def final():
         texts = [r.get("text", "") for r in h.slack.responses(name)]

@@ -87,8 +87,10 @@ def build_app(
                 text if isinstance(text, str) else "", now=deployments.clock.now()
             )
         except commands.CommandError as exc:
-            ack()
-            respond(str(exc))
+            ack(str(exc))  # answers that need no I/O go in the ack itself
+            return
+        if isinstance(parsed, commands.Help):
+            ack(run_command(deployments, parsed, user, channel))
             return
         if isinstance(parsed, commands.Deploy) and parsed.spec is None:
             ack()
