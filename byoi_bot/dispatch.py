@@ -41,13 +41,8 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             active = d.store.in_states(RUNNING)
             if target is None:
                 active = [r for r in active if r.channel == channel]
-            if len(active) > LISTED_UP_TO:
-                return messages.counted("Active deployments", active)
-            return messages.listing(
-                "Active deployments",
-                active,
-                "No deployment is running here. `/byoi status all` looks in every channel.",
-            )
+            empty = "No deployment is running here. `/byoi status all` looks in every channel."
+            return _listed_or_counted("Active deployments", active, empty)
         case commands.Status(target=target):
             found = d.find(target)
             if not found and "." in target:  # request ids hold no dots: a server name
@@ -57,13 +52,8 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             return "\n".join(messages.summary_line(r) for r in found)
         case commands.List(all=False):
             active = [r for r in d.store.active() if r.channel == channel]
-            if len(active) > LISTED_UP_TO:
-                return messages.counted("Active requests", active)
-            return messages.listing(
-                "Active requests",
-                active,
-                "Nothing is active here. `/byoi list all` shows every channel's history.",
-            )
+            empty = "Nothing is active here. `/byoi list all` shows every channel's history."
+            return _listed_or_counted("Active requests", active, empty)
         case commands.List(all=True, page=page):
             found = d.store.recent(PAGE * page + 1)
             shown, more = found[PAGE * (page - 1) : PAGE * page], len(found) > PAGE * page
@@ -79,6 +69,13 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
                 f"History of {esc(server)}", past, f"No deployments of {esc(server)} yet."
             )
     raise AssertionError(f"unhandled command {command!r}")
+
+
+def _listed_or_counted(title: str, requests: list, empty: str) -> str:
+    """One line per request, or counts per state when there are too many to read."""
+    if len(requests) > LISTED_UP_TO:
+        return messages.counted(title, requests)
+    return messages.listing(title, requests, empty)
 
 
 def _fit(answer: str) -> str:

@@ -581,13 +581,13 @@ class Deployments:
             return [by_id]
         return self.store.active(target) or self.store.recent(1, server=target)
 
-    def card(self, request: Request, progress: Progress | None = None) -> CardView:
-        """The card of `request` as it stands now."""
+    def card(self, request: Request) -> CardView:
+        """The card of `request` as it stands now (drawn when the outbox sends it)."""
         policy = self._policy(request)
         groups = self._groups(policy)
         tally = self._tally(request, policy, groups)
-        fraction = progress.fraction_done if progress else None
-        if fraction is None and request.progress and request.state in PROGRESS_SHOWN:
+        fraction = None
+        if request.progress and request.state in PROGRESS_SHOWN:
             fraction = _fraction(request.progress)
         return CardView(
             request=request,
