@@ -10,7 +10,9 @@ per second, and how long until the last thread is current. Time is scaled by `--
 and in Slack seconds (× scale). Everything runs in this process (bot, sender thread, fake
 Slack, OVHcloud simulator), on the production wiring (`build_slack_bot`).
 
-Run: `python benchmarks/outbox_drain.py [--deployments 1000] [--cycles 3] [--scale 20]`.
+Run: `python benchmarks/outbox_drain.py [--deployments 1000] [--cycles 3] [--scale 20]
+[--bot-pace 1.0]` (`--bot-pace 0.5`: the sender tries twice Slack's pace, so the fake answers
+429 and the sender waits out each `Retry-After`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--scale", type=float, default=20.0)
+    parser.add_argument(
+        "--bot-pace",
+        type=float,
+        default=1.0,
+        help="the bot's pace as a share of Slack's (0.5: it tries twice as fast and meets 429s)",
+    )
     args = parser.parse_args()
     n, interval = args.deployments, 1.0 / args.scale
     without_proxies()
@@ -75,7 +83,9 @@ def main() -> None:
             }
         )
         provider = ReinstallProvider(make_client(ovh_url, timeout=(5, 30), **DEMO_CREDENTIALS))
-        bot, _ = build_slack_bot(settings, provider=provider, clock=clock, post_interval=interval)
+        bot, _ = build_slack_bot(
+            settings, provider=provider, clock=clock, post_interval=interval * args.bot_pace
+        )
         print(f"seeding {n} deploying requests…", flush=True)
         seed_deploying(bot.deployments, provider, server_names(servers), clock)
         slack.limit_per_channel(interval, METHODS)
@@ -139,7 +149,10 @@ def main() -> None:
         ],
         ["whole run from the first cycle", f"{current - began:.1f} s real"],
     ]
-    print(f"## Outbox: {n:,} deployments on one channel, time scale 1:{args.scale:g}\n")
+    print(
+        f"## Outbox: {n:,} deployments on one channel, time scale 1:{args.scale:g}, "
+        f"bot pace {args.bot_pace:g}× Slack's\n"
+    )
     print(table(["measure", "value"], rows))
     print()
     print(machine())
