@@ -139,6 +139,7 @@ class BotHarness(ChannelView):
         self.server.server_close()
         self.app.finish_background()
         self.bot.jobs.stop()
+        self.bot.sender.stop()  # running when a test started the bot's threads
         self.bot.store.close()
 
     def close(self) -> None:
