@@ -197,8 +197,11 @@ class Store:
             return len(migrations.applied(self.db))
 
     @contextmanager
-    def _write(self) -> Iterator[Database]:
-        """One write transaction, taking SQLite's write lock up front (BEGIN IMMEDIATE)."""
+    def _write(self, notify: bool = True) -> Iterator[Database]:
+        """One write transaction, taking SQLite's write lock up front (BEGIN IMMEDIATE).
+
+        When it queued posts, the outbox's sender is woken after the commit (by the caller
+        instead, with `notify=False`)."""
         with self._lock:
             self._enqueued = False
             self.db.execute("BEGIN IMMEDIATE")
@@ -209,7 +212,7 @@ class Store:
                 raise
             self.db.execute("COMMIT")
             enqueued = self._enqueued
-        if enqueued:
+        if enqueued and notify:
             self.on_enqueue()
 
     # -- requests -------------------------------------------------------------------
@@ -299,7 +302,7 @@ class Store:
         values = {k: self._column(k, v) for k, v in fields.items()}
         values["state"] = str(to)
         assignments = ", ".join(f"{k} = ?" for k in values)
-        with self._write() as db:
+        with self._write(notify=False) as db:
             cursor = db.execute(
                 f"UPDATE requests SET {assignments} WHERE id = ? AND state = ?",
                 [*values.values(), request_id, str(expected)],
@@ -321,6 +324,8 @@ class Store:
             self._checkpoint()
         request = self.get(request_id)
         assert request is not None
+        if posts:
+            self.on_enqueue()  # once the change is complete, checkpoint included
         return request, taken
 
     def update(self, request_id: str, posts: Iterable[Post] = (), **fields: Any) -> None:
