@@ -130,3 +130,34 @@ def test_offline_checks_configuration_and_store_only(tmp_path, monkeypatch):
 def test_an_unwritable_store_fails(tmp_path, monkeypatch):
     code, report = check(monkeypatch, {"BYOI_DB": str(tmp_path / "missing" / "x.db")}, True)
     assert code == 1 and "FAIL  store" in report
+
+
+def test_a_postgres_database_is_checked_without_a_change(postgres_dsn, monkeypatch):
+    import psycopg
+
+    from byoi_bot.store.postgres import SCHEMA_VERSION, PostgresStore
+
+    environ = {"BYOI_DB": postgres_dsn, "BYOI_APPROVERS": "U0BOB"}
+    code, report = check(monkeypatch, environ, offline=True)
+    assert code == 0, report
+    assert "WARN  store" in report and "no tables yet" in report
+    with psycopg.connect(postgres_dsn) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+        ).fetchone()[0]
+    assert tables == 0, "check never creates the tables"
+    PostgresStore(postgres_dsn).close()
+    code, report = check(monkeypatch, environ, offline=True)
+    assert "PASS  store" in report and f"schema version {SCHEMA_VERSION}" in report
+    password = postgres_dsn.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert password not in report and ":***@" in report
+
+
+def test_an_unreachable_or_missing_postgres_database_fails_without_its_password(
+    postgres_database, monkeypatch
+):
+    missing = postgres_database.rsplit("/", 1)[0] + "/no_such_database"
+    code, report = check(monkeypatch, {"BYOI_DB": missing, "BYOI_APPROVERS": "U0BOB"}, True)
+    assert code == 1 and "FAIL  store" in report and "no_such_database" in report
+    password = missing.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert password not in report

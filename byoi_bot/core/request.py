@@ -176,6 +176,7 @@ class Request:
     progress: dict | None = None
     last_post_at: datetime | None = None
     start_mark: str | None = None
+    version: int = 0  # bumped by every write; a card shows one version and never an older
 
     def __post_init__(self) -> None:
         if not self.fingerprint:

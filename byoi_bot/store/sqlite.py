@@ -1,8 +1,8 @@
-"""SQLite persistence (sqlite-utils): requests, approvals, secrets and the audit log.
+"""The SQLite store (sqlite-utils): the embedded default, for one bot process.
 
 The store is the single source of truth; the scheduler and the chat adapters rebuild
 everything they need from it at start-up. Its public methods are the `RequestStore` port
-of the core, so another database can replace it.
+of the core; `postgres.py` is the other adapter, for replicas sharing one database.
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
@@ -24,25 +24,24 @@ Rules it enforces:
 from __future__ import annotations
 
 import json
-import secrets as random
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from .clock import SystemClock
-from .core.outbox import Post, Queued
-from .core.ports import Clock, ServerBusy
-from .core.request import DeploySpec, Request
-from .core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+from ..clock import SystemClock
+from ..core.outbox import Post, Queued
+from ..core.ports import Clock, ServerBusy
+from ..core.request import Request
+from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+from .rows import column, from_row, iso, to_row
 
 migrations = Migrations("byoi-bot")
-
-ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 @migrations()
@@ -144,20 +143,32 @@ def m005_outbox(db: Database) -> None:
     db["outbox"].create_index(["channel", "ts"])
 
 
+@migrations()
+def m006_versions(db: Database) -> None:
+    db["requests"].add_column("version", int, not_null_default=0)
+    db["requests"].add_column("card_version", int, not_null_default=0)
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value else None
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+_CLAIMS: set[tuple[str, str]] = set()  # (file, request id) claimed in this process
+_CLAIMS_LOCK = threading.Lock()
 
 
-def new_request_id() -> str:
-    """A short id people can type: ``r-`` and six letters or digits (no 0/o/1/l/i)."""
-    return "r-" + "".join(random.choice(ID_ALPHABET) for _ in range(6))
+class SoleLeader:
+    """One process on one file leads from the start: its background work runs right away."""
+
+    def start(
+        self,
+        on_elected: Callable[[], None],
+        on_deposed: Callable[[], None],
+        on_notified: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Lead now; posts queued here wake the sender directly (`Store.on_enqueue`)."""
+        on_elected()
+
+    def stop(self) -> None:
+        """Nothing to release."""
 
 
 class Store:
@@ -170,6 +181,7 @@ class Store:
         conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
         self.db = Database(conn)
         self._lock = threading.RLock()
+        self._file = os.path.realpath(path) if path != ":memory:" else f":memory:{id(self)}"
         if path != ":memory:":
             self.db.enable_wal()
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -177,8 +189,7 @@ class Store:
         with self._lock:
             migrations.apply(self.db)
         self.on_enqueue: Callable[[], None] = lambda: None  # wakes the outbox's sender
-        with self._write() as db:  # a send cut short by a crash may have been posted
-            db.execute("UPDATE outbox SET state = 'queued', unsure = 1 WHERE state = 'sending'")
+        self.resume_sending()
 
     def close(self) -> None:
         """Close the connection, once no other thread is using it (closing under a running
@@ -195,6 +206,43 @@ class Store:
         """How many migrations this file has had applied."""
         with self._lock:
             return len(migrations.applied(self.db))
+
+    def leadership(self) -> SoleLeader:
+        """Who runs the background work: this process, the only one on the file."""
+        return SoleLeader()
+
+    @contextmanager
+    def claim_request(self, request_id: str) -> Iterator[bool]:
+        """Work on `request_id` alone while the block runs: yields False when this process
+        already does (a start call under way is never reconciled under its feet). One file
+        has one process, so the claims live in memory; they end with it."""
+        key = (self._file, request_id)
+        with _CLAIMS_LOCK:
+            mine = key not in _CLAIMS
+            _CLAIMS.add(key)
+        try:
+            yield mine
+        finally:
+            if mine:
+                with _CLAIMS_LOCK:
+                    _CLAIMS.discard(key)
+
+    def claim_card(self, request_id: str, version: int) -> bool:
+        """True when the card may show `version`: no newer version was drawn or is being."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE requests SET card_version = ? WHERE id = ? AND card_version < ?",
+                [version, request_id, version],
+            )
+            return cursor.rowcount == 1
+
+    def release_card(self, request_id: str, version: int) -> None:
+        """Undo `claim_card(request_id, version)` when the card could not be drawn."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE requests SET card_version = 0 WHERE id = ? AND card_version = ?",
+                [request_id, version],
+            )
 
     @contextmanager
     def _write(self, notify: bool = True) -> Iterator[Database]:
@@ -226,7 +274,7 @@ class Store:
             other = self._active_on(request.spec.server)
             if other:
                 raise ServerBusy(request.spec.server, other)
-            db["requests"].insert(self._row(request))
+            db["requests"].insert(to_row(request))
             if secrets and any(secrets.values()):
                 db["secrets"].insert({"request_id": request.id, "data": json.dumps(secrets)})
             self._audit(request.id, request.requester, "created", None, request.state, reason)
@@ -235,7 +283,7 @@ class Store:
         """The request with this id, or None."""
         with self._lock:
             rows = list(self.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
-        return self._request(rows[0]) if rows else None
+        return from_row(rows[0]) if rows else None
 
     def by_message(self, channel: str, ts: str) -> Request | None:
         """The request whose card is the message `ts` in `channel`, or None."""
@@ -245,7 +293,7 @@ class Store:
                     "SELECT * FROM requests WHERE channel = ? AND message_ts = ?", [channel, ts]
                 )
             )
-        return self._request(rows[0]) if rows else None
+        return from_row(rows[0]) if rows else None
 
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
         """Requests in any of `states` (optionally of one server), oldest first."""
@@ -257,7 +305,7 @@ class Store:
             params.append(server)
         with self._lock:
             rows = list(self.db.query(sql + " ORDER BY created_at", params))
-        return [self._request(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def active(self, server: str | None = None) -> list[Request]:
         """Requests that hold their server: pending, approved, submitting or deploying."""
@@ -270,7 +318,7 @@ class Store:
             sql, params = sql + " WHERE server = ?", [server]
         with self._lock:
             rows = list(self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit]))
-        return [self._request(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def _active_on(self, server: str) -> Request | None:
         found = self.active(server)
@@ -299,9 +347,9 @@ class Store:
         transaction).
         """
         check_transition(request_id, expected, to)
-        values = {k: self._column(k, v) for k, v in fields.items()}
+        values = {k: column(v) for k, v in fields.items()}
         values["state"] = str(to)
-        assignments = ", ".join(f"{k} = ?" for k in values)
+        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
         with self._write(notify=False) as db:
             cursor = db.execute(
                 f"UPDATE requests SET {assignments} WHERE id = ? AND state = ?",
@@ -333,8 +381,8 @@ class Store:
         posts that report them, in one transaction."""
         if "state" in fields:
             raise ValueError("state changes go through transition()")
-        values = {k: self._column(k, v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values)
+        values = {k: column(v) for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
         with self._write() as db:
             if values:
                 db.execute(
@@ -378,9 +426,10 @@ class Store:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
                 "VALUES (?, ?, ?, ?)",
-                [request_id, user, fingerprint, _iso(self._clock.now())],
+                [request_id, user, fingerprint, iso(self._clock.now())],
             )
             if cursor.rowcount:
+                self._bump(request_id)
                 self._audit(request_id, user, "approval", None, None, "approved")
                 if posts:
                     self._enqueue(posts(self.approvals(request_id, fingerprint)))
@@ -393,11 +442,22 @@ class Store:
                 "DELETE FROM approvals WHERE request_id = ? AND user = ?", [request_id, user]
             )
             if cursor.rowcount:
+                self._bump(request_id)
                 self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
                 self._enqueue(posts)
             return bool(cursor.rowcount)
 
+    def _bump(self, request_id: str) -> None:
+        """A new version of the request (its card shows the votes)."""
+        self.db.execute("UPDATE requests SET version = version + 1 WHERE id = ?", [request_id])
+
     # -- outbox ---------------------------------------------------------------------
+
+    def resume_sending(self) -> None:
+        """Posts a sender was sending when it died go back in line, marked unsure (they may
+        have been posted); at start-up, before the sender starts."""
+        with self._write() as db:
+            db.execute("UPDATE outbox SET state = 'queued', unsure = 1 WHERE state = 'sending'")
 
     def enqueue(self, posts: Iterable[Post]) -> None:
         """Queue posts that report no stored change (e.g. "starts at 12:00")."""
@@ -426,7 +486,7 @@ class Store:
                     "state": "queued",
                     "attempts": 0,
                     "unsure": 0,
-                    "created_at": _iso(self._clock.now()),
+                    "created_at": iso(self._clock.now()),
                 }
             )
 
@@ -474,7 +534,7 @@ class Store:
 
     def _settle(self, post_id: int, state: str, **fields: Any) -> None:
         with self._write() as db:
-            done = {"state": state, "done_at": _iso(self._clock.now())}
+            done = {"state": state, "done_at": iso(self._clock.now())}
             db["outbox"].update(post_id, {**done, **fields})
 
     def backlog(self) -> int:
@@ -499,7 +559,7 @@ class Store:
         with self._write() as db:
             return db.execute(
                 "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < ?",
-                [_iso(before)],
+                [iso(before)],
             ).rowcount
 
     @staticmethod
@@ -535,7 +595,7 @@ class Store:
         self.db["audit"].insert(
             {
                 "request_id": request_id,
-                "at": _iso(self._clock.now()),
+                "at": iso(self._clock.now()),
                 "actor": actor,
                 "action": action,
                 "from_state": str(from_state) if from_state else None,
@@ -557,76 +617,11 @@ class Store:
         with self._write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO events (event_id, at) VALUES (?, ?)",
-                [event_id, _iso(self._clock.now())],
+                [event_id, iso(self._clock.now())],
             )
             return bool(cursor.rowcount)
 
     def forget_events(self, before: datetime) -> int:
         """Drop delivery ids seen before `before` (Slack retries within minutes, not days)."""
         with self._write() as db:
-            return db.execute("DELETE FROM events WHERE at < ?", [_iso(before)]).rowcount
-
-    # -- rows <-> requests ------------------------------------------------------------
-
-    @staticmethod
-    def _column(key: str, value: Any) -> Any:
-        if isinstance(value, datetime):
-            return _iso(value)
-        if isinstance(value, dict | list):
-            return json.dumps(value)
-        if isinstance(value, State):
-            return str(value)
-        return value
-
-    def _row(self, r: Request) -> dict:
-        return {
-            "id": r.id,
-            "server": r.spec.server,
-            "state": str(r.state),
-            "requester": r.requester,
-            "channel": r.channel,
-            "spec": json.dumps(r.spec.public_dict()),
-            "fingerprint": r.fingerprint,
-            "policy_name": r.policy_name,
-            "created_at": _iso(r.created_at),
-            "expires_at": _iso(r.expires_at),
-            "message_ts": r.message_ts,
-            "provider_handle": r.provider_handle,
-            "submitted_at": _iso(r.submitted_at),
-            "finished_at": _iso(r.finished_at),
-            "last_status": r.last_status,
-            "checks": json.dumps(r.checks),
-            "server_facts": json.dumps(r.server_facts) if r.server_facts else None,
-            "image_facts": json.dumps(r.image_facts) if r.image_facts else None,
-            "progress": json.dumps(r.progress) if r.progress else None,
-            "last_post_at": _iso(r.last_post_at),
-            "start_mark": r.start_mark,
-        }
-
-    @staticmethod
-    def _request(row: dict) -> Request:
-        def loads(key: str) -> Any:
-            return json.loads(row[key]) if row.get(key) else None
-
-        return Request(
-            id=row["id"],
-            spec=DeploySpec.from_public_dict(json.loads(row["spec"])),
-            requester=row["requester"],
-            channel=row["channel"],
-            state=State(row["state"]),
-            created_at=_dt(row["created_at"]),
-            expires_at=_dt(row["expires_at"]),
-            policy_name=row["policy_name"],
-            fingerprint=row["fingerprint"],
-            message_ts=row["message_ts"],
-            provider_handle=row["provider_handle"],
-            submitted_at=_dt(row["submitted_at"]),
-            finished_at=_dt(row["finished_at"]),
-            last_status=row["last_status"],
-            checks=loads("checks") or [],
-            server_facts=loads("server_facts"),
-            image_facts=loads("image_facts"),
-            progress=loads("progress"),
-            last_post_at=_dt(row.get("last_post_at")),
-            start_mark=row.get("start_mark"),
-        )
+            return db.execute("DELETE FROM events WHERE at < ?", [iso(before)]).rowcount
