@@ -55,7 +55,7 @@ def _port_in_use() -> tuple[socket.socket, int]:
 
 HOLDER, BUSY_PORT = _port_in_use()
 RUN_HTTP = ("run", "--http", "--host", "127.0.0.1", "--port", "0")
-READY = TOKENS | OVH_KEYS | {"BYOI_DB": "run.db"}  # `run` may create its store
+READY = TOKENS | OVH_KEYS
 
 CASES = [
     # Nothing set at all.
@@ -101,6 +101,10 @@ CASES = [
 
 def run_case(case: Case, home) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "HOME": str(home)} | case.env
+    if case.argv[0] == "run" and "BYOI_DB" not in env:
+        # `run` may create its store: one file per case, as cases run in parallel (two
+        # first-time migrations of one file would race).
+        env["BYOI_DB"] = f"run-{CASES.index(case)}.db"
     return subprocess.run(
         [sys.executable, "-m", "byoi_bot.cli", *case.argv],
         cwd=home,
