@@ -149,6 +149,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_REQUESTERS", _slack_ids, frozenset(), "User IDs (U…, W…) or group IDs (S…) allowed to request deployments (empty: anyone)"),
     Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
     Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
+    Setting("BYOI_POLL_WORKERS", _positive_int, 16, "Status polls run at once (OVHcloud reads in parallel); a 429 pauses them all for its Retry-After"),
     Setting("BYOI_HEARTBEAT_MINUTES", _positive_int, 5, "Minutes of no change after which the thread gets a heartbeat post"),
     Setting("BYOI_STALL_MINUTES", _positive_int, 30, "Minutes after submission past which a deployment is reported as stalled"),
     Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),

@@ -1,4 +1,5 @@
-"""APScheduler jobs: poll deployments, expire requests, start scheduled deployments.
+"""APScheduler jobs: poll deployments (on the poller's pool), expire requests, start
+scheduled deployments.
 
 Jobs live in memory and are rebuilt from the store at every start (SPEC section 7: one
 scheduler per job set; the store, not a pickled job store, is the truth). A restart thus
@@ -15,18 +16,21 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .core.request import Request
 from .core.service import Deployments
 from .core.states import State
+from .poller import Poller
 
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP = timedelta(seconds=10)
+RETRY_CHECK = timedelta(seconds=1)
 EVENT_MEMORY = timedelta(days=1)
 
 
 class Jobs:
     """The bot's scheduled work around one `Deployments`."""
 
-    def __init__(self, deployments: Deployments) -> None:
+    def __init__(self, deployments: Deployments, poller: Poller) -> None:
         self.deployments = deployments
+        self.poller = poller
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -45,7 +49,13 @@ class Jobs:
             except Exception:  # one bad request must not keep the bot from starting
                 log.exception("could not resume %s", request.id)
         self.scheduler.add_job(
-            d.poll_all, "interval", seconds=d.timing.poll.total_seconds(), id="poll"
+            self.poller.cycle, "interval", seconds=d.timing.poll.total_seconds(), id="poll"
+        )
+        self.scheduler.add_job(
+            self.poller.retry_due,
+            "interval",
+            seconds=RETRY_CHECK.total_seconds(),
+            id="poll-retries",
         )
         self.scheduler.add_job(
             self.sweep, "interval", seconds=EXPIRY_SWEEP.total_seconds(), id="expire"
@@ -53,9 +63,10 @@ class Jobs:
         self.scheduler.start()
 
     def stop(self) -> None:
-        """Stop the scheduler, waiting for running jobs."""
+        """Stop the scheduler and the poller, waiting for running jobs and polls."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.poller.close()
 
     def sweep(self) -> None:
         """Expire pending requests, settle unknown submissions, forget old delivery ids and

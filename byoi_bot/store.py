@@ -6,7 +6,7 @@ of the core, so another database can replace it.
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-5
+6
 
 Rules it enforces:
 
@@ -18,7 +18,10 @@ Rules it enforces:
   the change's own transaction; the outbox holds chat text only, never secrets;
 - secrets (header values, user data, URL credentials) live in their own table until
   submission, when `transition(..., take_secrets=True)` hands them out once and deletes them
-  (zeroed on disk: `secure_delete`, and the WAL is checkpointed).
+  (zeroed on disk: `secure_delete`, and the WAL is checkpointed when a secret was deleted).
+
+The list, status and poll queries are answered from indexes (state, creation time, server);
+`stream()` yields requests page by page, so a poll cycle never holds every request at once.
 """
 
 from __future__ import annotations
@@ -144,6 +147,16 @@ def m005_outbox(db: Database) -> None:
     db["outbox"].create_index(["channel", "ts"])
 
 
+def m006_query_indexes(db: Database) -> None:
+    """Indexes for `stream`/`in_states` (state, then age), `recent` and a server's history."""
+    db.execute("DROP INDEX IF EXISTS idx_requests_server")
+    db["requests"].create_index(["state", "created_at", "id"])
+    db["requests"].create_index(["created_at"])
+    db["requests"].create_index(["server", "created_at"])
+
+
+STREAM_PAGE = 200  # rows per page of `stream()`
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 
@@ -259,6 +272,28 @@ class Store:
             rows = list(self.db.query(sql + " ORDER BY created_at", params))
         return [self._request(r) for r in rows]
 
+    def stream(self, states: Iterable[State], page: int = STREAM_PAGE) -> Iterator[Request]:
+        """Requests in any of `states`, oldest first, read `page` rows at a time.
+
+        Keyset pagination on (created_at, id): no lock or cursor is held between pages, so
+        other threads write while a cycle walks the rows; a request that changes state
+        meanwhile may or may not be yielded.
+        """
+        wanted = [str(s) for s in states]
+        sql = (
+            f"SELECT * FROM requests WHERE state IN ({', '.join('?' * len(wanted))}) "
+            "AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?"
+        )
+        after: tuple[str, str] = ("", "")
+        while True:
+            with self._lock:
+                rows = list(self.db.query(sql, [*wanted, *after, page]))
+            for row in rows:
+                yield self._request(row)
+            if len(rows) < page:
+                return
+            after = (rows[-1]["created_at"], rows[-1]["id"])
+
     def active(self, server: str | None = None) -> list[Request]:
         """Requests that hold their server: pending, approved, submitting or deploying."""
         return self.in_states(ACTIVE_STATES, server)
@@ -313,14 +348,17 @@ class Store:
                     request_id, current or expected, to, f"it is {current or 'unknown'} now"
                 )
             taken = self._secrets(request_id) if take_secrets else None
+            deleted = 0
             if take_secrets or to.is_final:
-                db.execute("DELETE FROM secrets WHERE request_id = ?", [request_id])
+                deleted = db.execute(
+                    "DELETE FROM secrets WHERE request_id = ?", [request_id]
+                ).rowcount
             self._audit(request_id, actor, "transition", expected, to, reason)
             if posts:
                 changed = self.get(request_id)
                 assert changed is not None
                 self._enqueue(posts(changed))
-        if taken or to.is_final:
+        if deleted:
             self._checkpoint()
         request = self.get(request_id)
         assert request is not None

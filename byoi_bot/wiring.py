@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 from .clock import SystemClock
 from .config import ConfigError, Settings
 from .core.outbox import Courier
+from .core.poll_plan import PollPlan
 from .core.ports import Chat, ChecksumVerifier, Clock, ImageInspector, Provider
 from .core.service import Deployments, Timing
+from .poller import Poller
 from .scheduler import Jobs
 from .sender import OutboxSender
 from .store import Store, new_request_id
@@ -39,7 +41,11 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
 
     if client is None:
-        client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
+        client = make_client(
+            settings.ovh_endpoint or None,
+            timeout=(5, settings.ovh_timeout),
+            connections=settings.poll_workers,
+        )
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
@@ -78,6 +84,7 @@ class Bot:
 
     store: Store
     deployments: Deployments
+    poller: Poller
     jobs: Jobs
     courier: Courier
     sender: OutboxSender
@@ -133,9 +140,12 @@ def build_bot(
         timing=timing,
         verifier=make_verifier(settings),
     )
-    jobs = Jobs(deployments)
+    poller = Poller(
+        deployments, workers=settings.poll_workers, plan=PollPlan(clock, longest=timing.poll)
+    )
+    jobs = Jobs(deployments, poller)
     deployments.on_approved = jobs.approved
     courier = Courier(store, store, chat, deployments.card)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
-    return Bot(store, deployments, jobs, courier, sender)
+    return Bot(store, deployments, poller, jobs, courier, sender)

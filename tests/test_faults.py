@@ -236,8 +236,9 @@ class _FlakyReads:
 def test_ovhcloud_read_errors_for_minutes_then_recovery(harness):
     """500s, 404s, timeouts and 503s on every status read for ~6 minutes of fake time.
 
-    The deployment stays `deploying` and its thread silent; then the API recovers and the
-    deployment is followed to `done`.
+    The deployment stays `deploying` and its thread silent; no poll sleeps in place (the
+    poller plans the next try, 2 s then doubling); then the API recovers and the deployment
+    is followed to `done`.
     """
     from byoi_bot.ovhcloud.client import make_client
     from byoi_bot.ovhcloud.provider import RetryPolicy
@@ -245,13 +246,8 @@ def test_ovhcloud_read_errors_for_minutes_then_recovery(harness):
 
     h = harness
     slept: list[float] = []
-
-    def sleep(seconds: float) -> None:  # the provider's back-off, on the fake clocks
-        slept.append(seconds)
-        advance(h, seconds)
-
     provider = h.bot.deployments.provider.default  # the reinstall provider behind the router
-    provider.retry = RetryPolicy(sleep=sleep)
+    provider.retry = RetryPolicy(sleep=slept.append)
     # a short read timeout, so that a held answer is a timeout in a fraction of a second
     client = make_client(h.endpoint, timeout=(2, 0.4), **DEMO_CREDENTIALS)
     provider.client = flaky = _FlakyReads(client, h.simulator)
@@ -262,15 +258,18 @@ def test_ovhcloud_read_errors_for_minutes_then_recovery(harness):
     request = request_row(h)
 
     cycles = [500, 500, 500, 404, 404, "timeout", 503]
+    retries = []
     for fault in cycles:
         flaky.fault = fault
-        h.poll(advance=20)
+        h.poll(advance=60)
+        retries.append(h.bot.poller.plan.next_try(request.id) - h.clock.now())
         assert request_row(h).state is State.DEPLOYING, f"no false failure on {fault}"
         assert len(h.thread(card["ts"])) == posts, f"no post while OVHcloud answers {fault}"
     flaky.fault = None
     outage = h.clock.now() - started
     assert outage.total_seconds() >= 5.5 * 60, outage
-    assert slept.count(16) == len(cycles), "each cycle used the whole back-off (2…16 s)"
+    assert slept == [], "no poll waits in place"
+    assert [r.total_seconds() for r in retries] == [2, 4, 8, 16, 20, 20, 20]
     assert request_row(h).progress == request.progress
 
     h.poll(advance=20)

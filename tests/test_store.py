@@ -200,3 +200,45 @@ def test_approvals_audit_rows_and_delivery_ids_are_stamped_by_the_bots_clock(tmp
     assert {row["at"] for row in store.audit(r.id)} == {T0.isoformat()}
     assert store.db.execute("SELECT at FROM approvals").fetchone()[0] == T0.isoformat()
     assert store.forget_events(T0) == 0 and store.forget_events(T0 + timedelta(seconds=1)) == 1
+
+
+def test_stream_yields_requests_of_the_states_oldest_first_page_by_page(store):
+    for i in range(5):
+        r = request(f"r-s{i}", server=f"ns{i}.example.net")
+        r.created_at = T0 + timedelta(seconds=5 - i)  # created in reverse id order
+        store.create(r, None)
+    store.transition("r-s2", State.PENDING_APPROVAL, State.CANCELLED, "U100")
+    streamed = store.stream([State.PENDING_APPROVAL], page=2)
+    assert [r.id for r in streamed] == ["r-s4", "r-s3", "r-s1", "r-s0"]
+    assert [r.id for r in store.stream([State.CANCELLED], page=2)] == ["r-s2"]
+    assert list(store.stream([State.DEPLOYING])) == []
+
+
+def test_list_status_and_poll_queries_use_indexes(store):
+    def plan(sql: str, params: list) -> str:
+        return " ".join(r["detail"] for r in store.db.query(f"EXPLAIN QUERY PLAN {sql}", params))
+
+    by_state = plan(
+        "SELECT * FROM requests WHERE state IN (?) AND (created_at, id) > (?, ?) "
+        "ORDER BY created_at, id LIMIT 10",
+        ["deploying", "", ""],
+    )
+    assert "USING INDEX idx_requests_state_created_at_id" in by_state
+    assert "TEMP B-TREE" not in by_state
+    recent = plan("SELECT * FROM requests ORDER BY created_at DESC LIMIT 20", [])
+    assert "idx_requests_created_at" in recent and "TEMP B-TREE" not in recent
+    history = plan(
+        "SELECT * FROM requests WHERE server = ? ORDER BY created_at DESC LIMIT 10", ["ns1"]
+    )
+    assert "idx_requests_server_created_at" in history and "TEMP B-TREE" not in history
+
+
+def test_the_wal_is_checkpointed_only_when_secrets_were_deleted(store, monkeypatch):
+    checkpoints = []
+    monkeypatch.setattr(store, "_checkpoint", lambda: checkpoints.append(1))
+    store.create(request("r-nosecret"), None)
+    store.transition("r-nosecret", State.PENDING_APPROVAL, State.CANCELLED, "U100")
+    assert checkpoints == [], "a final transition with no secret to delete"
+    store.create(request("r-secret", server="ns2.example.net"), spec().secrets())
+    store.transition("r-secret", State.PENDING_APPROVAL, State.REJECTED, "U2")
+    assert checkpoints == [1]

@@ -75,13 +75,24 @@ class ProviderError(Exception):
     """An OVHcloud call failed; `explanation` says why in plain words.
 
     `outcome_unknown` is True when the call may have happened (timeout after sending):
-    the caller must reconcile instead of retrying.
+    the caller must reconcile instead of retrying. `transient` marks a read worth trying
+    again later (5xx, timeout, 429); `retry_after` is the wait OVHcloud asked for (429's
+    Retry-After), in seconds.
     """
 
-    def __init__(self, explanation: Explanation, *, outcome_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        explanation: Explanation,
+        *,
+        outcome_unknown: bool = False,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(explanation.summary)
         self.explanation = explanation
         self.outcome_unknown = outcome_unknown
+        self.transient = transient
+        self.retry_after = retry_after
 
 
 class Provider(Protocol):
@@ -96,7 +107,8 @@ class Provider(Protocol):
         ...
 
     def progress(self, server: str, handle: str) -> Progress:
-        """Current progress of the deployment `handle` on `server`."""
+        """Current progress of the deployment `handle` on `server`; never waits to retry (a
+        failed read raises at once, `transient` telling whether to try again later)."""
         ...
 
     def cancel(self, server: str, handle: str) -> None:

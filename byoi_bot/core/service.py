@@ -492,23 +492,18 @@ class Deployments:
 
     # -- following ------------------------------------------------------------------
 
-    def poll_all(self) -> None:
-        """One poll cycle: one provider call per deploying request, posts only on change."""
-        for request in self.store.in_states([State.DEPLOYING]):
-            try:
-                self.poll(request)
-            except Exception:
-                log.exception("poll of %s failed; will retry next cycle", request.id)
-
     def poll(self, request: Request) -> None:
-        """Read one deployment's progress and tell the thread what changed."""
+        """Read one deployment's progress and tell the thread what changed.
+
+        Raises `ProviderError` when OVHcloud could not be read (nothing is posted); the
+        poller (`byoi_bot.poller`) decides when to try again.
+        """
         now = self.clock.now()
         try:
             progress = self.provider.progress(request.spec.server, request.provider_handle or "")
-        except ProviderError as exc:
-            log.warning("poll %s: %s (retrying next cycle)", request.id, exc.explanation.summary)
+        except ProviderError:
             self.provider_seen = (False, now)
-            return
+            raise
         self.provider_seen = (True, now)
         if progress.phase is Phase.DONE:
             self._finish(request, State.DONE, SYSTEM, "OVHcloud reports done", progress)
