@@ -55,15 +55,18 @@ __all__ = [
     "OPTIONS",
     "SUBCOMMANDS",
     "Cancel",
+    "CatalogChoice",
     "Command",
     "CommandError",
     "Deploy",
     "Help",
     "History",
+    "Images",
     "List",
     "Option",
     "Status",
     "SubCommand",
+    "catalog_spec",
     "help_text",
     "is_hostname",
     "parse",
@@ -74,10 +77,29 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class CatalogChoice:
+    """A deploy that names a catalog image: the server and the options typed beside it.
+
+    `options` are `DeploySpec` fields (already checked); they override the image's defaults.
+    """
+
+    server: str
+    image: str
+    options: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
 class Deploy:
-    """Request a deployment; `spec` is None when no arguments were given (open the form)."""
+    """Request a deployment; `spec` is None when no arguments were given (open the form) or
+    when the request names a catalog image (`catalog`), resolved by `catalog_spec`."""
 
     spec: DeploySpec | None
+    catalog: CatalogChoice | None = None
+
+
+@dataclass(frozen=True)
+class Images:
+    """List the image catalog."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +138,7 @@ class Help:
     topic: str | None
 
 
-Command = Deploy | Status | List | Cancel | History | Help
+Command = Deploy | Images | Status | List | Cancel | History | Help
 
 
 class CommandError(Exception):
@@ -149,6 +171,7 @@ class CommandError(Exception):
 EXAMPLE_SERVER = "ns1.example.net"
 EXAMPLE_URL = "https://images.example.net/debian-12.qcow2"
 EXAMPLE_ID = "r-7kq2mx"
+EXAMPLE_IMAGE = "debian-12"
 MAX_TEXT = 8000  # Slack sends at most 4000; the form may add more
 SSH_KEY_TYPES = (
     "ssh-ed25519",
@@ -193,7 +216,7 @@ class Option:
         """A complete, valid ``/byoi deploy`` command showing this option."""
         if self.field == "server":
             return f"/byoi deploy {self.example} {EXAMPLE_URL}"
-        if self.field == "image_url":
+        if self.field in ("image_url", "image"):
             return f"/byoi deploy {EXAMPLE_SERVER} {self.example}"
         return f"/byoi deploy {EXAMPLE_SERVER} {EXAMPLE_URL} {self.example}"
 
@@ -216,9 +239,16 @@ class SubCommand:
 SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand(
         "deploy",
-        "<server> <image-url> [key=value…]",
-        "request a deployment (erases the server); with no arguments, opens a form",
+        "<server> <image-url>|<image> [key=value…]",
+        "request a deployment (erases the server) of an image URL or of a catalog image; "
+        "with no arguments, opens a form",
         f"/byoi deploy {EXAMPLE_SERVER} {EXAMPLE_URL}",
+    ),
+    SubCommand(
+        "images",
+        "",
+        "the image catalog: names to deploy by, with their checksum source",
+        "/byoi images",
     ),
     SubCommand(
         "status",
@@ -274,6 +304,15 @@ OPTIONS: tuple[Option, ...] = (
         "where the image is downloaded from, http or https (second positional argument)",
         f"url={EXAMPLE_URL}",
         aliases=("image-url",),
+        positional=True,
+    ),
+    Option(
+        "image",
+        "image",
+        "<name>",
+        "a catalog image (`/byoi images`) instead of a URL: its URL, checksum and defaults, "
+        "which the other keys override (second positional argument)",
+        f"image={EXAMPLE_IMAGE}",
         positional=True,
     ),
     Option(
@@ -533,7 +572,12 @@ def _as_text(raw: str) -> str:
 def _looks_like_url(raw: str) -> bool:
     """Server names never hold ``:`` or ``/``; anything that does is meant as a URL."""
     shown = _as_name(raw)
-    return ":" in shown or "/" in shown
+    if ":" in shown or "/" in shown:
+        return True
+    link = _LINK.fullmatch(raw.strip())  # <https://…/a.qcow2|a.qcow2>, not <http://ns1|ns1>
+    if not link or not link.group(1).lower().startswith(("http://", "https://")):
+        return False
+    return urlsplit(link.group(1)).path not in ("", "/")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -668,6 +712,17 @@ def _help(args: list[str]) -> Help:
     )
 
 
+def _images(args: list[str]) -> Images:
+    if args:
+        _fail(
+            "arguments",
+            f"`images` takes no argument; unexpected `{_show(args[0], 40)}`.",
+            "`/byoi images`",
+            "/byoi images",
+        )
+    return Images()
+
+
 def _at_most(name: str, args: list[str], limit: int) -> None:
     if len(args) > limit:
         command = _BY_NAME[name]
@@ -692,6 +747,7 @@ _SIMPLE_PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "cancel": _cancel,
     "history": _history,
     "help": _help,
+    "images": _images,
 }
 
 # ----------------------------------------------------------------------------- deploy
@@ -718,6 +774,16 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
     secret = bool(repeated["headers"])
     for field, raw in _assign_positionals(positionals, given_by, secret):
         values[field] = _convert_positional(field, raw, now, secret=secret)
+    if "image" in values:
+        if secret and given_by.get("image") == _POSITIONAL:
+            _fail(
+                "image",
+                "the image name is not shown, as this command has header values (a header "
+                "value with spaces spills into the positional arguments).",
+                "`image=<name>`, and quotes around a header whose value holds spaces",
+                _BY_KEY["image"].example_command(),
+            )
+        return _catalog_deploy(values, repeated)
     _require(values)
     if "image_type" not in values:
         linux = values.get("os") == "byolinux"  # qcow2 only: no need to say it
@@ -725,6 +791,65 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
         values["image_type"] = _inferred_type(url, "qcow2" if linux else None)
     _refuse_what_the_os_cannot_carry(values)
     return Deploy(DeploySpec(**values, **{k: tuple(v) for k, v in repeated.items()}))
+
+
+def _catalog_deploy(values: dict[str, object], repeated: dict[str, list]) -> Deploy:
+    image = str(values.pop("image"))
+    if "image_url" in values:
+        _option_error(
+            _BY_KEY["image"],
+            f"both a catalog image (`{image}`) and an image URL are given; give one.",
+        )
+    if "server" not in values:
+        _option_error(_BY_KEY["server"], "the server name is missing.")
+    server = str(values.pop("server"))
+    options = [*values.items(), *((k, tuple(v)) for k, v in repeated.items() if v)]
+    return Deploy(None, CatalogChoice(server, image, tuple(options)))
+
+
+def catalog_spec(choice: CatalogChoice, image, checksum: Checksum | None) -> DeploySpec:
+    """The spec of a catalog deploy: the image's values, then the typed options over them.
+
+    `image` is a `core.catalog.CatalogImage`; `checksum` is its resolved checksum (given,
+    or read from its checksum file). Raises `CommandError` when the result is invalid
+    (e.g. `os=byolinux` over a raw image).
+    """
+    values: dict[str, object] = {
+        "server": choice.server,
+        "image_url": image.url,
+        "os": image.os,
+        "checksum": checksum,
+        "efi_bootloader": image.efi_bootloader,
+        "hostname": _catalog_hostname(image, choice.server),
+        "user_data": image.user_data,
+        "metadata": image.metadata,
+        "description": image.description,
+    }
+    if image.type:
+        values["image_type"] = image.type
+    values.update(dict(choice.options))
+    if "image_type" not in values:
+        linux = values.get("os") == "byolinux"
+        values["image_type"] = _inferred_type(image.url, "qcow2" if linux else None)
+    _refuse_what_the_os_cannot_carry(values)
+    return DeploySpec(**{k: v for k, v in values.items() if v is not None or k == "checksum"})
+
+
+def _catalog_hostname(image, server: str) -> str | None:
+    try:
+        name = image.hostname_for(server)
+    except (KeyError, IndexError, ValueError):
+        name = image.hostname
+    return None if name is None else str(option_value("hostname", name))
+
+
+def option_value(key: str, raw: str) -> object:
+    """The checked value of the deploy option `key` (not `at`, which needs the clock) from
+    text: the catalog's values follow the rules of typed ones. Raises `CommandError`."""
+    return _convert(_BY_KEY[key], raw, _NO_TIME)
+
+
+_NO_TIME = datetime.fromtimestamp(0, UTC)  # for options that do not depend on time
 
 
 def _refuse_what_the_os_cannot_carry(values: dict[str, object]) -> None:
@@ -747,7 +872,7 @@ def _refuse_what_the_os_cannot_carry(values: dict[str, object]) -> None:
         )
 
 
-_FIELD_KEY = {"server": "server", "image_url": "url"}
+_FIELD_KEY = {"server": "server", "image_url": "url", "image": "image"}
 _POSITIONAL = "(positional)"
 
 
@@ -780,7 +905,8 @@ def _refuse_duplicate(option: Option, given_by: dict[str, str]) -> None:
 def _assign_positionals(
     positionals: list[str], given_by: dict[str, str], has_headers: bool
 ) -> list[tuple[str, str]]:
-    """Place positional values: URL-looking ones as the image URL, the others as server.
+    """Place positional values: URL-looking ones as the image URL, the others as server,
+    then (without a URL) as catalog image name.
 
     Order is forgiving (``deploy <url> <server>`` works); a value that fits nowhere is an
     error. Values are not echoed when headers are present (an unquoted header value
@@ -790,6 +916,8 @@ def _assign_positionals(
     names = [p for p in positionals if not _looks_like_url(p)]
     assigned: list[tuple[str, str]] = []
     free = [f for f in ("image_url", "server") if f not in given_by]
+    if not urls and "image_url" in free and "image" not in given_by:
+        free[free.index("image_url")] = "image"  # no URL: a second name is a catalog image
     for raw in urls + names:
         wanted = "image_url" if raw in urls else "server"
         field = wanted if wanted in free else (free[0] if free and raw in names else None)
@@ -822,7 +950,7 @@ def _require(values: dict[str, object]) -> None:
             _option_error(option, f"the {_FIELD_NAMES[field]} is missing.")
 
 
-_FIELD_NAMES = {"server": "server name", "image_url": "image URL"}
+_FIELD_NAMES = {"server": "server name", "image_url": "image URL", "image": "image name"}
 
 
 def _inferred_type(url: str, default: str | None = None) -> str:
@@ -963,6 +1091,20 @@ def _checksum(option: Option, raw: str, now: datetime) -> Checksum:
 
 def _lengths() -> str:
     return ", ".join(f"{kind}: {n} hex digits" for kind, n in CHECKSUM_LENGTHS.items())
+
+
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _image_name(option: Option, raw: str) -> str:
+    value = _as_name(raw)
+    if not _IMAGE_NAME.fullmatch(value):
+        _option_error(
+            option,
+            f"`{_show(value, 40)}` is not an image name.",
+            "a name from `/byoi images` (letters, digits, `.`, `_`, `-`), or an image URL",
+        )
+    return value
 
 
 _DISK_GROUP = re.compile(r"[0-9]{1,9}")
@@ -1155,6 +1297,7 @@ _CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "raid": _raid,
     "metadata": _metadata,
     "at": _at,
+    "image": lambda option, raw, now: _image_name(option, raw),
 }
 
 # ----------------------------------------------------------------------------- help

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import commands
 from .core import messages
+from .core.catalog import CatalogError
 from .core.service import Deployments, Refused
 from .core.states import State
 from .core.text import esc, truncate
@@ -27,6 +28,10 @@ def run_command(
         answer = _run(deployments, command, user, channel)
     except Refused as exc:
         answer = "\n".join(exc.reasons)
+    except commands.CommandError as exc:
+        answer = str(exc)
+    except CatalogError as exc:
+        answer = esc(str(exc))
     return _fit(answer)
 
 
@@ -37,6 +42,12 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
         case commands.Deploy(spec=spec) if spec is not None:
             request = d.request(spec, user, channel)
             return f"Request `{request.id}` is posted; it needs approval before anything happens."
+        case commands.Deploy(catalog=choice) if choice is not None:
+            spec, source = catalog_spec(d, choice)
+            request = d.request(spec, user, channel, source)
+            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+        case commands.Images():
+            return messages.catalog(d.catalog.images() if d.catalog else ())
         case commands.Status(target=None | "all" as target):
             active = d.store.in_states(RUNNING)
             if target is None:
@@ -91,3 +102,16 @@ def _fit(answer: str) -> str:
         lines.append(line)
         size += len(line) + 1
     return "\n".join(lines) + note
+
+
+def catalog_spec(d: Deployments, choice: commands.CatalogChoice) -> tuple:
+    """The spec of a deploy naming a catalog image, and where its image and checksum come
+    from; raises `CatalogError` (unknown image, server not allowed, checksum file problems)."""
+    if d.catalog is None:
+        raise CatalogError("This bot has no image catalog; give an image URL instead.")
+    image = d.catalog.image(choice.image)
+    image.refuse_server(choice.server)
+    typed = dict(choice.options).get("checksum")
+    checksum, source = (typed, "typed in the request") if typed else d.catalog.checksum(image)
+    spec = commands.catalog_spec(choice, image, checksum)
+    return spec, {"image": image.name, "checksum": source}

@@ -16,7 +16,7 @@ from .clock import SystemClock
 from .config import ConfigError, Settings
 from .core.outbox import Courier
 from .core.poll_plan import PollPlan
-from .core.ports import Chat, ChecksumVerifier, Clock, ImageInspector, Provider
+from .core.ports import Chat, ChecksumVerifier, Clock, ImageCatalog, ImageInspector, Provider
 from .core.service import Deployments, Timing
 from .poller import Poller
 from .scheduler import Jobs
@@ -60,6 +60,14 @@ def open_store(path: str, clock: Clock | None = None) -> Store:
             f"BYOI_DB: cannot open `{path}` ({exc}); set it to a file in a writable folder, "
             "e.g. BYOI_DB=/var/lib/byoi-bot/byoi.db"
         ) from None
+
+
+def make_catalog(settings: Settings) -> ImageCatalog:
+    """The image catalog of the BYOI_CONFIG file; checksum files under the image URL rules."""
+    from .catalog.resolver import FileCatalog
+    from .preflight.url_safety import UrlGuard
+
+    return FileCatalog(settings.config, UrlGuard(tuple(settings.url_allowlist)))
 
 
 def make_inspector(settings: Settings) -> ImageInspector:
@@ -139,6 +147,7 @@ def build_bot(
         new_id=new_id,
         timing=timing,
         verifier=make_verifier(settings),
+        catalog=make_catalog(settings),
     )
     poller = Poller(
         deployments, workers=settings.poll_workers, plan=PollPlan(clock, longest=timing.poll)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from .catalog import CatalogImage
 from .checks import Check
 from .policy import Tally
 from .ports import Explanation
 from .progress import Progress
-from .request import Request
+from .request import Request, mask_url
 from .states import State
-from .text import duration, esc, local_time, mention, progress_bar
+from .text import duration, esc, local_time, mention, progress_bar, truncate
 
 STATE_ICONS = {
     State.PENDING_APPROVAL: "⏳",
@@ -284,3 +285,28 @@ def no_request_for(server: str) -> str:
         f"No request for server `{esc(server)}` yet. `/byoi list all` shows recent requests; "
         f"`/byoi deploy {esc(server)} <image URL>` asks for one."
     )
+
+
+def catalog(images: tuple[CatalogImage, ...]) -> str:
+    """`/byoi images`: one line per catalog image, then how to deploy one."""
+    if not images:
+        return (
+            "The image catalog is empty: add `[[image]]` tables to the BYOI_CONFIG file "
+            "(README, section 'Image catalog'), or deploy an image URL."
+        )
+    lines = [f"*Image catalog* ({len(images)})"]
+    for image in images:
+        checksum = (
+            f"{image.checksum.type} in the catalog"
+            if image.checksum
+            else f"checksum from {esc(mask_url(image.checksum_url or ''))}"
+            + (" (signed)" if image.signature_url else "")
+        )
+        parts = [f"`{esc(image.name)}`", f"{image.os}, {image.type or 'type from URL'}", checksum]
+        if image.servers:
+            parts.append("servers " + ", ".join(f"`{esc(p)}`" for p in image.servers))
+        if image.description:
+            parts.append(truncate(esc(image.description), 120))
+        lines.append("• " + " · ".join(parts))
+    lines.append(esc("Deploy one: `/byoi deploy <server> <image> [key=value…]`"))
+    return "\n".join(lines)

@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from .catalog import CatalogImage
 from .checks import Check
 from .progress import Progress
-from .request import DeploySpec, Request
+from .request import Checksum, DeploySpec, Request
 from .states import State
 
 if TYPE_CHECKING:
@@ -148,6 +149,19 @@ class ChecksumVerifier(Protocol):
     def verify(self, spec: DeploySpec, progress: Callable[[int, int | None], None]) -> Check:
         """The `checksum` check: ok on a match; anything else means no match was found.
         `progress(done, total)` is called at most every few seconds."""
+        ...
+
+
+class ImageCatalog(Protocol):
+    """The image catalog (`[[image]]` tables), read as it is now at every call.
+
+    Methods raise `core.catalog.CatalogError` with a message for the user.
+    """
+
+    def images(self) -> tuple[CatalogImage, ...]: ...
+    def image(self, name: str) -> CatalogImage: ...
+    def checksum(self, image: CatalogImage) -> tuple[Checksum, str]:
+        """The image's checksum (given, or read from its checksum file) and its source."""
         ...
 
 

@@ -23,6 +23,7 @@ from .ports import (
     ChecksumVerifier,
     Clock,
     Explanation,
+    ImageCatalog,
     ImageInspector,
     Provider,
     ProviderError,
@@ -79,6 +80,7 @@ class Deployments:
         on_approved: Callable[[Request], None] | None = None,
         verifier: ChecksumVerifier | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
+        catalog: ImageCatalog | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -91,6 +93,7 @@ class Deployments:
         self.timing = timing
         self.on_approved = on_approved or self.submit_when_due
         self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
+        self.catalog = catalog
         self._in_flight: set[str] = set()  # ids whose start call is under way here
         self._in_flight_lock = threading.Lock()
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
@@ -99,8 +102,14 @@ class Deployments:
 
     # -- asking ---------------------------------------------------------------------
 
-    def request(self, spec: DeploySpec, requester: str, channel: str) -> Request:
-        """Validate, preflight, store and post a new request; raise `Refused` with reasons."""
+    def request(
+        self, spec: DeploySpec, requester: str, channel: str, source: dict | None = None
+    ) -> Request:
+        """Validate, preflight, store and post a new request; raise `Refused` with reasons.
+
+        `source` says where a catalog image came from (its name, its checksum's source); the
+        card shows it.
+        """
         policy = self.policies.for_server(spec.server)
         groups = self._groups(policy)
         denied = policy.may_request(requester, channel, groups)
@@ -133,7 +142,7 @@ class Deployments:
             fingerprint=spec.fingerprint(),
             checks=[c.to_dict() for c in checks],
             server_facts=facts.to_dict() if facts else None,
-            image_facts=image_facts,
+            image_facts=image_facts | ({"catalog": source} if source else {}),
         )
         try:
             self.store.create(request, spec.secrets())
