@@ -6,7 +6,7 @@ only ever sees these types.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -244,6 +244,10 @@ class RequestStore(Protocol):
     def get(self, request_id: str) -> Request | None: ...
     def by_message(self, channel: str, ts: str) -> Request | None: ...
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]: ...
+    def stream(self, states: Iterable[State], page: int = ...) -> Iterator[Request]:
+        """Requests in `states`, oldest first, read page by page (bounded memory)."""
+        ...
+
     def active(self, server: str | None = None) -> list[Request]: ...
     def recent(self, limit: int = ..., server: str | None = None) -> list[Request]: ...
     def transition(

@@ -308,7 +308,7 @@ class Deployments:
         """Expire pending requests whose approval window has closed."""
         now = self.clock.now()
         expired = []
-        for request in self.store.in_states([State.PENDING_APPROVAL]):
+        for request in self.store.stream([State.PENDING_APPROVAL]):
             if request.expires_at <= now:
                 done = self._finish(request, State.EXPIRED, SYSTEM, "approval window closed")
                 if done:
@@ -482,7 +482,7 @@ class Deployments:
         verifications a previous process left unfinished start again.
         """
         self.resume_checksums()
-        for request in self.store.in_states([State.SUBMITTING]):
+        for request in self.store.stream([State.SUBMITTING]):
             with self._in_flight_lock:
                 if request.id in self._in_flight:
                     continue
