@@ -59,6 +59,7 @@ __all__ = [
     "Command",
     "CommandError",
     "Deploy",
+    "Fleet",
     "Help",
     "History",
     "Images",
@@ -89,12 +90,26 @@ class CatalogChoice:
 
 
 @dataclass(frozen=True)
+class Fleet:
+    """The servers of a deploy to many: listed (`ns1,ns2`) or a glob over the account's
+    servers (`servers="web-*"`), and how the rollout goes."""
+
+    servers: tuple[str, ...] = ()
+    pattern: str | None = None
+    parallel: int = 1
+    canary: int = 0
+    stop_on_failure: bool = True
+
+
+@dataclass(frozen=True)
 class Deploy:
     """Request a deployment; `spec` is None when no arguments were given (open the form) or
-    when the request names a catalog image (`catalog`), resolved by `catalog_spec`."""
+    when the request names a catalog image (`catalog`), resolved by `catalog_spec`. With
+    `fleet`, the spec (or catalog choice) is the template of every server's deploy."""
 
     spec: DeploySpec | None
     catalog: CatalogChoice | None = None
+    fleet: Fleet | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +233,10 @@ class Option:
             return f"/byoi deploy {self.example} {EXAMPLE_URL}"
         if self.field in ("image_url", "image"):
             return f"/byoi deploy {EXAMPLE_SERVER} {self.example}"
+        if self.field == "fleet_pattern":
+            return f"/byoi deploy {self.example} {EXAMPLE_URL}"
+        if self.field.startswith("fleet_"):
+            return f"/byoi deploy ns1.example.net,ns2.example.net {EXAMPLE_URL} {self.example}"
         return f"/byoi deploy {EXAMPLE_SERVER} {EXAMPLE_URL} {self.example}"
 
 
@@ -305,6 +324,36 @@ OPTIONS: tuple[Option, ...] = (
         f"url={EXAMPLE_URL}",
         aliases=("image-url",),
         positional=True,
+    ),
+    Option(
+        "servers",
+        "fleet_pattern",
+        '"<pattern>"',
+        "deploy to every server of the account whose name matches (`*`, `?`), instead of one "
+        "server; a list `ns1,ns2,ns3` in place of the server does the same",
+        'servers="web-*"',
+    ),
+    Option(
+        "parallel",
+        "fleet_parallel",
+        "<N>",
+        "deploy to many: at most N installations at once (default 1)",
+        "parallel=5",
+    ),
+    Option(
+        "canary",
+        "fleet_canary",
+        "<K>",
+        "deploy to many: the first K servers must be done before the others start (default 0)",
+        "canary=1",
+    ),
+    Option(
+        "stop-on-failure",
+        "fleet_stop",
+        "yes|no",
+        "deploy to many: after a failure, start no new installation (default yes; running "
+        "ones finish)",
+        "stop-on-failure=no",
     ),
     Option(
         "image",
@@ -760,11 +809,25 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
     given_by: dict[str, str] = {}
     repeated: dict[str, list] = {"headers": [], "metadata": []}
     positionals: list[str] = []
+    fleet: dict[str, object] = {}
     for token in tokens:
+        listed = token.key is None and "," in token.value and not _looks_like_url(token.value)
+        if listed and "servers" not in fleet:
+            fleet["servers"] = _server_list(token.value, now)
+            positionals.append(str(fleet["servers"][0]))  # the template's server
+            continue
         if token.key is None:
             positionals.append(token.value)
             continue
         option = _BY_KEY.get(token.key) or _unknown_key(token.key)
+        if option.field.startswith("fleet_"):
+            _refuse_duplicate(option, given_by)
+            given_by[option.field] = option.name
+            fleet[option.field] = _convert(option, token.value, now)
+            if option.field == "fleet_pattern":
+                values["server"] = "fleet.invalid"  # each server replaces it
+                given_by["server"] = option.name
+            continue
         if option.repeatable:
             repeated[option.field].append(_convert(option, token.value, now))
             continue
@@ -774,6 +837,8 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
     secret = bool(repeated["headers"])
     for field, raw in _assign_positionals(positionals, given_by, secret):
         values[field] = _convert_positional(field, raw, now, secret=secret)
+    if fleet:
+        return _fleet_deploy(fleet, values, repeated, given_by, secret)
     if "image" in values:
         if secret and given_by.get("image") == _POSITIONAL:
             _fail(
@@ -791,6 +856,52 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
         values["image_type"] = _inferred_type(url, "qcow2" if linux else None)
     _refuse_what_the_os_cannot_carry(values)
     return Deploy(DeploySpec(**values, **{k: tuple(v) for k, v in repeated.items()}))
+
+
+def _fleet_deploy(
+    fleet: dict[str, object],
+    values: dict[str, object],
+    repeated: dict[str, list],
+    given_by: dict[str, str],
+    secret: bool,
+) -> Deploy:
+    servers = tuple(fleet.get("servers", ()))
+    pattern = fleet.get("fleet_pattern")
+    if servers and pattern:
+        _option_error(_BY_KEY["servers"], "give either a list of servers or `servers=`, not both.")
+    if not servers and not pattern:
+        _option_error(
+            _BY_KEY["parallel"],
+            "`parallel=`, `canary=` and `stop-on-failure=` go with several servers.",
+            'a list `ns1,ns2,ns3` in place of the server, or `servers="web-*"`',
+        )
+    plan = Fleet(
+        servers=servers,
+        pattern=str(pattern) if pattern else None,
+        parallel=int(fleet.get("fleet_parallel", 1)),
+        canary=int(fleet.get("fleet_canary", 0)),
+        stop_on_failure=bool(fleet.get("fleet_stop", True)),
+    )
+    if len(servers) != len(set(servers)):
+        _option_error(_BY_KEY["servers"], "a server is listed twice.")
+    if servers and plan.canary >= len(servers):
+        _option_error(_BY_KEY["canary"], f"{plan.canary} canaries for {len(servers)} servers.")
+    if "image" in values:
+        template = _catalog_deploy(values, repeated)
+        return Deploy(None, template.catalog, plan)
+    _require(values)
+    if "image_type" not in values:
+        linux = values.get("os") == "byolinux"
+        values["image_type"] = _inferred_type(str(values["image_url"]), "qcow2" if linux else None)
+    _refuse_what_the_os_cannot_carry(values)
+    spec = DeploySpec(**values, **{k: tuple(v) for k, v in repeated.items()})
+    return Deploy(spec, None, plan)
+
+
+def _server_list(raw: str, now: datetime) -> tuple[str, ...]:
+    option = _BY_KEY["server"]
+    names = [n.strip() for n in _as_name(raw).split(",") if n.strip()]
+    return tuple(_hostname(option, name, now) for name in names)
 
 
 def _catalog_deploy(values: dict[str, object], repeated: dict[str, list]) -> Deploy:
@@ -1093,6 +1204,23 @@ def _lengths() -> str:
     return ", ".join(f"{kind}: {n} hex digits" for kind, n in CHECKSUM_LENGTHS.items())
 
 
+_PATTERN = re.compile(r"[A-Za-z0-9.*?\[\]-]{1,253}")
+
+
+def _server_pattern(option: Option, raw: str) -> str:
+    value = _as_name(raw).lower()
+    if not _PATTERN.fullmatch(value):
+        _option_error(option, f"`{_show(value, 40)}` is not a server name pattern.")
+    return value
+
+
+def _count(option: Option, raw: str, least: int) -> int:
+    value = _as_name(raw)
+    if not value.isdigit() or not least <= int(value) <= 1000:
+        _option_error(option, f"`{_show(value, 20)}` is not a whole number from {least} to 1000.")
+    return int(value)
+
+
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -1298,6 +1426,10 @@ _CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "metadata": _metadata,
     "at": _at,
     "image": lambda option, raw, now: _image_name(option, raw),
+    "fleet_pattern": lambda option, raw, now: _server_pattern(option, raw),
+    "fleet_parallel": lambda option, raw, now: _count(option, raw, 1),
+    "fleet_canary": lambda option, raw, now: _count(option, raw, 0),
+    "fleet_stop": _config_drive,
 }
 
 # ----------------------------------------------------------------------------- help

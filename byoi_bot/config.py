@@ -118,6 +118,12 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _fleet_refused(text: str) -> str:
+    if text not in ("leave-out", "block"):
+        raise ConfigError(f"`{text}` is neither `leave-out` nor `block`")
+    return text
+
+
 def _api(text: str) -> str:
     if text not in API_GENERATIONS:
         raise ConfigError(f"`{text}` is not an API generation; expected one of {API_GENERATIONS}")
@@ -151,6 +157,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
     Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
     Setting("BYOI_POLL_WORKERS", _positive_int, 16, "Status polls run at once (OVHcloud reads in parallel); a 429 pauses them all for its Retry-After"),
+    Setting("BYOI_FLEET_LIMIT", _positive_int, 50, "Most servers one deploy to many may name or match (`servers=` globs above it are refused)"),
+    Setting("BYOI_FLEET_REFUSED", _fleet_refused, "leave-out", "Servers of a deploy to many that fail preflight: `leave-out` (the others go on) or `block` (nothing is requested)"),
     Setting("BYOI_HEARTBEAT_MINUTES", _positive_int, 5, "Minutes of no change after which the thread gets a heartbeat post"),
     Setting("BYOI_STALL_MINUTES", _positive_int, 30, "Minutes after submission past which a deployment is reported as stalled"),
     Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),

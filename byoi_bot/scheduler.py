@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .core.fleets import Fleets
 from .core.request import Request
 from .core.service import Deployments
 from .core.states import State
@@ -22,15 +23,17 @@ log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP = timedelta(seconds=10)
 RETRY_CHECK = timedelta(seconds=1)
+ROLLOUT = timedelta(seconds=2)
 EVENT_MEMORY = timedelta(days=1)
 
 
 class Jobs:
     """The bot's scheduled work around one `Deployments`."""
 
-    def __init__(self, deployments: Deployments, poller: Poller) -> None:
+    def __init__(self, deployments: Deployments, poller: Poller, fleets: Fleets) -> None:
         self.deployments = deployments
         self.poller = poller
+        self.fleets = fleets
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -41,6 +44,8 @@ class Jobs:
         d = self.deployments
         d.reconcile()
         for request in d.store.in_states([State.APPROVED]):
+            if request.fleet_id:
+                continue  # a fleet's rollout starts its servers (`fleets.advance_all`)
             try:
                 if d.is_due(request):
                     d.submit(request.id)
@@ -59,6 +64,9 @@ class Jobs:
         )
         self.scheduler.add_job(
             self.sweep, "interval", seconds=EXPIRY_SWEEP.total_seconds(), id="expire"
+        )
+        self.scheduler.add_job(
+            self.fleets.advance_all, "interval", seconds=ROLLOUT.total_seconds(), id="rollout"
         )
         self.scheduler.start()
 

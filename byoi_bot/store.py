@@ -38,6 +38,7 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from .clock import SystemClock
+from .core.fleet import Fleet, FleetState, Rollout
 from .core.outbox import Post, Queued
 from .core.ports import Clock, ServerBusy
 from .core.request import DeploySpec, Request
@@ -153,6 +154,38 @@ def m006_query_indexes(db: Database) -> None:
     db["requests"].create_index(["state", "created_at", "id"])
     db["requests"].create_index(["created_at"])
     db["requests"].create_index(["server", "created_at"])
+
+
+@migrations()
+def m006_fleets(db: Database) -> None:
+    """Deploys to many servers: the fleet request, and each server's request pointing to it."""
+    db["fleets"].create(
+        {
+            "id": str,
+            "requester": str,
+            "channel": str,
+            "state": str,
+            "created_at": str,
+            "expires_at": str,
+            "policy_name": str,
+            "policy_note": str,
+            "servers": str,
+            "rollout": str,
+            "pattern": str,
+            "refused": str,
+            "fingerprint": str,
+            "message_ts": str,
+            "announced": str,
+            "waves_announced": int,
+            "started_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+    )
+    db["fleets"].create_index(["state"])
+    db["fleets"].create_index(["channel", "message_ts"])
+    db["requests"].add_column("fleet_id", str)
+    db["requests"].create_index(["fleet_id"])
 
 
 STREAM_PAGE = 200  # rows per page of `stream()`
@@ -399,6 +432,163 @@ class Store:
         rows = list(self.db.query("SELECT data FROM secrets WHERE request_id = ?", [request_id]))
         return json.loads(rows[0]["data"]) if rows else None
 
+    # -- fleets (deploys to many servers) ---------------------------------------------
+
+    def create_fleet(self, fleet: Fleet, children: list[tuple[Request, dict | None]]) -> None:
+        """Store a fleet request and its servers' requests (and secrets) in one transaction.
+
+        Raises `ServerBusy` when one of the servers already has an active request.
+        """
+        with self._write() as db:
+            for child, _ in children:
+                other = self._active_on(child.spec.server)
+                if other:
+                    raise ServerBusy(child.spec.server, other)
+            db["fleets"].insert(self._fleet_row(fleet))
+            self._audit(fleet.id, fleet.requester, "created", None, None, "fleet requested")
+            for child, secrets in children:
+                db["requests"].insert(self._row(child))
+                if secrets and any(secrets.values()):
+                    db["secrets"].insert({"request_id": child.id, "data": json.dumps(secrets)})
+                self._audit(child.id, child.requester, "created", None, child.state, fleet.id)
+
+    def fleet(self, fleet_id: str) -> Fleet | None:
+        """The fleet request with this id, or None."""
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM fleets WHERE id = ?", [fleet_id]))
+        return self._fleet(rows[0]) if rows else None
+
+    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
+        """The fleet whose card is the message `ts` in `channel`, or None."""
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "SELECT * FROM fleets WHERE channel = ? AND message_ts = ?", [channel, ts]
+                )
+            )
+        return self._fleet(rows[0]) if rows else None
+
+    def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
+        """Fleet requests in any of `states`, oldest first."""
+        wanted = [str(s) for s in states]
+        sql = f"SELECT * FROM fleets WHERE state IN ({', '.join('?' * len(wanted))})"
+        with self._lock:
+            rows = list(self.db.query(sql + " ORDER BY created_at", wanted))
+        return [self._fleet(r) for r in rows]
+
+    def fleet_members(self, fleet: Fleet) -> list[Request]:
+        """The fleet's server requests, in rollout order."""
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM requests WHERE fleet_id = ?", [fleet.id]))
+        order = {server: i for i, server in enumerate(fleet.servers)}
+        return sorted((self._request(r) for r in rows), key=lambda r: order[r.spec.server])
+
+    def fleet_transition(
+        self,
+        fleet_id: str,
+        expected: FleetState,
+        to: FleetState,
+        actor: str,
+        reason: str,
+        **fields: Any,
+    ) -> bool:
+        """Compare-and-set of the fleet's state with its audit row; False if it moved."""
+        values = {k: self._column(k, v) for k, v in fields.items()} | {"state": str(to)}
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE fleets SET {assignments} WHERE id = ? AND state = ?",
+                [*values.values(), fleet_id, str(expected)],
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._audit(fleet_id, actor, "transition", None, None, f"{expected} → {to}: {reason}")
+        return True
+
+    def update_fleet(self, fleet_id: str, **fields: Any) -> None:
+        """Write fleet fields that are not its state (card ts, what was announced)."""
+        values = {k: self._column(k, v) for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE fleets SET {assignments} WHERE id = ?", [*values.values(), fleet_id]
+            )
+
+    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
+        """Record `user`'s approval of every server's exact spec; False if already recorded."""
+        with self._write() as db:
+            rows = list(
+                db.query("SELECT id, fingerprint FROM requests WHERE fleet_id = ?", [fleet.id])
+            )
+            added = 0
+            for row in rows:
+                added += db.execute(
+                    "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
+                    "VALUES (?, ?, ?, ?)",
+                    [row["id"], user, row["fingerprint"], _iso(self._clock.now())],
+                ).rowcount
+            if added:
+                self._audit(fleet.id, user, "approval", None, None, f"approved {added} servers")
+            return bool(added)
+
+    def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
+        """Withdraw `user`'s approval of the fleet; False if there was none."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM approvals WHERE user = ? AND request_id IN "
+                "(SELECT id FROM requests WHERE fleet_id = ?)",
+                [user, fleet.id],
+            )
+            if cursor.rowcount:
+                self._audit(fleet.id, user, "withdrawal", None, None, "approval withdrawn")
+            return bool(cursor.rowcount)
+
+    @staticmethod
+    def _fleet_row(f: Fleet) -> dict:
+        return {
+            "id": f.id,
+            "requester": f.requester,
+            "channel": f.channel,
+            "state": str(f.state),
+            "created_at": _iso(f.created_at),
+            "expires_at": _iso(f.expires_at),
+            "policy_name": f.policy_name,
+            "policy_note": f.policy_note,
+            "servers": json.dumps(list(f.servers)),
+            "rollout": json.dumps(f.rollout.__dict__),
+            "pattern": f.pattern,
+            "refused": json.dumps([list(r) for r in f.refused]),
+            "fingerprint": f.fingerprint,
+            "message_ts": f.message_ts,
+            "announced": json.dumps(f.announced),
+            "waves_announced": f.waves_announced,
+            "started_at": _iso(f.started_at),
+            "finished_at": _iso(f.finished_at),
+        }
+
+    @staticmethod
+    def _fleet(row: dict) -> Fleet:
+        return Fleet(
+            id=row["id"],
+            requester=row["requester"],
+            channel=row["channel"],
+            state=FleetState(row["state"]),
+            created_at=_dt(row["created_at"]),
+            expires_at=_dt(row["expires_at"]),
+            policy_name=row["policy_name"],
+            policy_note=row["policy_note"] or "",
+            servers=tuple(json.loads(row["servers"])),
+            rollout=Rollout(**json.loads(row["rollout"])),
+            pattern=row["pattern"],
+            refused=tuple(tuple(r) for r in json.loads(row["refused"] or "[]")),
+            fingerprint=row["fingerprint"],
+            message_ts=row["message_ts"],
+            announced=json.loads(row["announced"] or "{}"),
+            waves_announced=row["waves_announced"] or 0,
+            started_at=_dt(row["started_at"]),
+            finished_at=_dt(row["finished_at"]),
+        )
+
     # -- approvals ------------------------------------------------------------------
 
     def add_approval(
@@ -639,6 +829,7 @@ class Store:
             "progress": json.dumps(r.progress) if r.progress else None,
             "last_post_at": _iso(r.last_post_at),
             "start_mark": r.start_mark,
+            "fleet_id": r.fleet_id,
         }
 
     @staticmethod
@@ -667,4 +858,5 @@ class Store:
             progress=loads("progress"),
             last_post_at=_dt(row.get("last_post_at")),
             start_mark=row.get("start_mark"),
+            fleet_id=row.get("fleet_id"),
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .clock import SystemClock
 from .config import ConfigError, Settings
+from .core.fleets import Fleets
 from .core.outbox import Courier
 from .core.poll_plan import PollPlan
 from .core.ports import Chat, ChecksumVerifier, Clock, ImageCatalog, ImageInspector, Provider
@@ -93,6 +94,7 @@ class Bot:
     store: Store
     deployments: Deployments
     poller: Poller
+    fleets: Fleets
     jobs: Jobs
     courier: Courier
     sender: OutboxSender
@@ -152,9 +154,14 @@ def build_bot(
     poller = Poller(
         deployments, workers=settings.poll_workers, plan=PollPlan(clock, longest=timing.poll)
     )
-    jobs = Jobs(deployments, poller)
+    fleets = Fleets(
+        deployments,
+        limit=settings.fleet_limit,
+        block_on_refusal=settings.fleet_refused == "block",
+    )
+    jobs = Jobs(deployments, poller, fleets)
     deployments.on_approved = jobs.approved
     courier = Courier(store, store, chat, deployments.card)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
-    return Bot(store, deployments, poller, jobs, courier, sender)
+    return Bot(store, deployments, poller, fleets, jobs, courier, sender)

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from .catalog import CatalogImage
 from .checks import Check
-from .policy import Tally
+from .fleet import Fleet, FleetState
+from .policy import Policy, Tally
 from .ports import Explanation
 from .progress import Progress
 from .request import Request, mask_url
@@ -310,3 +311,108 @@ def catalog(images: tuple[CatalogImage, ...]) -> str:
         lines.append("• " + " · ".join(parts))
     lines.append(esc("Deploy one: `/byoi deploy <server> <image> [key=value…]`"))
     return "\n".join(lines)
+
+
+# -- fleets (deploys to many servers) -------------------------------------------------------
+
+
+def fleet_summary(ready: int, refused: list[tuple[str, str]]) -> str:
+    """ "38 ready, 2 refused (why)": the preflight of a fleet in one line, then the refusals."""
+    line = f"{ready} ready, {len(refused)} refused"
+    if not refused:
+        return line + "."
+    reasons = "; ".join(
+        f"`{esc(server)}`: {truncate(esc(why), 200)}" for server, why in refused[:10]
+    )
+    more = f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
+    return f"{line} ({reasons}{more})."
+
+
+def fleet_policy_note(policy: Policy, names: list[str]) -> str:
+    """Which policy the fleet follows, and that it is the strictest of its servers'."""
+    if len(names) == 1:
+        return f"policy `{esc(policy.name)}`"
+    others = ", ".join(f"`{esc(n)}`" for n in names)
+    return f"policy `{esc(policy.name)}`: the strictest of the servers' policies ({others})"
+
+
+def fleet_status(fleet: Fleet, members: tuple[Request, ...]) -> str:
+    """The card's status line: the fleet's state and its servers' counts."""
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[str(m.state)] = counts.get(str(m.state), 0) + 1
+    parts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(counts.items()))
+    return f"*{fleet.state.replace('_', ' ').capitalize()}* · {len(members)} servers: {parts}"
+
+
+def fleet_approved(fleet: Fleet) -> str:
+    r = fleet.rollout
+    canary = f", the first {r.canary} done before the others" if r.canary else ""
+    stop = "stops after a failure" if r.stop_on_failure else "goes on after a failure"
+    return (
+        f"👍 Approved: {len(fleet.servers)} servers, at most {r.parallel} at once{canary}; "
+        f"the rollout {stop}."
+    )
+
+
+def fleet_member(member: Request, kind: str, reason: str | None) -> str:
+    """A server of the fleet started, done or failed: one thread line."""
+    server = f"`{esc(member.spec.server)}`"
+    if kind == "started":
+        return f"▶️ {server} started (`{member.id}`)"
+    if kind == "done":
+        took = (
+            f" in {duration(member.finished_at - member.submitted_at)}"
+            if member.finished_at and member.submitted_at
+            else ""
+        )
+        return f"✅ {server} done{took}"
+    return f"🔥 {server} failed: {truncate(esc(reason or member.state), 300)}"
+
+
+def fleet_wave(number: int, total: int, wave: list[Request]) -> str:
+    done = sum(1 for m in wave if m.state is State.DONE)
+    return f"🌊 Wave {number}/{total} finished: {done} done, {len(wave) - done} failed."
+
+
+def fleet_finished(fleet: Fleet, members: list[Request]) -> str:
+    """The final summary, with elapsed times."""
+    done = [m for m in members if m.state is State.DONE]
+    failed = [m for m in members if m.state is State.FAILED]
+    skipped = [m for m in members if m.state is State.CANCELLED and not m.submitted_at]
+    took = (
+        f" in {duration(fleet.finished_at - fleet.started_at)}"
+        if fleet.finished_at and fleet.started_at
+        else ""
+    )
+    head = "🏁 Rollout finished" if fleet.state is FleetState.DONE else "🛑 Rollout stopped"
+    lines = [f"{head}{took}: {len(done)} done, {len(failed)} failed, {len(skipped)} not started."]
+    if done:
+        times = sorted(
+            (m.finished_at - m.submitted_at) for m in done if m.finished_at and m.submitted_at
+        )
+        if times:
+            lines.append(f"Install times: {duration(times[0])} to {duration(times[-1])}.")
+    if failed:
+        lines.append("Failed: " + ", ".join(f"`{esc(m.spec.server)}`" for m in failed[:20]))
+    lines.append(mention(fleet.requester))
+    return "\n".join(lines)
+
+
+FLEET_ICONS = {
+    FleetState.CANCELLED: "🗑️",
+    FleetState.REJECTED: "🚫",
+    FleetState.EXPIRED: "⌛",
+}
+
+
+def fleet_ended(fleet: Fleet, actor: str) -> str:
+    what = fleet.state.replace("_", " ")
+    by = "" if actor == "byoi-bot" else f" by {mention(actor)}"
+    icon = FLEET_ICONS.get(fleet.state, "🗑️")
+    return f"{icon} Fleet request {what}{by}; no new installation starts."
+
+
+def fleet_cancelled(fleet: Fleet, running: int) -> str:
+    still = f" {running} running installation(s) finish." if running else ""
+    return f"Fleet request `{fleet.id}` is cancelled: no new installation starts.{still}"

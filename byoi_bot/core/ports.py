@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .catalog import CatalogImage
 from .checks import Check
+from .fleet import Fleet
 from .progress import Progress
 from .request import Checksum, DeploySpec, Request
 from .states import State
@@ -128,6 +129,10 @@ class Provider(Protocol):
         """The handle of a deployment started after `mark`, running or ended (reconciliation)."""
         ...
 
+    def list_servers(self) -> list[str]:
+        """The names of the account's dedicated servers."""
+        ...
+
 
 @dataclass(frozen=True)
 class ImageReport:
@@ -185,6 +190,20 @@ class CardView:
     progress_fraction: float | None = None
 
 
+@dataclass(frozen=True)
+class FleetView:
+    """Everything a chat adapter needs to draw a fleet card: the table of servers."""
+
+    fleet: Fleet
+    members: tuple[Request, ...]
+    approvers: tuple[str, ...]
+    approved_by: tuple[str, ...]
+    required: int
+    status_line: str
+    image: str  # the image, as the card shows it
+    missing_groups: tuple[str, ...] = ()
+
+
 class Chat(Protocol):
     """The chat service, seen from the core (Slack, or the console shell).
 
@@ -221,6 +240,18 @@ class Chat(Protocol):
 
     def group_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group (empty when unknown or not allowed)."""
+        ...
+
+    def post_fleet_card(self, view: FleetView) -> str:
+        """Post a fleet's card (and make voting easy); return its message id (ts)."""
+        ...
+
+    def update_fleet_card(self, view: FleetView) -> None:
+        """Redraw a fleet's card in place."""
+        ...
+
+    def fleet_reply(self, fleet: Fleet, text: str) -> None:
+        """Post `text` in the fleet card's thread."""
         ...
 
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from . import messages, sent
 from .checks import Check, Severity, blocking
@@ -35,6 +36,9 @@ from .progress import Phase, Progress
 from .request import DeploySpec, Request
 from .server_checks import server_checks
 from .states import IllegalTransition, State
+
+if TYPE_CHECKING:
+    from .fleets import Fleets
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,7 @@ class Deployments:
         self.on_approved = on_approved or self.submit_when_due
         self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
         self.catalog = catalog
+        self.fleets: Fleets | None = None  # deploys to many, when wired (core.fleets)
         self._in_flight: set[str] = set()  # ids whose start call is under way here
         self._in_flight_lock = threading.Lock()
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
@@ -196,6 +201,10 @@ class Deployments:
             return
         request = self.store.by_message(channel, ts)
         if request is None:
+            fleet = self.store.fleet_by_message(channel, ts)
+            if fleet and self.fleets:
+                self.fleets.react(fleet, user, reaction, added)
+                return
             reply_of = self.store.by_reply(channel, ts) if added else None
             if reply_of is not None:
                 self._tell(user, reply_of, messages.vote_on_the_card(reply_of, reaction))

@@ -122,6 +122,10 @@ class _OvhProvider(ABC):
         """A deployment started after `mark`, running or already ended (default: running)."""
         return self.find_active(server)
 
+    def list_servers(self) -> list[str]:
+        """GET /dedicated/server: the account's server names, lower-case."""
+        return sorted(str(name).lower() for name in self._read("/dedicated/server") or [])
+
     def _read(self, path: str, *, retry_not_found: bool = True, retried: bool = True, **query: str):
         """GET `path`, retrying transient failures (unless not `retried`); raises
         ProviderError when they persist, marked `transient` with any Retry-After."""
@@ -378,6 +382,9 @@ class RoutingProvider:
 
     def find_since(self, server: str, mark: str) -> str | None:
         return self.for_server(server).find_since(server, mark)
+
+    def list_servers(self) -> list[str]:
+        return self.default.list_servers()
 
     def _owner(self, server: str, handle: str) -> Provider:
         routed = self.for_server(server)

@@ -97,8 +97,10 @@ def build_app(
             _open_form(client, _text(command, "trigger_id"), channel, respond)
             return
         if isinstance(parsed, commands.Deploy):
-            server = (parsed.spec or parsed.catalog).server
-            ack(f"Checking `{esc(server)}` and the image before posting the request…")
+            server = f"`{esc((parsed.spec or parsed.catalog).server)}`"
+            if parsed.fleet:
+                server = "the servers"
+            ack(f"Checking {server} and the image before posting the request…")
         else:
             ack()
         if not user or not channel:
