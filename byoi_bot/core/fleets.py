@@ -182,7 +182,8 @@ class Fleets:
             return
         members = d.store.fleet_members(fleet)
         tally = d._tally(members[0], policy, groups)
-        self._reply(fleet, messages.approval(user, tally))
+        if not tally.met:
+            self._reply(fleet, messages.approval(user, tally))
         if tally.met and d.store.fleet_transition(
             fleet.id,
             FleetState.PENDING_APPROVAL,
@@ -194,7 +195,7 @@ class Fleets:
             for member in members:
                 self._move(member, State.PENDING_APPROVAL, State.APPROVED, user, "fleet approved")
             fleet = self._get(fleet.id)
-            self._reply(fleet, messages.fleet_approved(fleet))
+            self._reply(fleet, messages.fleet_approved(fleet, user, tally))
             self.advance(fleet.id)
         else:
             self.redraw(fleet)
@@ -252,7 +253,7 @@ class Fleets:
             for i in to_start([m.state for m in members], fleet.rollout):
                 d.submit(members[i].id)
             members = d.store.fleet_members(fleet)
-        changed = self._announce(fleet, members)
+        posts = self._announce(fleet, members)
         if fleet.state is FleetState.RUNNING and self._over(fleet, members):
             stopped = any(m.state in (State.FAILED, State.CANCELLED) for m in members)
             to = (
@@ -265,9 +266,12 @@ class Fleets:
                 for member in left:
                     self._move(member, State.APPROVED, State.CANCELLED, SYSTEM, "rollout stopped")
                 fleet = self._get(fleet.id)
-                self._reply(fleet, messages.fleet_finished(fleet, d.store.fleet_members(fleet)))
-                changed = True
-        if changed:
+                summary = messages.fleet_finished(fleet, d.store.fleet_members(fleet))
+                last = posts.pop() + "\n" if posts and posts[-1].startswith("🌊") else ""
+                posts.append(last + summary)  # the last wave's line heads the summary
+        for text in posts:
+            self._reply(fleet, text)
+        if posts:
             self.redraw(self._get(fleet.id))
 
     def _over(self, fleet: Fleet, members: list[Request]) -> bool:
@@ -276,21 +280,22 @@ class Fleets:
         running = any(m.state in RUNNING_STATES for m in members)
         return not running and not to_start([m.state for m in members], fleet.rollout)
 
-    def _announce(self, fleet: Fleet, members: list[Request]) -> bool:
-        """Post each server's start and end once, and each wave's end; True if any."""
+    def _announce(self, fleet: Fleet, members: list[Request]) -> list[str]:
+        """The posts for what changed: one line for the servers started since the last
+        time, one per server done or failed, one per wave finished."""
         announced = dict(fleet.announced)
-        posts = []
+        started, ended = [], []
         for member in members:
             kind = _kind(member)
-            if (
-                kind
-                and announced.get(member.id) != kind
-                and not (kind == "started" and announced.get(member.id))
-            ):
-                if kind != "started" and member.id not in announced and member.submitted_at:
-                    posts.append(messages.fleet_member(member, "started", None))
-                posts.append(messages.fleet_member(member, kind, self._reason(member)))
-                announced[member.id] = kind
+            if not kind or announced.get(member.id) in (kind, "done", "failed"):
+                continue
+            if member.id not in announced and member.submitted_at:
+                started.append(member)
+            if kind != "started":
+                ended.append(messages.fleet_member(member, kind, self._reason(member)))
+            announced[member.id] = kind
+        posts = [messages.fleet_started(started)] if started else []
+        posts += ended
         done_waves = fleet.waves_announced
         plan = waves(len(members), fleet.rollout)
         while done_waves < len(plan) and all(
@@ -299,13 +304,10 @@ class Fleets:
             wave = [members[i] for i in plan[done_waves]]
             posts.append(messages.fleet_wave(done_waves + 1, len(plan), wave))
             done_waves += 1
-        if not posts:
-            return False
-        self.d.store.update_fleet(fleet.id, announced=announced, waves_announced=done_waves)
-        fleet.announced, fleet.waves_announced = announced, done_waves
-        for text in posts:
-            self._reply(fleet, text)
-        return True
+        if posts:
+            self.d.store.update_fleet(fleet.id, announced=announced, waves_announced=done_waves)
+            fleet.announced, fleet.waves_announced = announced, done_waves
+        return posts
 
     def _reason(self, member: Request) -> str | None:
         if member.state is State.DONE:

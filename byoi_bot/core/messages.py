@@ -345,21 +345,28 @@ def fleet_status(fleet: Fleet, members: tuple[Request, ...]) -> str:
     return f"*{fleet.state.replace('_', ' ').capitalize()}* · {len(members)} servers: {parts}"
 
 
-def fleet_approved(fleet: Fleet) -> str:
+def fleet_approved(fleet: Fleet, user: str, tally: Tally) -> str:
+    """Quorum reached: who approved last, and how the rollout goes."""
     r = fleet.rollout
     canary = f", the first {r.canary} done before the others" if r.canary else ""
     stop = "stops after a failure" if r.stop_on_failure else "goes on after a failure"
     return (
-        f"👍 Approved: {len(fleet.servers)} servers, at most {r.parallel} at once{canary}; "
+        f"👍 {mention(user)} approved ({len(tally.counted)}/{tally.required}): "
+        f"{len(fleet.servers)} servers, at most {r.parallel} at once{canary}; "
         f"the rollout {stop}."
     )
 
 
+def fleet_started(members: list[Request]) -> str:
+    """The servers whose installation started since the last post, in one line."""
+    names = ", ".join(f"`{esc(m.spec.server)}`" for m in members[:30])
+    more = f" and {len(members) - 30} more" if len(members) > 30 else ""
+    return f"▶️ Started: {names}{more}"
+
+
 def fleet_member(member: Request, kind: str, reason: str | None) -> str:
-    """A server of the fleet started, done or failed: one thread line."""
+    """A server of the fleet done or failed: one thread line."""
     server = f"`{esc(member.spec.server)}`"
-    if kind == "started":
-        return f"▶️ {server} started (`{member.id}`)"
     if kind == "done":
         took = (
             f" in {duration(member.finished_at - member.submitted_at)}"
