@@ -61,6 +61,13 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
                 active = [r for r in active if r.channel == channel]
             empty = "No deployment is running here. `/byoi status all` looks in every channel."
             return _listed_or_counted("Active deployments", active, empty)
+        case commands.Status(target=target) if target.startswith(FLEET_PREFIX):
+            fleet = d.store.fleet(target)
+            if fleet is None:
+                return messages.unknown_request(target)
+            members = d.store.fleet_members(fleet)
+            lines = [messages.fleet_status(fleet, tuple(members))]
+            return "\n".join(lines + [messages.summary_line(m) for m in members[:30]])
         case commands.Status(target=target):
             found = d.find(target)
             if not found and "." in target:  # request ids hold no dots: a server name

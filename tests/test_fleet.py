@@ -164,3 +164,11 @@ def test_the_strictest_policy_applies():
     grouped = Policy(name="grouped", required=2, one_from_each_group=True)
     assert strictest([lax, strict]).name == "strict"
     assert strictest([strict, grouped, lax]).name == "grouped"
+
+
+def test_status_of_a_fleet_lists_its_servers(harness):
+    h = harness
+    ask(h, f"{OK1},{OK3}")
+    h.slash(f"status {fleet(h).id}")
+    answer = h.wait_answer("2 servers")
+    assert OK1 in answer and OK3 in answer and "Pending approval" in answer
