@@ -7,7 +7,7 @@ The bot, the fake Slack and the simulator are the story harness's; the rollout j
 from __future__ import annotations
 
 import pytest
-from bot_harness import APPROVER, CHANNEL, REQUESTER, BotHarness
+from bot_harness import APPROVER, APPROVER_2, CHANNEL, REQUESTER, BotHarness
 
 from byoi_bot.core.fleet import FleetState, Rollout, strictest, to_start, waves
 from byoi_bot.core.policy import Policy
@@ -141,7 +141,25 @@ def test_cancel_stops_new_installs_and_the_requester_may_withdraw(harness):
     tick(h, 200)
     assert started(h) == [OK1]
     assert fleet(h).state is FleetState.CANCELLED
+    thread = h.wait_thread(card["ts"], "done in")
+    assert any(t.startswith(f"✅ `{OK1}` done") for t in thread), "still followed"
     assert h.slack.messages(channel=CHANNEL)  # the card is still there
+
+
+def test_an_approver_cancels_the_running_installations_too(harness):
+    h = harness
+    card = ask(h, f"{OK1},{OK3},{OK5}", "parallel=2")
+    h.react(APPROVER, ts=card["ts"])
+    h.wait_thread(card["ts"], "Started:")
+    h.slash(f"cancel {fleet(h).id}", user=APPROVER_2)
+    answer = h.wait_answer("Cancelled at OVHcloud", user=APPROVER_2)
+    assert OK1 in answer and OK3 in answer
+    cancels = [c for c in h.simulator.calls() if c["path"].endswith("/cancel")]
+    assert len(cancels) == 2 and sorted(started(h)) == sorted([OK1, OK3])
+    tick(h, 10)
+    members = h.bot.store.fleet_members(fleet(h))
+    assert [m.state for m in members] == [State.CANCELLED] * 3
+    assert sum(t.startswith("🔥") for t in h.thread(card["ts"])) == 2
 
 
 # -- the pure rules ------------------------------------------------------------------------

@@ -215,24 +215,45 @@ class Fleets:
         self._end(fleet, FleetState.REJECTED, user, "rejected", State.REJECTED)
 
     def cancel(self, fleet_id: str, user: str) -> str:
-        """`/byoi cancel f-…`: no new installation starts; running ones finish."""
+        """`/byoi cancel f-…`: no new installation starts. From an approver other than the
+        requester, the running installations are cancelled too, where the API allows it."""
         fleet = self._get(fleet_id)
         policy = self.d.policies.by_name(fleet.policy_name, fleet.servers[0])
         approver = policy.may_approve(user, fleet.requester, self.d._groups(policy)) is None
         if user != fleet.requester and not approver:
             raise Refused([f"Only the requester or an approver may cancel `{fleet.id}`."])
-        if fleet.state.is_final or not self._end(fleet, FleetState.CANCELLED, user, "cancelled"):
+        ended = not fleet.state.is_final and self._end(
+            fleet, FleetState.CANCELLED, user, "cancelled"
+        )
+        running = [m for m in self.d.store.fleet_members(fleet) if m.state in RUNNING_STATES]
+        if not ended and not (approver and running):
             raise Refused([f"`{fleet.id}` is {fleet.state.replace('_', ' ')}: nothing to cancel."])
-        running = sum(1 for m in self.d.store.fleet_members(fleet) if m.state in RUNNING_STATES)
-        return messages.fleet_cancelled(fleet, running)
+        stopped, kept = [], []
+        for member in running if approver else ():
+            try:
+                self.d.cancel(member.id, user)
+                stopped.append(member.spec.server)
+            except Refused as exc:
+                kept.append((member.spec.server, exc.reasons[0]))
+        fleet = self._get(fleet.id)
+        if stopped:
+            for text in self._announce(fleet, self.d.store.fleet_members(fleet)):
+                self._reply(fleet, text)
+            self.redraw(fleet)
+        left = len(running) - len(stopped)
+        return messages.fleet_cancelled(fleet, left, stopped, kept)
 
     # -- rolling out ----------------------------------------------------------------
 
     def advance_all(self) -> None:
-        """The rollout job: every fleet waiting or rolling out moves on."""
-        for fleet in self.d.store.fleets_in_states(
-            [FleetState.PENDING_APPROVAL, FleetState.RUNNING]
-        ):
+        """The rollout job: every fleet waiting or rolling out moves on; a cancelled one
+        still tells how its running installations end."""
+        states = [FleetState.PENDING_APPROVAL, FleetState.RUNNING, FleetState.CANCELLED]
+        for fleet in self.d.store.fleets_in_states(states):
+            if fleet.state is FleetState.CANCELLED and len(fleet.announced) == sum(
+                1 for kind in fleet.announced.values() if kind in ("done", "failed")
+            ):
+                continue  # nothing of it is running any more
             try:
                 self.advance(fleet.id)
             except Exception:

@@ -420,6 +420,17 @@ def fleet_ended(fleet: Fleet, actor: str) -> str:
     return f"{icon} Fleet request {what}{by}; no new installation starts."
 
 
-def fleet_cancelled(fleet: Fleet, running: int) -> str:
-    still = f" {running} running installation(s) finish." if running else ""
-    return f"Fleet request `{fleet.id}` is cancelled: no new installation starts.{still}"
+def fleet_cancelled(
+    fleet: Fleet, running: int, stopped: list[str], kept: list[tuple[str, str]]
+) -> str:
+    """The answer to `/byoi cancel f-…`: what stops, what was cancelled, what goes on."""
+    lines = [f"Fleet request `{fleet.id}` is cancelled: no new installation starts."]
+    if stopped:
+        lines.append("Cancelled at OVHcloud: " + ", ".join(f"`{esc(s)}`" for s in stopped))
+    lines += [f"`{esc(server)}` goes on: {why}" for server, why in kept]
+    if running and not kept:
+        lines.append(
+            f"{running} running installation(s) finish; an approver other than the requester "
+            f"can cancel them with `/byoi cancel {fleet.id}`."
+        )
+    return "\n".join(lines)
