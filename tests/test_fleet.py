@@ -190,3 +190,21 @@ def test_status_of_a_fleet_lists_its_servers(harness):
     h.slash(f"status {fleet(h).id}")
     answer = h.wait_answer("2 servers")
     assert OK1 in answer and OK3 in answer and "Pending approval" in answer
+
+
+def test_the_image_is_read_once_for_the_whole_set(harness, monkeypatch):
+    h = harness
+    inspector = h.bot.deployments.inspector
+    reads: list[str] = []
+    read = inspector._inspect_image
+
+    def counted(spec):
+        reads.append(spec.server)
+        return read(spec)
+
+    monkeypatch.setattr(inspector, "_inspect_image", counted)
+    card = ask(h, f"{OK1},{OK3},{OK5}")
+    assert len(reads) == 1, "one read of the image; each server's checks from it"
+    members = h.bot.store.fleet_members(fleet(h))
+    assert all(m.image_facts.get("format") == "qcow2" for m in members)
+    assert "3 servers" in str(card["blocks"])

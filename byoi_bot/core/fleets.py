@@ -76,10 +76,13 @@ class Fleets:
             raise Refused([denied])
         left_out = list(refused)
         ready: list[tuple[DeploySpec, dict]] = []
-        for spec, own in zip(specs, policies, strict=True):
-            why, resolved, facts = self._check(spec, own.api)
-            if why:
-                left_out.append((spec.server, why))
+        for spec, own, (why, facts) in zip(specs, policies, self._preflight(specs), strict=True):
+            resolved, unsendable = spec, []
+            if not why:
+                image = facts.get("image", {})
+                resolved, unsendable = sent.resolve(spec, own.api, image, facts.get("facts"))
+            if why or unsendable:
+                left_out.append((spec.server, why or "; ".join(unsendable)))
             else:
                 ready.append((resolved, facts))
         if not ready or (left_out and self.block_on_refusal):
@@ -134,18 +137,30 @@ class Fleets:
         fleet.message_ts = ts
         return fleet
 
-    def _check(self, spec: DeploySpec, api: str) -> tuple[str | None, DeploySpec, dict]:
-        """Why `spec` cannot go (or None), the spec as it will be sent, and the facts."""
-        busy = self.d.store.active(spec.server)
-        if busy:
-            return messages.busy(spec.server, busy[0]), spec, {}
-        facts, checks, image_facts = self.d.preflight(spec)
-        if blockers := blocking(checks):
-            return "; ".join(c.message for c in blockers), spec, {}
-        resolved, unsendable = sent.resolve(spec, api, image_facts, facts)
-        if unsendable:
-            return "; ".join(unsendable), spec, {}
-        return None, resolved, {"server": facts.to_dict() if facts else None, "image": image_facts}
+    def _preflight(self, specs: Sequence[DeploySpec]) -> list[tuple[str | None, dict]]:
+        """Per server: why it cannot go (or None) and its facts; the image is read once."""
+        d = self.d
+        results: list[tuple[str | None, dict]] = []
+        readable = []
+        for spec in specs:
+            busy = d.store.active(spec.server)
+            facts, checks = (None, []) if busy else d.server_preflight(spec)
+            why = messages.busy(spec.server, busy[0]) if busy else _blocking(checks)
+            results.append((why, {"facts": facts, "checks": checks}))
+            if not why and facts is not None:
+                readable.append(len(results) - 1)
+        if d.inspector is not None and readable:
+            reports = d.inspector.inspect_many(
+                [specs[i] for i in readable], [results[i][1]["facts"] for i in readable]
+            )
+            for i, report in zip(readable, reports, strict=True):
+                found = results[i][1]
+                found["checks"] = found["checks"] + list(report.checks)
+                found["image"] = dict(report.facts)
+                results[i] = (_blocking(found["checks"]), found)
+        for _, found in results:
+            found["server"] = found["facts"].to_dict() if found.get("facts") else None
+        return results
 
     # -- approving ------------------------------------------------------------------
 
@@ -405,6 +420,11 @@ class Fleets:
             self.d.chat.fleet_reply(fleet, text)
         except Exception:
             log.exception("could not reply in the thread of %s", fleet.id)
+
+
+def _blocking(checks: list) -> str | None:
+    blockers = blocking(checks)
+    return "; ".join(c.message for c in blockers) if blockers else None
 
 
 def _kind(member: Request) -> str | None:

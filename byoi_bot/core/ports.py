@@ -6,7 +6,7 @@ only ever sees these types.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -146,6 +146,11 @@ class ImageInspector(Protocol):
     """Reads a few KiB of a remote image and reports format, sizes and partitions."""
 
     def inspect(self, spec: DeploySpec, server: ServerFacts | None) -> ImageReport: ...
+    def inspect_many(
+        self, specs: Sequence[DeploySpec], servers: Sequence[ServerFacts | None]
+    ) -> list[ImageReport]:
+        """One read of the image the specs share, checked against each spec and server."""
+        ...
 
 
 class ChecksumVerifier(Protocol):

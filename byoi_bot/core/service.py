@@ -174,19 +174,24 @@ class Deployments:
 
     def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:
         """Server and image checks (SPEC section 4); an unreadable server is blocking."""
+        facts, checks = self.server_preflight(spec)
+        if facts is None or self.inspector is None:
+            return facts, checks, {}
+        report = self.inspector.inspect(spec, facts)
+        return facts, checks + list(report.checks), dict(report.facts)
+
+    def server_preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check]]:
+        """The server's facts and checks (None and a blocking check when it cannot be read)."""
         try:
             facts = self.provider.server_facts(spec.server)
             running = self.provider.find_active(spec.server)
         except ProviderError as exc:
             e = exc.explanation
-            return None, [Check("server", Severity.BLOCKING, f"{e.summary} {e.action}")], {}
+            return None, [Check("server", Severity.BLOCKING, f"{e.summary} {e.action}")]
         checks = server_checks(facts)
         if running:
             checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
-        if self.inspector is None:
-            return facts, checks, {}
-        report = self.inspector.inspect(spec, facts)
-        return facts, checks + list(report.checks), dict(report.facts)
+        return facts, checks
 
     # -- approving ------------------------------------------------------------------
 
