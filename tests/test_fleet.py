@@ -208,3 +208,28 @@ def test_the_image_is_read_once_for_the_whole_set(harness, monkeypatch):
     members = h.bot.store.fleet_members(fleet(h))
     assert all(m.image_facts.get("format") == "qcow2" for m in members)
     assert "3 servers" in str(card["blocks"])
+
+
+def test_the_card_shows_each_warning_once_with_its_count():
+    from datetime import timedelta
+
+    from core_fixtures import T0, request
+
+    from byoi_bot.core.fleet import Fleet
+    from byoi_bot.core.ports import FleetView
+    from byoi_bot.slack.fleet_card import fleet_blocks
+
+    warning = {"name": "ram", "severity": "warning", "message": "The image is <big>"}
+    members = tuple(
+        request(f"r-m{i}", server=f"web-{i}.example.net", state=State.PENDING_APPROVAL)
+        for i in range(3)
+    )
+    for m in members[:2]:
+        m.checks = [warning]
+    f = Fleet("f-abcdef", REQUESTER, CHANNEL, FleetState.PENDING_APPROVAL, T0,
+              T0 + timedelta(hours=1), "default", tuple(m.spec.server for m in members),
+              Rollout(2, 1), refused=(("db-1.example.net", "busy"),))  # fmt: skip
+    view = FleetView(f, members, (APPROVER,), (), 1, "status", "https://x/a.qcow2")
+    text = str(fleet_blocks(view)[0])
+    assert "⚠️ The image is &lt;big&gt; (2 servers)" in text
+    assert "Left out (1)" in text and "w1 " in text and "web-2.example.net" in text

@@ -102,6 +102,7 @@ class Fleets:
                 expires_at=now + policy.ttl,
                 policy_name=policy.name,
                 fingerprint=spec.fingerprint(),
+                checks=[c.to_dict() for c in facts["checks"]],
                 server_facts=facts.get("server"),
                 image_facts=facts.get("image", {}) | ({"catalog": source} if source else {}),
                 fleet_id=fleet_id,

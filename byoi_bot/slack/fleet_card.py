@@ -56,6 +56,8 @@ def fleet_blocks(view: FleetView) -> tuple[list[dict], str]:
         ),
         _section("```\n" + _table(view.members, f) + "\n```"),
     ]
+    if warnings := _warnings(view.members):
+        blocks.append(_section("*Warnings*\n" + warnings))
     if f.refused:
         lines = [f"`{esc(s)}`: {truncate(esc(why), 150)}" for s, why in f.refused[:15]]
         more = f"\n… and {len(f.refused) - 15} more" if len(f.refused) > 15 else ""
@@ -92,6 +94,20 @@ def _table(members: tuple[Request, ...], fleet) -> str:
     if hidden:
         lines.append(f"… {hidden} more not shown")
     return "\n".join(lines) or "(no servers)"
+
+
+def _warnings(members: tuple[Request, ...]) -> str:
+    """Each preflight warning once, with how many servers it concerns."""
+    found: dict[str, list[str]] = {}
+    for m in members:
+        for check in m.checks:
+            if check.get("severity") == "warning":
+                found.setdefault(check["message"], []).append(m.spec.server)
+    lines = [
+        f"⚠️ {truncate(esc(message), 200)} ({len(servers)} server{'s' * (len(servers) > 1)})"
+        for message, servers in list(found.items())[:5]
+    ]
+    return "\n".join(lines)
 
 
 def _approvals(view: FleetView) -> str:
