@@ -147,6 +147,7 @@ def main() -> None:
         services.inject({"read_errors": {"status": 503, "count": 10**6}, "server": failing})
         rows.append(cycle("2b. nothing changed, one server answering 503", 0))
         services.clear_faults()
+        rows.append(cycle("2c. nothing changed (again, for the drift)", 0))
         rows += [
             cycle("3. nothing changed", 0, traced=True),
             cycle("4. every deployment one step further", STEP),
@@ -160,6 +161,7 @@ def main() -> None:
 
     if args.json:
         quiet = figures["2. nothing changed"]
+        again = figures["2c. nothing changed (again, for the drift)"]["wall_s"]
         failing_cycle = figures["2b. nothing changed, one server answering 503"]
         print(
             json.dumps(
@@ -169,7 +171,9 @@ def main() -> None:
                     "workers": args.workers,
                     **quiet,
                     "one_server_503_wall_s": failing_cycle["wall_s"],
-                    "one_server_503_delay_s": round(failing_cycle["wall_s"] - quiet["wall_s"], 3),
+                    "one_server_503_delay_s": round(
+                        failing_cycle["wall_s"] - (quiet["wall_s"] + again) / 2, 3
+                    ),
                     "first_cycle": figures["1. first cycle, every status new"],
                 }
             )
