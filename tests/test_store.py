@@ -242,3 +242,41 @@ def test_the_wal_is_checkpointed_only_when_secrets_were_deleted(store, monkeypat
     store.create(request("r-secret", server="ns2.example.net"), spec().secrets())
     store.transition("r-secret", State.PENDING_APPROVAL, State.REJECTED, "U2")
     assert checkpoints == [1]
+
+
+def test_a_fleet_and_its_servers_are_stored_together_and_approved_together(store):
+    from byoi_bot.core.fleet import Fleet, FleetState, Rollout
+
+    members = [request(f"r-f{i}", server=f"ns{i}.example.net") for i in range(2)]
+    for m in members:
+        m.fleet_id = "f-aaaaaa"
+    fleet = Fleet("f-aaaaaa", "U100", "C1", FleetState.PENDING_APPROVAL, T0,
+                  T0 + timedelta(hours=1), "default", ("ns1.example.net", "ns0.example.net"),
+                  Rollout(1, 0))  # fmt: skip
+    store.create_fleet(fleet, [(m, spec().secrets()) for m in members])
+    assert [m.id for m in store.fleet_members(fleet)] == ["r-f1", "r-f0"], "rollout order"
+    assert store.secrets("r-f0") is not None
+    assert store.add_fleet_approval(fleet, "U2") and not store.add_fleet_approval(fleet, "U2")
+    assert all(store.approvals(m.id, m.fingerprint) == ["U2"] for m in members)
+    assert store.fleet_transition(fleet.id, FleetState.PENDING_APPROVAL, FleetState.RUNNING,
+                                  "U2", "quorum")  # fmt: skip
+    assert not store.fleet_transition(fleet.id, FleetState.PENDING_APPROVAL,
+                                      FleetState.CANCELLED, "U100", "late")  # fmt: skip
+    assert store.fleet(fleet.id).state is FleetState.RUNNING
+    busy = request("r-busy", server="ns1.example.net")
+    with pytest.raises(ServerBusy):
+        store.create_fleet(
+            Fleet(
+                "f-bbbbbb",
+                "U100",
+                "C1",
+                FleetState.PENDING_APPROVAL,
+                T0,
+                T0,
+                "default",
+                ("ns1.example.net",),
+                Rollout(),
+            ),
+            [(busy, None)],
+        )
+    assert store.fleet("f-bbbbbb") is None, "nothing of a refused fleet is stored"
