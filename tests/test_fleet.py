@@ -233,3 +233,46 @@ def test_the_card_shows_each_warning_once_with_its_count():
     text = str(fleet_blocks(view)[0])
     assert "⚠️ The image is &lt;big&gt; (2 servers)" in text
     assert "Left out (1)" in text and "w1 " in text and "web-2.example.net" in text
+
+
+# -- SIGKILL mid-rollout (the bot as a real process) -----------------------------------------
+
+
+def test_sigkill_mid_rollout_then_restart_starts_each_server_once(tmp_path):
+    """Killed while a server's start call is held: the restart adopts that task, and the
+    rollout goes on with the others, one start call per server in all."""
+    import sqlite3
+
+    from process_harness import ProcessBot, wait_until
+
+    step = 10.0
+    p = ProcessBot(tmp_path, deploy_seconds=7 * step)
+    try:
+        p.start()
+        servers = [OK1, OK3, OK5]
+        url = f"{p.images.base_url}/debian-12.qcow2"
+        p.slash(f"deploy {','.join(servers)} {url} efi-bootloader=x.efi parallel=1")
+        card = p.wait_card()
+        p.simulator.inject(delay_seconds=30, method="POST", paths="/dedicated/server/*/reinstall")
+        p.react(APPROVER, card["ts"])
+        wait_until(lambda: p.starts() == 1, timeout=20, what="the first start call")
+        p.kill()
+
+        p.restart()
+        for count in (1, 2, 3):
+            wait_until(lambda n=count: p.starts() == n, timeout=20, what=f"start {count}")
+            p.simulator.advance(8 * step)  # this server's installation ends
+            wait_until(lambda n=count: sum(r["state"] == "done" for r in p.rows()) == n, 20)
+
+        def fleet_state() -> str:
+            with sqlite3.connect(p.db) as conn:
+                return conn.execute("SELECT state FROM fleets").fetchone()[0]
+
+        wait_until(lambda: fleet_state() == "done", 20, "the fleet done")
+        assert p.starts() == 3
+        posted = sorted(c["path"].split("/")[4] for c in p.api_calls("POST", "/reinstall"))
+        assert posted == sorted(servers), "one start call per server"
+        p.wait_thread(card["ts"], "Rollout finished")
+    finally:
+        p.close()
+        print(p.log())  # shown by pytest when the test failed
