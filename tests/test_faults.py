@@ -497,3 +497,44 @@ def test_a_locked_database_makes_the_bot_wait_not_fail(harness):
     h.poll(advance=60)
     h.wait_thread(card["ts"], "is done in")
     assert request_row(h).state is State.DONE and h.starts() == 1
+
+
+# A deploy to many servers, SIGKILLed mid-rollout
+
+
+def test_sigkill_mid_rollout_then_restart_starts_each_server_once(tmp_path):
+    """Killed while a server's start call is held: the restart adopts that task, and the
+    rollout goes on with the others, one start call per server in all."""
+    import sqlite3
+
+    step = STEP
+    servers = ["ns1001.ip-51-75-1.eu", "ns3003.ip-51-75-3.eu", "ns5005.ip-149-56-5.net"]
+    p = ProcessBot(tmp_path, deploy_seconds=7 * step)
+    try:
+        p.start()
+        url = f"{p.images.base_url}/debian-12.qcow2"
+        p.slash(f"deploy {','.join(servers)} {url} efi-bootloader=x.efi parallel=1")
+        card = p.wait_card()
+        p.simulator.inject(delay_seconds=30, method="POST", paths="/dedicated/server/*/reinstall")
+        p.react(APPROVER, card["ts"])
+        wait_until(lambda: p.starts() == 1, timeout=20, what="the first start call")
+        p.kill()
+
+        p.restart()
+        for count in (1, 2, 3):
+            wait_until(lambda n=count: p.starts() == n, timeout=20, what=f"start {count}")
+            p.simulator.advance(8 * step)  # this server's installation ends
+            wait_until(lambda n=count: sum(r["state"] == "done" for r in p.rows()) == n, 20)
+
+        def fleet_state() -> str:
+            with sqlite3.connect(p.db) as conn:
+                return conn.execute("SELECT state FROM fleets").fetchone()[0]
+
+        wait_until(lambda: fleet_state() == "done", 20, "the fleet done")
+        assert p.starts() == 3
+        posted = sorted(c["path"].split("/")[4] for c in p.api_calls("POST", "/reinstall"))
+        assert posted == sorted(servers), "one start call per server"
+        p.wait_thread(card["ts"], "Rollout finished")
+    finally:
+        p.close()
+        print(p.log())  # shown by pytest when the test failed

@@ -73,6 +73,9 @@ class ConsoleChat:
         self._print_blocks(fleet_blocks(view)[0], "new fleet card")
         return ts
 
+    def offer_fleet_votes(self, fleet: Fleet) -> None:
+        pass  # the shell has no reactions to pre-add
+
     def update_fleet_card(self, view: FleetView) -> None:
         self._emit(f"  {self._c(CYAN, '▣ card ' + view.fleet.id)} {self.render(view.status_line)}")
 

@@ -136,6 +136,10 @@ class Fleets:
             raise Refused([messages.card_failed()]) from None
         d.store.update_fleet(fleet.id, message_ts=ts)
         fleet.message_ts = ts
+        try:
+            d.chat.offer_fleet_votes(fleet)  # after the ts is stored: a vote finds its fleet
+        except Exception:
+            log.exception("could not add the vote reactions to %s", fleet.id)
         return fleet
 
     def _preflight(self, specs: Sequence[DeploySpec]) -> list[tuple[str | None, dict]]:

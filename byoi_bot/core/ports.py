@@ -248,7 +248,11 @@ class Chat(Protocol):
         ...
 
     def post_fleet_card(self, view: FleetView) -> str:
-        """Post a fleet's card (and make voting easy); return its message id (ts)."""
+        """Post a fleet's card; return its message id (ts)."""
+        ...
+
+    def offer_fleet_votes(self, fleet: Fleet) -> None:
+        """Make voting easy on a fleet card just posted (and stored)."""
         ...
 
     def update_fleet_card(self, view: FleetView) -> None:

@@ -165,14 +165,16 @@ class SlackChat:
         answer = self.client.chat_postMessage(
             channel=view.fleet.channel, blocks=blocks, text=text, unfurl_links=False
         )
+        return answer["ts"]
+
+    def offer_fleet_votes(self, fleet: Fleet) -> None:
         for reaction in CARD_REACTIONS:
             try:
                 self.client.reactions_add(
-                    channel=view.fleet.channel, timestamp=answer["ts"], name=reaction
+                    channel=fleet.channel, timestamp=fleet.message_ts, name=reaction
                 )
             except SlackApiError as exc:
                 log.warning("could not pre-add :%s: (%s)", reaction, exc.response.get("error"))
-        return answer["ts"]
 
     def update_fleet_card(self, view: FleetView) -> None:
         blocks, text = fleet_blocks(view)
