@@ -4,7 +4,8 @@ The bot is the production wiring (`build_slack_bot`: store, `ReinstallProvider` 
 real `ovh.Client`, `SlackChat` over slack_sdk, the HTTP image inspector) in this process,
 with the OVHcloud simulator (N servers, 7 install steps of 100 s), the fake Slack and the
 demo image server on 127.0.0.1. Time is a frozen clock the script moves by `--step`
-seconds; after each step the poller and the rollout job run once, as the scheduler would.
+seconds; after each step the poller and the rollout job run once, as the scheduler would,
+and the outbox is sent (unpaced).
 
 Measured: Slack posts in the fleet's thread (goal: at most 2 per server plus 1 per wave),
 peak concurrent installations (never above `parallel`), and the rollout's duration in
@@ -90,11 +91,13 @@ def main() -> None:
         fleet = bot.store.fleets_in_states([FleetState.PENDING_APPROVAL])[0]
         before = len(slack.calls)
         bot.fleets.approve(fleet.id, APPROVER)
+        bot.courier.drain()  # the outbox's posts, unpaced (outbox_drain.py paces them)
         start, peak, ticks = clock.now(), 0, 0
         while bot.store.fleet(fleet.id).state is FleetState.RUNNING and ticks < 100_000:
             clock.advance(args.step)
             bot.poller.poll_all()
             bot.fleets.advance_all()
+            bot.courier.drain()
             members = bot.store.fleet_members(fleet)
             peak = max(peak, sum(1 for m in members if m.state in RUNNING_STATES))
             ticks += 1

@@ -6,7 +6,7 @@ of the core, so another database can replace it.
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-6
+7
 
 Rules it enforces:
 
@@ -148,6 +148,7 @@ def m005_outbox(db: Database) -> None:
     db["outbox"].create_index(["channel", "ts"])
 
 
+@migrations()
 def m006_query_indexes(db: Database) -> None:
     """Indexes for `stream`/`in_states` (state, then age), `recent` and a server's history."""
     db.execute("DROP INDEX IF EXISTS idx_requests_server")
@@ -157,7 +158,7 @@ def m006_query_indexes(db: Database) -> None:
 
 
 @migrations()
-def m006_fleets(db: Database) -> None:
+def m007_fleets(db: Database) -> None:
     """Deploys to many servers: the fleet request, and each server's request pointing to it."""
     db["fleets"].create(
         {

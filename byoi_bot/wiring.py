@@ -161,7 +161,7 @@ def build_bot(
     )
     jobs = Jobs(deployments, poller, fleets)
     deployments.on_approved = jobs.approved
-    courier = Courier(store, store, chat, deployments.card)
+    courier = Courier(store, store, chat, deployments.card, fleets.view)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
     return Bot(store, deployments, poller, fleets, jobs, courier, sender)

@@ -84,6 +84,11 @@ def test_one_card_one_approval_a_canary_then_waves(harness):
     assert sum(t.startswith("✅ `") for t in thread) == 3
     assert sum("Wave" in t for t in thread) == 2 and "Rollout finished" in thread[-1]
     assert len(thread) <= 2 * 3 + 2, thread  # goal: 2 posts per server and 1 per wave
+    sent = h.bot.store.db.execute(
+        "SELECT COUNT(*) FROM outbox WHERE request_id = ? AND kind = 'reply' AND state = 'sent'",
+        [f.id],
+    ).fetchone()[0]
+    assert sent == len(thread), "every thread post went through the outbox"
 
 
 def test_stop_on_failure_starts_nothing_new_and_says_so(harness):

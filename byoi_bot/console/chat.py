@@ -54,7 +54,7 @@ class ConsoleChat:
         self._emit(f"  {self._c(CYAN, '▣ card ' + view.request.id)} {self.render(status)}")
 
     def reply(
-        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+        self, request: Request | Fleet, text: str, *, post_id: int, maybe_posted: bool = False
     ) -> str | None:
         self._emit(f"  {self._c(DIM, '↳ ' + request.id)} {self.render(text)}")
         return None
@@ -78,9 +78,6 @@ class ConsoleChat:
 
     def update_fleet_card(self, view: FleetView) -> None:
         self._emit(f"  {self._c(CYAN, '▣ card ' + view.fleet.id)} {self.render(view.status_line)}")
-
-    def fleet_reply(self, fleet: Fleet, text: str) -> None:
-        self._emit(f"  {self._c(DIM, '↳ ' + fleet.id)} {self.render(text)}")
 
     # -- rendering ------------------------------------------------------------------
 

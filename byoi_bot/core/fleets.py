@@ -26,6 +26,7 @@ from .fleet import (
     to_start,
     waves,
 )
+from .outbox import Post
 from .ports import FleetView, ServerBusy
 from .request import DeploySpec, Request
 from .service import APPROVE_REACTIONS, REJECT_REACTIONS, SYSTEM, Deployments, Refused
@@ -377,12 +378,9 @@ class Fleets:
         )
 
     def redraw(self, fleet: Fleet) -> None:
-        if not fleet.message_ts:
-            return
-        try:
-            self.d.chat.update_fleet_card(self.view(fleet))
-        except Exception:
-            log.exception("could not update the card of %s", fleet.id)
+        """Queue a redraw of the fleet's card (the outbox draws it when sending)."""
+        if fleet.message_ts:
+            self.d.store.enqueue([Post.card(fleet)])
 
     # -- helpers --------------------------------------------------------------------
 
@@ -421,10 +419,8 @@ class Fleets:
         return fleet
 
     def _reply(self, fleet: Fleet, text: str) -> None:
-        try:
-            self.d.chat.fleet_reply(fleet, text)
-        except Exception:
-            log.exception("could not reply in the thread of %s", fleet.id)
+        """Queue a post in the fleet's thread (the outbox sends it, paced)."""
+        self.d.store.enqueue([Post.reply(fleet, text)])
 
 
 def _blocking(checks: list) -> str | None:

@@ -229,7 +229,7 @@ class Chat(Protocol):
         ...
 
     def reply(
-        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+        self, request: Request | Fleet, text: str, *, post_id: int, maybe_posted: bool = False
     ) -> str | None:
         """Post `text` in the card's thread; return the message id.
 
@@ -256,11 +256,7 @@ class Chat(Protocol):
         ...
 
     def update_fleet_card(self, view: FleetView) -> None:
-        """Redraw a fleet's card in place."""
-        ...
-
-    def fleet_reply(self, fleet: Fleet, text: str) -> None:
-        """Post `text` in the fleet card's thread."""
+        """Redraw a fleet's card in place (raises like `update_card`)."""
         ...
 
 

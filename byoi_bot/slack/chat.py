@@ -111,7 +111,7 @@ class SlackChat:
             )
 
     def reply(
-        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+        self, request: Request | Fleet, text: str, *, post_id: int, maybe_posted: bool = False
     ) -> str | None:
         """Post in the card's thread, tagged with the outbox id (message metadata).
 
@@ -178,17 +178,10 @@ class SlackChat:
 
     def update_fleet_card(self, view: FleetView) -> None:
         blocks, text = fleet_blocks(view)
-        self.client.chat_update(
-            channel=view.fleet.channel, ts=view.fleet.message_ts, blocks=blocks, text=text
-        )
-
-    def fleet_reply(self, fleet: Fleet, text: str) -> None:
-        self.client.chat_postMessage(
-            channel=fleet.channel,
-            thread_ts=fleet.message_ts,
-            text=truncate(text, TEXT_LIMIT),
-            unfurl_links=False,
-        )
+        with _outcome():
+            self.once.chat_update(
+                channel=view.fleet.channel, ts=view.fleet.message_ts, blocks=blocks, text=text
+            )
 
     def tell(self, user: str, channel: str, text: str) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=truncate(text, TEXT_LIMIT))
