@@ -238,3 +238,17 @@ def test_the_card_shows_each_warning_once_with_its_count():
     text = str(fleet_blocks(view)[0])
     assert "⚠️ The image is &lt;big&gt; (2 servers)" in text
     assert "Left out (1)" in text and "w1 " in text and "web-2.example.net" in text
+
+
+def test_one_server_of_a_fleet_cannot_be_approved_on_its_own(harness):
+    h = harness
+    ask(h, f"{OK1},{OK3}")
+    member = h.bot.store.fleet_members(fleet(h))[0]
+    h.bot.deployments.approve(member.id, APPROVER)  # as an App Home button would
+    h.bot.deployments.reject(member.id, APPROVER)
+    assert h.bot.store.get(member.id).state is State.PENDING_APPROVAL and started(h) == []
+    told = [m["text"] for m in h.slack.messages(CHANNEL) if m.get("to_user") == APPROVER]
+    assert len(told) == 2 and all("vote on the fleet's card" in t for t in told)
+    from byoi_bot.core.home import home_of
+
+    assert home_of(h.bot.deployments, APPROVER, lambda: True).to_approve == []

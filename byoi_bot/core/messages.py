@@ -434,3 +434,10 @@ def fleet_cancelled(
             f"can cancel them with `/byoi cancel {fleet.id}`."
         )
     return "\n".join(lines)
+
+
+def fleet_member_vote(request: Request) -> str:
+    return (
+        f"{label(request)} is one server of the fleet request `{request.fleet_id}`: vote on the "
+        "fleet's card, where one approval covers every server."
+    )

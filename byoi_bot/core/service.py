@@ -225,6 +225,9 @@ class Deployments:
     def approve(self, request_id: str, user: str) -> None:
         """Count `user`'s approval if allowed; on quorum, approve (and submit when due)."""
         request = self._get(request_id)
+        if request.fleet_id:  # approved with its fleet, started by its rollout only
+            self._tell(user, request, messages.fleet_member_vote(request))
+            return
         policy = self._policy(request)
         if request.state is not State.PENDING_APPROVAL:
             self._tell(user, request, messages.not_pending(request))
@@ -275,6 +278,9 @@ class Deployments:
     def reject(self, request_id: str, user: str) -> None:
         """❌ from an approver rejects; from the requester it cancels the request."""
         request = self._get(request_id)
+        if request.fleet_id:
+            self._tell(user, request, messages.fleet_member_vote(request))
+            return
         if request.state is not State.PENDING_APPROVAL:
             self._tell(user, request, messages.not_pending(request))
             return
