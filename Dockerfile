@@ -1,4 +1,5 @@
-# byoi-bot: a small image, non-root, the SQLite store on the /data volume.
+# byoi-bot: a small image, non-root, the SQLite store on the /data volume (or PostgreSQL:
+# BYOI_DB=postgresql://…, psycopg is installed).
 #   docker build -t byoi-bot .
 #   docker run -d --name byoi-bot -v byoi-data:/data --env-file byoi.env byoi-bot
 # Secrets (SLACK_*, OVH_*) come from the environment at run time; none is baked in.
@@ -12,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY byoi_bot ./byoi_bot
-RUN pip install . \
+RUN pip install '.[postgres]' \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin byoi \
  && mkdir -p /data && chown byoi /data
 

@@ -72,9 +72,12 @@ def check_settings(settings: Settings, offline: bool) -> list[Result]:
 
 
 def check_store(path: str) -> Result:
-    """The SQLite file opens, migrates and takes a write; a missing file is not created."""
-    from .store import Store
+    """The SQLite file opens, migrates and takes a write; a missing file is not created.
+    A PostgreSQL database is checked without a change (see `check_postgres`)."""
+    from .store import Store, is_postgres
 
+    if is_postgres(path):
+        return check_postgres(path)
     if path != ":memory:" and not Path(path).exists():
         folder = Path(path).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
@@ -110,6 +113,30 @@ def check_catalog(config: str) -> list[Result]:
     elif signed:
         results.append(Result("PASS", "gpgv", f"found; checks the signatures of {len(signed)}"))
     return results
+
+
+def check_postgres(dsn: str) -> Result:
+    """The database answers and takes a write (rolled back); its tables are neither created
+    nor migrated here (`byoi-bot run` does that). The password is never printed."""
+    try:
+        from .store.postgres import inspect, redact
+    except ImportError:
+        return Result("FAIL", "store", "PostgreSQL needs psycopg: pip install 'byoi-bot[postgres]'")
+    shown = redact(dsn)
+    try:
+        version, latest = inspect(dsn)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        return Result("FAIL", "store", f"{shown}: {redact(lines[0]) if lines else exc!r}")
+    if version == 0:
+        detail = f"{shown} writable, no tables yet; `byoi-bot run` creates them"
+        return Result("WARN", "store", detail)
+    if version < latest:
+        return Result(
+            "WARN", "store", f"{shown} writable, schema version {version}; `byoi-bot run` "
+            f"migrates it to {latest}",
+        )  # fmt: skip
+    return Result("PASS", "store", f"{shown} writable, schema version {version}")
 
 
 def check_policies(settings: Settings, groups: dict, offline: bool) -> list[Result]:

@@ -160,15 +160,20 @@ def _inspect(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .store import is_postgres, shown
     from .wiring import open_store
 
     db = Settings.load().db
-    if db != ":memory:" and not Path(db).exists():
+    if not is_postgres(db) and db != ":memory:" and not Path(db).exists():
         print(f"byoi-bot: no store at {db} (BYOI_DB): nothing recorded yet", file=sys.stderr)
         return 1
-    rows = open_store(db).audit(args.request_id)
+    store = open_store(db)
+    try:
+        rows = store.audit(args.request_id)
+    finally:
+        store.close()
     if args.request_id and not rows:
-        print(f"byoi-bot: no request {args.request_id} in {db}", file=sys.stderr)
+        print(f"byoi-bot: no request {args.request_id} in {shown(db)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -147,7 +147,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("BYOI_DB", str, "./byoi.db", "SQLite file of requests, approvals and the audit log"),
+    Setting("BYOI_DB", str, "./byoi.db", "SQLite file of requests, approvals and the audit log, or a PostgreSQL URL (postgresql://user:password@host/db) shared by replicas"),
     Setting("BYOI_CONFIG", str, "", "Optional TOML file with `[settings]`, `[[policy]]` and `[[image]]` (catalog) tables"),
     Setting("BYOI_APPROVERS", _slack_ids, frozenset(), "Default approvers: Slack user IDs (U…, W…) and user-group IDs (S…), comma-separated; names and @handles are refused"),
     Setting("BYOI_REQUIRED_APPROVALS", _positive_int, 1, "Approvals needed (quorum); the requester never counts"),

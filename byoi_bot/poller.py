@@ -5,6 +5,9 @@ the pool: at most `workers` OVHcloud reads at once, a request never polled twice
 same time, and a slow or failing server holds one worker, never the cycle. A failed read is
 not retried in place: `PollPlan` gives it a retry time, which `retry_due()` (a job every
 second) honours between cycles; a 429 pauses every poll for its Retry-After.
+
+The jobs run on the leader only (`scheduler.Jobs`); a replica that loses the lead `pause()`s
+its poller, so the polls it had queued are dropped, not run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ class Poller:
         self._slots = threading.BoundedSemaphore(2 * workers)  # queued + running polls
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
+        self._paused = threading.Event()  # set while another replica leads
+
+    def pause(self) -> None:
+        """Another replica leads: queued polls are dropped, and none is queued until
+        `resume()` (polls running now finish)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        """This process leads (again): polls may be queued."""
+        self._paused.clear()
 
     def poll_all(self) -> None:
         """Poll every deploying request that is due, and wait for those polls."""
@@ -68,6 +81,8 @@ class Poller:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit(self, request: Request) -> Future | None:
+        if self._paused.is_set():
+            return None
         with self._lock:
             if request.id in self._in_flight:
                 return None
@@ -81,6 +96,8 @@ class Poller:
 
     def _poll(self, request: Request) -> None:
         try:
+            if self._paused.is_set():
+                return  # queued before this replica lost the lead
             self.deployments.poll(request)
             self.plan.succeeded(request.id)
         except ProviderError as exc:

@@ -1,9 +1,11 @@
 """APScheduler jobs: poll deployments (on the poller's pool), expire requests, start
 scheduled deployments.
 
-Jobs live in memory and are rebuilt from the store at every start (SPEC section 7: one
-scheduler per job set; the store, not a pickled job store, is the truth). A restart thus
-resumes every deployment in flight without a second OVHcloud call.
+Jobs live in memory and are rebuilt from the store whenever this process becomes the leader
+(SPEC section 7: one scheduler per job set; the store, not a pickled job store, is the
+truth). With SQLite the one process leads from the start; with PostgreSQL one replica leads
+(`store.leadership()`) and the others take over when it dies. A new leader thus resumes
+every deployment in flight without a second OVHcloud call.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .core.fleets import Fleets
+from .core.ports import Leadership
 from .core.request import Request
 from .core.service import Deployments
 from .core.states import State
 from .poller import Poller
+from .sender import OutboxSender
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,17 @@ EVENT_MEMORY = timedelta(days=1)
 class Jobs:
     """The bot's scheduled work around one `Deployments`."""
 
-    def __init__(self, deployments: Deployments, poller: Poller, fleets: Fleets) -> None:
+    def __init__(
+        self,
+        deployments: Deployments,
+        leadership: Leadership,
+        sender: OutboxSender,
+        poller: Poller,
+        fleets: Fleets,
+    ) -> None:
         self.deployments = deployments
+        self.leadership = leadership
+        self.sender = sender
         self.poller = poller
         self.fleets = fleets
         self.scheduler = BackgroundScheduler(
@@ -40,52 +53,77 @@ class Jobs:
         )
 
     def start(self) -> None:
-        """Reconcile interrupted submissions, re-plan approved requests, start the jobs."""
+        """Start the scheduler; the background work starts once this process leads."""
+        self.scheduler.start()
+        self.leadership.start(self._lead, self._follow, self.sender.wake)
+
+    def stop(self) -> None:
+        """Give the lead up, stop the outbox's sender, the scheduler (waiting for running
+        jobs) and the poller (waiting for running polls)."""
+        self.leadership.stop()
+        self.sender.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.poller.close()
+
+    def _lead(self) -> None:
+        """Start the outbox's sender, reconcile interrupted submissions, re-plan approved
+        requests, start the jobs."""
+        self.sender.start()
         d = self.deployments
         d.reconcile()
+        self._resume_approved()
+        self.poller.resume()
+        self.scheduler.add_job(
+            self.poller.cycle, "interval", seconds=d.timing.poll.total_seconds(), id="poll",
+            replace_existing=True, next_run_time=datetime.now(UTC),  # a new leader polls at once
+        )  # fmt: skip
+        self.scheduler.add_job(
+            self.poller.retry_due, "interval", seconds=RETRY_CHECK.total_seconds(),
+            id="poll-retries", replace_existing=True,
+        )  # fmt: skip
+        self.scheduler.add_job(
+            self.sweep, "interval", seconds=EXPIRY_SWEEP.total_seconds(), id="expire",
+            replace_existing=True,
+        )  # fmt: skip
+        self.scheduler.add_job(
+            self.fleets.advance_all, "interval", seconds=ROLLOUT.total_seconds(), id="rollout",
+            replace_existing=True,
+        )  # fmt: skip
+
+    def _follow(self) -> None:
+        """Another replica leads now: drop the background jobs and the polls not yet
+        started, stop sending."""
+        self.scheduler.remove_all_jobs()
+        self.poller.pause()
+        self.sender.stop()
+
+    def sweep(self) -> None:
+        """Expire pending requests, settle unknown submissions, forget old delivery ids and
+        sent posts, and plan (or start) approved requests, including those approved on
+        another replica."""
+        self.deployments.expire_due()
+        self.deployments.reconcile()
+        self.deployments.store.forget_events(self.deployments.clock.now() - EVENT_MEMORY)
+        self.deployments.store.forget_sent(self.deployments.clock.now() - EVENT_MEMORY)
+        self._resume_approved()
+
+    def _resume_approved(self) -> None:
+        d = self.deployments
         for request in d.store.in_states([State.APPROVED]):
             if request.fleet_id:
                 continue  # a fleet's rollout starts its servers (`fleets.advance_all`)
             try:
                 if d.is_due(request):
                     d.submit(request.id)
-                else:
+                elif self.scheduler.get_job(f"submit:{request.id}") is None:
                     self._plan(request)
-            except Exception:  # one bad request must not keep the bot from starting
+            except Exception:  # one bad request must not stop the others
                 log.exception("could not resume %s", request.id)
-        self.scheduler.add_job(
-            self.poller.cycle, "interval", seconds=d.timing.poll.total_seconds(), id="poll"
-        )
-        self.scheduler.add_job(
-            self.poller.retry_due,
-            "interval",
-            seconds=RETRY_CHECK.total_seconds(),
-            id="poll-retries",
-        )
-        self.scheduler.add_job(
-            self.sweep, "interval", seconds=EXPIRY_SWEEP.total_seconds(), id="expire"
-        )
-        self.scheduler.add_job(
-            self.fleets.advance_all, "interval", seconds=ROLLOUT.total_seconds(), id="rollout"
-        )
-        self.scheduler.start()
-
-    def stop(self) -> None:
-        """Stop the scheduler and the poller, waiting for running jobs and polls."""
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
-        self.poller.close()
-
-    def sweep(self) -> None:
-        """Expire pending requests, settle unknown submissions, forget old delivery ids and
-        old sent posts."""
-        self.deployments.expire_due()
-        self.deployments.reconcile()
-        self.deployments.store.forget_events(self.deployments.clock.now() - EVENT_MEMORY)
-        self.deployments.store.forget_sent(self.deployments.clock.now() - EVENT_MEMORY)
 
     def approved(self, request: Request) -> None:
-        """Submit now, or say when and plan a one-off job at the request's `at=` time."""
+        """Submit now, or say when and plan a one-off job at the request's `at=` time (the
+        leader plans one too; the claim in the store lets only one of them submit)."""
         if not self.deployments.is_due(request):
             self._plan(request)
         self.deployments.submit_when_due(request)

@@ -36,6 +36,8 @@ class OutboxSender:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
+        """Send from now on; posts a dead sender left half-sent go back in line first."""
+        self.courier.outbox.resume_sending()
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="byoi-outbox", daemon=True)
         self._thread.start()

@@ -17,12 +17,20 @@ from .config import ConfigError, Settings
 from .core.fleets import Fleets
 from .core.outbox import Courier
 from .core.poll_plan import PollPlan
-from .core.ports import Chat, ChecksumVerifier, Clock, ImageCatalog, ImageInspector, Provider
+from .core.ports import (
+    Chat,
+    ChecksumVerifier,
+    Clock,
+    ImageCatalog,
+    ImageInspector,
+    Provider,
+    RequestStore,
+)
 from .core.service import Deployments, Timing
 from .poller import Poller
 from .scheduler import Jobs
 from .sender import OutboxSender
-from .store import Store, new_request_id
+from .store import Store, is_postgres, new_request_id
 
 if TYPE_CHECKING:
     import ovh
@@ -52,13 +60,16 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
 
 
-def open_store(path: str, clock: Clock | None = None) -> Store:
-    """The store at `path` (BYOI_DB); a file that cannot be opened is a `ConfigError`."""
+def open_store(location: str, clock: Clock | None = None) -> RequestStore:
+    """The store at `location` (BYOI_DB: a SQLite file or a ``postgresql://`` URL); one that
+    cannot be opened is a `ConfigError` (a URL's password is never shown)."""
+    if is_postgres(location):
+        return _open_postgres(location, clock)
     try:
-        return Store(path, clock=clock)
+        return Store(location, clock=clock)
     except sqlite3.Error as exc:
         raise ConfigError(
-            f"BYOI_DB: cannot open `{path}` ({exc}); set it to a file in a writable folder, "
+            f"BYOI_DB: cannot open `{location}` ({exc}); set it to a file in a writable folder, "
             "e.g. BYOI_DB=/var/lib/byoi-bot/byoi.db"
         ) from None
 
@@ -69,6 +80,26 @@ def make_catalog(settings: Settings) -> ImageCatalog:
     from .preflight.url_safety import UrlGuard
 
     return FileCatalog(settings.config, UrlGuard(tuple(settings.url_allowlist)))
+
+
+def _open_postgres(dsn: str, clock: Clock | None) -> RequestStore:
+    try:
+        import psycopg
+
+        from .store.postgres import PostgresStore, redact
+    except ImportError:
+        raise ConfigError(
+            "BYOI_DB: a PostgreSQL URL needs psycopg: pip install 'byoi-bot[postgres]'"
+        ) from None
+    try:
+        return PostgresStore(dsn, clock=clock)
+    except psycopg.Error as exc:
+        lines = str(exc).strip().splitlines()
+        problem = redact(lines[0]) if lines else type(exc).__name__
+        raise ConfigError(
+            f"BYOI_DB: cannot use the PostgreSQL database `{redact(dsn)}` ({problem}); check "
+            "that it exists and answers, and that the role may create tables in it"
+        ) from None
 
 
 def make_inspector(settings: Settings) -> ImageInspector:
@@ -91,7 +122,7 @@ def make_verifier(settings: Settings) -> ChecksumVerifier | None:
 class Bot:
     """A running bot's parts; `start()` rebuilds the jobs from the store."""
 
-    store: Store
+    store: RequestStore
     deployments: Deployments
     poller: Poller
     fleets: Fleets
@@ -100,15 +131,13 @@ class Bot:
     sender: OutboxSender
 
     def start(self) -> None:
-        """Start the outbox's sender, settle what a previous process left in flight, then
-        start the scheduled jobs."""
-        self.sender.start()
+        """Start the jobs: once this process leads, the outbox's sender starts, what a
+        previous process left in flight is settled, and the scheduled work begins."""
         self.jobs.start()
 
     def stop(self) -> None:
         """Stop the jobs and the sender, and close the store."""
         self.jobs.stop()
-        self.sender.stop()
         self.store.close()
 
 
@@ -159,9 +188,9 @@ def build_bot(
         limit=settings.fleet_limit,
         block_on_refusal=settings.fleet_refused == "block",
     )
-    jobs = Jobs(deployments, poller, fleets)
-    deployments.on_approved = jobs.approved
     courier = Courier(store, store, chat, deployments.card, fleets.view)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
+    jobs = Jobs(deployments, store.leadership(), sender, poller, fleets)
+    deployments.on_approved = jobs.approved
     return Bot(store, deployments, poller, fleets, jobs, courier, sender)

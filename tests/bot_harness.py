@@ -94,7 +94,8 @@ class ChannelView:
 class BotHarness(ChannelView):
     """Starts everything; `close()` stops it all. One per test."""
 
-    def __init__(self, tmp_path, *, approvers=(APPROVER, APPROVER_2), required=1, extra_env=None):
+    def __init__(self, tmp_path, *, approvers=(APPROVER, APPROVER_2), required=1, extra_env=None,
+                 db: str | None = None):  # fmt: skip
         self.acks: dict[str, list[str]] = {}  # user -> answers carried by the acks
         self.clock = FakeClock()  # the bot's
         self.sim_clock = FakeClock()  # the simulator's: deployments advance with it
@@ -104,7 +105,7 @@ class BotHarness(ChannelView):
         )
         self.endpoint = self.simulator.start(host="127.0.0.1", port=0)
         self.images = ImageServer(demo_images()).start()
-        self.db = str(tmp_path / "byoi.db")
+        self.db = db or str(tmp_path / "byoi.db")  # BYOI_DB: a SQLite file or a PostgreSQL URL
         self.env = {
             "BYOI_DB": self.db,
             "BYOI_APPROVERS": ",".join(approvers),

@@ -34,3 +34,28 @@ def wall_clock_moved():
 
     with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A PostgreSQL database for this test run (tests/postgres_db.py)."""
+    from postgres_db import require_postgres, run_database
+
+    with run_database(require_postgres()) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def postgres_dsn(postgres_database):
+    """A `postgresql://` BYOI_DB of an empty schema of its own."""
+    from postgres_db import new_schema
+
+    return new_schema(postgres_database)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_location(request, tmp_path):
+    """BYOI_DB for each store: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "byoi.db")
+    return request.getfixturevalue("postgres_dsn")

@@ -2,14 +2,16 @@
 
 The test process runs the fakes the bot talks to: a FakeSlack (SLACK_API_URL), the OVHcloud
 simulator (OVH_ENDPOINT) and the demo image server. The bot process is started, killed with
-SIGKILL and started again on the same SQLite file; the test drives it with signed requests
-to /slack/events and reads its state from the SQLite file, as an operator would.
+SIGKILL and started again on the same database; the test drives it with signed requests
+to /slack/events and reads its state from the database, as an operator would. `replica()`
+adds another bot process on the same database and fakes (PostgreSQL only).
 
 Everything binds 127.0.0.1. Waits poll an observable condition with a deadline.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import socket
@@ -66,13 +68,17 @@ class ProcessBot(ChannelView):
 
     wait_seconds = 15.0  # a child process answers more slowly than an in-process bot
 
-    def __init__(self, tmp_path: Path, *, deploy_seconds: float = 70.0) -> None:
+    def __init__(
+        self, tmp_path: Path, *, deploy_seconds: float = 70.0, db: str | None = None
+    ) -> None:
         self.tmp = tmp_path
+        self.name = "bot"
+        self.owns_services = True
         self.slack = FakeSlack().start()
         self.simulator = Simulator(deploy_seconds=deploy_seconds, credentials=DEMO_CREDENTIALS)
         self.endpoint = self.simulator.start(host="127.0.0.1", port=0)
         self.images = ImageServer(demo_images()).start()
-        self.db = str(tmp_path / "byoi.db")
+        self.db = db or str(tmp_path / "byoi.db")  # a SQLite file or a PostgreSQL URL
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.url = ""
@@ -146,16 +152,25 @@ class ProcessBot(ChannelView):
         """A fresh process on the same SQLite file."""
         self.start()
 
+    def replica(self, name: str) -> ProcessBot:
+        """Another bot process on the same database and fakes; its `close()` stops it alone."""
+        other = copy.copy(self)
+        other.name, other.owns_services = name, False
+        other.proc, other.runs, other.url = None, 0, ""
+        return other
+
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+        if not self.owns_services:
+            return
         self.images.stop()
         self.simulator.stop()
         self.slack.stop()
 
     def log_path(self, run: int) -> Path:
-        return self.tmp / f"bot-{run}.log"
+        return self.tmp / f"{self.name}-{run}.log"
 
     def log(self) -> str:
         """Every run's output, for failure messages."""
@@ -163,7 +178,7 @@ class ProcessBot(ChannelView):
         for run in range(1, self.runs + 1):
             path = self.log_path(run)
             text = path.read_text(errors="replace") if path.exists() else ""
-            parts.append(f"--- run {run} ---\n{text[-6000:]}")
+            parts.append(f"--- {self.name} run {run} ---\n{text[-6000:]}")
         return "\n".join(parts)
 
     # -- what users do --------------------------------------------------------------
@@ -175,25 +190,40 @@ class ProcessBot(ChannelView):
         status, _ = post_signed(self.url, body, SECRET)
         return status
 
-    def react(self, user: str, ts: str, reaction: str = "white_check_mark") -> int:
+    def react(
+        self, user: str, ts: str, reaction: str = "white_check_mark", event_id: str | None = None
+    ) -> int:
         event = reaction_event(user=user, reaction=reaction, channel=CHANNEL, ts=ts)
-        status, _ = post_signed(self.url, event_body(event), SECRET)
+        status, _ = post_signed(self.url, event_body(event, event_id=event_id), SECRET)
         return status
 
-    def deploy(self, image: str = "debian-12.qcow2") -> dict:
-        """`/byoi deploy` of SERVER; returns the card once it offers ✅ and ❌."""
+    def deploy(self, image: str = "debian-12.qcow2", server: str = SERVER, count: int = 1) -> dict:
+        """`/byoi deploy` of `server`; returns the card (the `count`th) once it offers ✅ and ❌."""
         efi = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
-        assert self.slash(f"deploy {SERVER} {self.images.base_url}/{image} {efi}") == 200
-        return self.wait_card()
+        assert self.slash(f"deploy {server} {self.images.base_url}/{image} {efi}") == 200
+        return self.wait_card(count)
 
     # -- what tests look at ---------------------------------------------------------
 
     def rows(self) -> list[dict]:
-        """The requests table, read from the SQLite file by another connection."""
+        """The requests table, read from the database by another connection."""
+        return self._query("SELECT * FROM requests ORDER BY created_at")
+
+    def audit(self) -> list[dict]:
+        """The audit log, oldest first."""
+        return self._query("SELECT * FROM audit ORDER BY id")
+
+    def _query(self, sql: str) -> list[dict]:
+        if self.db.startswith("postgresql://"):
+            import psycopg
+            from psycopg.rows import dict_row
+
+            with psycopg.connect(self.db, row_factory=dict_row) as conn:
+                return conn.execute(sql).fetchall()
         conn = sqlite3.connect(self.db, timeout=5)
         conn.row_factory = sqlite3.Row
         try:
-            return [dict(r) for r in conn.execute("SELECT * FROM requests ORDER BY created_at")]
+            return [dict(r) for r in conn.execute(sql)]
         finally:
             conn.close()
 

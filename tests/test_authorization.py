@@ -19,6 +19,7 @@ from bot_harness import (
     BotHarness,
 )
 from fakes.signing import block_action_body, post_signed, slash_command_body
+from raw_sql import execute
 
 from byoi_bot.core.states import State
 from byoi_bot.slack.app import NOT_THIS_CARD
@@ -61,10 +62,10 @@ POLICIES = f"""
 
 
 @pytest.fixture
-def h(tmp_path):
+def h(tmp_path, db_location):
     config = tmp_path / "byoi.toml"
     config.write_text(textwrap.dedent(POLICIES))
-    harness = BotHarness(tmp_path, extra_env={"BYOI_CONFIG": str(config)})
+    harness = BotHarness(tmp_path, extra_env={"BYOI_CONFIG": str(config)}, db=db_location)
     harness.slack.set_usergroup("S0DEPLOY", [DEPLOYER])
     harness.slack.set_usergroup("S0NET", [NET_1, NET_2])
     harness.slack.set_usergroup("S0SYS", [SYS_1])
@@ -73,9 +74,9 @@ def h(tmp_path):
 
 
 @pytest.fixture
-def quorum_of_two(tmp_path):
+def quorum_of_two(tmp_path, db_location):
     """No policy file: the environment's default policy, BOB and CAROL, quorum 2."""
-    harness = BotHarness(tmp_path, required=2)
+    harness = BotHarness(tmp_path, required=2, db=db_location)
     yield harness
     harness.close()
 
@@ -240,10 +241,8 @@ def test_approvals_are_bound_to_what_was_shown(quorum_of_two):
     card, request_id = deploy(h, PROD)
     h.react(APPROVER, ts=card["ts"])
     h.wait_thread(card["ts"], "approved (1/2)")
-    with h.bot.store._lock:  # what an edited request would look like in the store
-        h.bot.store.db.execute(
-            "UPDATE requests SET fingerprint = ? WHERE id = ?", ["0" * 64, request_id]
-        )
+    # what an edited request would look like in the store
+    execute(h.bot.store, "UPDATE requests SET fingerprint = ? WHERE id = ?", ["0" * 64, request_id])
     assert approvals(h, request_id) == []
     h.react(APPROVER_2, ts=card["ts"])
     h.wait_thread(card["ts"], f"<@{APPROVER_2}> approved (1/2)")

@@ -34,8 +34,8 @@ class FakeVerifier:
 
 
 @pytest.fixture
-def h(tmp_path):
-    harness = BotHarness(tmp_path)
+def h(tmp_path, db_location):
+    harness = BotHarness(tmp_path, db=db_location)
     yield harness
     harness.close()
 

@@ -155,3 +155,34 @@ def test_a_missing_gpgv_fails_when_an_image_needs_it(tmp_path, monkeypatch):
     code, report = check(monkeypatch, environ | {"PATH": str(tmp_path)}, offline=True)
     assert "PASS  image catalog" in report and "1 images: debian-12" in report
     assert code == 1 and "FAIL  gpgv" in report and "Debian package `gpgv`" in report
+
+
+def test_a_postgres_database_is_checked_without_a_change(postgres_dsn, monkeypatch):
+    import psycopg
+
+    from byoi_bot.store.postgres import SCHEMA_VERSION, PostgresStore
+
+    environ = {"BYOI_DB": postgres_dsn, "BYOI_APPROVERS": "U0BOB"}
+    code, report = check(monkeypatch, environ, offline=True)
+    assert code == 0, report
+    assert "WARN  store" in report and "no tables yet" in report
+    with psycopg.connect(postgres_dsn) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+        ).fetchone()[0]
+    assert tables == 0, "check never creates the tables"
+    PostgresStore(postgres_dsn).close()
+    code, report = check(monkeypatch, environ, offline=True)
+    assert "PASS  store" in report and f"schema version {SCHEMA_VERSION}" in report
+    password = postgres_dsn.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert password not in report and ":***@" in report
+
+
+def test_an_unreachable_or_missing_postgres_database_fails_without_its_password(
+    postgres_database, monkeypatch
+):
+    missing = postgres_database.rsplit("/", 1)[0] + "/no_such_database"
+    code, report = check(monkeypatch, {"BYOI_DB": missing, "BYOI_APPROVERS": "U0BOB"}, True)
+    assert code == 1 and "FAIL  store" in report and "no_such_database" in report
+    password = missing.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert password not in report

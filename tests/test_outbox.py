@@ -22,7 +22,7 @@ from byoi_bot.ovhcloud.client import make_client
 from byoi_bot.ovhcloud.provider import ReinstallProvider
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 from byoi_bot.slack.modes import build_slack_bot
-from byoi_bot.store import Store
+from byoi_bot.store import Store, open_store
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 DEPLOY_SECONDS = 700.0  # 7 steps of 100 s
@@ -31,7 +31,7 @@ PACE = 0.05  # one post per channel every 50 ms: Slack's 1 s, scaled down 20×
 
 
 @pytest.fixture
-def fleet(tmp_path):
+def fleet(db_location):
     """Deployments on one channel, a bot whose sender runs for real against a paced fake Slack."""
 
     def make(count: int):
@@ -41,7 +41,7 @@ def fleet(tmp_path):
         simulator.start("127.0.0.1", 0)
         slack = FakeSlack().start()
         env = {
-            "BYOI_DB": str(tmp_path / "byoi.db"),
+            "BYOI_DB": db_location,
             "BYOI_APPROVERS": APPROVER,
             "SLACK_BOT_TOKEN": slack.bot_token,
             "SLACK_SIGNING_SECRET": SECRET,
@@ -111,14 +111,15 @@ def test_a_lost_answer_is_not_posted_again(fleet):
     assert len(slack.calls_to("conversations.replies")) == 1
 
 
-def test_a_post_cut_short_by_a_crash_is_checked_before_it_is_sent_again(fleet, tmp_path):
+def test_a_post_cut_short_by_a_crash_is_checked_before_it_is_sent_again(fleet, db_location):
     bot, _, clock = fleet(1)
     bot.store.on_enqueue = lambda: None
     clock.advance(STEP)
     bot.poller.poll_all()
     (head, *_) = bot.store.heads()
     bot.store.claim(head.id)  # the process dies while this post is on its way
-    reopened = Store(str(tmp_path / "byoi.db"))
+    reopened = open_store(db_location)
+    reopened.resume_sending()  # what the next sender does first (here or on another replica)
     try:
         (again, *_) = reopened.heads()
         assert again.id == head.id and again.unsure and again.attempts == 1
@@ -126,8 +127,8 @@ def test_a_post_cut_short_by_a_crash_is_checked_before_it_is_sent_again(fleet, t
         reopened.close()
 
 
-def test_waiting_progress_posts_and_card_edits_keep_only_the_latest(tmp_path, make_request):
-    store = Store(str(tmp_path / "s.db"))
+def test_waiting_progress_posts_and_card_edits_keep_only_the_latest(db_location, make_request):
+    store = open_store(db_location)
     request = make_request(store)
     for i in range(3):
         store.update(
@@ -142,8 +143,8 @@ def test_waiting_progress_posts_and_card_edits_keep_only_the_latest(tmp_path, ma
     store.close()
 
 
-def test_posts_are_written_with_their_change_or_not_at_all(tmp_path, make_request):
-    store = Store(str(tmp_path / "s.db"))
+def test_posts_are_written_with_their_change_or_not_at_all(db_location, make_request):
+    store = open_store(db_location)
     request = make_request(store)
     with pytest.raises(IllegalTransition):
         store.transition(

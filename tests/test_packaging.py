@@ -32,7 +32,7 @@ def test_docker_image_runs_the_bot_as_a_non_root_user_with_the_store_on_a_volume
 def test_docker_image_installs_the_package_the_way_the_readme_does():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["byoi-bot"] == "byoi_bot.cli:main"
-    assert any("pip install ." in run for run in instructions("RUN"))
+    assert any("pip install '.[postgres]'" in run for run in instructions("RUN"))
     assert "python3 -m pip install . && byoi-bot demo" in README
 
 
@@ -84,3 +84,23 @@ def test_readme_shows_the_grammars_help():
     from byoi_bot import commands
 
     assert commands.help_text() in README
+
+
+def test_the_two_replica_compose_file_shares_one_postgres_database():
+    compose = yaml.safe_load((ROOT / "docs" / "compose.replicas.yml").read_text())
+    bots = {name: s for name, s in compose["services"].items() if s.get("image") == "byoi-bot"}
+    assert len(bots) == 2
+    urls = {s["environment"]["BYOI_DB"] for s in bots.values()}
+    assert len(urls) == 1 and urls.pop().startswith("postgresql://byoi:${POSTGRES_PASSWORD")
+    assert all(s["depends_on"]["postgres"]["condition"] == "service_healthy" for s in bots.values())
+    assert "docs/compose.replicas.yml" in README
+
+
+def test_ci_starts_postgresql_for_the_tests_without_running_it_as_root():
+    ci = (ROOT / ".ci" / "run").read_text()
+    script = (ROOT / ".ci" / "postgres").read_text()
+    assert "BYOI_TEST_POSTGRES_DSN=$(bash .ci/postgres)" in ci
+    assert "export BYOI_TEST_POSTGRES_DSN" in ci
+    assert "apt-get install" in script and "postgresql" in script
+    assert "pg_ctlcluster" in script and "runuser -u postgres" in script  # never as root
+    assert "127.0.0.1" in script

@@ -11,8 +11,8 @@ SERVER = "ns1001.ip-51-75-1.eu"
 
 
 @pytest.fixture
-def harness(tmp_path):
-    h = BotHarness(tmp_path, extra_env={"BYOI_POLL_SECONDS": "1"})
+def harness(tmp_path, db_location):
+    h = BotHarness(tmp_path, extra_env={"BYOI_POLL_SECONDS": "1"}, db=db_location)
     yield h
     h.close()
 
@@ -57,3 +57,21 @@ def test_expiry_sweep_is_scheduled(harness):
     h.bot.start()
     assert h.bot.jobs.scheduler.get_job("expire") is not None
     assert h.slack.messages(channel=CHANNEL) == []
+
+
+def test_one_replica_runs_the_background_work_and_another_takes_over(tmp_path, postgres_dsn):
+    first = BotHarness(tmp_path / "first", extra_env={"BYOI_POLL_SECONDS": "1"}, db=postgres_dsn)
+    second = BotHarness(tmp_path / "second", extra_env={"BYOI_POLL_SECONDS": "1"}, db=postgres_dsn)
+    try:
+        first.bot.start()
+        second.bot.start()
+        assert first.bot.jobs.scheduler.get_job("poll") is not None and first.bot.sender.running
+        assert second.bot.jobs.scheduler.get_jobs() == [], "background work runs once"
+        assert not second.bot.sender.running, "one outbox sender"
+        first.bot.jobs.stop()  # the leader goes; its lock goes with its session
+        second.slack.wait_for(lambda: second.bot.jobs.scheduler.get_job("poll"), timeout=5)
+        assert second.bot.jobs.scheduler.get_job("expire") is not None
+        assert second.bot.sender.running and not first.bot.sender.running
+    finally:
+        second.close()
+        first.close()

@@ -86,6 +86,8 @@ def vote_reply(h: BotHarness) -> tuple[dict, str]:
     h.react(APPROVER, ts=card["ts"])
     h.wait_thread(card["ts"], "approved")
     reply = h.slack.messages(channel=CHANNEL, thread_ts=card["ts"])[-1]
+    # the outbox records the reply's ts just after Slack answered: wait for it
+    h.slack.wait_for(lambda: h.bot.store.by_reply(CHANNEL, reply["ts"]))
     return card, reply["ts"]
 
 

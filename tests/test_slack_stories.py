@@ -18,8 +18,8 @@ SERVER = "ns1001.ip-51-75-1.eu"
 
 
 @pytest.fixture
-def harness(tmp_path):
-    h = BotHarness(tmp_path)
+def harness(tmp_path, db_location):
+    h = BotHarness(tmp_path, db=db_location)
     yield h
     h.close()
 

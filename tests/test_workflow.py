@@ -3,6 +3,7 @@
 import pytest
 from bot_harness import APPROVER, OUTSIDER, REQUESTER, BotHarness
 
+from byoi_bot.core.outbox import Courier, RetryLater
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.core.service import Refused
 from byoi_bot.core.states import State
@@ -13,8 +14,8 @@ SERVER = "ns1001.ip-51-75-1.eu"
 
 
 @pytest.fixture
-def h(tmp_path):
-    harness = BotHarness(tmp_path)
+def h(tmp_path, db_location):
+    harness = BotHarness(tmp_path, db=db_location)
     yield harness
     harness.close()
 
@@ -252,3 +253,40 @@ def test_a_renamed_policy_falls_back_to_the_servers_policy_not_the_default(tmp_p
         assert h.bot.store.get(r.id).state is State.PENDING_APPROVAL, "still needs 2"
     finally:
         h.close()
+
+
+def test_a_card_is_never_redrawn_with_an_older_state(h):
+    """A sender that read the request before a newer card was drawn (another replica's, just
+    deposed) leaves the card alone."""
+    d = h.bot.deployments
+    r = new_request(h, hold=True)
+    stale = h.bot.store.get(r.id)  # as a slow replica read it, before the approval
+    d.approve(r.id, APPROVER)  # the harness sends the card edit at once
+    card = h.slack.message("C0OPS", r.message_ts)
+    assert "approved" in str(card["blocks"]).lower()
+    updates = len(h.slack.calls_to("chat.update"))
+    h.bot.courier._draw(stale)
+    assert len(h.slack.calls_to("chat.update")) == updates
+    assert h.slack.message("C0OPS", r.message_ts) == card
+
+
+def test_a_card_edit_the_chat_refused_is_drawn_by_the_retry(h):
+    class RefusesOnce:
+        def __init__(self):
+            self.drawn, self.refuse = [], True
+
+        def update_card(self, view):
+            if self.refuse:
+                self.refuse = False
+                raise RetryLater(1)
+            self.drawn.append(view.request.version)
+
+    r = new_request(h, hold=True)
+    h.bot.store.update(r.id, last_status="a newer version")
+    request = h.bot.store.get(r.id)
+    chat = RefusesOnce()
+    courier = Courier(h.bot.store, h.bot.store, chat, h.bot.deployments.card)
+    with pytest.raises(RetryLater):
+        courier._draw(request)
+    courier._draw(request)
+    assert chat.drawn == [request.version]

@@ -81,6 +81,10 @@ class Undeliverable(Exception):
 class Outbox(Protocol):
     """The store's side of the outbox."""
 
+    def resume_sending(self) -> None:
+        """Put posts left `sending` by a sender that died back in line, marked unsure."""
+        ...
+
     def heads(self) -> list[Queued]:
         """The oldest waiting post of every lane."""
         ...
@@ -128,7 +132,7 @@ class Courier:
                 if fleet is not None and self.render_fleet:
                     self.chat.update_fleet_card(self.render_fleet(fleet))
                 elif request is not None:
-                    self.chat.update_card(self.render(request))
+                    self._draw(request)
                 ts = None
             else:
                 ts = self.chat.reply(
@@ -150,6 +154,17 @@ class Courier:
             return min(2.0**claimed.attempts, MAX_BACKOFF)
         self.outbox.sent(claimed.id, ts)
         return None
+
+    def _draw(self, request: Request) -> None:
+        """Redraw the card, unless a newer version of it is drawn already (a sender of
+        another replica that has just lost the lead may still be sending)."""
+        if not self.requests.claim_card(request.id, request.version):
+            return
+        try:
+            self.chat.update_card(self.render(request))
+        except BaseException:
+            self.requests.release_card(request.id, request.version)  # drawn by the retry
+            raise
 
     def drain(self) -> None:
         """Send every waiting post now, unpaced, each lane until its first failure (tests)."""

@@ -7,6 +7,7 @@ only ever sees these types.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -269,11 +270,32 @@ class ServerBusy(Exception):
         self.other = other
 
 
+class Leadership(Protocol):
+    """Who runs the background work (polling, expiry, scheduled starts, reconciliation):
+    exactly one process among the bot's replicas at any time."""
+
+    def start(
+        self,
+        on_elected: Callable[[], None],
+        on_deposed: Callable[[], None],
+        on_notified: Callable[[], None] = ...,
+    ) -> None:
+        """Campaign from now on; call `on_elected` when this process leads, `on_deposed`
+        when it no longer does, and, while it leads, `on_notified` when another process
+        queued posts for the outbox's sender."""
+        ...
+
+    def stop(self) -> None:
+        """Stop campaigning and give the lead up."""
+        ...
+
+
 class RequestStore(Protocol):
-    """Durable requests, approvals, secrets and audit log (SQLite today; see store.py).
+    """Durable requests, approvals, secrets and audit log (store/: SQLite or PostgreSQL).
 
     Transitions are compare-and-set on the current state and raise
-    `states.IllegalTransition` when the request moved meanwhile.
+    `states.IllegalTransition` when the request moved meanwhile. Every write to a request
+    bumps its `version`.
     """
 
     def create(self, request: Request, secrets: dict | None, reason: str = ...) -> None: ...
@@ -335,3 +357,16 @@ class RequestStore(Protocol):
     def forget_events(self, before: datetime) -> int: ...
     def forget_sent(self, before: datetime) -> int: ...
     def backlog(self) -> int: ...
+    def claim_request(self, request_id: str) -> AbstractContextManager[bool]:
+        """Work on a request alone (True) or learn that another worker does (False)."""
+        ...
+
+    def claim_card(self, request_id: str, version: int) -> bool:
+        """True when the card may be redrawn as `version` (no newer one drawn yet)."""
+        ...
+
+    def release_card(self, request_id: str, version: int) -> None:
+        """Undo a `claim_card` whose drawing failed."""
+        ...
+
+    def leadership(self) -> Leadership: ...

@@ -99,11 +99,8 @@ class Deployments:
         self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
         self.catalog = catalog
         self.fleets: Fleets | None = None  # deploys to many, when wired (core.fleets)
-        self._in_flight: set[str] = set()  # ids whose start call is under way here
-        self._in_flight_lock = threading.Lock()
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
-        self._verifying: set[str] = set()
 
     # -- asking ---------------------------------------------------------------------
 
@@ -352,8 +349,8 @@ class Deployments:
         """Re-check, then make the one destructive call (SPEC section 2, step 5).
 
         `submitting` is written before the call; a crash after it is reconciled by
-        `reconcile()`, never re-posted. While this runs, the request is "in flight" here and
-        `reconcile()` leaves it alone.
+        `reconcile()`, never re-posted. The request is claimed in the store meanwhile (across
+        replicas): another submission or a reconciliation of it waits its turn or gives up.
         """
         request = self._get(request_id)
         if request.state is not State.APPROVED:
@@ -361,20 +358,18 @@ class Deployments:
         if _checksum_pending(request):
             self.store.enqueue([Post.reply(request, messages.checksum_waiting())])
             return request
-        try:
-            problem, mark = self._recheck(request)
-        except Exception:
-            log.exception("checks before submitting %s failed", request.id)
-            problem, mark = messages.recheck_crashed(), ""
-        if problem:
-            return self._fail(request, State.APPROVED, problem)
-        with self._in_flight_lock:
-            self._in_flight.add(request.id)
-        try:
+        with self.store.claim_request(request.id) as mine:
+            request = self._get(request_id)  # as it stands under the claim
+            if not mine or request.state is not State.APPROVED:
+                return request
+            try:
+                problem, mark = self._recheck(request)
+            except Exception:
+                log.exception("checks before submitting %s failed", request.id)
+                problem, mark = messages.recheck_crashed(), ""
+            if problem:
+                return self._fail(request, State.APPROVED, problem)
             return self._call(request, mark)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight.discard(request.id)
 
     def _recheck(self, request: Request) -> tuple[str | None, str]:
         """What stops the submission (or None), and the provider's mark taken just before."""
@@ -473,17 +468,13 @@ class Deployments:
                 self._start_verifying(request.id)
 
     def _start_verifying(self, request_id: str) -> None:
-        with self._in_flight_lock:
-            if request_id in self._verifying:
-                return
-            self._verifying.add(request_id)
+        """Verify in the background, unless a verification of it runs already (claimed in the
+        store: here or on another replica)."""
 
         def run() -> None:
-            try:
-                self.verify_checksum(request_id)
-            finally:
-                with self._in_flight_lock:
-                    self._verifying.discard(request_id)
+            with self.store.claim_request(f"checksum:{request_id}") as mine:
+                if mine:
+                    self.verify_checksum(request_id)
 
         self.background(run)
 
@@ -498,26 +489,32 @@ class Deployments:
 
         The API's task list, compared with the mark taken before the call, says whether the
         start call happened (even if that deployment has ended since); it is never repeated.
-        Start calls still in progress in this process are left to finish. Checksum
-        verifications a previous process left unfinished start again.
+        Start calls still in progress (claimed, here or on another replica) are left to finish.
+        Checksum verifications a previous process (or a dead replica) left unfinished start
+        again.
         """
         self.resume_checksums()
         for request in self.store.stream([State.SUBMITTING]):
-            with self._in_flight_lock:
-                if request.id in self._in_flight:
-                    continue
-            try:
-                handle = self.provider.find_since(request.spec.server, request.start_mark or "")
-            except ProviderError as exc:
-                log.warning("reconcile %s: %s", request.id, exc.explanation.summary)
-                continue
-            try:
-                if handle:
-                    self._started(request, handle, "found at OVHcloud by reconciliation")
-                else:
-                    self._fail(request, State.SUBMITTING, messages.lost_submission())
-            except IllegalTransition:
-                continue  # settled meanwhile
+            with self.store.claim_request(request.id) as mine:
+                if mine:
+                    self._reconcile(request.id)
+
+    def _reconcile(self, request_id: str) -> None:
+        request = self._get(request_id)
+        if request.state is not State.SUBMITTING:
+            return  # settled meanwhile
+        try:
+            handle = self.provider.find_since(request.spec.server, request.start_mark or "")
+        except ProviderError as exc:
+            log.warning("reconcile %s: %s", request.id, exc.explanation.summary)
+            return
+        try:
+            if handle:
+                self._started(request, handle, "found at OVHcloud by reconciliation")
+            else:
+                self._fail(request, State.SUBMITTING, messages.lost_submission())
+        except IllegalTransition:
+            return  # settled meanwhile
 
     # -- following ------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ requests already received are answered (acks included), then the connections clo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -73,7 +74,8 @@ class HttpServer:
         while not self._idle() and time.monotonic() < deadline:
             time.sleep(0.02)
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        with contextlib.suppress(OSError):  # closed already: the server closed itself
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         self._stopped.wait(grace)
 
     def stop_in_background(self) -> None:

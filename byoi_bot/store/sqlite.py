@@ -1,12 +1,12 @@
-"""SQLite persistence (sqlite-utils): requests, approvals, secrets and the audit log.
+"""The SQLite store (sqlite-utils): the embedded default, for one bot process.
 
 The store is the single source of truth; the scheduler and the chat adapters rebuild
 everything they need from it at start-up. Its public methods are the `RequestStore` port
-of the core, so another database can replace it.
+of the core; `postgres.py` is the other adapter, for replicas sharing one database.
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-7
+8
 
 Rules it enforces:
 
@@ -27,26 +27,35 @@ The list, status and poll queries are answered from indexes (state, creation tim
 from __future__ import annotations
 
 import json
-import secrets as random
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from .clock import SystemClock
-from .core.fleet import Fleet, FleetState, Rollout
-from .core.outbox import Post, Queued
-from .core.ports import Clock, ServerBusy
-from .core.request import DeploySpec, Request
-from .core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+from ..clock import SystemClock
+from ..core.fleet import Fleet, FleetState
+from ..core.outbox import Post, Queued
+from ..core.ports import Clock, ServerBusy
+from ..core.request import Request
+from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+from .rows import (
+    column,
+    fleet_approved,
+    fleet_change,
+    fleet_from_row,
+    fleet_to_row,
+    from_row,
+    in_rollout_order,
+    iso,
+    to_row,
+)
 
 migrations = Migrations("byoi-bot")
-
-ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 @migrations()
@@ -149,7 +158,13 @@ def m005_outbox(db: Database) -> None:
 
 
 @migrations()
-def m006_query_indexes(db: Database) -> None:
+def m006_versions(db: Database) -> None:
+    db["requests"].add_column("version", int, not_null_default=0)
+    db["requests"].add_column("card_version", int, not_null_default=0)
+
+
+@migrations()
+def m007_query_indexes(db: Database) -> None:
     """Indexes for `stream`/`in_states` (state, then age), `recent` and a server's history."""
     db.execute("DROP INDEX IF EXISTS idx_requests_server")
     db["requests"].create_index(["state", "created_at", "id"])
@@ -158,7 +173,7 @@ def m006_query_indexes(db: Database) -> None:
 
 
 @migrations()
-def m007_fleets(db: Database) -> None:
+def m008_fleets(db: Database) -> None:
     """Deploys to many servers: the fleet request, and each server's request pointing to it."""
     db["fleets"].create(
         {
@@ -193,18 +208,24 @@ STREAM_PAGE = 200  # rows per page of `stream()`
 
 SCHEMA_VERSION = len(migrations._migrations)
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value else None
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+_CLAIMS: set[tuple[str, str]] = set()  # (file, request id) claimed in this process
+_CLAIMS_LOCK = threading.Lock()
 
 
-def new_request_id() -> str:
-    """A short id people can type: ``r-`` and six letters or digits (no 0/o/1/l/i)."""
-    return "r-" + "".join(random.choice(ID_ALPHABET) for _ in range(6))
+class SoleLeader:
+    """One process on one file leads from the start: its background work runs right away."""
+
+    def start(
+        self,
+        on_elected: Callable[[], None],
+        on_deposed: Callable[[], None],
+        on_notified: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Lead now; posts queued here wake the sender directly (`Store.on_enqueue`)."""
+        on_elected()
+
+    def stop(self) -> None:
+        """Nothing to release."""
 
 
 class Store:
@@ -217,6 +238,7 @@ class Store:
         conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
         self.db = Database(conn)
         self._lock = threading.RLock()
+        self._file = os.path.realpath(path) if path != ":memory:" else f":memory:{id(self)}"
         if path != ":memory:":
             self.db.enable_wal()
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -224,8 +246,7 @@ class Store:
         with self._lock:
             migrations.apply(self.db)
         self.on_enqueue: Callable[[], None] = lambda: None  # wakes the outbox's sender
-        with self._write() as db:  # a send cut short by a crash may have been posted
-            db.execute("UPDATE outbox SET state = 'queued', unsure = 1 WHERE state = 'sending'")
+        self.resume_sending()
 
     def close(self) -> None:
         """Close the connection, once no other thread is using it (closing under a running
@@ -242,6 +263,43 @@ class Store:
         """How many migrations this file has had applied."""
         with self._lock:
             return len(migrations.applied(self.db))
+
+    def leadership(self) -> SoleLeader:
+        """Who runs the background work: this process, the only one on the file."""
+        return SoleLeader()
+
+    @contextmanager
+    def claim_request(self, request_id: str) -> Iterator[bool]:
+        """Work on `request_id` alone while the block runs: yields False when this process
+        already does (a start call under way is never reconciled under its feet). One file
+        has one process, so the claims live in memory; they end with it."""
+        key = (self._file, request_id)
+        with _CLAIMS_LOCK:
+            mine = key not in _CLAIMS
+            _CLAIMS.add(key)
+        try:
+            yield mine
+        finally:
+            if mine:
+                with _CLAIMS_LOCK:
+                    _CLAIMS.discard(key)
+
+    def claim_card(self, request_id: str, version: int) -> bool:
+        """True when the card may show `version`: no newer version was drawn or is being."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE requests SET card_version = ? WHERE id = ? AND card_version < ?",
+                [version, request_id, version],
+            )
+            return cursor.rowcount == 1
+
+    def release_card(self, request_id: str, version: int) -> None:
+        """Undo `claim_card(request_id, version)` when the card could not be drawn."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE requests SET card_version = 0 WHERE id = ? AND card_version = ?",
+                [request_id, version],
+            )
 
     @contextmanager
     def _write(self, notify: bool = True) -> Iterator[Database]:
@@ -273,7 +331,7 @@ class Store:
             other = self._active_on(request.spec.server)
             if other:
                 raise ServerBusy(request.spec.server, other)
-            db["requests"].insert(self._row(request))
+            db["requests"].insert(to_row(request))
             if secrets and any(secrets.values()):
                 db["secrets"].insert({"request_id": request.id, "data": json.dumps(secrets)})
             self._audit(request.id, request.requester, "created", None, request.state, reason)
@@ -282,7 +340,7 @@ class Store:
         """The request with this id, or None."""
         with self._lock:
             rows = list(self.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
-        return self._request(rows[0]) if rows else None
+        return from_row(rows[0]) if rows else None
 
     def by_message(self, channel: str, ts: str) -> Request | None:
         """The request whose card is the message `ts` in `channel`, or None."""
@@ -292,7 +350,7 @@ class Store:
                     "SELECT * FROM requests WHERE channel = ? AND message_ts = ?", [channel, ts]
                 )
             )
-        return self._request(rows[0]) if rows else None
+        return from_row(rows[0]) if rows else None
 
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
         """Requests in any of `states` (optionally of one server), oldest first."""
@@ -304,7 +362,7 @@ class Store:
             params.append(server)
         with self._lock:
             rows = list(self.db.query(sql + " ORDER BY created_at", params))
-        return [self._request(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def stream(self, states: Iterable[State], page: int = STREAM_PAGE) -> Iterator[Request]:
         """Requests in any of `states`, oldest first, read `page` rows at a time.
@@ -323,7 +381,7 @@ class Store:
             with self._lock:
                 rows = list(self.db.query(sql, [*wanted, *after, page]))
             for row in rows:
-                yield self._request(row)
+                yield from_row(row)
             if len(rows) < page:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
@@ -339,7 +397,7 @@ class Store:
             sql, params = sql + " WHERE server = ?", [server]
         with self._lock:
             rows = list(self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit]))
-        return [self._request(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def _active_on(self, server: str) -> Request | None:
         found = self.active(server)
@@ -368,9 +426,9 @@ class Store:
         transaction).
         """
         check_transition(request_id, expected, to)
-        values = {k: self._column(k, v) for k, v in fields.items()}
+        values = {k: column(v) for k, v in fields.items()}
         values["state"] = str(to)
-        assignments = ", ".join(f"{k} = ?" for k in values)
+        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
         with self._write(notify=False) as db:
             cursor = db.execute(
                 f"UPDATE requests SET {assignments} WHERE id = ? AND state = ?",
@@ -405,8 +463,8 @@ class Store:
         posts that report them, in one transaction."""
         if "state" in fields:
             raise ValueError("state changes go through transition()")
-        values = {k: self._column(k, v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values)
+        values = {k: column(v) for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
         with self._write() as db:
             if values:
                 db.execute(
@@ -445,10 +503,10 @@ class Store:
                 other = self._active_on(child.spec.server)
                 if other:
                     raise ServerBusy(child.spec.server, other)
-            db["fleets"].insert(self._fleet_row(fleet))
+            db["fleets"].insert(fleet_to_row(fleet))
             self._audit(fleet.id, fleet.requester, "created", None, None, "fleet requested")
             for child, secrets in children:
-                db["requests"].insert(self._row(child))
+                db["requests"].insert(to_row(child))
                 if secrets and any(secrets.values()):
                     db["secrets"].insert({"request_id": child.id, "data": json.dumps(secrets)})
                 self._audit(child.id, child.requester, "created", None, child.state, fleet.id)
@@ -457,7 +515,7 @@ class Store:
         """The fleet request with this id, or None."""
         with self._lock:
             rows = list(self.db.query("SELECT * FROM fleets WHERE id = ?", [fleet_id]))
-        return self._fleet(rows[0]) if rows else None
+        return fleet_from_row(rows[0]) if rows else None
 
     def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
         """The fleet whose card is the message `ts` in `channel`, or None."""
@@ -467,7 +525,7 @@ class Store:
                     "SELECT * FROM fleets WHERE channel = ? AND message_ts = ?", [channel, ts]
                 )
             )
-        return self._fleet(rows[0]) if rows else None
+        return fleet_from_row(rows[0]) if rows else None
 
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
         """Fleet requests in any of `states`, oldest first."""
@@ -475,14 +533,13 @@ class Store:
         sql = f"SELECT * FROM fleets WHERE state IN ({', '.join('?' * len(wanted))})"
         with self._lock:
             rows = list(self.db.query(sql + " ORDER BY created_at", wanted))
-        return [self._fleet(r) for r in rows]
+        return [fleet_from_row(r) for r in rows]
 
     def fleet_members(self, fleet: Fleet) -> list[Request]:
         """The fleet's server requests, in rollout order."""
         with self._lock:
             rows = list(self.db.query("SELECT * FROM requests WHERE fleet_id = ?", [fleet.id]))
-        order = {server: i for i, server in enumerate(fleet.servers)}
-        return sorted((self._request(r) for r in rows), key=lambda r: order[r.spec.server])
+        return in_rollout_order(fleet, map(from_row, rows))
 
     def fleet_transition(
         self,
@@ -494,7 +551,7 @@ class Store:
         **fields: Any,
     ) -> bool:
         """Compare-and-set of the fleet's state with its audit row; False if it moved."""
-        values = {k: self._column(k, v) for k, v in fields.items()} | {"state": str(to)}
+        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._write() as db:
             cursor = db.execute(
@@ -503,12 +560,13 @@ class Store:
             )
             if cursor.rowcount != 1:
                 return False
-            self._audit(fleet_id, actor, "transition", None, None, f"{expected} → {to}: {reason}")
+            reason = fleet_change(expected, to, reason)
+            self._audit(fleet_id, actor, "transition", None, None, reason)
         return True
 
     def update_fleet(self, fleet_id: str, **fields: Any) -> None:
         """Write fleet fields that are not its state (card ts, what was announced)."""
-        values = {k: self._column(k, v) for k, v in fields.items()}
+        values = {k: column(v) for k, v in fields.items()}
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._write() as db:
             db.execute(
@@ -526,10 +584,13 @@ class Store:
                 added += db.execute(
                     "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
                     "VALUES (?, ?, ?, ?)",
-                    [row["id"], user, row["fingerprint"], _iso(self._clock.now())],
+                    [row["id"], user, row["fingerprint"], iso(self._clock.now())],
                 ).rowcount
             if added:
-                self._audit(fleet.id, user, "approval", None, None, f"approved {added} servers")
+                db.execute(
+                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
+                )
+                self._audit(fleet.id, user, "approval", None, None, fleet_approved(added))
             return bool(added)
 
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
@@ -541,54 +602,11 @@ class Store:
                 [user, fleet.id],
             )
             if cursor.rowcount:
+                db.execute(
+                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
+                )
                 self._audit(fleet.id, user, "withdrawal", None, None, "approval withdrawn")
             return bool(cursor.rowcount)
-
-    @staticmethod
-    def _fleet_row(f: Fleet) -> dict:
-        return {
-            "id": f.id,
-            "requester": f.requester,
-            "channel": f.channel,
-            "state": str(f.state),
-            "created_at": _iso(f.created_at),
-            "expires_at": _iso(f.expires_at),
-            "policy_name": f.policy_name,
-            "policy_note": f.policy_note,
-            "servers": json.dumps(list(f.servers)),
-            "rollout": json.dumps(f.rollout.__dict__),
-            "pattern": f.pattern,
-            "refused": json.dumps([list(r) for r in f.refused]),
-            "fingerprint": f.fingerprint,
-            "message_ts": f.message_ts,
-            "announced": json.dumps(f.announced),
-            "waves_announced": f.waves_announced,
-            "started_at": _iso(f.started_at),
-            "finished_at": _iso(f.finished_at),
-        }
-
-    @staticmethod
-    def _fleet(row: dict) -> Fleet:
-        return Fleet(
-            id=row["id"],
-            requester=row["requester"],
-            channel=row["channel"],
-            state=FleetState(row["state"]),
-            created_at=_dt(row["created_at"]),
-            expires_at=_dt(row["expires_at"]),
-            policy_name=row["policy_name"],
-            policy_note=row["policy_note"] or "",
-            servers=tuple(json.loads(row["servers"])),
-            rollout=Rollout(**json.loads(row["rollout"])),
-            pattern=row["pattern"],
-            refused=tuple(tuple(r) for r in json.loads(row["refused"] or "[]")),
-            fingerprint=row["fingerprint"],
-            message_ts=row["message_ts"],
-            announced=json.loads(row["announced"] or "{}"),
-            waves_announced=row["waves_announced"] or 0,
-            started_at=_dt(row["started_at"]),
-            finished_at=_dt(row["finished_at"]),
-        )
 
     # -- approvals ------------------------------------------------------------------
 
@@ -607,9 +625,10 @@ class Store:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
                 "VALUES (?, ?, ?, ?)",
-                [request_id, user, fingerprint, _iso(self._clock.now())],
+                [request_id, user, fingerprint, iso(self._clock.now())],
             )
             if cursor.rowcount:
+                self._bump(request_id)
                 self._audit(request_id, user, "approval", None, None, "approved")
                 if posts:
                     self._enqueue(posts(self.approvals(request_id, fingerprint)))
@@ -622,11 +641,26 @@ class Store:
                 "DELETE FROM approvals WHERE request_id = ? AND user = ?", [request_id, user]
             )
             if cursor.rowcount:
+                self._bump(request_id)
                 self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
                 self._enqueue(posts)
             return bool(cursor.rowcount)
 
+    def _bump_fleet(self, fleet_id: str) -> None:
+        """A new version of every server's request of the fleet (their votes changed)."""
+        self.db.execute("UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet_id])
+
+    def _bump(self, request_id: str) -> None:
+        """A new version of the request (its card shows the votes)."""
+        self.db.execute("UPDATE requests SET version = version + 1 WHERE id = ?", [request_id])
+
     # -- outbox ---------------------------------------------------------------------
+
+    def resume_sending(self) -> None:
+        """Posts a sender was sending when it died go back in line, marked unsure (they may
+        have been posted); at start-up, before the sender starts."""
+        with self._write() as db:
+            db.execute("UPDATE outbox SET state = 'queued', unsure = 1 WHERE state = 'sending'")
 
     def enqueue(self, posts: Iterable[Post]) -> None:
         """Queue posts that report no stored change (e.g. "starts at 12:00")."""
@@ -655,7 +689,7 @@ class Store:
                     "state": "queued",
                     "attempts": 0,
                     "unsure": 0,
-                    "created_at": _iso(self._clock.now()),
+                    "created_at": iso(self._clock.now()),
                 }
             )
 
@@ -703,7 +737,7 @@ class Store:
 
     def _settle(self, post_id: int, state: str, **fields: Any) -> None:
         with self._write() as db:
-            done = {"state": state, "done_at": _iso(self._clock.now())}
+            done = {"state": state, "done_at": iso(self._clock.now())}
             db["outbox"].update(post_id, {**done, **fields})
 
     def backlog(self) -> int:
@@ -728,7 +762,7 @@ class Store:
         with self._write() as db:
             return db.execute(
                 "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < ?",
-                [_iso(before)],
+                [iso(before)],
             ).rowcount
 
     @staticmethod
@@ -764,7 +798,7 @@ class Store:
         self.db["audit"].insert(
             {
                 "request_id": request_id,
-                "at": _iso(self._clock.now()),
+                "at": iso(self._clock.now()),
                 "actor": actor,
                 "action": action,
                 "from_state": str(from_state) if from_state else None,
@@ -786,78 +820,11 @@ class Store:
         with self._write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO events (event_id, at) VALUES (?, ?)",
-                [event_id, _iso(self._clock.now())],
+                [event_id, iso(self._clock.now())],
             )
             return bool(cursor.rowcount)
 
     def forget_events(self, before: datetime) -> int:
         """Drop delivery ids seen before `before` (Slack retries within minutes, not days)."""
         with self._write() as db:
-            return db.execute("DELETE FROM events WHERE at < ?", [_iso(before)]).rowcount
-
-    # -- rows <-> requests ------------------------------------------------------------
-
-    @staticmethod
-    def _column(key: str, value: Any) -> Any:
-        if isinstance(value, datetime):
-            return _iso(value)
-        if isinstance(value, dict | list):
-            return json.dumps(value)
-        if isinstance(value, State):
-            return str(value)
-        return value
-
-    def _row(self, r: Request) -> dict:
-        return {
-            "id": r.id,
-            "server": r.spec.server,
-            "state": str(r.state),
-            "requester": r.requester,
-            "channel": r.channel,
-            "spec": json.dumps(r.spec.public_dict()),
-            "fingerprint": r.fingerprint,
-            "policy_name": r.policy_name,
-            "created_at": _iso(r.created_at),
-            "expires_at": _iso(r.expires_at),
-            "message_ts": r.message_ts,
-            "provider_handle": r.provider_handle,
-            "submitted_at": _iso(r.submitted_at),
-            "finished_at": _iso(r.finished_at),
-            "last_status": r.last_status,
-            "checks": json.dumps(r.checks),
-            "server_facts": json.dumps(r.server_facts) if r.server_facts else None,
-            "image_facts": json.dumps(r.image_facts) if r.image_facts else None,
-            "progress": json.dumps(r.progress) if r.progress else None,
-            "last_post_at": _iso(r.last_post_at),
-            "start_mark": r.start_mark,
-            "fleet_id": r.fleet_id,
-        }
-
-    @staticmethod
-    def _request(row: dict) -> Request:
-        def loads(key: str) -> Any:
-            return json.loads(row[key]) if row.get(key) else None
-
-        return Request(
-            id=row["id"],
-            spec=DeploySpec.from_public_dict(json.loads(row["spec"])),
-            requester=row["requester"],
-            channel=row["channel"],
-            state=State(row["state"]),
-            created_at=_dt(row["created_at"]),
-            expires_at=_dt(row["expires_at"]),
-            policy_name=row["policy_name"],
-            fingerprint=row["fingerprint"],
-            message_ts=row["message_ts"],
-            provider_handle=row["provider_handle"],
-            submitted_at=_dt(row["submitted_at"]),
-            finished_at=_dt(row["finished_at"]),
-            last_status=row["last_status"],
-            checks=loads("checks") or [],
-            server_facts=loads("server_facts"),
-            image_facts=loads("image_facts"),
-            progress=loads("progress"),
-            last_post_at=_dt(row.get("last_post_at")),
-            start_mark=row.get("start_mark"),
-            fleet_id=row.get("fleet_id"),
-        )
+            return db.execute("DELETE FROM events WHERE at < ?", [iso(before)]).rowcount
