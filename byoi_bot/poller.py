@@ -35,6 +35,7 @@ class Poller:
         self._slots = threading.BoundedSemaphore(2 * workers)  # queued + running polls
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when no poll is in flight
         self._paused = threading.Event()  # set while another replica leads
 
     def pause(self) -> None:
@@ -47,7 +48,10 @@ class Poller:
         self._paused.clear()
 
     def poll_all(self) -> None:
-        """Poll every deploying request that is due, and wait for those polls."""
+        """Poll every deploying request that is due, and wait for those polls; polls already
+        under way (a scheduled cycle's) end first, so every reading is taken after the call."""
+        with self._idle:
+            self._idle.wait_for(lambda: not self._in_flight)
         wait(self.cycle().values())
 
     def cycle(self) -> dict[str, Future]:
@@ -119,4 +123,6 @@ class Poller:
     def _done(self, request_id: str) -> None:
         with self._lock:
             self._in_flight.discard(request_id)
+            if not self._in_flight:
+                self._idle.notify_all()
         self._slots.release()

@@ -1,13 +1,15 @@
 """Deploys to many servers: one card, one approval, a canary, waves, stop on failure, resume.
 
 The bot, the fake Slack and the simulator are the story harness's; the rollout job
-(`fleets.advance_all`) and the poller are run by the test, on the shared fake clock.
+(`fleets.advance_all`) and the poller are run by the test, on the shared fake clock. The
+stories run on each store (SQLite, PostgreSQL: `db_location`).
 """
 
 from __future__ import annotations
 
 import pytest
 from bot_harness import APPROVER, APPROVER_2, CHANNEL, REQUESTER, BotHarness
+from raw_sql import column
 
 from byoi_bot.core.fleet import FleetState, Rollout, strictest, to_start, waves
 from byoi_bot.core.policy import Policy
@@ -23,8 +25,8 @@ OK1, FAILS, OK3, BROKEN, OK5 = (
 
 
 @pytest.fixture
-def harness(tmp_path):
-    h = BotHarness(tmp_path, extra_env={"BYOI_FLEET_LIMIT": "4"})
+def harness(tmp_path, db_location):
+    h = BotHarness(tmp_path, extra_env={"BYOI_FLEET_LIMIT": "4"}, db=db_location)
     yield h
     h.close()
 
@@ -84,10 +86,11 @@ def test_one_card_one_approval_a_canary_then_waves(harness):
     assert sum(t.startswith("✅ `") for t in thread) == 3
     assert sum("Wave" in t for t in thread) == 2 and "Rollout finished" in thread[-1]
     assert len(thread) <= 2 * 3 + 2, thread  # goal: 2 posts per server and 1 per wave
-    sent = h.bot.store.db.execute(
+    [sent] = column(
+        h.bot.store,
         "SELECT COUNT(*) FROM outbox WHERE request_id = ? AND kind = 'reply' AND state = 'sent'",
         [f.id],
-    ).fetchone()[0]
+    )
     assert sent == len(thread), "every thread post went through the outbox"
 
 

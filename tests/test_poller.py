@@ -149,3 +149,12 @@ def test_a_429_pauses_every_poll_for_its_retry_after(fleet):
     f.bot.poller.poll_all()
     assert f.status_reads() == before + 3
     assert not f.bot.poller.plan.paused()
+
+
+def test_a_replica_that_loses_the_lead_polls_nothing_until_it_leads_again(fleet):
+    f = fleet(count=2, workers=2)
+    f.bot.poller.pause()  # `Jobs._follow`: another replica leads
+    assert f.bot.poller.cycle() == {} and f.status_reads() == 0
+    f.bot.poller.resume()  # `Jobs._lead`
+    wait(f.bot.poller.cycle().values())
+    assert f.status_reads() == 2
