@@ -8,10 +8,11 @@ import pytest
 from core_fixtures import T0, request, spec
 from raw_sql import column, execute
 
+from byoi_bot.core.fleet import FleetState
 from byoi_bot.core.ports import ServerBusy
 from byoi_bot.core.states import IllegalTransition, State
-from byoi_bot.store import SCHEMA_VERSION, Store, new_request_id, open_store
-from byoi_bot.store.rows import dt
+from byoi_bot.store import SCHEMA_VERSION, Store, is_postgres, new_request_id, open_store
+from byoi_bot.store.rows import dt, to_row
 
 
 @pytest.fixture
@@ -505,3 +506,42 @@ def test_a_fleet_card_is_found_by_message_and_its_fields_and_approvals_change(st
                                   "U100", "changed my mind", finished_at=finished)  # fmt: skip
     assert store.fleet(fleet.id).finished_at == finished
     assert store.audit(fleet.id)[-1]["reason"].endswith("changed my mind")
+
+
+def test_a_database_of_the_release_before_fleets_migrates_and_keeps_its_requests(db_location):
+    """Fleets and the query indexes came after main's migrations: a database left at main's
+    last schema (SQLite m006_versions, PostgreSQL 2) takes them on top of its requests."""
+    r = request()
+    row = {k: v for k, v in to_row(r).items() if k != "fleet_id"}
+    if is_postgres(db_location):
+        import psycopg
+
+        from byoi_bot.store import postgres
+
+        with psycopg.connect(db_location, autocommit=True) as conn:
+            original = postgres.MIGRATIONS
+            postgres.MIGRATIONS = original[:2]
+            try:
+                postgres.migrate(conn)
+            finally:
+                postgres.MIGRATIONS = original
+            conn.execute(
+                f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+                list(row.values()),
+            )
+    else:
+        from sqlite_utils import Database
+
+        from byoi_bot.store.sqlite import migrations
+
+        db = Database(db_location)
+        migrations.apply(db, stop_before="m007_query_indexes")
+        db["requests"].insert(row)
+        db.close()
+    store = open_store(db_location)
+    try:
+        assert store.get(r.id) == r and store.get(r.id).fleet_id is None
+        assert [x.id for x in store.stream([State.PENDING_APPROVAL])] == [r.id]
+        assert store.fleets_in_states(list(FleetState)) == []
+    finally:
+        store.close()
