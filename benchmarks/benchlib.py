@@ -4,8 +4,9 @@
 - `table()`, `percentile()`: Markdown tables and nearest-rank percentiles;
 - `inventory(n)`: a simulator inventory of `n` servers shaped like the built-in one;
 - `seed_deploying()`: puts requests in state `deploying` through the store and the provider;
-- `Services`: the OVHcloud simulator (frozen, injectable clock) and the fake Slack in a child
-  process, so that the bot being measured does not share its interpreter with them;
+- `Services`: the OVHcloud simulator (frozen, injectable clock, settable answer latency) and
+  the fake Slack in a child process, so that the bot being measured does not share its
+  interpreter with them;
 - `start_bot()` / `wait_healthy()` / `vm_rss_kib()`: a real `byoi-bot run --http` process.
 
 Every server binds 127.0.0.1; nothing leaves the machine.
@@ -284,6 +285,20 @@ class Services:
         """The simulator's call log (method, path, query, status …)."""
         base = self.ovh_url.removesuffix("/1.0")
         return self._request("GET", f"{base}/_simulator/calls")  # type: ignore[return-value]
+
+    def inject(self, fault: dict) -> None:
+        """Add a simulator fault (POST /_simulator/faults)."""
+        base = self.ovh_url.removesuffix("/1.0")
+        self._request("POST", f"{base}/_simulator/faults", fault)
+
+    def clear_faults(self) -> None:
+        base = self.ovh_url.removesuffix("/1.0")
+        self._request("DELETE", f"{base}/_simulator/faults")
+
+    def latency(self, ms: float) -> None:
+        """Hold every OVHcloud answer `ms` milliseconds from now on, like a real round trip."""
+        base = self.ovh_url.removesuffix("/1.0")
+        self._request("POST", f"{base}/_simulator/latency", {"ms": ms})
 
     def advance(self, seconds: float) -> None:
         """Move the simulator's deployments on by `seconds`."""

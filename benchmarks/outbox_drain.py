@@ -96,7 +96,7 @@ def main() -> None:
         for _ in range(args.cycles):
             start = time.monotonic()
             clock.advance(STEP)
-            bot.deployments.poll_all()
+            bot.poller.poll_all()
             cycle_seconds.append(time.monotonic() - start)
             time.sleep(max(0.0, POLL_SECONDS * interval - (time.monotonic() - start)))
         polled = time.time()

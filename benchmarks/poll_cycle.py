@@ -1,23 +1,25 @@
-"""One poll cycle (`Deployments.poll_all()`) over N active deployments (default 1,000).
+"""One poll cycle (`Poller.poll_all()`) over N active deployments (default 1,000).
 
 The bot is the production wiring (`build_slack_bot`: store, `ReinstallProvider` over the real
-`ovh.Client`, `SlackChat` over slack_sdk) in this process; the OVHcloud simulator (N servers,
-a frozen clock moved by the script) and the fake Slack run in a child process, so the wall
-time and memory figures are the bot's own. Counts: OVHcloud calls from the simulator's call
-log, Slack calls from the fake Slack. Goals (issue 7): one OVHcloud call per deployment, no
-Slack call when nothing changed.
+`ovh.Client`, `SlackChat` over slack_sdk, the poller's pool of `BYOI_POLL_WORKERS`) in this
+process; the OVHcloud simulator (N servers, a frozen clock moved by the script, each answer
+held `--ovh-latency-ms` like a real round trip) and the fake Slack run in a child process,
+so the wall time and memory figures are the bot's own. Counts: OVHcloud calls from the
+simulator's call log, Slack calls from the fake Slack. Goals (issues 7 and 14): one OVHcloud
+call per deployment, no Slack call when nothing changed, 1,000 deployments at 80 ms in
+≤ 10 s, and one server answering 503 delays the others' cycle by < 1 s.
 
 Since issue 13 the cycle only queues its posts in the outbox; the script sends them right
 after each cycle, unpaced, so the Slack counts and the wall time still cover them.
 
-Run: `python benchmarks/poll_cycle.py [--deployments 1000] [--task-check-every 10]` (about a
-minute for 1,000; `--task-check-every 1` reads the task at every poll: the provider's former
-two calls per deployment).
+Run: `python benchmarks/poll_cycle.py [--deployments 1000] [--ovh-latency-ms 80]
+[--workers 16] [--json]` (`--json`: one JSON object on stdout instead of the tables).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -61,6 +63,9 @@ def main() -> None:
         default=10,
         help="ReinstallProvider's task_check_every (1: read the task at every poll, as before)",
     )
+    parser.add_argument("--ovh-latency-ms", type=float, default=0.0)
+    parser.add_argument("--workers", type=int, default=16, help="BYOI_POLL_WORKERS")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args()
     n = args.deployments
     without_proxies()
@@ -76,9 +81,12 @@ def main() -> None:
                 "SLACK_BOT_TOKEN": BOT_TOKEN,
                 "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_API_URL": services.slack_url,
+                "BYOI_POLL_WORKERS": str(args.workers),
             }
         )
-        client = make_client(services.ovh_url, timeout=(5, 30), **DEMO_CREDENTIALS)
+        client = make_client(
+            services.ovh_url, timeout=(5, 30), connections=args.workers, **DEMO_CREDENTIALS
+        )
         provider = ReinstallProvider(client, task_check_every=args.task_check_every)
         bot, _ = build_slack_bot(settings, provider=provider, clock=clock)
         deployments = bot.deployments
@@ -86,7 +94,10 @@ def main() -> None:
         start = time.perf_counter()
         seed_deploying(deployments, provider, server_names(inventory(n)), clock)
         seeded = time.perf_counter() - start
+        services.latency(args.ovh_latency_ms)  # after the setup: the cycles pay it
         rss_before = vm_rss_kib_self()
+
+        figures: dict[str, dict] = {}
 
         def cycle(label: str, advance: float, traced: bool = False) -> list[object]:
             if advance:
@@ -97,7 +108,7 @@ def main() -> None:
             if traced:
                 tracemalloc.start()
             began = time.perf_counter()
-            deployments.poll_all()
+            bot.poller.poll_all()
             bot.courier.drain()  # the outbox's posts, unpaced (outbox_drain.py paces them)
             wall = time.perf_counter() - began
             peak = ""
@@ -111,6 +122,11 @@ def main() -> None:
                 for m, c in slack_after.items()
                 if c - slack_before.get(m, 0)
             }
+            figures[label] = {
+                "wall_s": round(wall, 3),
+                "ovh_calls": sum(ovh.values()),
+                "slack_calls": sum(slack.values()),
+            }
             return [
                 label + (" (under tracemalloc)" if traced else ""),
                 sum(ovh.values()),
@@ -123,9 +139,16 @@ def main() -> None:
                 peak or "",
             ]
 
+        failing = server_names(inventory(1))[0]
         rows = [
             cycle("1. first cycle, every status new", 20),
             cycle("2. nothing changed", 0),
+        ]
+        services.inject({"read_errors": {"status": 503, "count": 10**6}, "server": failing})
+        rows.append(cycle("2b. nothing changed, one server answering 503", 0))
+        services.clear_faults()
+        rows.append(cycle("2c. nothing changed (again, for the drift)", 0))
+        rows += [
             cycle("3. nothing changed", 0, traced=True),
             cycle("4. every deployment one step further", STEP),
             cycle("5. every deployment one step further", STEP, traced=True),
@@ -136,9 +159,30 @@ def main() -> None:
         rss_after = vm_rss_kib_self()
         bot.store.close()
 
+    if args.json:
+        quiet = figures["2. nothing changed"]
+        again = figures["2c. nothing changed (again, for the drift)"]["wall_s"]
+        failing_cycle = figures["2b. nothing changed, one server answering 503"]
+        print(
+            json.dumps(
+                {
+                    "deployments": n,
+                    "ovh_latency_ms": args.ovh_latency_ms,
+                    "workers": args.workers,
+                    **quiet,
+                    "one_server_503_wall_s": failing_cycle["wall_s"],
+                    "one_server_503_delay_s": round(
+                        failing_cycle["wall_s"] - (quiet["wall_s"] + again) / 2, 3
+                    ),
+                    "first_cycle": figures["1. first cycle, every status new"],
+                }
+            )
+        )
+        return
     print(
         f"## Poll cycle over {n} active deployments (reinstall API, "
-        f"task_check_every={args.task_check_every})\n"
+        f"task_check_every={args.task_check_every}, {args.workers} poll workers, "
+        f"{args.ovh_latency_ms:g} ms per OVHcloud answer)\n"
     )
     print(
         table(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .config import TOKEN_SHAPES, ConfigError, Settings, token_problem
+from .config import TOKEN_SHAPES, ConfigError, Settings, load_catalog, token_problem
 from .core.policy import is_group_id
 
 # The API calls the bot makes, by API generation: (method, path as in OVHcloud access rules).
@@ -43,6 +44,7 @@ class Result:
 def run_check(settings: Settings, *, offline: bool = False, out: TextIO = sys.stdout) -> int:
     """Run every check, print the report, return 0 when nothing failed."""
     results = [*check_settings(settings, offline), check_store(settings.db)]
+    results += check_catalog(settings.config)
     groups: dict[str, frozenset[str]] = {}
     if not offline:
         slack, groups = check_slack(settings)
@@ -89,6 +91,28 @@ def check_store(path: str) -> Result:
     except Exception as exc:
         return Result("FAIL", "store", f"{path}: {exc}")
     return Result("PASS", "store", f"{path} writable, schema version {version}")
+
+
+def check_catalog(config: str) -> list[Result]:
+    """The image catalog's size, and `gpgv` present when an image needs a signature check."""
+    images = load_catalog(config) if config else ()
+    if not images:
+        return []
+    names = ", ".join(i.name for i in images[:8]) + (" …" if len(images) > 8 else "")
+    results = [Result("PASS", "image catalog", f"{len(images)} images: {names}")]
+    signed = [i.name for i in images if i.signature_url]
+    if signed and shutil.which("gpgv") is None:
+        results.append(
+            Result(
+                "FAIL",
+                "gpgv",
+                f"missing, and {', '.join(signed)} need it to check their checksum file's "
+                "signature: install the Debian package `gpgv`",
+            )
+        )
+    elif signed:
+        results.append(Result("PASS", "gpgv", f"found; checks the signatures of {len(signed)}"))
+    return results
 
 
 def check_postgres(dsn: str) -> Result:

@@ -55,15 +55,19 @@ __all__ = [
     "OPTIONS",
     "SUBCOMMANDS",
     "Cancel",
+    "CatalogChoice",
     "Command",
     "CommandError",
     "Deploy",
+    "Fleet",
     "Help",
     "History",
+    "Images",
     "List",
     "Option",
     "Status",
     "SubCommand",
+    "catalog_spec",
     "help_text",
     "is_hostname",
     "parse",
@@ -74,10 +78,43 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class CatalogChoice:
+    """A deploy that names a catalog image: the server and the options typed beside it.
+
+    `options` are `DeploySpec` fields (already checked); they override the image's defaults.
+    """
+
+    server: str
+    image: str
+    options: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The servers of a deploy to many: listed (`ns1,ns2`) or a glob over the account's
+    servers (`servers="web-*"`), and how the rollout goes."""
+
+    servers: tuple[str, ...] = ()
+    pattern: str | None = None
+    parallel: int = 1
+    canary: int = 0
+    stop_on_failure: bool = True
+
+
+@dataclass(frozen=True)
 class Deploy:
-    """Request a deployment; `spec` is None when no arguments were given (open the form)."""
+    """Request a deployment; `spec` is None when no arguments were given (open the form) or
+    when the request names a catalog image (`catalog`), resolved by `catalog_spec`. With
+    `fleet`, the spec (or catalog choice) is the template of every server's deploy."""
 
     spec: DeploySpec | None
+    catalog: CatalogChoice | None = None
+    fleet: Fleet | None = None
+
+
+@dataclass(frozen=True)
+class Images:
+    """List the image catalog."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +153,7 @@ class Help:
     topic: str | None
 
 
-Command = Deploy | Status | List | Cancel | History | Help
+Command = Deploy | Images | Status | List | Cancel | History | Help
 
 
 class CommandError(Exception):
@@ -149,6 +186,7 @@ class CommandError(Exception):
 EXAMPLE_SERVER = "ns1.example.net"
 EXAMPLE_URL = "https://images.example.net/debian-12.qcow2"
 EXAMPLE_ID = "r-7kq2mx"
+EXAMPLE_IMAGE = "debian-12"
 MAX_TEXT = 8000  # Slack sends at most 4000; the form may add more
 SSH_KEY_TYPES = (
     "ssh-ed25519",
@@ -193,8 +231,12 @@ class Option:
         """A complete, valid ``/byoi deploy`` command showing this option."""
         if self.field == "server":
             return f"/byoi deploy {self.example} {EXAMPLE_URL}"
-        if self.field == "image_url":
+        if self.field in ("image_url", "image"):
             return f"/byoi deploy {EXAMPLE_SERVER} {self.example}"
+        if self.field == "fleet_pattern":
+            return f"/byoi deploy {self.example} {EXAMPLE_URL}"
+        if self.field.startswith("fleet_"):
+            return f"/byoi deploy ns1.example.net,ns2.example.net {EXAMPLE_URL} {self.example}"
         return f"/byoi deploy {EXAMPLE_SERVER} {EXAMPLE_URL} {self.example}"
 
 
@@ -216,9 +258,16 @@ class SubCommand:
 SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand(
         "deploy",
-        "<server> <image-url> [key=value…]",
-        "request a deployment (erases the server); with no arguments, opens a form",
+        "<server> <image-url>|<image> [key=value…]",
+        "request a deployment (erases the server) of an image URL or of a catalog image; "
+        "with no arguments, opens a form",
         f"/byoi deploy {EXAMPLE_SERVER} {EXAMPLE_URL}",
+    ),
+    SubCommand(
+        "images",
+        "",
+        "the image catalog: names to deploy by, with their checksum source",
+        "/byoi images",
     ),
     SubCommand(
         "status",
@@ -274,6 +323,45 @@ OPTIONS: tuple[Option, ...] = (
         "where the image is downloaded from, http or https (second positional argument)",
         f"url={EXAMPLE_URL}",
         aliases=("image-url",),
+        positional=True,
+    ),
+    Option(
+        "servers",
+        "fleet_pattern",
+        '"<pattern>"',
+        "deploy to every server of the account whose name matches (`*`, `?`), instead of one "
+        "server; a list `ns1,ns2,ns3` in place of the server does the same",
+        'servers="web-*"',
+    ),
+    Option(
+        "parallel",
+        "fleet_parallel",
+        "<N>",
+        "deploy to many: at most N installations at once (default 1)",
+        "parallel=5",
+    ),
+    Option(
+        "canary",
+        "fleet_canary",
+        "<K>",
+        "deploy to many: the first K servers must be done before the others start (default 0)",
+        "canary=1",
+    ),
+    Option(
+        "stop-on-failure",
+        "fleet_stop",
+        "yes|no",
+        "deploy to many: after a failure, start no new installation (default yes; running "
+        "ones finish)",
+        "stop-on-failure=no",
+    ),
+    Option(
+        "image",
+        "image",
+        "<name>",
+        "a catalog image (`/byoi images`) instead of a URL: its URL, checksum and defaults, "
+        "which the other keys override (second positional argument)",
+        f"image={EXAMPLE_IMAGE}",
         positional=True,
     ),
     Option(
@@ -533,7 +621,12 @@ def _as_text(raw: str) -> str:
 def _looks_like_url(raw: str) -> bool:
     """Server names never hold ``:`` or ``/``; anything that does is meant as a URL."""
     shown = _as_name(raw)
-    return ":" in shown or "/" in shown
+    if ":" in shown or "/" in shown:
+        return True
+    link = _LINK.fullmatch(raw.strip())  # <https://…/a.qcow2|a.qcow2>, not <http://ns1|ns1>
+    if not link or not link.group(1).lower().startswith(("http://", "https://")):
+        return False
+    return urlsplit(link.group(1)).path not in ("", "/")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -668,6 +761,17 @@ def _help(args: list[str]) -> Help:
     )
 
 
+def _images(args: list[str]) -> Images:
+    if args:
+        _fail(
+            "arguments",
+            f"`images` takes no argument; unexpected `{_show(args[0], 40)}`.",
+            "`/byoi images`",
+            "/byoi images",
+        )
+    return Images()
+
+
 def _at_most(name: str, args: list[str], limit: int) -> None:
     if len(args) > limit:
         command = _BY_NAME[name]
@@ -692,6 +796,7 @@ _SIMPLE_PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "cancel": _cancel,
     "history": _history,
     "help": _help,
+    "images": _images,
 }
 
 # ----------------------------------------------------------------------------- deploy
@@ -704,11 +809,25 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
     given_by: dict[str, str] = {}
     repeated: dict[str, list] = {"headers": [], "metadata": []}
     positionals: list[str] = []
+    fleet: dict[str, object] = {}
     for token in tokens:
+        listed = token.key is None and "," in token.value and not _looks_like_url(token.value)
+        if listed and "servers" not in fleet:
+            fleet["servers"] = _server_list(token.value, now)
+            positionals.append(str(fleet["servers"][0]))  # the template's server
+            continue
         if token.key is None:
             positionals.append(token.value)
             continue
         option = _BY_KEY.get(token.key) or _unknown_key(token.key)
+        if option.field.startswith("fleet_"):
+            _refuse_duplicate(option, given_by)
+            given_by[option.field] = option.name
+            fleet[option.field] = _convert(option, token.value, now)
+            if option.field == "fleet_pattern":
+                values["server"] = "fleet.invalid"  # each server replaces it
+                given_by["server"] = option.name
+            continue
         if option.repeatable:
             repeated[option.field].append(_convert(option, token.value, now))
             continue
@@ -718,6 +837,18 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
     secret = bool(repeated["headers"])
     for field, raw in _assign_positionals(positionals, given_by, secret):
         values[field] = _convert_positional(field, raw, now, secret=secret)
+    if fleet:
+        return _fleet_deploy(fleet, values, repeated, given_by, secret)
+    if "image" in values:
+        if secret and given_by.get("image") == _POSITIONAL:
+            _fail(
+                "image",
+                "the image name is not shown, as this command has header values (a header "
+                "value with spaces spills into the positional arguments).",
+                "`image=<name>`, and quotes around a header whose value holds spaces",
+                _BY_KEY["image"].example_command(),
+            )
+        return _catalog_deploy(values, repeated)
     _require(values)
     if "image_type" not in values:
         linux = values.get("os") == "byolinux"  # qcow2 only: no need to say it
@@ -725,6 +856,111 @@ def _deploy(tokens: list[_Token], now: datetime) -> Deploy:
         values["image_type"] = _inferred_type(url, "qcow2" if linux else None)
     _refuse_what_the_os_cannot_carry(values)
     return Deploy(DeploySpec(**values, **{k: tuple(v) for k, v in repeated.items()}))
+
+
+def _fleet_deploy(
+    fleet: dict[str, object],
+    values: dict[str, object],
+    repeated: dict[str, list],
+    given_by: dict[str, str],
+    secret: bool,
+) -> Deploy:
+    servers = tuple(fleet.get("servers", ()))
+    pattern = fleet.get("fleet_pattern")
+    if servers and pattern:
+        _option_error(_BY_KEY["servers"], "give either a list of servers or `servers=`, not both.")
+    if not servers and not pattern:
+        _option_error(
+            _BY_KEY["parallel"],
+            "`parallel=`, `canary=` and `stop-on-failure=` go with several servers.",
+            'a list `ns1,ns2,ns3` in place of the server, or `servers="web-*"`',
+        )
+    plan = Fleet(
+        servers=servers,
+        pattern=str(pattern) if pattern else None,
+        parallel=int(fleet.get("fleet_parallel", 1)),
+        canary=int(fleet.get("fleet_canary", 0)),
+        stop_on_failure=bool(fleet.get("fleet_stop", True)),
+    )
+    if len(servers) != len(set(servers)):
+        _option_error(_BY_KEY["servers"], "a server is listed twice.")
+    if servers and plan.canary >= len(servers):
+        _option_error(_BY_KEY["canary"], f"{plan.canary} canaries for {len(servers)} servers.")
+    if "image" in values:
+        template = _catalog_deploy(values, repeated)
+        return Deploy(None, template.catalog, plan)
+    _require(values)
+    if "image_type" not in values:
+        linux = values.get("os") == "byolinux"
+        values["image_type"] = _inferred_type(str(values["image_url"]), "qcow2" if linux else None)
+    _refuse_what_the_os_cannot_carry(values)
+    spec = DeploySpec(**values, **{k: tuple(v) for k, v in repeated.items()})
+    return Deploy(spec, None, plan)
+
+
+def _server_list(raw: str, now: datetime) -> tuple[str, ...]:
+    option = _BY_KEY["server"]
+    names = [n.strip() for n in _as_name(raw).split(",") if n.strip()]
+    return tuple(_hostname(option, name, now) for name in names)
+
+
+def _catalog_deploy(values: dict[str, object], repeated: dict[str, list]) -> Deploy:
+    image = str(values.pop("image"))
+    if "image_url" in values:
+        _option_error(
+            _BY_KEY["image"],
+            f"both a catalog image (`{image}`) and an image URL are given; give one.",
+        )
+    if "server" not in values:
+        _option_error(_BY_KEY["server"], "the server name is missing.")
+    server = str(values.pop("server"))
+    options = [*values.items(), *((k, tuple(v)) for k, v in repeated.items() if v)]
+    return Deploy(None, CatalogChoice(server, image, tuple(options)))
+
+
+def catalog_spec(choice: CatalogChoice, image, checksum: Checksum | None) -> DeploySpec:
+    """The spec of a catalog deploy: the image's values, then the typed options over them.
+
+    `image` is a `core.catalog.CatalogImage`; `checksum` is its resolved checksum (given,
+    or read from its checksum file). Raises `CommandError` when the result is invalid
+    (e.g. `os=byolinux` over a raw image).
+    """
+    values: dict[str, object] = {
+        "server": choice.server,
+        "image_url": image.url,
+        "os": image.os,
+        "checksum": checksum,
+        "efi_bootloader": image.efi_bootloader,
+        "hostname": _catalog_hostname(image, choice.server),
+        "user_data": image.user_data,
+        "metadata": image.metadata,
+        "description": image.description,
+    }
+    if image.type:
+        values["image_type"] = image.type
+    values.update(dict(choice.options))
+    if "image_type" not in values:
+        linux = values.get("os") == "byolinux"
+        values["image_type"] = _inferred_type(image.url, "qcow2" if linux else None)
+    _refuse_what_the_os_cannot_carry(values)
+    return DeploySpec(**{k: v for k, v in values.items() if v is not None or k == "checksum"})
+
+
+def _catalog_hostname(image, server: str) -> str | None:
+    try:
+        name = image.hostname_for(server)
+    except (KeyError, IndexError, ValueError):
+        name = image.hostname
+    return None if name is None else str(option_value("hostname", name))
+
+
+def option_value(key: str, raw: str) -> object:
+    """The checked value of the deploy option `key` (not `at`, which needs the clock) from
+    text: the catalog's values follow the rules of typed ones. Raises `CommandError`."""
+    return _convert(_BY_KEY[key], raw, _NO_TIME)
+
+
+_NO_TIME = datetime.fromtimestamp(0, UTC)  # for options that do not depend on time
 
 
 def _refuse_what_the_os_cannot_carry(values: dict[str, object]) -> None:
@@ -747,7 +983,7 @@ def _refuse_what_the_os_cannot_carry(values: dict[str, object]) -> None:
         )
 
 
-_FIELD_KEY = {"server": "server", "image_url": "url"}
+_FIELD_KEY = {"server": "server", "image_url": "url", "image": "image"}
 _POSITIONAL = "(positional)"
 
 
@@ -780,7 +1016,8 @@ def _refuse_duplicate(option: Option, given_by: dict[str, str]) -> None:
 def _assign_positionals(
     positionals: list[str], given_by: dict[str, str], has_headers: bool
 ) -> list[tuple[str, str]]:
-    """Place positional values: URL-looking ones as the image URL, the others as server.
+    """Place positional values: URL-looking ones as the image URL, the others as server,
+    then (without a URL) as catalog image name.
 
     Order is forgiving (``deploy <url> <server>`` works); a value that fits nowhere is an
     error. Values are not echoed when headers are present (an unquoted header value
@@ -790,6 +1027,8 @@ def _assign_positionals(
     names = [p for p in positionals if not _looks_like_url(p)]
     assigned: list[tuple[str, str]] = []
     free = [f for f in ("image_url", "server") if f not in given_by]
+    if not urls and "image_url" in free and "image" not in given_by:
+        free[free.index("image_url")] = "image"  # no URL: a second name is a catalog image
     for raw in urls + names:
         wanted = "image_url" if raw in urls else "server"
         field = wanted if wanted in free else (free[0] if free and raw in names else None)
@@ -822,7 +1061,7 @@ def _require(values: dict[str, object]) -> None:
             _option_error(option, f"the {_FIELD_NAMES[field]} is missing.")
 
 
-_FIELD_NAMES = {"server": "server name", "image_url": "image URL"}
+_FIELD_NAMES = {"server": "server name", "image_url": "image URL", "image": "image name"}
 
 
 def _inferred_type(url: str, default: str | None = None) -> str:
@@ -963,6 +1202,37 @@ def _checksum(option: Option, raw: str, now: datetime) -> Checksum:
 
 def _lengths() -> str:
     return ", ".join(f"{kind}: {n} hex digits" for kind, n in CHECKSUM_LENGTHS.items())
+
+
+_PATTERN = re.compile(r"[A-Za-z0-9.*?\[\]-]{1,253}")
+
+
+def _server_pattern(option: Option, raw: str) -> str:
+    value = _as_name(raw).lower()
+    if not _PATTERN.fullmatch(value):
+        _option_error(option, f"`{_show(value, 40)}` is not a server name pattern.")
+    return value
+
+
+def _count(option: Option, raw: str, least: int) -> int:
+    value = _as_name(raw)
+    if not value.isdigit() or not least <= int(value) <= 1000:
+        _option_error(option, f"`{_show(value, 20)}` is not a whole number from {least} to 1000.")
+    return int(value)
+
+
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _image_name(option: Option, raw: str) -> str:
+    value = _as_name(raw)
+    if not _IMAGE_NAME.fullmatch(value):
+        _option_error(
+            option,
+            f"`{_show(value, 40)}` is not an image name.",
+            "a name from `/byoi images` (letters, digits, `.`, `_`, `-`), or an image URL",
+        )
+    return value
 
 
 _DISK_GROUP = re.compile(r"[0-9]{1,9}")
@@ -1155,6 +1425,11 @@ _CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "raid": _raid,
     "metadata": _metadata,
     "at": _at,
+    "image": lambda option, raw, now: _image_name(option, raw),
+    "fleet_pattern": lambda option, raw, now: _server_pattern(option, raw),
+    "fleet_parallel": lambda option, raw, now: _count(option, raw, 1),
+    "fleet_canary": lambda option, raw, now: _count(option, raw, 0),
+    "fleet_stop": _config_drive,
 }
 
 # ----------------------------------------------------------------------------- help

@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .core.catalog import CatalogImage
 from .core.policy import Policy, PolicySet
 
 API_GENERATIONS = ("reinstall", "legacy")
@@ -117,6 +118,12 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _fleet_refused(text: str) -> str:
+    if text not in ("leave-out", "block"):
+        raise ConfigError(f"`{text}` is neither `leave-out` nor `block`")
+    return text
+
+
 def _api(text: str) -> str:
     if text not in API_GENERATIONS:
         raise ConfigError(f"`{text}` is not an API generation; expected one of {API_GENERATIONS}")
@@ -141,7 +148,7 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_DB", str, "./byoi.db", "SQLite file of requests, approvals and the audit log, or a PostgreSQL URL (postgresql://user:password@host/db) shared by replicas"),
-    Setting("BYOI_CONFIG", str, "", "Optional TOML file with `[settings]` and `[[policy]]` tables"),
+    Setting("BYOI_CONFIG", str, "", "Optional TOML file with `[settings]`, `[[policy]]` and `[[image]]` (catalog) tables"),
     Setting("BYOI_APPROVERS", _slack_ids, frozenset(), "Default approvers: Slack user IDs (U…, W…) and user-group IDs (S…), comma-separated; names and @handles are refused"),
     Setting("BYOI_REQUIRED_APPROVALS", _positive_int, 1, "Approvals needed (quorum); the requester never counts"),
     Setting("BYOI_APPROVAL_TTL", parse_duration, timedelta(minutes=30), "How long a request waits for approval before it expires, with its unit (e.g. 30m, 2h, 1h30m; a bare number is refused)"),
@@ -149,6 +156,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_REQUESTERS", _slack_ids, frozenset(), "User IDs (U…, W…) or group IDs (S…) allowed to request deployments (empty: anyone)"),
     Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
     Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
+    Setting("BYOI_POLL_WORKERS", _positive_int, 16, "Status polls run at once (OVHcloud reads in parallel); a 429 pauses them all for its Retry-After"),
+    Setting("BYOI_FLEET_LIMIT", _positive_int, 50, "Most servers one deploy to many may name or match (`servers=` globs above it are refused)"),
+    Setting("BYOI_FLEET_REFUSED", _fleet_refused, "leave-out", "Servers of a deploy to many that fail preflight: `leave-out` (the others go on) or `block` (nothing is requested)"),
     Setting("BYOI_HEARTBEAT_MINUTES", _positive_int, 5, "Minutes of no change after which the thread gets a heartbeat post"),
     Setting("BYOI_STALL_MINUTES", _positive_int, 30, "Minutes after submission past which a deployment is reported as stalled"),
     Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),
@@ -226,7 +236,94 @@ class Settings:
                 values[setting.key] = setting.default if raw is None else setting.parse(raw)
             except ConfigError as exc:
                 raise ConfigError(f"{setting.env}: {exc}") from None
+        _catalog(toml.get("image", []), _folder(env.get("BYOI_CONFIG", "")))  # checked early
         return cls(values, _policies(values, toml.get("policy", [])))
+
+
+def load_catalog(path: str) -> tuple[CatalogImage, ...]:
+    """The `[[image]]` tables of the TOML file `path`, read anew at every call (so that an
+    edited catalog applies to the next `/byoi images` or deploy without a restart)."""
+    return _catalog(_read_toml(path).get("image", []), _folder(path))
+
+
+def _folder(path: str) -> Path:
+    return Path(path).resolve().parent if path else Path.cwd()
+
+
+IMAGE_KEYS = (
+    "name", "url", "os", "type", "checksum", "checksum_url", "signature_url", "keyring",
+    "efi_bootloader", "hostname", "user_data", "metadata", "servers", "description",
+)  # fmt: skip
+# Catalog keys checked by the deploy option of the same meaning (same rules as typed values).
+IMAGE_OPTIONS = {"url": "url", "os": "os", "type": "type", "checksum": "checksum",
+                 "efi_bootloader": "efi-bootloader", "description": "description"}  # fmt: skip
+
+
+def _catalog(tables: list[dict], folder: Path) -> tuple[CatalogImage, ...]:
+    images = tuple(_image(table, folder, i) for i, table in enumerate(tables, 1))
+    names = [i.name.lower() for i in images]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"[[image]] name `{twice[0]}` is used twice; give each image its own")
+    return images
+
+
+def _image(table: dict, folder: Path, index: int) -> CatalogImage:
+    from .commands import CommandError, option_value
+
+    where = f"[[image]] #{index}" + (f" `{table['name']}`" if "name" in table else "")
+    unknown = set(table) - set(IMAGE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"expected some of {', '.join(IMAGE_KEYS)}"
+        )
+    for key in ("name", "url"):
+        if not isinstance(table.get(key), str) or not table[key]:
+            raise ConfigError(f'{where}: `{key}` is required, e.g. {key} = "debian-12"')
+    if ("checksum" in table) == ("checksum_url" in table):
+        raise ConfigError(f"{where}: give exactly one of `checksum` and `checksum_url`")
+    if ("signature_url" in table) != ("keyring" in table):
+        raise ConfigError(f"{where}: `signature_url` and `keyring` go together")
+    values: dict[str, Any] = {}
+    try:
+        for key, option in IMAGE_OPTIONS.items():
+            if key in table:
+                values[key] = option_value(option, str(table[key]))
+        for key in ("checksum_url", "signature_url"):
+            if key in table:
+                option_value("url", str(table[key]))
+        metadata = tuple(
+            option_value("metadata", f"{k}={v}")
+            for k, v in dict(table.get("metadata") or {}).items()
+        )
+    except CommandError as exc:
+        raise ConfigError(f"{where}: {exc.problem}") from None
+    keyring = folder / table["keyring"] if table.get("keyring") else None
+    if keyring and not keyring.is_file():
+        raise ConfigError(
+            f"{where}: `keyring` {keyring} is no file; export the signing keys with "
+            "`gpg --export <key id> > keyring.gpg` and give its path (relative to this file)"
+        )
+    servers = table.get("servers") or []
+    if isinstance(servers, str):
+        servers = [servers]
+    return CatalogImage(
+        name=str(table["name"]),
+        url=values["url"],
+        os=values.get("os", "byoi"),
+        type=values.get("type"),
+        checksum=values.get("checksum"),
+        checksum_url=table.get("checksum_url"),
+        signature_url=table.get("signature_url"),
+        keyring=str(keyring) if keyring else None,
+        efi_bootloader=values.get("efi_bootloader"),
+        hostname=table.get("hostname"),
+        user_data=table.get("user_data"),
+        metadata=metadata,
+        servers=tuple(str(p).lower() for p in servers),
+        description=values.get("description"),
+    )
 
 
 def _read_toml(path: str) -> dict:

@@ -7,8 +7,14 @@ Every answer fits one Slack message (`ANSWER_LIMIT`): long lists are paged or su
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import commands
 from .core import messages
+from .core.catalog import CatalogError
+from .core.fleet import Rollout
+from .core.fleets import FLEET_PREFIX, Fleets, expand
+from .core.ports import ProviderError
 from .core.service import Deployments, Refused
 from .core.states import State
 from .core.text import esc, truncate
@@ -27,6 +33,10 @@ def run_command(
         answer = _run(deployments, command, user, channel)
     except Refused as exc:
         answer = "\n".join(exc.reasons)
+    except commands.CommandError as exc:
+        answer = str(exc)
+    except CatalogError as exc:
+        answer = esc(str(exc))
     return _fit(answer)
 
 
@@ -34,15 +44,30 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
     match command:
         case commands.Help(topic=topic):
             return esc(commands.help_text(topic))  # `<server>` is no Slack link
+        case commands.Deploy(fleet=fleet) if fleet is not None:
+            return fleet_request(d, command, user, channel)
         case commands.Deploy(spec=spec) if spec is not None:
             request = d.request(spec, user, channel)
             return f"Request `{request.id}` is posted; it needs approval before anything happens."
+        case commands.Deploy(catalog=choice) if choice is not None:
+            spec, source = catalog_spec(d, choice)
+            request = d.request(spec, user, channel, source)
+            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+        case commands.Images():
+            return messages.catalog(d.catalog.images() if d.catalog else ())
         case commands.Status(target=None | "all" as target):
             active = d.store.in_states(RUNNING)
             if target is None:
                 active = [r for r in active if r.channel == channel]
             empty = "No deployment is running here. `/byoi status all` looks in every channel."
             return _listed_or_counted("Active deployments", active, empty)
+        case commands.Status(target=target) if target.startswith(FLEET_PREFIX):
+            fleet = d.store.fleet(target)
+            if fleet is None:
+                return messages.unknown_request(target)
+            members = d.store.fleet_members(fleet)
+            lines = [messages.fleet_status(fleet, tuple(members))]
+            return "\n".join(lines + [messages.summary_line(m) for m in members[:30]])
         case commands.Status(target=target):
             found = d.find(target)
             if not found and "." in target:  # request ids hold no dots: a server name
@@ -61,6 +86,8 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             if more:
                 title += f" (older: `/byoi list all page {page + 1}`)"
             return messages.listing(title, shown, f"No requests on page {page}.")
+        case commands.Cancel(request_id=request_id) if request_id.startswith(FLEET_PREFIX):
+            return _fleets(d).cancel(request_id, user)
         case commands.Cancel(request_id=request_id):
             return d.cancel(request_id, user)
         case commands.History(server=server):
@@ -91,3 +118,80 @@ def _fit(answer: str) -> str:
         lines.append(line)
         size += len(line) + 1
     return "\n".join(lines) + note
+
+
+def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: str) -> str:
+    """A deploy to many: expand the servers, build each one's spec, post one card."""
+    fleets, plan = _fleets(d), command.fleet
+    assert plan is not None
+    servers = _fleet_servers(d, plan, fleets.limit)
+    refused: list[tuple[str, str]] = []
+    if command.catalog is not None:
+        image, checksum, source = _catalog_image(d, command.catalog)
+        shown = f"catalog image `{esc(image.name)}` ({esc(image.url)})"
+        specs = []
+        for server in servers:
+            if image.allows(server):
+                choice = replace(command.catalog, server=server)
+                specs.append(commands.catalog_spec(choice, image, checksum))
+            else:
+                refused.append((server, f"outside the image's servers {list(image.servers)}"))
+    else:
+        assert command.spec is not None
+        shown, source = esc(command.spec.display_url), None
+        specs = [replace(command.spec, server=server) for server in servers]
+    if not specs:
+        raise Refused([f"Nothing was requested. {messages.fleet_summary(0, refused)}"])
+    rollout = Rollout(plan.parallel, plan.canary, plan.stop_on_failure)
+    made = fleets.request(
+        specs, refused, rollout, user, channel, image=shown, pattern=plan.pattern, source=source
+    )
+    summary = messages.fleet_summary(len(made.servers), list(made.refused))
+    return f"Fleet request `{made.id}` is posted: {summary} One approval covers them all."
+
+
+def _fleet_servers(d: Deployments, plan: commands.Fleet, limit: int) -> list[str]:
+    """The listed servers, or the account's servers matching the pattern; within the limit."""
+    servers = list(plan.servers)
+    if plan.pattern:
+        try:
+            servers = expand(d.provider.list_servers(), plan.pattern)
+        except ProviderError as exc:
+            raise Refused([messages.explanation(exc.explanation)]) from None
+        if not servers:
+            raise Refused([f"No server of the account matches `{esc(plan.pattern)}`."])
+    if len(servers) > limit:
+        raise Refused(
+            [
+                f"{len(servers)} servers: more than the {limit} one request may take "
+                "(BYOI_FLEET_LIMIT). Narrow the pattern or split the list."
+            ]
+        )
+    if plan.canary >= len(servers):
+        raise Refused([f"`canary={plan.canary}` leaves no server for after the canaries."])
+    return servers
+
+
+def _fleets(d: Deployments) -> Fleets:
+    if d.fleets is None:
+        raise Refused(["This bot takes no deploys to many servers."])
+    return d.fleets
+
+
+def _catalog_image(d: Deployments, choice: commands.CatalogChoice) -> tuple:
+    """The catalog image `choice` names, its checksum (typed, or resolved) and its source."""
+    if d.catalog is None:
+        raise CatalogError("This bot has no image catalog; give an image URL instead.")
+    image = d.catalog.image(choice.image)
+    typed = dict(choice.options).get("checksum")
+    checksum, origin = (typed, "typed in the request") if typed else d.catalog.checksum(image)
+    return image, checksum, {"image": image.name, "checksum": origin}
+
+
+def catalog_spec(d: Deployments, choice: commands.CatalogChoice) -> tuple:
+    """The spec of a deploy naming a catalog image, and where its image and checksum come
+    from; raises `CatalogError` (unknown image, server not allowed, checksum file problems)."""
+    if d.catalog is not None:
+        d.catalog.image(choice.image).refuse_server(choice.server)  # before any fetch
+    image, checksum, source = _catalog_image(d, choice)
+    return commands.catalog_spec(choice, image, checksum), source

@@ -1,4 +1,5 @@
-"""APScheduler jobs: poll deployments, expire requests, start scheduled deployments.
+"""APScheduler jobs: poll deployments (on the poller's pool), expire requests, start
+scheduled deployments.
 
 Jobs live in memory and are rebuilt from the store whenever this process becomes the leader
 (SPEC section 7: one scheduler per job set; the store, not a pickled job store, is the
@@ -14,15 +15,19 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .core.fleets import Fleets
 from .core.ports import Leadership
 from .core.request import Request
 from .core.service import Deployments
 from .core.states import State
+from .poller import Poller
 from .sender import OutboxSender
 
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP = timedelta(seconds=10)
+RETRY_CHECK = timedelta(seconds=1)
+ROLLOUT = timedelta(seconds=2)
 EVENT_MEMORY = timedelta(days=1)
 
 
@@ -30,11 +35,18 @@ class Jobs:
     """The bot's scheduled work around one `Deployments`."""
 
     def __init__(
-        self, deployments: Deployments, leadership: Leadership, sender: OutboxSender
+        self,
+        deployments: Deployments,
+        leadership: Leadership,
+        sender: OutboxSender,
+        poller: Poller,
+        fleets: Fleets,
     ) -> None:
         self.deployments = deployments
         self.leadership = leadership
         self.sender = sender
+        self.poller = poller
+        self.fleets = fleets
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -46,12 +58,13 @@ class Jobs:
         self.leadership.start(self._lead, self._follow, self.sender.wake)
 
     def stop(self) -> None:
-        """Give the lead up, stop the outbox's sender and the scheduler (waiting for running
-        jobs)."""
+        """Give the lead up, stop the outbox's sender, the scheduler (waiting for running
+        jobs) and the poller (waiting for running polls)."""
         self.leadership.stop()
         self.sender.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.poller.close()
 
     def _lead(self) -> None:
         """Start the outbox's sender, reconcile interrupted submissions, re-plan approved
@@ -60,18 +73,29 @@ class Jobs:
         d = self.deployments
         d.reconcile()
         self._resume_approved()
+        self.poller.resume()
         self.scheduler.add_job(
-            d.poll_all, "interval", seconds=d.timing.poll.total_seconds(), id="poll",
+            self.poller.cycle, "interval", seconds=d.timing.poll.total_seconds(), id="poll",
             replace_existing=True, next_run_time=datetime.now(UTC),  # a new leader polls at once
+        )  # fmt: skip
+        self.scheduler.add_job(
+            self.poller.retry_due, "interval", seconds=RETRY_CHECK.total_seconds(),
+            id="poll-retries", replace_existing=True,
         )  # fmt: skip
         self.scheduler.add_job(
             self.sweep, "interval", seconds=EXPIRY_SWEEP.total_seconds(), id="expire",
             replace_existing=True,
         )  # fmt: skip
+        self.scheduler.add_job(
+            self.fleets.advance_all, "interval", seconds=ROLLOUT.total_seconds(), id="rollout",
+            replace_existing=True,
+        )  # fmt: skip
 
     def _follow(self) -> None:
-        """Another replica leads now: drop the background jobs, stop sending."""
+        """Another replica leads now: drop the background jobs and the polls not yet
+        started, stop sending."""
         self.scheduler.remove_all_jobs()
+        self.poller.pause()
         self.sender.stop()
 
     def sweep(self) -> None:
@@ -87,6 +111,8 @@ class Jobs:
     def _resume_approved(self) -> None:
         d = self.deployments
         for request in d.store.in_states([State.APPROVED]):
+            if request.fleet_id:
+                continue  # a fleet's rollout starts its servers (`fleets.advance_all`)
             try:
                 if d.is_due(request):
                     d.submit(request.id)

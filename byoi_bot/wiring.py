@@ -14,9 +14,20 @@ from typing import TYPE_CHECKING
 
 from .clock import SystemClock
 from .config import ConfigError, Settings
+from .core.fleets import Fleets
 from .core.outbox import Courier
-from .core.ports import Chat, ChecksumVerifier, Clock, ImageInspector, Provider, RequestStore
+from .core.poll_plan import PollPlan
+from .core.ports import (
+    Chat,
+    ChecksumVerifier,
+    Clock,
+    ImageCatalog,
+    ImageInspector,
+    Provider,
+    RequestStore,
+)
 from .core.service import Deployments, Timing
+from .poller import Poller
 from .scheduler import Jobs
 from .sender import OutboxSender
 from .store import Store, is_postgres, new_request_id
@@ -39,7 +50,11 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
 
     if client is None:
-        client = make_client(settings.ovh_endpoint or None, timeout=(5, settings.ovh_timeout))
+        client = make_client(
+            settings.ovh_endpoint or None,
+            timeout=(5, settings.ovh_timeout),
+            connections=settings.poll_workers,
+        )
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
@@ -57,6 +72,14 @@ def open_store(location: str, clock: Clock | None = None) -> RequestStore:
             f"BYOI_DB: cannot open `{location}` ({exc}); set it to a file in a writable folder, "
             "e.g. BYOI_DB=/var/lib/byoi-bot/byoi.db"
         ) from None
+
+
+def make_catalog(settings: Settings) -> ImageCatalog:
+    """The image catalog of the BYOI_CONFIG file; checksum files under the image URL rules."""
+    from .catalog.resolver import FileCatalog
+    from .preflight.url_safety import UrlGuard
+
+    return FileCatalog(settings.config, UrlGuard(tuple(settings.url_allowlist)))
 
 
 def _open_postgres(dsn: str, clock: Clock | None) -> RequestStore:
@@ -101,6 +124,8 @@ class Bot:
 
     store: RequestStore
     deployments: Deployments
+    poller: Poller
+    fleets: Fleets
     jobs: Jobs
     courier: Courier
     sender: OutboxSender
@@ -153,10 +178,19 @@ def build_bot(
         new_id=new_id,
         timing=timing,
         verifier=make_verifier(settings),
+        catalog=make_catalog(settings),
     )
-    courier = Courier(store, store, chat, deployments.card)
+    poller = Poller(
+        deployments, workers=settings.poll_workers, plan=PollPlan(clock, longest=timing.poll)
+    )
+    fleets = Fleets(
+        deployments,
+        limit=settings.fleet_limit,
+        block_on_refusal=settings.fleet_refused == "block",
+    )
+    courier = Courier(store, store, chat, deployments.card, fleets.view)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
-    jobs = Jobs(deployments, store.leadership(), sender)
+    jobs = Jobs(deployments, store.leadership(), sender, poller, fleets)
     deployments.on_approved = jobs.approved
-    return Bot(store, deployments, jobs, courier, sender)
+    return Bot(store, deployments, poller, fleets, jobs, courier, sender)

@@ -180,7 +180,7 @@ class BotHarness(ChannelView):
         """Move time on (bot and simulator), then run one poll cycle as the scheduler would."""
         self.clock.advance(advance)
         self.sim_clock.advance(advance)
-        self.bot.deployments.poll_all()
+        self.bot.poller.poll_all()
 
     # -- what tests look at ---------------------------------------------------------
 

@@ -4,6 +4,7 @@ import io
 
 import pytest
 from fakes.slack_api import FakeSlack
+from tools import require_tool
 
 from byoi_bot.checkup import run_check
 from byoi_bot.config import Settings
@@ -130,6 +131,30 @@ def test_offline_checks_configuration_and_store_only(tmp_path, monkeypatch):
 def test_an_unwritable_store_fails(tmp_path, monkeypatch):
     code, report = check(monkeypatch, {"BYOI_DB": str(tmp_path / "missing" / "x.db")}, True)
     assert code == 1 and "FAIL  store" in report
+
+
+def catalog_config(tmp_path):
+    (tmp_path / "keys.gpg").write_bytes(b"\x99")
+    config = tmp_path / "byoi.toml"
+    config.write_text(
+        '[[image]]\nname = "debian-12"\nurl = "https://x.example/d.qcow2"\n'
+        'checksum_url = "https://x.example/SHA512SUMS"\n'
+        'signature_url = "https://x.example/SHA512SUMS.sign"\nkeyring = "keys.gpg"\n'
+    )
+    return {"BYOI_DB": str(tmp_path / "byoi.db"), "BYOI_CONFIG": str(config)}
+
+
+def test_the_catalog_is_listed_and_gpgv_found(tmp_path, monkeypatch):
+    require_tool("gpgv")
+    _, report = check(monkeypatch, catalog_config(tmp_path), offline=True)
+    assert "PASS  image catalog" in report and "PASS  gpgv" in report
+
+
+def test_a_missing_gpgv_fails_when_an_image_needs_it(tmp_path, monkeypatch):
+    environ = catalog_config(tmp_path)
+    code, report = check(monkeypatch, environ | {"PATH": str(tmp_path)}, offline=True)
+    assert "PASS  image catalog" in report and "1 images: debian-12" in report
+    assert code == 1 and "FAIL  gpgv" in report and "Debian package `gpgv`" in report
 
 
 def test_a_postgres_database_is_checked_without_a_change(postgres_dsn, monkeypatch):

@@ -23,6 +23,7 @@ from byoi_bot.commands import (
     Deploy,
     Help,
     History,
+    Images,
     List,
     Status,
     help_text,
@@ -147,6 +148,7 @@ def test_simple_command_errors(text, argument, fragment):
 def test_every_subcommand_example_parses_to_its_own_command():
     kinds = {
         "deploy": Deploy,
+        "images": Images,
         "status": Status,
         "list": List,
         "cancel": Cancel,
@@ -751,7 +753,8 @@ def test_user_text_in_errors_is_escaped_for_slack():
 
 def test_grammar_fields_are_deploy_spec_fields_with_converters():
     spec_fields = {f.name for f in dataclasses.fields(DeploySpec)}
-    assert {o.field for o in OPTIONS} <= spec_fields
+    fleet = {"fleet_pattern", "fleet_parallel", "fleet_canary", "fleet_stop"}
+    assert {o.field for o in OPTIONS} - {"image"} - fleet <= spec_fields  # the catalog's, fleet
     assert set(commands._CONVERTERS) == {o.field for o in OPTIONS}
     assert len(all_keys()) == len(set(all_keys()))
     assert [o.name for o in OPTIONS if o.repeatable] == ["header", "metadata"]
@@ -761,8 +764,14 @@ def test_grammar_fields_are_deploy_spec_fields_with_converters():
 def test_every_option_example_parses_and_sets_its_field(option):
     for key in option.keys:
         example = option.example_command().replace(f"{option.name}=", f"{key}=", 1)
-        spec = parse(example.removeprefix("/byoi "), now=NOW).spec
-        assert getattr(spec, option.field) not in (None, ())
+        command = parse(example.removeprefix("/byoi "), now=NOW)
+        if option.field == "image":
+            assert command.catalog.image == "debian-12"
+            continue
+        if option.field.startswith("fleet_"):
+            assert command.fleet is not None and command.spec is not None
+            continue
+        assert getattr(command.spec, option.field) not in (None, ())
 
 
 @pytest.mark.parametrize("topic", [None, "deploy"])

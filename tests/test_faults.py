@@ -236,8 +236,9 @@ class _FlakyReads:
 def test_ovhcloud_read_errors_for_minutes_then_recovery(harness):
     """500s, 404s, timeouts and 503s on every status read for ~6 minutes of fake time.
 
-    The deployment stays `deploying` and its thread silent; then the API recovers and the
-    deployment is followed to `done`.
+    The deployment stays `deploying` and its thread silent; no poll sleeps in place (the
+    poller plans the next try, 2 s then doubling); then the API recovers and the deployment
+    is followed to `done`.
     """
     from byoi_bot.ovhcloud.client import make_client
     from byoi_bot.ovhcloud.provider import RetryPolicy
@@ -245,13 +246,8 @@ def test_ovhcloud_read_errors_for_minutes_then_recovery(harness):
 
     h = harness
     slept: list[float] = []
-
-    def sleep(seconds: float) -> None:  # the provider's back-off, on the fake clocks
-        slept.append(seconds)
-        advance(h, seconds)
-
     provider = h.bot.deployments.provider.default  # the reinstall provider behind the router
-    provider.retry = RetryPolicy(sleep=sleep)
+    provider.retry = RetryPolicy(sleep=slept.append)
     # a short read timeout, so that a held answer is a timeout in a fraction of a second
     client = make_client(h.endpoint, timeout=(2, 0.4), **DEMO_CREDENTIALS)
     provider.client = flaky = _FlakyReads(client, h.simulator)
@@ -262,15 +258,18 @@ def test_ovhcloud_read_errors_for_minutes_then_recovery(harness):
     request = request_row(h)
 
     cycles = [500, 500, 500, 404, 404, "timeout", 503]
+    retries = []
     for fault in cycles:
         flaky.fault = fault
-        h.poll(advance=20)
+        h.poll(advance=60)
+        retries.append(h.bot.poller.plan.next_try(request.id) - h.clock.now())
         assert request_row(h).state is State.DEPLOYING, f"no false failure on {fault}"
         assert len(h.thread(card["ts"])) == posts, f"no post while OVHcloud answers {fault}"
     flaky.fault = None
     outage = h.clock.now() - started
     assert outage.total_seconds() >= 5.5 * 60, outage
-    assert slept.count(16) == len(cycles), "each cycle used the whole back-off (2…16 s)"
+    assert slept == [], "no poll waits in place"
+    assert [r.total_seconds() for r in retries] == [2, 4, 8, 16, 20, 20, 20]
     assert request_row(h).progress == request.progress
 
     h.poll(advance=20)
@@ -498,3 +497,44 @@ def test_a_locked_database_makes_the_bot_wait_not_fail(harness):
     h.poll(advance=60)
     h.wait_thread(card["ts"], "is done in")
     assert request_row(h).state is State.DONE and h.starts() == 1
+
+
+# A deploy to many servers, SIGKILLed mid-rollout
+
+
+def test_sigkill_mid_rollout_then_restart_starts_each_server_once(tmp_path):
+    """Killed while a server's start call is held: the restart adopts that task, and the
+    rollout goes on with the others, one start call per server in all."""
+    import sqlite3
+
+    step = STEP
+    servers = ["ns1001.ip-51-75-1.eu", "ns3003.ip-51-75-3.eu", "ns5005.ip-149-56-5.net"]
+    p = ProcessBot(tmp_path, deploy_seconds=7 * step)
+    try:
+        p.start()
+        url = f"{p.images.base_url}/debian-12.qcow2"
+        p.slash(f"deploy {','.join(servers)} {url} efi-bootloader=x.efi parallel=1")
+        card = p.wait_card()
+        p.simulator.inject(delay_seconds=30, method="POST", paths="/dedicated/server/*/reinstall")
+        p.react(APPROVER, card["ts"])
+        wait_until(lambda: p.starts() == 1, timeout=20, what="the first start call")
+        p.kill()
+
+        p.restart()
+        for count in (1, 2, 3):
+            wait_until(lambda n=count: p.starts() == n, timeout=20, what=f"start {count}")
+            p.simulator.advance(8 * step)  # this server's installation ends
+            wait_until(lambda n=count: sum(r["state"] == "done" for r in p.rows()) == n, 20)
+
+        def fleet_state() -> str:
+            with sqlite3.connect(p.db) as conn:
+                return conn.execute("SELECT state FROM fleets").fetchone()[0]
+
+        wait_until(lambda: fleet_state() == "done", 20, "the fleet done")
+        assert p.starts() == 3
+        posted = sorted(c["path"].split("/")[4] for c in p.api_calls("POST", "/reinstall"))
+        assert posted == sorted(servers), "one start call per server"
+        p.wait_thread(card["ts"], "Rollout finished")
+    finally:
+        p.close()
+        print(p.log())  # shown by pytest when the test failed

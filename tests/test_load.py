@@ -129,7 +129,7 @@ def test_a_poll_cycle_costs_one_ovhcloud_call_per_deployment_and_no_post_unchang
     def cycle(advance: float) -> tuple[dict[str, int], Counter]:
         clock.advance(advance)
         ovh_before, slack_before = len(simulator.calls()), len(slack.calls)
-        bot.deployments.poll_all()
+        bot.poller.poll_all()
         bot.courier.drain()  # what the outbox's sender does next, paced
         ovh = ovh_calls_by_kind(simulator.calls()[ovh_before:])
         return ovh, Counter(c.method for c in slack.calls[slack_before:])

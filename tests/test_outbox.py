@@ -79,7 +79,7 @@ def test_every_thread_ends_current_at_one_post_per_channel_pace_none_twice(fleet
     bot.sender.start()
     for _ in range(3):  # every deployment changes each cycle, faster than the posts drain
         clock.advance(STEP)
-        bot.deployments.poll_all()
+        bot.poller.poll_all()
 
     assert bot.sender.wait_empty(timeout=20)
     for request in bot.store.in_states([State.DEPLOYING]):
@@ -100,7 +100,7 @@ def test_a_lost_answer_is_not_posted_again(fleet):
     bot.store.on_enqueue = lambda: None  # the test drains by hand
     slack.fail_next("chat.postMessage", error="internal_error", status=500, after_handling=True)
     clock.advance(STEP)
-    bot.deployments.poll_all()
+    bot.poller.poll_all()
     bot.courier.drain()  # posted, but the answer is a 500: maybe posted
     assert bot.store.backlog() == 1  # the post, unsure (the card edit went out)
     bot.courier.drain()  # reads the thread, finds its outbox id, does not post again
@@ -115,7 +115,7 @@ def test_a_post_cut_short_by_a_crash_is_checked_before_it_is_sent_again(fleet, d
     bot, _, clock = fleet(1)
     bot.store.on_enqueue = lambda: None
     clock.advance(STEP)
-    bot.deployments.poll_all()
+    bot.poller.poll_all()
     (head, *_) = bot.store.heads()
     bot.store.claim(head.id)  # the process dies while this post is on its way
     reopened = open_store(db_location)

@@ -334,32 +334,40 @@ def test_no_install_status_falls_back_to_the_task():
 # -- retries and reconciliation -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "waits"),
-    [
-        (500, [2.0, 4.0, 8.0]),
-        (502, [2.0, 4.0, 8.0]),
-        (503, [2.0, 4.0, 8.0]),
-        # A 404 of install/status means "no installation running": not retried, the task is
-        # read instead, and its own two spurious 404s are retried.
-        (404, [2.0, 4.0]),
-    ],
-)
-def test_a_burst_of_errors_while_polling_is_survived(sim, clock, reinstall, sleeps, status, waits):
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_a_failed_poll_read_fails_at_once_marked_transient(sim, clock, reinstall, sleeps, status):
+    """Polls never wait in place: the poller reschedules them (and honours a 429's wait)."""
     handle = reinstall.start(spec())
     clock.advance(15)
-    sim.inject(read_errors={"status": status, "count": 3})
-    assert reinstall.progress(UEFI, handle).phase is Phase.RUNNING
-    assert sleeps == waits
-
-
-def test_errors_that_persist_fail_the_read_not_the_deployment(sim, reinstall, sleeps):
-    handle = reinstall.start(spec())
-    sim.inject(read_errors={"status": 500, "count": 10})
+    sim.inject(read_errors={"status": status, "count": 1, "retry_after": 7})
     with pytest.raises(ProviderError) as caught:
         reinstall.progress(UEFI, handle)
-    assert caught.value.explanation.code == "ovh_internal_error"
+    assert caught.value.transient and not caught.value.outcome_unknown
+    assert caught.value.retry_after == (7.0 if status == 429 else None)
+    assert sleeps == []
+    assert reinstall.progress(UEFI, handle).phase is Phase.RUNNING
+
+
+def test_a_404_of_install_status_reads_the_task_instead(sim, clock, reinstall, sleeps):
+    handle = reinstall.start(spec())
+    clock.advance(15)
+    sim.inject(read_errors={"status": 404, "count": 1})
+    assert reinstall.progress(UEFI, handle).phase is Phase.RUNNING
+    assert sleeps == []
+
+
+def test_errors_that_persist_fail_the_read_after_the_back_off(sim, reinstall, sleeps):
+    sim.inject(read_errors={"status": 500, "count": 10})
+    with pytest.raises(ProviderError) as caught:
+        reinstall.server_facts(UEFI)
+    assert caught.value.explanation.code == "ovh_internal_error" and caught.value.transient
     assert sleeps == [2.0, 4.0, 8.0, 16.0] and not caught.value.outcome_unknown
+
+
+def test_a_429_on_a_retried_read_waits_as_long_as_asked(sim, reinstall, sleeps):
+    sim.inject(read_errors={"status": 429, "count": 1, "retry_after": 30})
+    assert reinstall.server_facts(UEFI).name == UEFI
+    assert sleeps == [30.0]
 
 
 @pytest.mark.parametrize(("kind", "path"), [(0, "/reinstall"), (1, "/bringYourOwnImage")])
@@ -413,9 +421,9 @@ def test_unreachable_api_means_not_started(sleeps):
         provider.start(spec())
     assert caught.value.explanation.code == "connection_failed"
     assert not caught.value.outcome_unknown
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError) as caught:
         provider.progress(UEFI, "reinstall:1")
-    assert sleeps == [2.0, 4.0]
+    assert caught.value.transient and sleeps == [], "a poll read is not retried in place"
 
 
 def test_api_refusals_are_explained(sim, reinstall):

@@ -307,19 +307,19 @@ def test_heartbeat_while_nothing_changes_then_a_stall_warning(harness):
     h.poll(advance=1)
     quiet = len(h.thread(card["ts"]))
     h.clock.advance(4 * 60)  # the installer makes no progress: only the bot's time moves
-    h.bot.deployments.poll_all()
+    h.bot.poller.poll_all()
     assert len(h.thread(card["ts"])) == quiet, "no heartbeat before 5 minutes"
     h.clock.advance(61)
-    h.bot.deployments.poll_all()
+    h.bot.poller.poll_all()
     assert "Still running" in h.thread(card["ts"])[-1]
     h.clock.advance(30 * 60)
-    h.bot.deployments.poll_all()
+    h.bot.poller.poll_all()
     assert "far beyond the usual" in h.thread(card["ts"])[-1]
     h.clock.advance(60)
-    h.bot.deployments.poll_all()
+    h.bot.poller.poll_all()
     h.sim_clock.advance(9)  # the installer moves on a step: a new status post …
-    h.bot.deployments.poll_all()
+    h.bot.poller.poll_all()
     h.clock.advance(60)
-    h.bot.deployments.poll_all()
+    h.bot.poller.poll_all()
     assert sum("far beyond" in t for t in h.thread(card["ts"])) == 1, "… but one stall warning"
     assert state_of(h) is State.DEPLOYING

@@ -8,10 +8,11 @@ import pytest
 from core_fixtures import T0, request, spec
 from raw_sql import column, execute
 
+from byoi_bot.core.fleet import FleetState
 from byoi_bot.core.ports import ServerBusy
 from byoi_bot.core.states import IllegalTransition, State
-from byoi_bot.store import SCHEMA_VERSION, Store, new_request_id, open_store
-from byoi_bot.store.rows import dt
+from byoi_bot.store import SCHEMA_VERSION, Store, is_postgres, new_request_id, open_store
+from byoi_bot.store.rows import dt, to_row
 
 
 @pytest.fixture
@@ -374,3 +375,173 @@ def test_the_store_survives_its_connections_being_cut(postgres_dsn):
         )
     assert store.get("r-aaaaaa").state is State.PENDING_APPROVAL
     store.close()
+
+
+def test_stream_yields_requests_of_the_states_oldest_first_page_by_page(store):
+    for i in range(5):
+        r = request(f"r-s{i}", server=f"ns{i}.example.net")
+        r.created_at = T0 + timedelta(seconds=5 - i)  # created in reverse id order
+        store.create(r, None)
+    store.transition("r-s2", State.PENDING_APPROVAL, State.CANCELLED, "U100")
+    streamed = store.stream([State.PENDING_APPROVAL], page=2)
+    assert [r.id for r in streamed] == ["r-s4", "r-s3", "r-s1", "r-s0"]
+    assert [r.id for r in store.stream([State.CANCELLED], page=2)] == ["r-s2"]
+    assert list(store.stream([State.DEPLOYING])) == []
+
+
+def test_list_status_and_poll_queries_use_indexes(store):
+    if isinstance(store, Store):
+        names = ("idx_requests_state_created_at_id", "idx_requests_created_at",
+                 "idx_requests_server_created_at")  # fmt: skip
+        sorted_apart = "TEMP B-TREE"
+
+        def plan(sql: str, params: list) -> str:
+            return " ".join(r[3] for r in execute(store, f"EXPLAIN QUERY PLAN {sql}", params))
+    else:
+        names = ("requests_state_age", "requests_age", "requests_server_age")
+        sorted_apart = "Sort"
+
+        def plan(sql: str, params: list) -> str:
+            with store.pool.connection() as conn, conn.transaction():
+                conn.execute("SET LOCAL enable_seqscan = off")  # an empty table, no statistics
+                rows = conn.execute(f"EXPLAIN {sql.replace('?', '%s')}", params).fetchall()
+            return " ".join(r["QUERY PLAN"] for r in rows)
+
+    by_state = plan(
+        "SELECT * FROM requests WHERE state = ? AND (created_at, id) > (?, ?) "
+        "ORDER BY created_at, id LIMIT 10",
+        ["deploying", T0.isoformat(), ""],
+    )
+    assert names[0] in by_state and sorted_apart not in by_state
+    recent = plan("SELECT * FROM requests ORDER BY created_at DESC LIMIT 20", [])
+    assert names[1] in recent and sorted_apart not in recent
+    history = plan(
+        "SELECT * FROM requests WHERE server = ? ORDER BY created_at DESC LIMIT 10", ["ns1"]
+    )
+    assert names[2] in history and sorted_apart not in history
+
+
+def test_the_wal_is_checkpointed_only_when_secrets_were_deleted(tmp_path, monkeypatch):
+    store = Store(str(tmp_path / "byoi.db"))  # SQLite only: PostgreSQL has no WAL to trim
+    checkpoints = []
+    monkeypatch.setattr(store, "_checkpoint", lambda: checkpoints.append(1))
+    store.create(request("r-nosecret"), None)
+    store.transition("r-nosecret", State.PENDING_APPROVAL, State.CANCELLED, "U100")
+    assert checkpoints == [], "a final transition with no secret to delete"
+    store.create(request("r-secret", server="ns2.example.net"), spec().secrets())
+    store.transition("r-secret", State.PENDING_APPROVAL, State.REJECTED, "U2")
+    assert checkpoints == [1]
+    store.close()
+
+
+def test_a_fleet_and_its_servers_are_stored_together_and_approved_together(store):
+    from byoi_bot.core.fleet import Fleet, FleetState, Rollout
+
+    members = [request(f"r-f{i}", server=f"ns{i}.example.net") for i in range(2)]
+    for m in members:
+        m.fleet_id = "f-aaaaaa"
+    fleet = Fleet("f-aaaaaa", "U100", "C1", FleetState.PENDING_APPROVAL, T0,
+                  T0 + timedelta(hours=1), "default", ("ns1.example.net", "ns0.example.net"),
+                  Rollout(1, 0))  # fmt: skip
+    store.create_fleet(fleet, [(m, spec().secrets()) for m in members])
+    assert [m.id for m in store.fleet_members(fleet)] == ["r-f1", "r-f0"], "rollout order"
+    assert store.secrets("r-f0") is not None
+    assert store.add_fleet_approval(fleet, "U2") and not store.add_fleet_approval(fleet, "U2")
+    assert all(store.approvals(m.id, m.fingerprint) == ["U2"] for m in members)
+    assert store.fleet_transition(fleet.id, FleetState.PENDING_APPROVAL, FleetState.RUNNING,
+                                  "U2", "quorum")  # fmt: skip
+    assert not store.fleet_transition(fleet.id, FleetState.PENDING_APPROVAL,
+                                      FleetState.CANCELLED, "U100", "late")  # fmt: skip
+    assert store.fleet(fleet.id).state is FleetState.RUNNING
+    busy = request("r-busy", server="ns1.example.net")
+    with pytest.raises(ServerBusy):
+        store.create_fleet(
+            Fleet(
+                "f-bbbbbb",
+                "U100",
+                "C1",
+                FleetState.PENDING_APPROVAL,
+                T0,
+                T0,
+                "default",
+                ("ns1.example.net",),
+                Rollout(),
+            ),
+            [(busy, None)],
+        )
+    assert store.fleet("f-bbbbbb") is None, "nothing of a refused fleet is stored"
+
+
+def test_a_fleet_card_is_found_by_message_and_its_fields_and_approvals_change(store):
+    from byoi_bot.core.fleet import Fleet, FleetState, Rollout
+
+    members = [request(f"r-g{i}", server=f"ns{i}.example.net") for i in range(2)]
+    members.append(request("r-g2", server="ns2.example.net", hostname="web-2"))
+    for m in members:
+        m.fleet_id = "f-cccccc"
+    fleet = Fleet("f-cccccc", "U100", "C1", FleetState.PENDING_APPROVAL, T0,
+                  T0 + timedelta(hours=1), "default", tuple(m.spec.server for m in members),
+                  Rollout(2, 1), refused=(("ns9.example.net", "not ours"),))  # fmt: skip
+    store.create_fleet(fleet, [(m, None) for m in members])
+    assert store.fleet(fleet.id) == fleet
+    assert store.fleet_by_message("C1", "1.2") is None
+    store.update_fleet(fleet.id, message_ts="1.2", announced={"r-g0": "started"}, waves_announced=1)
+    found = store.fleet_by_message("C1", "1.2")
+    assert (
+        found.id == fleet.id
+        and found.announced == {"r-g0": "started"}
+        and found.waves_announced == 1
+    )
+    assert [f.id for f in store.fleets_in_states([FleetState.PENDING_APPROVAL])] == [fleet.id]
+    assert store.fleets_in_states([FleetState.RUNNING]) == []
+    assert [r.fleet_id for r in store.fleet_members(fleet)] == [fleet.id] * 3
+    assert store.add_fleet_approval(fleet, "U2")
+    fingerprints = sorted(execute(store, "SELECT request_id, fingerprint FROM approvals"))
+    assert fingerprints == sorted((m.id, m.fingerprint) for m in members), "one per server"
+    assert store.remove_fleet_approval(fleet, "U2") and not store.remove_fleet_approval(fleet, "U2")
+    assert all(store.approvals(m.id, m.fingerprint) == [] for m in members)
+    assert [a["action"] for a in store.audit(fleet.id)] == ["created", "approval", "withdrawal"]
+    finished = T0 + timedelta(hours=2)
+    assert store.fleet_transition(fleet.id, FleetState.PENDING_APPROVAL, FleetState.CANCELLED,
+                                  "U100", "changed my mind", finished_at=finished)  # fmt: skip
+    assert store.fleet(fleet.id).finished_at == finished
+    assert store.audit(fleet.id)[-1]["reason"].endswith("changed my mind")
+
+
+def test_a_database_of_the_release_before_fleets_migrates_and_keeps_its_requests(db_location):
+    """Fleets and the query indexes came after main's migrations: a database left at main's
+    last schema (SQLite m006_versions, PostgreSQL 2) takes them on top of its requests."""
+    r = request()
+    row = {k: v for k, v in to_row(r).items() if k != "fleet_id"}
+    if is_postgres(db_location):
+        import psycopg
+
+        from byoi_bot.store import postgres
+
+        with psycopg.connect(db_location, autocommit=True) as conn:
+            original = postgres.MIGRATIONS
+            postgres.MIGRATIONS = original[:2]
+            try:
+                postgres.migrate(conn)
+            finally:
+                postgres.MIGRATIONS = original
+            conn.execute(
+                f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+                list(row.values()),
+            )
+    else:
+        from sqlite_utils import Database
+
+        from byoi_bot.store.sqlite import migrations
+
+        db = Database(db_location)
+        migrations.apply(db, stop_before="m007_query_indexes")
+        db["requests"].insert(row)
+        db.close()
+    store = open_store(db_location)
+    try:
+        assert store.get(r.id) == r and store.get(r.id).fleet_id is None
+        assert [x.id for x in store.stream([State.PENDING_APPROVAL])] == [r.id]
+        assert store.fleets_in_states(list(FleetState)) == []
+    finally:
+        store.close()

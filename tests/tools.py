@@ -22,6 +22,9 @@ PACKAGES = {
     "mmd": "mtools",
     "mdir": "mtools",
     "openssl": "openssl",
+    "gpg": "gnupg",
+    "gpgconf": "gnupg",
+    "gpgv": "gpgv",
 }
 REQUIRE_ENV = "BYOI_TEST_REQUIRE_TOOLS"
 

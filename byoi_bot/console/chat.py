@@ -11,10 +11,12 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from ..core.ports import CardView
+from ..core.fleet import Fleet
+from ..core.ports import CardView, FleetView
 from ..core.request import Request
 from ..core.text import progress_bar
 from ..slack.cards import card_blocks
+from ..slack.fleet_card import fleet_blocks
 
 BOLD, DIM, RED, GREEN, YELLOW, CYAN, RESET = (
     "\033[1m", "\033[2m", "\033[31m", "\033[32m", "\033[33m", "\033[36m", "\033[0m",
@@ -52,7 +54,7 @@ class ConsoleChat:
         self._emit(f"  {self._c(CYAN, '▣ card ' + view.request.id)} {self.render(status)}")
 
     def reply(
-        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+        self, request: Request | Fleet, text: str, *, post_id: int, maybe_posted: bool = False
     ) -> str | None:
         self._emit(f"  {self._c(DIM, '↳ ' + request.id)} {self.render(text)}")
         return None
@@ -62,6 +64,20 @@ class ConsoleChat:
 
     def group_members(self, group_id: str) -> frozenset[str]:
         return frozenset()
+
+    def post_fleet_card(self, view: FleetView) -> str:
+        with self._lock:
+            self._ts += 1
+            ts = f"{self._ts}.000000"
+            self.cards[view.fleet.id] = ts
+        self._print_blocks(fleet_blocks(view)[0], "new fleet card")
+        return ts
+
+    def offer_fleet_votes(self, fleet: Fleet) -> None:
+        pass  # the shell has no reactions to pre-add
+
+    def update_fleet_card(self, view: FleetView) -> None:
+        self._emit(f"  {self._c(CYAN, '▣ card ' + view.fleet.id)} {self.render(view.status_line)}")
 
     # -- rendering ------------------------------------------------------------------
 
@@ -78,7 +94,9 @@ class ConsoleChat:
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def _print_card(self, view: CardView, what: str) -> None:
-        blocks, _ = card_blocks(view)
+        self._print_blocks(card_blocks(view)[0], what)
+
+    def _print_blocks(self, blocks: list[dict], what: str) -> None:
         lines = [self._c(CYAN, f"┌─ {self.channel} · {what} " + "─" * 30)]
         for block in blocks:
             for line in _block_lines(block):

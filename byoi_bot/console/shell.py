@@ -100,7 +100,7 @@ class Session:
         except commands.CommandError as exc:
             self.chat.tell(user, self.channel, str(exc))
             return
-        if isinstance(command, commands.Deploy) and command.spec is None:
+        if isinstance(command, commands.Deploy) and command.spec is command.catalog is None:
             self.chat.tell(user, self.channel, "The deploy form is Slack-only; type the options.")
             return
         try:

@@ -48,7 +48,7 @@ def home_of(d: Deployments, user: str, scheduler_running: Callable[[], bool]) ->
     deploying = d.store.in_states([State.DEPLOYING])[:SHOWN]
     return Home(
         user=user,
-        to_approve=[r for r in pending if d.may_vote(r, user)][:SHOWN],
+        to_approve=[r for r in pending if not r.fleet_id and d.may_vote(r, user)][:SHOWN],
         mine=[r for r in recent if r.requester == user][:SHOWN],
         deploying=[(r, d.card(r).progress_fraction) for r in deploying],
         history={server: done[:3] for server, done in history.items()},

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from .catalog import CatalogImage
 from .checks import Check
-from .policy import Tally
+from .fleet import Fleet, FleetState
+from .policy import Policy, Tally
 from .ports import Explanation
 from .progress import Progress
-from .request import Request
+from .request import Request, mask_url
 from .states import State
-from .text import duration, esc, local_time, mention, progress_bar
+from .text import duration, esc, local_time, mention, progress_bar, truncate
 
 STATE_ICONS = {
     State.PENDING_APPROVAL: "⏳",
@@ -283,4 +285,159 @@ def no_request_for(server: str) -> str:
     return (
         f"No request for server `{esc(server)}` yet. `/byoi list all` shows recent requests; "
         f"`/byoi deploy {esc(server)} <image URL>` asks for one."
+    )
+
+
+def catalog(images: tuple[CatalogImage, ...]) -> str:
+    """`/byoi images`: one line per catalog image, then how to deploy one."""
+    if not images:
+        return (
+            "The image catalog is empty: add `[[image]]` tables to the BYOI_CONFIG file "
+            "(README, section 'Image catalog'), or deploy an image URL."
+        )
+    lines = [f"*Image catalog* ({len(images)})"]
+    for image in images:
+        checksum = (
+            f"{image.checksum.type} in the catalog"
+            if image.checksum
+            else f"checksum from {esc(mask_url(image.checksum_url or ''))}"
+            + (" (signed)" if image.signature_url else "")
+        )
+        parts = [f"`{esc(image.name)}`", f"{image.os}, {image.type or 'type from URL'}", checksum]
+        if image.servers:
+            parts.append("servers " + ", ".join(f"`{esc(p)}`" for p in image.servers))
+        if image.description:
+            parts.append(truncate(esc(image.description), 120))
+        lines.append("• " + " · ".join(parts))
+    lines.append(esc("Deploy one: `/byoi deploy <server> <image> [key=value…]`"))
+    return "\n".join(lines)
+
+
+# -- fleets (deploys to many servers) -------------------------------------------------------
+
+
+def fleet_summary(ready: int, refused: list[tuple[str, str]]) -> str:
+    """ "38 ready, 2 refused (why)": the preflight of a fleet in one line, then the refusals."""
+    line = f"{ready} ready, {len(refused)} refused"
+    if not refused:
+        return line + "."
+    reasons = "; ".join(
+        f"`{esc(server)}`: {truncate(esc(why), 200)}" for server, why in refused[:10]
+    )
+    more = f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
+    return f"{line} ({reasons}{more})."
+
+
+def fleet_policy_note(policy: Policy, names: list[str]) -> str:
+    """Which policy the fleet follows, and that it is the strictest of its servers'."""
+    if len(names) == 1:
+        return f"policy `{esc(policy.name)}`"
+    others = ", ".join(f"`{esc(n)}`" for n in names)
+    return f"policy `{esc(policy.name)}`: the strictest of the servers' policies ({others})"
+
+
+def fleet_status(fleet: Fleet, members: tuple[Request, ...]) -> str:
+    """The card's status line: the fleet's state and its servers' counts."""
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[str(m.state)] = counts.get(str(m.state), 0) + 1
+    parts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(counts.items()))
+    return f"*{fleet.state.replace('_', ' ').capitalize()}* · {len(members)} servers: {parts}"
+
+
+def fleet_approved(fleet: Fleet, user: str, tally: Tally) -> str:
+    """Quorum reached: who approved last, and how the rollout goes."""
+    r = fleet.rollout
+    canary = f", the first {r.canary} done before the others" if r.canary else ""
+    stop = "stops after a failure" if r.stop_on_failure else "goes on after a failure"
+    return (
+        f"👍 {mention(user)} approved ({len(tally.counted)}/{tally.required}): "
+        f"{len(fleet.servers)} servers, at most {r.parallel} at once{canary}; "
+        f"the rollout {stop}."
+    )
+
+
+def fleet_started(members: list[Request]) -> str:
+    """The servers whose installation started since the last post, in one line."""
+    names = ", ".join(f"`{esc(m.spec.server)}`" for m in members[:30])
+    more = f" and {len(members) - 30} more" if len(members) > 30 else ""
+    return f"▶️ Started: {names}{more}"
+
+
+def fleet_member(member: Request, kind: str, reason: str | None) -> str:
+    """A server of the fleet done or failed: one thread line."""
+    server = f"`{esc(member.spec.server)}`"
+    if kind == "done":
+        took = (
+            f" in {duration(member.finished_at - member.submitted_at)}"
+            if member.finished_at and member.submitted_at
+            else ""
+        )
+        return f"✅ {server} done{took}"
+    return f"🔥 {server} failed: {truncate(esc(reason or member.state), 300)}"
+
+
+def fleet_wave(number: int, total: int, wave: list[Request]) -> str:
+    done = sum(1 for m in wave if m.state is State.DONE)
+    return f"🌊 Wave {number}/{total} finished: {done} done, {len(wave) - done} failed."
+
+
+def fleet_finished(fleet: Fleet, members: list[Request]) -> str:
+    """The final summary, with elapsed times."""
+    done = [m for m in members if m.state is State.DONE]
+    failed = [m for m in members if m.state is State.FAILED]
+    skipped = [m for m in members if m.state is State.CANCELLED and not m.submitted_at]
+    took = (
+        f" in {duration(fleet.finished_at - fleet.started_at)}"
+        if fleet.finished_at and fleet.started_at
+        else ""
+    )
+    head = "🏁 Rollout finished" if fleet.state is FleetState.DONE else "🛑 Rollout stopped"
+    lines = [f"{head}{took}: {len(done)} done, {len(failed)} failed, {len(skipped)} not started."]
+    if done:
+        times = sorted(
+            (m.finished_at - m.submitted_at) for m in done if m.finished_at and m.submitted_at
+        )
+        if times:
+            lines.append(f"Install times: {duration(times[0])} to {duration(times[-1])}.")
+    if failed:
+        lines.append("Failed: " + ", ".join(f"`{esc(m.spec.server)}`" for m in failed[:20]))
+    lines.append(mention(fleet.requester))
+    return "\n".join(lines)
+
+
+FLEET_ICONS = {
+    FleetState.CANCELLED: "🗑️",
+    FleetState.REJECTED: "🚫",
+    FleetState.EXPIRED: "⌛",
+}
+
+
+def fleet_ended(fleet: Fleet, actor: str) -> str:
+    what = fleet.state.replace("_", " ")
+    by = "" if actor == "byoi-bot" else f" by {mention(actor)}"
+    icon = FLEET_ICONS.get(fleet.state, "🗑️")
+    return f"{icon} Fleet request {what}{by}; no new installation starts."
+
+
+def fleet_cancelled(
+    fleet: Fleet, running: int, stopped: list[str], kept: list[tuple[str, str]]
+) -> str:
+    """The answer to `/byoi cancel f-…`: what stops, what was cancelled, what goes on."""
+    lines = [f"Fleet request `{fleet.id}` is cancelled: no new installation starts."]
+    if stopped:
+        lines.append("Cancelled at OVHcloud: " + ", ".join(f"`{esc(s)}`" for s in stopped))
+    lines += [f"`{esc(server)}` goes on: {why}" for server, why in kept]
+    if running and not kept:
+        lines.append(
+            f"{running} running installation(s) finish; an approver other than the requester "
+            f"can cancel them with `/byoi cancel {fleet.id}`."
+        )
+    return "\n".join(lines)
+
+
+def fleet_member_vote(request: Request) -> str:
+    return (
+        f"{label(request)} is one server of the fleet request `{request.fleet_id}`: vote on the "
+        "fleet's card, where one approval covers every server."
     )

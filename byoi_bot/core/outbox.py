@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .ports import CardView, Chat, RequestStore
+from .fleet import Fleet
+from .ports import CardView, Chat, FleetView, RequestStore
 from .request import Request
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,13 @@ class Post:
     key: str | None = None
 
     @classmethod
-    def reply(cls, request: Request, text: str, *, latest_only: bool = False) -> Post:
+    def reply(cls, request: Request | Fleet, text: str, *, latest_only: bool = False) -> Post:
         """A reply in the card's thread; `latest_only` for progress that a newer one supersedes."""
         key = f"progress:{request.id}" if latest_only else None
         return cls(REPLY, request.id, request.channel, text, key)
 
     @classmethod
-    def card(cls, request: Request) -> Post:
+    def card(cls, request: Request | Fleet) -> Post:
         """Redraw the card as it stands when sent."""
         return cls(CARD, request.id, request.channel, key=f"card:{request.id}")
 
@@ -107,11 +108,13 @@ class Courier:
         requests: RequestStore,
         chat: Chat,
         render: Callable[[Request], CardView],
+        render_fleet: Callable[[Fleet], FleetView] | None = None,
     ) -> None:
         self.outbox = outbox
         self.requests = requests
         self.chat = chat
         self.render = render
+        self.render_fleet = render_fleet  # a fleet's card and thread (core.fleets)
 
     def deliver(self, item: Queued) -> float | None:
         """Send one post: None when done (sent or dropped), else seconds to wait before retrying."""
@@ -119,16 +122,21 @@ class Courier:
         if claimed is None:
             return None
         request = self.requests.get(claimed.post.request_id)
-        if request is None or not request.message_ts:
+        fleet = None if request else self.requests.fleet(claimed.post.request_id)
+        owner = request or fleet
+        if owner is None or not owner.message_ts:  # e.g. one server of a fleet: no card
             self.outbox.drop(claimed.id, "no card to post to")
             return None
         try:
             if claimed.post.kind == CARD:
-                self._draw(request)
+                if fleet is not None and self.render_fleet:
+                    self.chat.update_fleet_card(self.render_fleet(fleet))
+                elif request is not None:
+                    self._draw(request)
                 ts = None
             else:
                 ts = self.chat.reply(
-                    request, claimed.post.text, post_id=claimed.id, maybe_posted=claimed.unsure
+                    owner, claimed.post.text, post_id=claimed.id, maybe_posted=claimed.unsure
                 )
         except RetryLater as exc:
             self.outbox.requeue(claimed.id, unsure=claimed.unsure)

@@ -6,15 +6,17 @@ only ever sees these types.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from .catalog import CatalogImage
 from .checks import Check
+from .fleet import Fleet, FleetState
 from .progress import Progress
-from .request import DeploySpec, Request
+from .request import Checksum, DeploySpec, Request
 from .states import State
 
 if TYPE_CHECKING:
@@ -76,13 +78,24 @@ class ProviderError(Exception):
     """An OVHcloud call failed; `explanation` says why in plain words.
 
     `outcome_unknown` is True when the call may have happened (timeout after sending):
-    the caller must reconcile instead of retrying.
+    the caller must reconcile instead of retrying. `transient` marks a read worth trying
+    again later (5xx, timeout, 429); `retry_after` is the wait OVHcloud asked for (429's
+    Retry-After), in seconds.
     """
 
-    def __init__(self, explanation: Explanation, *, outcome_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        explanation: Explanation,
+        *,
+        outcome_unknown: bool = False,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(explanation.summary)
         self.explanation = explanation
         self.outcome_unknown = outcome_unknown
+        self.transient = transient
+        self.retry_after = retry_after
 
 
 class Provider(Protocol):
@@ -97,7 +110,8 @@ class Provider(Protocol):
         ...
 
     def progress(self, server: str, handle: str) -> Progress:
-        """Current progress of the deployment `handle` on `server`."""
+        """Current progress of the deployment `handle` on `server`; never waits to retry (a
+        failed read raises at once, `transient` telling whether to try again later)."""
         ...
 
     def cancel(self, server: str, handle: str) -> None:
@@ -116,6 +130,10 @@ class Provider(Protocol):
         """The handle of a deployment started after `mark`, running or ended (reconciliation)."""
         ...
 
+    def list_servers(self) -> list[str]:
+        """The names of the account's dedicated servers."""
+        ...
+
 
 @dataclass(frozen=True)
 class ImageReport:
@@ -129,6 +147,11 @@ class ImageInspector(Protocol):
     """Reads a few KiB of a remote image and reports format, sizes and partitions."""
 
     def inspect(self, spec: DeploySpec, server: ServerFacts | None) -> ImageReport: ...
+    def inspect_many(
+        self, specs: Sequence[DeploySpec], servers: Sequence[ServerFacts | None]
+    ) -> list[ImageReport]:
+        """One read of the image the specs share, checked against each spec and server."""
+        ...
 
 
 class ChecksumVerifier(Protocol):
@@ -137,6 +160,19 @@ class ChecksumVerifier(Protocol):
     def verify(self, spec: DeploySpec, progress: Callable[[int, int | None], None]) -> Check:
         """The `checksum` check: ok on a match; anything else means no match was found.
         `progress(done, total)` is called at most every few seconds."""
+        ...
+
+
+class ImageCatalog(Protocol):
+    """The image catalog (`[[image]]` tables), read as it is now at every call.
+
+    Methods raise `core.catalog.CatalogError` with a message for the user.
+    """
+
+    def images(self) -> tuple[CatalogImage, ...]: ...
+    def image(self, name: str) -> CatalogImage: ...
+    def checksum(self, image: CatalogImage) -> tuple[Checksum, str]:
+        """The image's checksum (given, or read from its checksum file) and its source."""
         ...
 
 
@@ -160,6 +196,20 @@ class CardView:
     progress_fraction: float | None = None
 
 
+@dataclass(frozen=True)
+class FleetView:
+    """Everything a chat adapter needs to draw a fleet card: the table of servers."""
+
+    fleet: Fleet
+    members: tuple[Request, ...]
+    approvers: tuple[str, ...]
+    approved_by: tuple[str, ...]
+    required: int
+    status_line: str
+    image: str  # the image, as the card shows it
+    missing_groups: tuple[str, ...] = ()
+
+
 class Chat(Protocol):
     """The chat service, seen from the core (Slack, or the console shell).
 
@@ -180,7 +230,7 @@ class Chat(Protocol):
         ...
 
     def reply(
-        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+        self, request: Request | Fleet, text: str, *, post_id: int, maybe_posted: bool = False
     ) -> str | None:
         """Post `text` in the card's thread; return the message id.
 
@@ -196,6 +246,18 @@ class Chat(Protocol):
 
     def group_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group (empty when unknown or not allowed)."""
+        ...
+
+    def post_fleet_card(self, view: FleetView) -> str:
+        """Post a fleet's card; return its message id (ts)."""
+        ...
+
+    def offer_fleet_votes(self, fleet: Fleet) -> None:
+        """Make voting easy on a fleet card just posted (and stored)."""
+        ...
+
+    def update_fleet_card(self, view: FleetView) -> None:
+        """Redraw a fleet's card in place (raises like `update_card`)."""
         ...
 
 
@@ -240,6 +302,10 @@ class RequestStore(Protocol):
     def get(self, request_id: str) -> Request | None: ...
     def by_message(self, channel: str, ts: str) -> Request | None: ...
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]: ...
+    def stream(self, states: Iterable[State], page: int = ...) -> Iterator[Request]:
+        """Requests in `states`, oldest first, read page by page (bounded memory)."""
+        ...
+
     def active(self, server: str | None = None) -> list[Request]: ...
     def recent(self, limit: int = ..., server: str | None = None) -> list[Request]: ...
     def transition(
@@ -270,6 +336,24 @@ class RequestStore(Protocol):
     def note(self, request_id: str, actor: str, action: str, reason: str) -> None: ...
     def audit(self, request_id: str | None = None) -> list[dict]: ...
     def first_delivery(self, event_id: str) -> bool: ...
+    # fleets (deploys to many servers; core.fleets)
+    def create_fleet(self, fleet: Fleet, children: list[tuple[Request, dict | None]]) -> None: ...
+    def fleet(self, fleet_id: str) -> Fleet | None: ...
+    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None: ...
+    def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]: ...
+    def fleet_members(self, fleet: Fleet) -> list[Request]: ...
+    def fleet_transition(
+        self,
+        fleet_id: str,
+        expected: FleetState,
+        to: FleetState,
+        actor: str,
+        reason: str,
+        **fields: object,
+    ) -> bool: ...
+    def update_fleet(self, fleet_id: str, **fields: object) -> None: ...
+    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool: ...
+    def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool: ...
     def forget_events(self, before: datetime) -> int: ...
     def forget_sent(self, before: datetime) -> int: ...
     def backlog(self) -> int: ...

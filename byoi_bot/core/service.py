@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from . import messages, sent
 from .checks import Check, Severity, blocking
@@ -23,6 +24,7 @@ from .ports import (
     ChecksumVerifier,
     Clock,
     Explanation,
+    ImageCatalog,
     ImageInspector,
     Provider,
     ProviderError,
@@ -34,6 +36,9 @@ from .progress import Phase, Progress
 from .request import DeploySpec, Request
 from .server_checks import server_checks
 from .states import IllegalTransition, State
+
+if TYPE_CHECKING:
+    from .fleets import Fleets
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,7 @@ class Deployments:
         on_approved: Callable[[Request], None] | None = None,
         verifier: ChecksumVerifier | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
+        catalog: ImageCatalog | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -91,13 +97,21 @@ class Deployments:
         self.timing = timing
         self.on_approved = on_approved or self.submit_when_due
         self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
+        self.catalog = catalog
+        self.fleets: Fleets | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
 
     # -- asking ---------------------------------------------------------------------
 
-    def request(self, spec: DeploySpec, requester: str, channel: str) -> Request:
-        """Validate, preflight, store and post a new request; raise `Refused` with reasons."""
+    def request(
+        self, spec: DeploySpec, requester: str, channel: str, source: dict | None = None
+    ) -> Request:
+        """Validate, preflight, store and post a new request; raise `Refused` with reasons.
+
+        `source` says where a catalog image came from (its name, its checksum's source); the
+        card shows it.
+        """
         policy = self.policies.for_server(spec.server)
         groups = self._groups(policy)
         denied = policy.may_request(requester, channel, groups)
@@ -130,7 +144,7 @@ class Deployments:
             fingerprint=spec.fingerprint(),
             checks=[c.to_dict() for c in checks],
             server_facts=facts.to_dict() if facts else None,
-            image_facts=image_facts,
+            image_facts=image_facts | ({"catalog": source} if source else {}),
         )
         try:
             self.store.create(request, spec.secrets())
@@ -157,19 +171,24 @@ class Deployments:
 
     def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:
         """Server and image checks (SPEC section 4); an unreadable server is blocking."""
+        facts, checks = self.server_preflight(spec)
+        if facts is None or self.inspector is None:
+            return facts, checks, {}
+        report = self.inspector.inspect(spec, facts)
+        return facts, checks + list(report.checks), dict(report.facts)
+
+    def server_preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check]]:
+        """The server's facts and checks (None and a blocking check when it cannot be read)."""
         try:
             facts = self.provider.server_facts(spec.server)
             running = self.provider.find_active(spec.server)
         except ProviderError as exc:
             e = exc.explanation
-            return None, [Check("server", Severity.BLOCKING, f"{e.summary} {e.action}")], {}
+            return None, [Check("server", Severity.BLOCKING, f"{e.summary} {e.action}")]
         checks = server_checks(facts)
         if running:
             checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
-        if self.inspector is None:
-            return facts, checks, {}
-        report = self.inspector.inspect(spec, facts)
-        return facts, checks + list(report.checks), dict(report.facts)
+        return facts, checks
 
     # -- approving ------------------------------------------------------------------
 
@@ -184,6 +203,10 @@ class Deployments:
             return
         request = self.store.by_message(channel, ts)
         if request is None:
+            fleet = self.store.fleet_by_message(channel, ts)
+            if fleet and self.fleets:
+                self.fleets.react(fleet, user, reaction, added)
+                return
             reply_of = self.store.by_reply(channel, ts) if added else None
             if reply_of is not None:
                 self._tell(user, reply_of, messages.vote_on_the_card(reply_of, reaction))
@@ -199,6 +222,9 @@ class Deployments:
     def approve(self, request_id: str, user: str) -> None:
         """Count `user`'s approval if allowed; on quorum, approve (and submit when due)."""
         request = self._get(request_id)
+        if request.fleet_id:  # approved with its fleet, started by its rollout only
+            self._tell(user, request, messages.fleet_member_vote(request))
+            return
         policy = self._policy(request)
         if request.state is not State.PENDING_APPROVAL:
             self._tell(user, request, messages.not_pending(request))
@@ -249,6 +275,9 @@ class Deployments:
     def reject(self, request_id: str, user: str) -> None:
         """❌ from an approver rejects; from the requester it cancels the request."""
         request = self._get(request_id)
+        if request.fleet_id:
+            self._tell(user, request, messages.fleet_member_vote(request))
+            return
         if request.state is not State.PENDING_APPROVAL:
             self._tell(user, request, messages.not_pending(request))
             return
@@ -296,7 +325,7 @@ class Deployments:
         """Expire pending requests whose approval window has closed."""
         now = self.clock.now()
         expired = []
-        for request in self.store.in_states([State.PENDING_APPROVAL]):
+        for request in self.store.stream([State.PENDING_APPROVAL]):
             if request.expires_at <= now:
                 done = self._finish(request, State.EXPIRED, SYSTEM, "approval window closed")
                 if done:
@@ -465,7 +494,7 @@ class Deployments:
         again.
         """
         self.resume_checksums()
-        for request in self.store.in_states([State.SUBMITTING]):
+        for request in self.store.stream([State.SUBMITTING]):
             with self.store.claim_request(request.id) as mine:
                 if mine:
                     self._reconcile(request.id)
@@ -489,23 +518,18 @@ class Deployments:
 
     # -- following ------------------------------------------------------------------
 
-    def poll_all(self) -> None:
-        """One poll cycle: one provider call per deploying request, posts only on change."""
-        for request in self.store.in_states([State.DEPLOYING]):
-            try:
-                self.poll(request)
-            except Exception:
-                log.exception("poll of %s failed; will retry next cycle", request.id)
-
     def poll(self, request: Request) -> None:
-        """Read one deployment's progress and tell the thread what changed."""
+        """Read one deployment's progress and tell the thread what changed.
+
+        Raises `ProviderError` when OVHcloud could not be read (nothing is posted); the
+        poller (`byoi_bot.poller`) decides when to try again.
+        """
         now = self.clock.now()
         try:
             progress = self.provider.progress(request.spec.server, request.provider_handle or "")
-        except ProviderError as exc:
-            log.warning("poll %s: %s (retrying next cycle)", request.id, exc.explanation.summary)
+        except ProviderError:
             self.provider_seen = (False, now)
-            return
+            raise
         self.provider_seen = (True, now)
         if progress.phase is Phase.DONE:
             self._finish(request, State.DONE, SYSTEM, "OVHcloud reports done", progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ovh
 from ovh.config import ConfigurationManager
 from ovh.exceptions import InvalidConfiguration, InvalidRegion
+from requests.adapters import HTTPAdapter
 
 from ..config import ConfigError
 
@@ -23,6 +24,7 @@ def make_client(
     *,
     timeout: float | tuple[float, float] = (5, 30),
     config_file: str | None = None,
+    connections: int = 10,
     **credentials: str,
 ) -> ovh.Client:
     """An `ovh.Client` with byoi-bot's timeout (connect, read) in seconds.
@@ -33,6 +35,7 @@ def make_client(
     named after the URL holds its keys. `credentials` are passed to `ovh.Client`
     (`application_key`, `application_secret`, `consumer_key`, or `client_id`,
     `client_secret`); missing ones come from `OVH_*` variables or ovh.conf, as usual.
+    `connections` is how many keep-alive connections the client keeps (one per poll worker).
 
     Raises `ConfigError` (one line naming the setting) for a missing or unknown endpoint and
     for missing or half-given credentials; nothing is sent over the network here.
@@ -43,13 +46,19 @@ def make_client(
             f"OVH_ENDPOINT is not set (nor `endpoint` in ovh.conf); {ENDPOINT_EXPECTED}"
         )
     try:
-        return ovh.Client(endpoint=name, timeout=timeout, config_file=config_file, **credentials)
+        client = ovh.Client(endpoint=name, timeout=timeout, config_file=config_file, **credentials)
     except InvalidRegion:
         raise ConfigError(
             f"OVH_ENDPOINT: `{name}` is not an OVHcloud endpoint; {ENDPOINT_EXPECTED}"
         ) from None
     except InvalidConfiguration as exc:
         raise ConfigError(f"OVHcloud credentials: {_credentials_problem(str(exc))}") from None
+    # The client's requests.Session keeps 10 connections per host by default; concurrent
+    # polls beyond that would open and drop a connection each time.
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections)
+    for scheme in ("https://", "http://"):
+        client._session.mount(scheme, adapter)
+    return client
 
 
 def _credentials_problem(message: str) -> str:

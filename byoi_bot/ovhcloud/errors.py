@@ -302,6 +302,11 @@ _STATUS_FALLBACKS = {
         "OVHcloud refused because of a conflicting operation on the server.",
         "Wait for the other operation to finish, then try again.",
     ),
+    429: (
+        "rate_limited",
+        "OVHcloud is limiting the rate of byoi-bot's calls (too many requests).",
+        "Nothing to do: byoi-bot waits as long as OVHcloud asks, then goes on.",
+    ),
     460: (
         "service_expired",
         "The server's service has expired or is suspended.",

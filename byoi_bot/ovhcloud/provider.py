@@ -1,9 +1,10 @@
 """core.ports.Provider over `ovh.Client`: the `reinstall` API (default) and the legacy BYOI API.
 
 Handles: `reinstall:<taskId>` and `legacy:<serviceName>`; both survive restarts. Reads are
-retried with exponential back-off; the start call is never repeated: when its outcome is
-unknown (timeout, 5xx) or the server is busy, the provider looks for a running deployment
-(`find_active`) instead.
+retried with exponential back-off (at least the Retry-After of a 429), except the polls'
+reads, which fail at once so that the poller reschedules them. The start call is never
+repeated: when its outcome is unknown (timeout, 5xx) or the server is busy, the provider
+looks for a running deployment (`find_active`) instead.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ TASK_PHASES = {
 INSTALLING_STEP_STATUSES = ("todo", "doing", "pending", "idle")
 FAILED_STEP_STATUSES = ("error", "expired", "stopping")
 LEGACY_PHASES = {"doing": Phase.RUNNING, "done": Phase.DONE, "error": Phase.FAILED}
-RETRIED_STATUSES = (500, 502, 503, 504)
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
 # memorySize is in binary units (65536 MB = 64 GiB); diskSize in a disk maker's decimal ones.
 MEMORY_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 DISK_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -121,16 +122,26 @@ class _OvhProvider(ABC):
         """A deployment started after `mark`, running or already ended (default: running)."""
         return self.find_active(server)
 
-    def _read(self, path: str, *, retry_not_found: bool = True, **query: str):
-        """GET `path`, retrying transient failures; raises ProviderError when they persist."""
-        delays = self.retry.delays()
+    def list_servers(self) -> list[str]:
+        """GET /dedicated/server: the account's server names, lower-case."""
+        return sorted(str(name).lower() for name in self._read("/dedicated/server") or [])
+
+    def _read(self, path: str, *, retry_not_found: bool = True, retried: bool = True, **query: str):
+        """GET `path`, retrying transient failures (unless not `retried`); raises
+        ProviderError when they persist, marked `transient` with any Retry-After."""
+        delays = self.retry.delays() if retried else iter(())
         while True:
             try:
                 return self.client.get(path, **query)
             except ovh_errors.APIError as exc:
-                delay = next(delays, None) if _transient(exc, retry_not_found) else None
+                transient = _transient(exc, retry_not_found)
+                wait = _retry_after(exc)
+                delay = next(delays, None) if transient else None
                 if delay is None:
-                    raise ProviderError(explain_exception(exc)) from None
+                    raise ProviderError(
+                        explain_exception(exc), transient=transient, retry_after=wait
+                    ) from None
+                delay = max(delay, wait or 0)
                 log.warning("GET %s failed (%s); retrying in %.0f s", path, _kind(exc), delay)
                 self.retry.sleep(delay)
 
@@ -199,7 +210,7 @@ class ReinstallProvider(_OvhProvider):
         if installing and polls % self.task_check_every:
             self._polls[handle] = polls
             return Progress(_install_phase(steps, elapsed), steps, elapsed)
-        task = self._read(task_path)
+        task = self._read(task_path, retried=False)
         status = str(task.get("status") or "")
         phase = TASK_PHASES.get(status, Phase.RUNNING)
         if not phase.is_final:
@@ -247,7 +258,8 @@ class ReinstallProvider(_OvhProvider):
 
     def _install_status(self, server: str) -> dict:
         try:
-            return self._read(f"{_server_path(server)}/install/status", retry_not_found=False)
+            path = f"{_server_path(server)}/install/status"
+            return self._read(path, retry_not_found=False, retried=False)
         except ProviderError as exc:
             if exc.explanation.code == "not_found":
                 return {}  # no installation running (any more)
@@ -293,7 +305,7 @@ class LegacyProvider(_OvhProvider):
 
     def progress(self, server: str, handle: str) -> Progress:
         """From GET bringYourOwnImage: status doing/done/error and its message."""
-        data = self._read(f"{_server_path(server)}/bringYourOwnImage")
+        data = self._read(f"{_server_path(server)}/bringYourOwnImage", retried=False)
         message = str(data.get("message") or "")
         phase = LEGACY_PHASES.get(str(data.get("status") or ""), Phase.RUNNING)
         if phase is Phase.RUNNING and message == "starting":
@@ -370,6 +382,9 @@ class RoutingProvider:
 
     def find_since(self, server: str, mark: str) -> str | None:
         return self.for_server(server).find_since(server, mark)
+
+    def list_servers(self) -> list[str]:
+        return self.default.list_servers()
 
     def _owner(self, server: str, handle: str) -> Provider:
         routed = self.for_server(server)
@@ -474,6 +489,17 @@ def _transient(exc: ovh_errors.APIError, retry_not_found: bool) -> bool:
     if isinstance(exc, ovh_errors.ResourceNotFoundError):
         return retry_not_found
     return _status(exc) in RETRIED_STATUSES
+
+
+def _retry_after(exc: ovh_errors.APIError) -> float | None:
+    """The seconds of a 429's Retry-After header (a number; an HTTP date is not used here)."""
+    if _status(exc) != 429:
+        return None
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        return max(0.0, float(headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 def _may_have_happened(exc: ovh_errors.APIError) -> bool:

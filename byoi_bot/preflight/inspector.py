@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..core.checks import Check, Severity
 from ..core.ports import GiB, ImageReport, ServerFacts
@@ -69,6 +69,24 @@ class HttpImageInspector:
 
     def inspect(self, spec: DeploySpec, server: ServerFacts | None) -> ImageReport:
         """Read the image's first KiBs and check it against the declared type and the server."""
+        return self.inspect_many([spec], [server])[0]
+
+    def inspect_many(
+        self, specs: Sequence[DeploySpec], servers: Sequence[ServerFacts | None]
+    ) -> list[ImageReport]:
+        """One read of the image the `specs` share (a deploy to many), checked against each
+        spec and server."""
+        facts, checks, analysis = self._inspect_image(specs[0])
+        reports = []
+        for spec, server in zip(specs, servers, strict=True):
+            own = list(checks)
+            if analysis is not None:
+                own += efi_bootloader_checks(analysis, spec)
+            own += server_image_checks(analysis, facts.get("download_size"), spec, server)
+            reports.append(ImageReport(tuple(own), dict(facts)))
+        return reports
+
+    def _inspect_image(self, spec: DeploySpec) -> tuple[dict, list[Check], ImageAnalysis | None]:
         facts: dict = {"url": spec.display_url, "declared_type": spec.image_type or None}
         reader = RangeReader(
             spec.image_url,
@@ -87,9 +105,7 @@ class HttpImageInspector:
         if analysis is not None:
             facts |= analysis.facts()
             checks += image_checks(analysis, spec.image_type, spec.os)
-            checks += efi_bootloader_checks(analysis, spec)
-        checks += server_image_checks(analysis, facts.get("download_size"), spec, server)
-        return ImageReport(tuple(checks), facts)
+        return facts, checks, analysis
 
     @staticmethod
     def _read(reader: RangeReader, facts: dict) -> tuple[list[Check], ImageAnalysis | None]:

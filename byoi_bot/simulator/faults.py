@@ -27,11 +27,13 @@ class InstallFault:
 
 @dataclass
 class ReadFault:
-    """The next `count` authenticated reads (of `server`, or any) answer HTTP `status`."""
+    """The next `count` authenticated reads (of `server`, or any) answer HTTP `status`, with
+    a Retry-After header of `retry_after` seconds when given (e.g. with 429)."""
 
     status: int
     count: int
     server: str = "*"
+    retry_after: float | None = None
 
 
 @dataclass
@@ -107,15 +109,15 @@ class Faults:
                     return fault
         return None
 
-    def take_read(self, server: str | None) -> int | None:
-        """The HTTP status a read must answer instead of its data, or None."""
+    def take_read(self, server: str | None) -> ReadFault | None:
+        """The read fault that answers this read instead of its data (consumed), or None."""
         with self.lock:
             for fault in self.reads:
                 if fault.server in ("*", server):
                     fault.count -= 1
                     if fault.count <= 0:
                         self.reads.remove(fault)
-                    return fault.status
+                    return fault
         return None
 
     def take_conflict(self, server: str) -> bool:
@@ -179,8 +181,14 @@ def _parse(spec: dict, server: str) -> list:
             faults.append(InstallFault(server, str(spec["install_error"]), step, status))
         if "read_errors" in spec:
             reads = spec["read_errors"]
+            wait = reads.get("retry_after")
             faults.append(
-                ReadFault(int(reads.get("status", 500)), int(reads.get("count", 1)), server)
+                ReadFault(
+                    int(reads.get("status", 500)),
+                    int(reads.get("count", 1)),
+                    server,
+                    None if wait is None else float(wait),
+                )
             )
         if "api_error" in spec:
             name = str(spec["api_error"])

@@ -48,6 +48,7 @@ _READ_ERRORS = {
     500: ("Server::InternalServerError::Internal", "Internal server error"),
     502: ("Server::BadGateway", "Bad gateway"),
     503: ("Server::ServiceUnavailable", "Service temporarily unavailable"),
+    429: ("Client::TooManyRequests", "Too many requests"),
 }
 
 
@@ -65,8 +66,10 @@ class Simulator:
         deploy_seconds: float = 60.0,
         clock: Callable[[], float] | None = None,
         credentials: dict | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.world = World(inventory, deploy_seconds, clock)
+        self.latency = latency  # seconds every API answer waits, like a real round trip
         self.credentials = auth.Credentials.resolve(credentials)
         self._calls: list[dict] = []
         self._lock = threading.Lock()
@@ -77,7 +80,7 @@ class Simulator:
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve in a daemon thread; returns the API base URL (`http://host:port/1.0`)."""
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd = _Server((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.simulator = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
@@ -167,6 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self.sim = self.server.simulator  # type: ignore[attr-defined]
+        self.extra_headers: dict[str, str] = {}
         started = time.monotonic()
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -178,8 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = self._api(parts.path, parts.query, body)
             self.sim.record(self.command, parts.path, parts.query, status, started)
             delay = self.sim.world.faults.take_delay(self.command, _api_path(parts.path))
-            if delay:
-                self.sim.hold(delay)
+            if delay + self.sim.latency:
+                self.sim.hold(delay + self.sim.latency)
         self._send(status, payload)
 
     def _api(self, path: str, query: str, body: str) -> tuple[int, object]:
@@ -221,8 +225,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "GET":
             failing = world.faults.take_read(server)
             if failing:
-                api_class, message = _READ_ERRORS.get(failing, ("Server::Error", "Error"))
-                return failing, {"class": api_class, "message": message}
+                api_class, message = _READ_ERRORS.get(failing.status, ("Server::Error", "Error"))
+                if failing.retry_after is not None:
+                    self.extra_headers["Retry-After"] = f"{failing.retry_after:g}"
+                return failing.status, {"class": api_class, "message": message}
         try:
             data = json.loads(body) if body else {}
         except ValueError:
@@ -268,6 +274,11 @@ class _Handler(BaseHTTPRequestHandler):
         if key == ("POST", "/reset"):
             self.sim.reset()
             return 200, {"servers": world.server_names()}
+        if key == ("POST", "/latency"):
+            if not isinstance(data, dict) or not isinstance(data.get("ms"), int | float):
+                return 400, {"message": 'expected {"ms": milliseconds}'}
+            self.sim.latency = max(0.0, float(data["ms"]) / 1000)
+            return 200, {"ms": self.sim.latency * 1000}
         if key == ("POST", "/clock"):
             if not isinstance(data, dict) or not isinstance(data.get("advance"), int | float):
                 return 400, {"message": 'expected {"advance": seconds}'}
@@ -281,10 +292,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Ovh-Queryid", f"EU.sim.{time.time_ns():x}")
+            for name, value in self.extra_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             log.info("client went away before the answer (timed out?)")
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading server with room for a poller's concurrent connections."""
+
+    request_queue_size = 128
 
 
 def _api_path(path: str) -> str:

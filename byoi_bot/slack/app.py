@@ -92,12 +92,15 @@ def build_app(
         if isinstance(parsed, commands.Help):
             ack(run_command(deployments, parsed, user, channel))
             return
-        if isinstance(parsed, commands.Deploy) and parsed.spec is None:
+        if isinstance(parsed, commands.Deploy) and parsed.spec is parsed.catalog is None:
             ack()
             _open_form(client, _text(command, "trigger_id"), channel, respond)
             return
         if isinstance(parsed, commands.Deploy):
-            ack(f"Checking `{esc(parsed.spec.server)}` and the image before posting the request…")
+            server = f"`{esc((parsed.spec or parsed.catalog).server)}`"
+            if parsed.fleet:
+                server = "the servers"
+            ack(f"Checking {server} and the image before posting the request…")
         else:
             ack()
         if not user or not channel:

@@ -94,6 +94,11 @@ def _image_facts(view: CardView) -> str:
         lines.append(f"virtual size {size(facts['virtual_size'])}")
     if "has_esp" in facts:
         lines.append("EFI partition: " + ("found" if facts["has_esp"] else "none"))
+    if source := facts.get("catalog"):
+        lines.append(f"catalog image `{esc(source['image'])}`")
+        if r.spec.checksum:
+            checksum = f"{r.spec.checksum.type} `{r.spec.checksum.value}`"
+            lines.append(f"{checksum} from {truncate(esc(source['checksum']), 200)}")
     return "\n".join(lines)
 
 

@@ -16,11 +16,13 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from ..core.fleet import Fleet
 from ..core.outbox import RetryLater, Undeliverable
-from ..core.ports import CardView
+from ..core.ports import CardView, FleetView
 from ..core.request import Request
 from ..core.text import truncate
 from .cards import card_blocks
+from .fleet_card import fleet_blocks
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ class SlackChat:
             )
 
     def reply(
-        self, request: Request, text: str, *, post_id: int, maybe_posted: bool = False
+        self, request: Request | Fleet, text: str, *, post_id: int, maybe_posted: bool = False
     ) -> str | None:
         """Post in the card's thread, tagged with the outbox id (message metadata).
 
@@ -157,6 +159,29 @@ class SlackChat:
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
+
+    def post_fleet_card(self, view: FleetView) -> str:
+        blocks, text = fleet_blocks(view)
+        answer = self.client.chat_postMessage(
+            channel=view.fleet.channel, blocks=blocks, text=text, unfurl_links=False
+        )
+        return answer["ts"]
+
+    def offer_fleet_votes(self, fleet: Fleet) -> None:
+        for reaction in CARD_REACTIONS:
+            try:
+                self.client.reactions_add(
+                    channel=fleet.channel, timestamp=fleet.message_ts, name=reaction
+                )
+            except SlackApiError as exc:
+                log.warning("could not pre-add :%s: (%s)", reaction, exc.response.get("error"))
+
+    def update_fleet_card(self, view: FleetView) -> None:
+        blocks, text = fleet_blocks(view)
+        with _outcome():
+            self.once.chat_update(
+                channel=view.fleet.channel, ts=view.fleet.message_ts, blocks=blocks, text=text
+            )
 
     def tell(self, user: str, channel: str, text: str) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=truncate(text, TEXT_LIMIT))

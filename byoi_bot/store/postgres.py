@@ -36,11 +36,22 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from ..clock import SystemClock
+from ..core.fleet import Fleet, FleetState
 from ..core.outbox import Post, Queued
 from ..core.ports import Clock, ServerBusy
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
-from .rows import column, from_row, iso, to_row
+from .rows import (
+    column,
+    fleet_approved,
+    fleet_change,
+    fleet_from_row,
+    fleet_to_row,
+    from_row,
+    in_rollout_order,
+    iso,
+    to_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,7 @@ LEADER_SPACE = 0x6279_6F6C  # "byol": held by the replica that runs the backgrou
 CLAIM_SPACE = 0x6279_6F63  # "byoc": a request being submitted or reconciled
 OUTBOX_CHANNEL = "byoi_outbox"  # NOTIFY at every enqueue: wakes the leader's sender
 DISPLAY_FIELDS = {"progress", "last_status", "last_post_at"}  # lost in a crash: read again
+STREAM_PAGE = 200  # rows per page of `stream()`
 CONNECT = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_count": 3}
 
 _ACTIVE = ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATES))
@@ -130,6 +142,41 @@ MIGRATIONS = (
     CREATE INDEX outbox_lanes ON outbox (state, channel, kind, id);
     CREATE INDEX outbox_keys ON outbox (key, state);
     CREATE INDEX outbox_replies ON outbox (channel, ts);
+    """,
+    # the list, status and poll queries: state then age (`stream`), age (`recent`), and a
+    # server's history
+    """
+    DROP INDEX IF EXISTS requests_server;
+    CREATE INDEX requests_state_age ON requests (state, created_at, id);
+    CREATE INDEX requests_age ON requests (created_at);
+    CREATE INDEX requests_server_age ON requests (server, created_at);
+    """,
+    # deploys to many servers: the fleet request, and each server's request pointing to it
+    """
+    CREATE TABLE fleets (
+        id text PRIMARY KEY,
+        requester text NOT NULL,
+        channel text NOT NULL,
+        state text NOT NULL,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        policy_name text NOT NULL,
+        policy_note text,
+        servers text NOT NULL,
+        rollout text NOT NULL,
+        pattern text,
+        refused text,
+        fingerprint text NOT NULL,
+        message_ts text,
+        announced text,
+        waves_announced integer NOT NULL DEFAULT 0,
+        started_at timestamptz,
+        finished_at timestamptz
+    );
+    CREATE INDEX fleets_state ON fleets (state);
+    CREATE INDEX fleets_card ON fleets (channel, message_ts);
+    ALTER TABLE requests ADD COLUMN fleet_id text REFERENCES fleets (id);
+    CREATE INDEX requests_fleet ON requests (fleet_id);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -225,14 +272,9 @@ class PostgresStore:
     def create(self, request: Request, secrets: dict | None, reason: str = "requested") -> None:
         """Store a new request (and its secrets) with its first audit row; `ServerBusy` when
         the server already has an active request (here or on another replica)."""
-        row = to_row(request)
-        names = ", ".join(row)
         try:
             with self._tx() as conn:
-                conn.execute(
-                    f"INSERT INTO requests ({names}) VALUES ({', '.join(['%s'] * len(row))})",
-                    list(row.values()),
-                )
+                self._insert(conn, "requests", to_row(request))
                 if secrets and any(secrets.values()):
                     conn.execute(
                         "INSERT INTO secrets (request_id, data) VALUES (%s, %s)",
@@ -261,6 +303,23 @@ class PostgresStore:
         if server:
             sql, params = sql + " AND server = %s", [*params, server]
         return [from_row(r) for r in self._rows(sql + " ORDER BY created_at, seq", params)]
+
+    def stream(self, states: Iterable[State], page: int = STREAM_PAGE) -> Iterator[Request]:
+        """Requests in any of `states`, oldest first, read `page` rows at a time (keyset
+        pagination on (created_at, id): no transaction or cursor is held between pages, so a
+        request that changes state meanwhile may or may not be yielded)."""
+        sql = "SELECT * FROM requests WHERE state = ANY(%s)"
+        wanted: list[Any] = [[str(s) for s in states]]
+        after: list[Any] = []
+        while True:
+            where = " AND (created_at, id) > (%s, %s)" if after else ""
+            rows = self._rows(
+                sql + where + " ORDER BY created_at, id LIMIT %s", [*wanted, *after, page]
+            )
+            yield from map(from_row, rows)
+            if len(rows) < page:
+                return
+            after = [rows[-1]["created_at"], rows[-1]["id"]]
 
     def active(self, server: str | None = None) -> list[Request]:
         return self.in_states(ACTIVE_STATES, server)
@@ -369,6 +428,129 @@ class PostgresStore:
                 "UPDATE requests SET card_version = 0 WHERE id = %s AND card_version = %s",
                 [request_id, version],
             )
+
+    # -- fleets (deploys to many servers) ---------------------------------------------
+
+    def create_fleet(self, fleet: Fleet, children: list[tuple[Request, dict | None]]) -> None:
+        """Store a fleet request and its servers' requests (and secrets) in one transaction;
+        `ServerBusy` when one of the servers already has an active request."""
+        row = fleet_to_row(fleet)
+        try:
+            with self._tx() as conn:
+                self._insert(conn, "fleets", row)
+                self._audit(conn, fleet.id, fleet.requester, "created", None, None,
+                            "fleet requested")  # fmt: skip
+                for child, secrets in children:
+                    self._insert(conn, "requests", to_row(child))
+                    if secrets and any(secrets.values()):
+                        conn.execute(
+                            "INSERT INTO secrets (request_id, data) VALUES (%s, %s)",
+                            [child.id, json.dumps(secrets)],
+                        )
+                    c = child
+                    self._audit(conn, c.id, c.requester, "created", None, c.state, fleet.id)
+        except psycopg.errors.UniqueViolation:
+            for child, _ in children:
+                other = self.active(child.spec.server)
+                if other:
+                    raise ServerBusy(child.spec.server, other[0]) from None
+            raise
+
+    @staticmethod
+    def _insert(conn: psycopg.Connection, table: str, row: dict) -> None:
+        names = ", ".join(row)
+        conn.execute(
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(row))})",
+            list(row.values()),
+        )
+
+    def fleet(self, fleet_id: str) -> Fleet | None:
+        rows = self._rows("SELECT * FROM fleets WHERE id = %s", [fleet_id])
+        return fleet_from_row(rows[0]) if rows else None
+
+    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
+        rows = self._rows(
+            "SELECT * FROM fleets WHERE channel = %s AND message_ts = %s", [channel, ts]
+        )
+        return fleet_from_row(rows[0]) if rows else None
+
+    def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
+        rows = self._rows(
+            "SELECT * FROM fleets WHERE state = ANY(%s) ORDER BY created_at, id",
+            [[str(s) for s in states]],
+        )
+        return [fleet_from_row(r) for r in rows]
+
+    def fleet_members(self, fleet: Fleet) -> list[Request]:
+        rows = self._rows("SELECT * FROM requests WHERE fleet_id = %s", [fleet.id])
+        return in_rollout_order(fleet, map(from_row, rows))
+
+    def fleet_transition(
+        self,
+        fleet_id: str,
+        expected: FleetState,
+        to: FleetState,
+        actor: str,
+        reason: str,
+        **fields: Any,
+    ) -> bool:
+        """Compare-and-set of the fleet's state with its audit row: one conditional UPDATE,
+        so of two replicas only one moves the fleet; False for the other."""
+        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
+        assignments = ", ".join(f"{k} = %s" for k in values)
+        with self._tx() as conn:
+            cursor = conn.execute(
+                f"UPDATE fleets SET {assignments} WHERE id = %s AND state = %s",
+                [*values.values(), fleet_id, str(expected)],
+            )
+            if cursor.rowcount != 1:
+                return False
+            reason = fleet_change(expected, to, reason)
+            self._audit(conn, fleet_id, actor, "transition", None, None, reason)
+        return True
+
+    def update_fleet(self, fleet_id: str, **fields: Any) -> None:
+        """Write fleet fields that are not its state (card ts, what was announced)."""
+        if "state" in fields:
+            raise ValueError("state changes go through fleet_transition()")
+        values = {k: column(v) for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = %s" for k in values)
+        with self.pool.connection() as conn:
+            conn.execute(
+                f"UPDATE fleets SET {assignments} WHERE id = %s", [*values.values(), fleet_id]
+            )
+
+    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
+        """Record `user`'s approval of every server's exact spec (one approval row per server,
+        bound to its fingerprint); False if already recorded."""
+        with self._tx() as conn:
+            added = conn.execute(
+                'INSERT INTO approvals (request_id, "user", fingerprint, at) '
+                "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s "
+                "ON CONFLICT DO NOTHING",
+                [user, iso(self._clock.now()), fleet.id],
+            ).rowcount
+            if added:
+                conn.execute(
+                    "UPDATE requests SET version = version + 1 WHERE fleet_id = %s", [fleet.id]
+                )
+                self._audit(conn, fleet.id, user, "approval", None, None, fleet_approved(added))
+        return bool(added)
+
+    def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
+        """Withdraw `user`'s approval of the fleet; False if there was none."""
+        with self._tx() as conn:
+            removed = conn.execute(
+                'DELETE FROM approvals WHERE "user" = %s AND request_id IN '
+                "(SELECT id FROM requests WHERE fleet_id = %s)",
+                [user, fleet.id],
+            ).rowcount
+            if removed:
+                conn.execute(
+                    "UPDATE requests SET version = version + 1 WHERE fleet_id = %s", [fleet.id]
+                )
+                self._audit(conn, fleet.id, user, "withdrawal", None, None, "approval withdrawn")
+        return bool(removed)
 
     # -- approvals ------------------------------------------------------------------
 

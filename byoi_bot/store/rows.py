@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import secrets as random
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..core.fleet import Fleet, FleetState, Rollout
 from ..core.request import DeploySpec, Request
 from ..core.states import State
 
@@ -68,6 +70,7 @@ def to_row(r: Request) -> dict:
         "last_post_at": iso(r.last_post_at),
         "start_mark": r.start_mark,
         "version": r.version,
+        "fleet_id": r.fleet_id,
     }
 
 
@@ -99,4 +102,69 @@ def from_row(row: dict) -> Request:
         last_post_at=dt(row.get("last_post_at")),
         start_mark=row.get("start_mark"),
         version=row.get("version") or 0,
+        fleet_id=row.get("fleet_id"),
     )
+
+
+def fleet_to_row(f: Fleet) -> dict:
+    """The `fleets` row of `f`."""
+    return {
+        "id": f.id,
+        "requester": f.requester,
+        "channel": f.channel,
+        "state": str(f.state),
+        "created_at": iso(f.created_at),
+        "expires_at": iso(f.expires_at),
+        "policy_name": f.policy_name,
+        "policy_note": f.policy_note,
+        "servers": json.dumps(list(f.servers)),
+        "rollout": json.dumps(f.rollout.__dict__),
+        "pattern": f.pattern,
+        "refused": json.dumps([list(r) for r in f.refused]),
+        "fingerprint": f.fingerprint,
+        "message_ts": f.message_ts,
+        "announced": json.dumps(f.announced),
+        "waves_announced": f.waves_announced,
+        "started_at": iso(f.started_at),
+        "finished_at": iso(f.finished_at),
+    }
+
+
+def fleet_from_row(row: dict) -> Fleet:
+    """The fleet of a `fleets` row."""
+    return Fleet(
+        id=row["id"],
+        requester=row["requester"],
+        channel=row["channel"],
+        state=FleetState(row["state"]),
+        created_at=dt(row["created_at"]),
+        expires_at=dt(row["expires_at"]),
+        policy_name=row["policy_name"],
+        policy_note=row["policy_note"] or "",
+        servers=tuple(json.loads(row["servers"])),
+        rollout=Rollout(**json.loads(row["rollout"])),
+        pattern=row["pattern"],
+        refused=tuple(tuple(r) for r in json.loads(row["refused"] or "[]")),
+        fingerprint=row["fingerprint"],
+        message_ts=row["message_ts"],
+        announced=json.loads(row["announced"] or "{}"),
+        waves_announced=row["waves_announced"] or 0,
+        started_at=dt(row["started_at"]),
+        finished_at=dt(row["finished_at"]),
+    )
+
+
+def in_rollout_order(fleet: Fleet, members: Iterable[Request]) -> list[Request]:
+    """A fleet's server requests in the order of its rollout (`fleet.servers`)."""
+    order = {server: i for i, server in enumerate(fleet.servers)}
+    return sorted(members, key=lambda r: order[r.spec.server])
+
+
+def fleet_change(expected: FleetState, to: FleetState, reason: str) -> str:
+    """The audit reason of a fleet's state change (fleets have no from/to state columns)."""
+    return f"{expected} → {to}: {reason}"
+
+
+def fleet_approved(servers: int) -> str:
+    """The audit reason of an approval of a fleet: how many servers' specs it covered."""
+    return f"approved {servers} servers"

@@ -6,7 +6,7 @@ of the core; `postgres.py` is the other adapter, for replicas sharing one databa
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-5
+8
 
 Rules it enforces:
 
@@ -18,7 +18,10 @@ Rules it enforces:
   the change's own transaction; the outbox holds chat text only, never secrets;
 - secrets (header values, user data, URL credentials) live in their own table until
   submission, when `transition(..., take_secrets=True)` hands them out once and deletes them
-  (zeroed on disk: `secure_delete`, and the WAL is checkpointed).
+  (zeroed on disk: `secure_delete`, and the WAL is checkpointed when a secret was deleted).
+
+The list, status and poll queries are answered from indexes (state, creation time, server);
+`stream()` yields requests page by page, so a poll cycle never holds every request at once.
 """
 
 from __future__ import annotations
@@ -35,11 +38,22 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from ..clock import SystemClock
+from ..core.fleet import Fleet, FleetState
 from ..core.outbox import Post, Queued
 from ..core.ports import Clock, ServerBusy
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
-from .rows import column, from_row, iso, to_row
+from .rows import (
+    column,
+    fleet_approved,
+    fleet_change,
+    fleet_from_row,
+    fleet_to_row,
+    from_row,
+    in_rollout_order,
+    iso,
+    to_row,
+)
 
 migrations = Migrations("byoi-bot")
 
@@ -148,6 +162,49 @@ def m006_versions(db: Database) -> None:
     db["requests"].add_column("version", int, not_null_default=0)
     db["requests"].add_column("card_version", int, not_null_default=0)
 
+
+@migrations()
+def m007_query_indexes(db: Database) -> None:
+    """Indexes for `stream`/`in_states` (state, then age), `recent` and a server's history."""
+    db.execute("DROP INDEX IF EXISTS idx_requests_server")
+    db["requests"].create_index(["state", "created_at", "id"])
+    db["requests"].create_index(["created_at"])
+    db["requests"].create_index(["server", "created_at"])
+
+
+@migrations()
+def m008_fleets(db: Database) -> None:
+    """Deploys to many servers: the fleet request, and each server's request pointing to it."""
+    db["fleets"].create(
+        {
+            "id": str,
+            "requester": str,
+            "channel": str,
+            "state": str,
+            "created_at": str,
+            "expires_at": str,
+            "policy_name": str,
+            "policy_note": str,
+            "servers": str,
+            "rollout": str,
+            "pattern": str,
+            "refused": str,
+            "fingerprint": str,
+            "message_ts": str,
+            "announced": str,
+            "waves_announced": int,
+            "started_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+    )
+    db["fleets"].create_index(["state"])
+    db["fleets"].create_index(["channel", "message_ts"])
+    db["requests"].add_column("fleet_id", str)
+    db["requests"].create_index(["fleet_id"])
+
+
+STREAM_PAGE = 200  # rows per page of `stream()`
 
 SCHEMA_VERSION = len(migrations._migrations)
 
@@ -307,6 +364,28 @@ class Store:
             rows = list(self.db.query(sql + " ORDER BY created_at", params))
         return [from_row(r) for r in rows]
 
+    def stream(self, states: Iterable[State], page: int = STREAM_PAGE) -> Iterator[Request]:
+        """Requests in any of `states`, oldest first, read `page` rows at a time.
+
+        Keyset pagination on (created_at, id): no lock or cursor is held between pages, so
+        other threads write while a cycle walks the rows; a request that changes state
+        meanwhile may or may not be yielded.
+        """
+        wanted = [str(s) for s in states]
+        sql = (
+            f"SELECT * FROM requests WHERE state IN ({', '.join('?' * len(wanted))}) "
+            "AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?"
+        )
+        after: tuple[str, str] = ("", "")
+        while True:
+            with self._lock:
+                rows = list(self.db.query(sql, [*wanted, *after, page]))
+            for row in rows:
+                yield from_row(row)
+            if len(rows) < page:
+                return
+            after = (rows[-1]["created_at"], rows[-1]["id"])
+
     def active(self, server: str | None = None) -> list[Request]:
         """Requests that hold their server: pending, approved, submitting or deploying."""
         return self.in_states(ACTIVE_STATES, server)
@@ -361,14 +440,17 @@ class Store:
                     request_id, current or expected, to, f"it is {current or 'unknown'} now"
                 )
             taken = self._secrets(request_id) if take_secrets else None
+            deleted = 0
             if take_secrets or to.is_final:
-                db.execute("DELETE FROM secrets WHERE request_id = ?", [request_id])
+                deleted = db.execute(
+                    "DELETE FROM secrets WHERE request_id = ?", [request_id]
+                ).rowcount
             self._audit(request_id, actor, "transition", expected, to, reason)
             if posts:
                 changed = self.get(request_id)
                 assert changed is not None
                 self._enqueue(posts(changed))
-        if taken or to.is_final:
+        if deleted:
             self._checkpoint()
         request = self.get(request_id)
         assert request is not None
@@ -409,6 +491,123 @@ class Store:
         rows = list(self.db.query("SELECT data FROM secrets WHERE request_id = ?", [request_id]))
         return json.loads(rows[0]["data"]) if rows else None
 
+    # -- fleets (deploys to many servers) ---------------------------------------------
+
+    def create_fleet(self, fleet: Fleet, children: list[tuple[Request, dict | None]]) -> None:
+        """Store a fleet request and its servers' requests (and secrets) in one transaction.
+
+        Raises `ServerBusy` when one of the servers already has an active request.
+        """
+        with self._write() as db:
+            for child, _ in children:
+                other = self._active_on(child.spec.server)
+                if other:
+                    raise ServerBusy(child.spec.server, other)
+            db["fleets"].insert(fleet_to_row(fleet))
+            self._audit(fleet.id, fleet.requester, "created", None, None, "fleet requested")
+            for child, secrets in children:
+                db["requests"].insert(to_row(child))
+                if secrets and any(secrets.values()):
+                    db["secrets"].insert({"request_id": child.id, "data": json.dumps(secrets)})
+                self._audit(child.id, child.requester, "created", None, child.state, fleet.id)
+
+    def fleet(self, fleet_id: str) -> Fleet | None:
+        """The fleet request with this id, or None."""
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM fleets WHERE id = ?", [fleet_id]))
+        return fleet_from_row(rows[0]) if rows else None
+
+    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
+        """The fleet whose card is the message `ts` in `channel`, or None."""
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "SELECT * FROM fleets WHERE channel = ? AND message_ts = ?", [channel, ts]
+                )
+            )
+        return fleet_from_row(rows[0]) if rows else None
+
+    def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
+        """Fleet requests in any of `states`, oldest first."""
+        wanted = [str(s) for s in states]
+        sql = f"SELECT * FROM fleets WHERE state IN ({', '.join('?' * len(wanted))})"
+        with self._lock:
+            rows = list(self.db.query(sql + " ORDER BY created_at", wanted))
+        return [fleet_from_row(r) for r in rows]
+
+    def fleet_members(self, fleet: Fleet) -> list[Request]:
+        """The fleet's server requests, in rollout order."""
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM requests WHERE fleet_id = ?", [fleet.id]))
+        return in_rollout_order(fleet, map(from_row, rows))
+
+    def fleet_transition(
+        self,
+        fleet_id: str,
+        expected: FleetState,
+        to: FleetState,
+        actor: str,
+        reason: str,
+        **fields: Any,
+    ) -> bool:
+        """Compare-and-set of the fleet's state with its audit row; False if it moved."""
+        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE fleets SET {assignments} WHERE id = ? AND state = ?",
+                [*values.values(), fleet_id, str(expected)],
+            )
+            if cursor.rowcount != 1:
+                return False
+            reason = fleet_change(expected, to, reason)
+            self._audit(fleet_id, actor, "transition", None, None, reason)
+        return True
+
+    def update_fleet(self, fleet_id: str, **fields: Any) -> None:
+        """Write fleet fields that are not its state (card ts, what was announced)."""
+        values = {k: column(v) for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE fleets SET {assignments} WHERE id = ?", [*values.values(), fleet_id]
+            )
+
+    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
+        """Record `user`'s approval of every server's exact spec; False if already recorded."""
+        with self._write() as db:
+            rows = list(
+                db.query("SELECT id, fingerprint FROM requests WHERE fleet_id = ?", [fleet.id])
+            )
+            added = 0
+            for row in rows:
+                added += db.execute(
+                    "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
+                    "VALUES (?, ?, ?, ?)",
+                    [row["id"], user, row["fingerprint"], iso(self._clock.now())],
+                ).rowcount
+            if added:
+                db.execute(
+                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
+                )
+                self._audit(fleet.id, user, "approval", None, None, fleet_approved(added))
+            return bool(added)
+
+    def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
+        """Withdraw `user`'s approval of the fleet; False if there was none."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM approvals WHERE user = ? AND request_id IN "
+                "(SELECT id FROM requests WHERE fleet_id = ?)",
+                [user, fleet.id],
+            )
+            if cursor.rowcount:
+                db.execute(
+                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
+                )
+                self._audit(fleet.id, user, "withdrawal", None, None, "approval withdrawn")
+            return bool(cursor.rowcount)
+
     # -- approvals ------------------------------------------------------------------
 
     def add_approval(
@@ -446,6 +645,10 @@ class Store:
                 self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
                 self._enqueue(posts)
             return bool(cursor.rowcount)
+
+    def _bump_fleet(self, fleet_id: str) -> None:
+        """A new version of every server's request of the fleet (their votes changed)."""
+        self.db.execute("UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet_id])
 
     def _bump(self, request_id: str) -> None:
         """A new version of the request (its card shows the votes)."""

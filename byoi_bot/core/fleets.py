@@ -1,0 +1,447 @@
+"""Deploys to many servers (issue 14): one card, one approval, a rolling rollout.
+
+Every server has its own `Request`, created pending with the fleet, approved with it, and
+started by `advance()` through `Deployments.submit` (so each server gets at most one start
+call, and a restart resumes where it stopped). The servers' requests stay quiet (no card,
+no thread of their own); `advance()` posts in the fleet's thread on state changes only:
+each server started, done or failed, each wave finished, and the final summary. The card's
+table is redrawn in place when something changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import suppress
+
+from . import messages, sent
+from .checks import blocking
+from .fleet import (
+    RUNNING_STATES,
+    Fleet,
+    FleetState,
+    Rollout,
+    fingerprint,
+    strictest,
+    to_start,
+    waves,
+)
+from .outbox import Post
+from .ports import FleetView, ServerBusy
+from .request import DeploySpec, Request
+from .service import APPROVE_REACTIONS, REJECT_REACTIONS, SYSTEM, Deployments, Refused
+from .states import IllegalTransition, State
+
+log = logging.getLogger(__name__)
+
+FLEET_PREFIX = "f-"
+ICONS = {"started": "▶️", "done": "✅", "failed": "🔥"}
+
+
+class Fleets:
+    """Fleet requests over the same store, provider and chat as `deployments`."""
+
+    def __init__(
+        self, deployments: Deployments, *, limit: int = 50, block_on_refusal: bool = False
+    ) -> None:
+        self.d = deployments
+        self.limit = limit  # most servers one request may take
+        self.block_on_refusal = block_on_refusal
+        deployments.fleets = self
+
+    # -- asking ---------------------------------------------------------------------
+
+    def request(
+        self,
+        specs: Sequence[DeploySpec],
+        refused: Sequence[tuple[str, str]],
+        rollout: Rollout,
+        requester: str,
+        channel: str,
+        *,
+        image: str,
+        pattern: str | None = None,
+        source: dict | None = None,
+    ) -> Fleet:
+        """Preflight every server, store the fleet and its servers, post one card.
+
+        `refused` are servers already left out (e.g. outside a catalog image's patterns).
+        Servers whose preflight blocks are left out too, or refuse the whole request when
+        the policy setting says so. Raises `Refused`.
+        """
+        d = self.d
+        policies = [d.policies.for_server(s.server) for s in specs]
+        policy = strictest(policies)
+        denied = policy.may_request(requester, channel, d._groups(policy))
+        if denied:
+            raise Refused([denied])
+        left_out = list(refused)
+        ready: list[tuple[DeploySpec, dict]] = []
+        for spec, own, (why, facts) in zip(specs, policies, self._preflight(specs), strict=True):
+            resolved, unsendable = spec, []
+            if not why:
+                image = facts.get("image", {})
+                resolved, unsendable = sent.resolve(spec, own.api, image, facts.get("facts"))
+            if why or unsendable:
+                left_out.append((spec.server, why or "; ".join(unsendable)))
+            else:
+                ready.append((resolved, facts))
+        if not ready or (left_out and self.block_on_refusal):
+            summary = messages.fleet_summary(len(ready), left_out)
+            raise Refused([f"Nothing was requested. {summary}"])
+        now = d.clock.now()
+        fleet_id = FLEET_PREFIX + d.new_id().removeprefix("r-")
+        children = []
+        for spec, facts in ready:
+            child = Request(
+                id=d.new_id(),
+                spec=spec.with_secrets(None),
+                requester=requester,
+                channel=channel,
+                state=State.PENDING_APPROVAL,
+                created_at=now,
+                expires_at=now + policy.ttl,
+                policy_name=policy.name,
+                fingerprint=spec.fingerprint(),
+                checks=[c.to_dict() for c in facts["checks"]],
+                server_facts=facts.get("server"),
+                image_facts=facts.get("image", {}) | ({"catalog": source} if source else {}),
+                fleet_id=fleet_id,
+            )
+            children.append((child, spec.secrets()))
+        names = {p.name for p in policies}
+        fleet = Fleet(
+            id=fleet_id,
+            requester=requester,
+            channel=channel,
+            state=FleetState.PENDING_APPROVAL,
+            created_at=now,
+            expires_at=now + policy.ttl,
+            policy_name=policy.name,
+            servers=tuple(c.spec.server for c, _ in children),
+            rollout=rollout,
+            pattern=pattern,
+            refused=tuple(left_out),
+            policy_note=messages.fleet_policy_note(policy, sorted(names)),
+            fingerprint=fingerprint([c.fingerprint for c, _ in children], rollout),
+        )
+        try:
+            d.store.create_fleet(fleet, children)
+        except ServerBusy as exc:
+            raise Refused([messages.busy(exc.server, exc.other)]) from None
+        try:
+            ts = d.chat.post_fleet_card(self.view(fleet, image))
+        except Exception:
+            log.exception("could not post the card of %s; cancelling it", fleet.id)
+            self._end(fleet, FleetState.CANCELLED, SYSTEM, "card not posted", State.CANCELLED)
+            raise Refused([messages.card_failed()]) from None
+        d.store.update_fleet(fleet.id, message_ts=ts)
+        fleet.message_ts = ts
+        try:
+            d.chat.offer_fleet_votes(fleet)  # after the ts is stored: a vote finds its fleet
+        except Exception:
+            log.exception("could not add the vote reactions to %s", fleet.id)
+        return fleet
+
+    def _preflight(self, specs: Sequence[DeploySpec]) -> list[tuple[str | None, dict]]:
+        """Per server: why it cannot go (or None) and its facts; the image is read once."""
+        d = self.d
+        results: list[tuple[str | None, dict]] = []
+        readable = []
+        for spec in specs:
+            busy = d.store.active(spec.server)
+            facts, checks = (None, []) if busy else d.server_preflight(spec)
+            why = messages.busy(spec.server, busy[0]) if busy else _blocking(checks)
+            results.append((why, {"facts": facts, "checks": checks}))
+            if not why and facts is not None:
+                readable.append(len(results) - 1)
+        if d.inspector is not None and readable:
+            reports = d.inspector.inspect_many(
+                [specs[i] for i in readable], [results[i][1]["facts"] for i in readable]
+            )
+            for i, report in zip(readable, reports, strict=True):
+                found = results[i][1]
+                found["checks"] = found["checks"] + list(report.checks)
+                found["image"] = dict(report.facts)
+                results[i] = (_blocking(found["checks"]), found)
+        for _, found in results:
+            found["server"] = found["facts"].to_dict() if found.get("facts") else None
+        return results
+
+    # -- approving ------------------------------------------------------------------
+
+    def react(self, fleet: Fleet, user: str, reaction: str, added: bool) -> None:
+        """✅ approves (removing it withdraws), ❌ rejects (from the requester: cancels)."""
+        if reaction in REJECT_REACTIONS and added:
+            self.reject(fleet.id, user)
+        elif reaction in APPROVE_REACTIONS and added:
+            self.approve(fleet.id, user)
+        elif reaction in APPROVE_REACTIONS and self._withdraw(fleet, user):
+            self._reply(fleet, messages.withdrawn(user))
+            self.redraw(fleet)
+
+    def _withdraw(self, fleet: Fleet, user: str) -> bool:
+        pending = fleet.state is FleetState.PENDING_APPROVAL
+        return pending and self.d.store.remove_fleet_approval(fleet, user)
+
+    def approve(self, fleet_id: str, user: str) -> None:
+        """Count `user`'s approval of every server; on quorum, approve them all and start."""
+        d = self.d
+        fleet = self._get(fleet_id)
+        if fleet.state is not FleetState.PENDING_APPROVAL:
+            return
+        if d.clock.now() >= fleet.expires_at:
+            self._end(fleet, FleetState.EXPIRED, SYSTEM, "approval window closed", State.EXPIRED)
+            return
+        policy = d.policies.by_name(fleet.policy_name, fleet.servers[0])
+        groups = d._groups(policy)
+        refusal = policy.may_approve(user, fleet.requester, groups)
+        if refusal:
+            d.chat.tell(user, fleet.channel, messages.cannot_approve(refusal))
+            return
+        if not d.store.add_fleet_approval(fleet, user):
+            return
+        members = d.store.fleet_members(fleet)
+        tally = d._tally(members[0], policy, groups)
+        if not tally.met:
+            self._reply(fleet, messages.approval(user, tally))
+        if tally.met and d.store.fleet_transition(
+            fleet.id,
+            FleetState.PENDING_APPROVAL,
+            FleetState.RUNNING,
+            user,
+            f"quorum reached: {', '.join(tally.counted)}",
+            started_at=d.clock.now(),
+        ):
+            for member in members:
+                self._move(member, State.PENDING_APPROVAL, State.APPROVED, user, "fleet approved")
+            fleet = self._get(fleet.id)
+            self._reply(fleet, messages.fleet_approved(fleet, user, tally))
+            self.advance(fleet.id)
+        else:
+            self.redraw(fleet)
+
+    def reject(self, fleet_id: str, user: str) -> None:
+        fleet = self._get(fleet_id)
+        if fleet.state is not FleetState.PENDING_APPROVAL:
+            return
+        if user == fleet.requester:
+            self._end(fleet, FleetState.CANCELLED, user, "cancelled by the requester")
+            return
+        policy = self.d.policies.by_name(fleet.policy_name, fleet.servers[0])
+        refusal = policy.may_approve(user, fleet.requester, self.d._groups(policy))
+        if refusal:
+            self.d.chat.tell(user, fleet.channel, messages.cannot_reject(refusal))
+            return
+        self._end(fleet, FleetState.REJECTED, user, "rejected", State.REJECTED)
+
+    def cancel(self, fleet_id: str, user: str) -> str:
+        """`/byoi cancel f-…`: no new installation starts. From an approver other than the
+        requester, the running installations are cancelled too, where the API allows it."""
+        fleet = self._get(fleet_id)
+        policy = self.d.policies.by_name(fleet.policy_name, fleet.servers[0])
+        approver = policy.may_approve(user, fleet.requester, self.d._groups(policy)) is None
+        if user != fleet.requester and not approver:
+            raise Refused([f"Only the requester or an approver may cancel `{fleet.id}`."])
+        ended = not fleet.state.is_final and self._end(
+            fleet, FleetState.CANCELLED, user, "cancelled"
+        )
+        running = [m for m in self.d.store.fleet_members(fleet) if m.state in RUNNING_STATES]
+        if not ended and not (approver and running):
+            raise Refused([f"`{fleet.id}` is {fleet.state.replace('_', ' ')}: nothing to cancel."])
+        stopped, kept = [], []
+        for member in running if approver else ():
+            try:
+                self.d.cancel(member.id, user)
+                stopped.append(member.spec.server)
+            except Refused as exc:
+                kept.append((member.spec.server, exc.reasons[0]))
+        fleet = self._get(fleet.id)
+        if stopped:
+            for text in self._announce(fleet, self.d.store.fleet_members(fleet)):
+                self._reply(fleet, text)
+            self.redraw(fleet)
+        left = len(running) - len(stopped)
+        return messages.fleet_cancelled(fleet, left, stopped, kept)
+
+    # -- rolling out ----------------------------------------------------------------
+
+    def advance_all(self) -> None:
+        """The rollout job: every fleet waiting or rolling out moves on; a cancelled one
+        still tells how its running installations end."""
+        states = [FleetState.PENDING_APPROVAL, FleetState.RUNNING, FleetState.CANCELLED]
+        for fleet in self.d.store.fleets_in_states(states):
+            if fleet.state is FleetState.CANCELLED and len(fleet.announced) == sum(
+                1 for kind in fleet.announced.values() if kind in ("done", "failed")
+            ):
+                continue  # nothing of it is running any more
+            try:
+                self.advance(fleet.id)
+            except Exception:
+                log.exception("rollout of %s failed; will retry", fleet.id)
+
+    def advance(self, fleet_id: str) -> None:
+        """Start what the plan allows, post what changed, end the fleet when all ended."""
+        d = self.d
+        fleet = self._get(fleet_id)
+        if fleet.state is FleetState.PENDING_APPROVAL:
+            if d.clock.now() >= fleet.expires_at:
+                self._end(
+                    fleet, FleetState.EXPIRED, SYSTEM, "approval window closed", State.EXPIRED
+                )
+            return
+        members = d.store.fleet_members(fleet)
+        if fleet.state is FleetState.RUNNING and all(d.is_due(m) for m in members):
+            for i in to_start([m.state for m in members], fleet.rollout):
+                d.submit(members[i].id)
+            members = d.store.fleet_members(fleet)
+        posts = self._announce(fleet, members)
+        if fleet.state is FleetState.RUNNING and self._over(fleet, members):
+            stopped = any(m.state in (State.FAILED, State.CANCELLED) for m in members)
+            to = (
+                FleetState.STOPPED if stopped and fleet.rollout.stop_on_failure else FleetState.DONE
+            )
+            left = [m for m in members if m.state is State.APPROVED]
+            if d.store.fleet_transition(
+                fleet.id, FleetState.RUNNING, to, SYSTEM, "rollout over", finished_at=d.clock.now()
+            ):
+                for member in left:
+                    self._move(member, State.APPROVED, State.CANCELLED, SYSTEM, "rollout stopped")
+                fleet = self._get(fleet.id)
+                summary = messages.fleet_finished(fleet, d.store.fleet_members(fleet))
+                last = posts.pop() + "\n" if posts and posts[-1].startswith("🌊") else ""
+                posts.append(last + summary)  # the last wave's line heads the summary
+        for text in posts:
+            self._reply(fleet, text)
+        if posts:
+            self.redraw(self._get(fleet.id))
+
+    def _over(self, fleet: Fleet, members: list[Request]) -> bool:
+        if all(m.state.is_final for m in members):
+            return True
+        running = any(m.state in RUNNING_STATES for m in members)
+        return not running and not to_start([m.state for m in members], fleet.rollout)
+
+    def _announce(self, fleet: Fleet, members: list[Request]) -> list[str]:
+        """The posts for what changed: one line for the servers started since the last
+        time, one per server done or failed, one per wave finished."""
+        announced = dict(fleet.announced)
+        started, ended = [], []
+        for member in members:
+            kind = _kind(member)
+            if not kind or announced.get(member.id) in (kind, "done", "failed"):
+                continue
+            if member.id not in announced and member.submitted_at:
+                started.append(member)
+            if kind != "started":
+                ended.append(messages.fleet_member(member, kind, self._reason(member)))
+            announced[member.id] = kind
+        posts = [messages.fleet_started(started)] if started else []
+        posts += ended
+        done_waves = fleet.waves_announced
+        plan = waves(len(members), fleet.rollout)
+        while done_waves < len(plan) and all(
+            members[i].state.is_final and members[i].submitted_at for i in plan[done_waves]
+        ):
+            wave = [members[i] for i in plan[done_waves]]
+            posts.append(messages.fleet_wave(done_waves + 1, len(plan), wave))
+            done_waves += 1
+        if posts:
+            self.d.store.update_fleet(fleet.id, announced=announced, waves_announced=done_waves)
+            fleet.announced, fleet.waves_announced = announced, done_waves
+        return posts
+
+    def _reason(self, member: Request) -> str | None:
+        if member.state is State.DONE:
+            return None
+        audit = self.d.store.audit(member.id)
+        return audit[-1]["reason"] if audit else None
+
+    # -- showing --------------------------------------------------------------------
+
+    def view(self, fleet: Fleet, image: str | None = None) -> FleetView:
+        d = self.d
+        members = tuple(d.store.fleet_members(fleet))
+        policy = d.policies.by_name(fleet.policy_name, fleet.servers[0])
+        groups = d._groups(policy)
+        tally = d._tally(members[0], policy, groups) if members else None
+        first = members[0].spec if members else None
+        return FleetView(
+            fleet=fleet,
+            members=members,
+            approvers=tuple(sorted(policy.approvers)),
+            approved_by=tally.counted if tally else (),
+            required=policy.required,
+            status_line=messages.fleet_status(fleet, members),
+            image=image or (first.display_url if first else ""),
+            missing_groups=tally.missing_groups if tally else (),
+        )
+
+    def redraw(self, fleet: Fleet) -> None:
+        """Queue a redraw of the fleet's card (the outbox draws it when sending)."""
+        if fleet.message_ts:
+            self.d.store.enqueue([Post.card(fleet)])
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _end(
+        self,
+        fleet: Fleet,
+        to: FleetState,
+        actor: str,
+        reason: str,
+        members_to: State = State.CANCELLED,
+    ) -> bool:
+        """End a fleet: its servers not started yet end too (running ones finish)."""
+        d = self.d
+        if not d.store.fleet_transition(
+            fleet.id, fleet.state, to, actor, reason, finished_at=d.clock.now()
+        ):
+            return False
+        for member in d.store.fleet_members(fleet):
+            if member.state in (State.PENDING_APPROVAL, State.APPROVED):
+                target = members_to if member.state is State.PENDING_APPROVAL else State.CANCELLED
+                self._move(member, member.state, target, actor, reason)
+        fleet = self._get(fleet.id)
+        self._reply(fleet, messages.fleet_ended(fleet, actor))
+        self.redraw(fleet)
+        return True
+
+    def _move(self, member: Request, expected: State, to: State, actor: str, reason: str) -> None:
+        fields = {"finished_at": self.d.clock.now()} if to.is_final else {}
+        with suppress(IllegalTransition):  # moved meanwhile (e.g. its own expiry)
+            self.d.store.transition(member.id, expected, to, actor, reason, **fields)
+
+    def _get(self, fleet_id: str) -> Fleet:
+        fleet = self.d.store.fleet(fleet_id)
+        if fleet is None:
+            raise Refused([messages.unknown_request(fleet_id)])
+        return fleet
+
+    def _reply(self, fleet: Fleet, text: str) -> None:
+        """Queue a post in the fleet's thread (the outbox sends it, paced)."""
+        self.d.store.enqueue([Post.reply(fleet, text)])
+
+
+def _blocking(checks: list) -> str | None:
+    blockers = blocking(checks)
+    return "; ".join(c.message for c in blockers) if blockers else None
+
+
+def _kind(member: Request) -> str | None:
+    """What to post about a server: started, done, failed (a server never started and
+    cancelled with the rollout is only in the summary)."""
+    if member.state is State.DEPLOYING:
+        return "started"
+    if member.state is State.DONE:
+        return "done"
+    if member.state is State.FAILED or (member.state is State.CANCELLED and member.submitted_at):
+        return "failed"
+    return None
+
+
+def expand(names: Sequence[str], pattern: str) -> list[str]:
+    """The account's servers matching `pattern` (shell-style, case-insensitive), sorted."""
+    from fnmatch import fnmatchcase
+
+    return sorted(n for n in names if fnmatchcase(n.lower(), pattern.lower()))
