@@ -6,31 +6,29 @@ counts the GETs per path.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .serving import BackgroundServer
 
-class FileServer:
+
+class FileServer(BackgroundServer):
+    """Serves `files` (path → bytes), with `redirects` (path → location), until `stop()`."""
+
     def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        super().__init__()
         self.files: dict[str, bytes] = dict(files or {})
         self.hits: Counter[str] = Counter()
         self.redirects: dict[str, str] = {}
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+
+    def _make_server(self) -> ThreadingHTTPServer:
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        httpd.daemon_threads = True
+        return httpd
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_port}"
-
-    def start(self) -> FileServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return f"http://127.0.0.1:{self.port}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
