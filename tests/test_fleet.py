@@ -255,3 +255,12 @@ def test_one_server_of_a_fleet_cannot_be_approved_on_its_own(harness):
     from byoi_bot.core.home import home_of
 
     assert home_of(h.bot.deployments, APPROVER, lambda: True).to_approve == []
+
+
+def test_a_fleet_in_a_channel_the_bot_cannot_post_in_is_explained(harness):
+    h = harness
+    h.slack.fail_next("chat.postMessage", error="not_in_channel", status=200)
+    url = f"{h.images.base_url}/debian-12.qcow2"
+    h.slash(f"deploy {OK1},{OK3} {url} efi-bootloader=x.efi")
+    assert "/invite @byoi-bot" in h.wait_answer("/invite @byoi-bot")
+    assert fleet(h).state is FleetState.CANCELLED and h.starts() == 0

@@ -26,7 +26,7 @@ from .fleet import (
     to_start,
     waves,
 )
-from .outbox import Post
+from .outbox import Post, Undeliverable
 from .ports import FleetView, ServerBusy
 from .request import DeploySpec, Request
 from .service import APPROVE_REACTIONS, REJECT_REACTIONS, SYSTEM, Deployments, Refused
@@ -131,10 +131,11 @@ class Fleets:
             raise Refused([messages.busy(exc.server, exc.other)]) from None
         try:
             ts = d.chat.post_fleet_card(self.view(fleet, image))
-        except Exception:
+        except Exception as exc:
             log.exception("could not post the card of %s; cancelling it", fleet.id)
             self._end(fleet, FleetState.CANCELLED, SYSTEM, "card not posted", State.CANCELLED)
-            raise Refused([messages.card_failed()]) from None
+            why = str(exc) if isinstance(exc, Undeliverable) else messages.card_failed()
+            raise Refused([why]) from None
         d.store.update_fleet(fleet.id, message_ts=ts)
         fleet.message_ts = ts
         try:

@@ -82,10 +82,18 @@ class SlackChat:
 
     def post_card(self, view: CardView) -> str:
         """Post the card; a channel the bot cannot post in raises `Undeliverable`, in words."""
-        blocks, text = card_blocks(view)
+        return self._post_card(view.request.channel, *card_blocks(view))
+
+    def offer_votes(self, request: Request) -> None:
+        self._pre_add_votes(request.channel, request.message_ts)
+
+    def update_card(self, view: CardView) -> None:
+        self._update_card(view.request.channel, view.request.message_ts, *card_blocks(view))
+
+    def _post_card(self, channel: str, blocks: list[dict], text: str) -> str:
         try:
             answer = self.client.chat_postMessage(
-                channel=view.request.channel, blocks=blocks, text=text, unfurl_links=False
+                channel=channel, blocks=blocks, text=text, unfurl_links=False
             )
         except SlackApiError as exc:
             why = CHANNEL_ERRORS.get(exc.response.get("error"))
@@ -94,21 +102,16 @@ class SlackChat:
             raise
         return answer["ts"]
 
-    def offer_votes(self, request: Request) -> None:
+    def _pre_add_votes(self, channel: str, ts: str | None) -> None:
         for reaction in CARD_REACTIONS:
             try:
-                self.client.reactions_add(
-                    channel=request.channel, timestamp=request.message_ts, name=reaction
-                )
+                self.client.reactions_add(channel=channel, timestamp=ts, name=reaction)
             except SlackApiError as exc:
                 log.warning("could not pre-add :%s: (%s)", reaction, exc.response.get("error"))
 
-    def update_card(self, view: CardView) -> None:
-        blocks, text = card_blocks(view)
+    def _update_card(self, channel: str, ts: str | None, blocks: list[dict], text: str) -> None:
         with _outcome():
-            self.once.chat_update(
-                channel=view.request.channel, ts=view.request.message_ts, blocks=blocks, text=text
-            )
+            self.once.chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
 
     def reply(
         self, request: Request | Fleet, text: str, *, post_id: int, maybe_posted: bool = False
@@ -161,27 +164,13 @@ class SlackChat:
                 return None
 
     def post_fleet_card(self, view: FleetView) -> str:
-        blocks, text = fleet_blocks(view)
-        answer = self.client.chat_postMessage(
-            channel=view.fleet.channel, blocks=blocks, text=text, unfurl_links=False
-        )
-        return answer["ts"]
+        return self._post_card(view.fleet.channel, *fleet_blocks(view))
 
     def offer_fleet_votes(self, fleet: Fleet) -> None:
-        for reaction in CARD_REACTIONS:
-            try:
-                self.client.reactions_add(
-                    channel=fleet.channel, timestamp=fleet.message_ts, name=reaction
-                )
-            except SlackApiError as exc:
-                log.warning("could not pre-add :%s: (%s)", reaction, exc.response.get("error"))
+        self._pre_add_votes(fleet.channel, fleet.message_ts)
 
     def update_fleet_card(self, view: FleetView) -> None:
-        blocks, text = fleet_blocks(view)
-        with _outcome():
-            self.once.chat_update(
-                channel=view.fleet.channel, ts=view.fleet.message_ts, blocks=blocks, text=text
-            )
+        self._update_card(view.fleet.channel, view.fleet.message_ts, *fleet_blocks(view))
 
     def tell(self, user: str, channel: str, text: str) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=truncate(text, TEXT_LIMIT))
