@@ -64,6 +64,8 @@ def test_one_card_one_approval_a_canary_then_waves(harness):
     assert len(h.cards()) == 1 and started(h) == []
     blocks = str(card["blocks"])
     assert OK1 in blocks and OK5 in blocks and "Left out (1)" in blocks
+    assert "(not the requester); one approval covers every server above." in blocks
+    assert "React ✅ to approve or ❌ to reject. Expires <!date^" in blocks
 
     h.react(APPROVER, ts=card["ts"])
     h.wait_thread(card["ts"], "Started:")

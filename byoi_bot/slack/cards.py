@@ -5,8 +5,10 @@ Every user-supplied value is escaped and truncated to Block Kit's limits.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ..core.checks import Check, Severity
-from ..core.ports import CardView
+from ..core.ports import CardView, FleetView
 from ..core.sent import sent_fields
 from ..core.states import State
 from ..core.text import esc, mention, progress_bar, size, truncate
@@ -130,21 +132,29 @@ def _check(check: dict) -> str:
 
 def _approvals(view: CardView) -> str:
     r = view.request
+    pending = r.state is State.PENDING_APPROVAL
+    text = approvals_text(view, ".", r.expires_at if pending else None)
+    if view.unsatisfiable:
+        text += f"\n⛔ *This request can never be approved:* {esc(view.unsatisfiable)}"
+    return text
+
+
+def approvals_text(view: CardView | FleetView, scope: str, expires_at: datetime | None) -> str:
+    """Who may approve, who did, which groups are still missing, and (while pending, given
+    `expires_at`) how to vote and when the vote ends; `scope` ends the first sentence."""
     who = ", ".join(_who(a) for a in view.approvers) or "nobody is configured"
     text = f"*Approvals:* {len(view.approved_by)}/{view.required} needed from {who}"
-    text += " (not the requester)."
+    text += f" (not the requester){scope}"
     if view.approved_by:
         text += "\nApproved by " + ", ".join(mention(u) for u in view.approved_by) + "."
     if view.missing_groups:
         text += "\nStill needed: one approver from " + ", ".join(map(_who, view.missing_groups))
-    if r.state is State.PENDING_APPROVAL:
-        stamp = int(r.expires_at.timestamp())
+    if expires_at is not None:
+        stamp = int(expires_at.timestamp())
         text += (
             f"\nReact ✅ to approve or ❌ to reject. Expires "
-            f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{r.expires_at:%Y-%m-%d %H:%M} UTC>."
+            f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{expires_at:%Y-%m-%d %H:%M} UTC>."
         )
-    if view.unsatisfiable:
-        text += f"\n⛔ *This request can never be approved:* {esc(view.unsatisfiable)}"
     return text
 
 

@@ -11,7 +11,7 @@ from ..core.ports import FleetView
 from ..core.request import Request
 from ..core.states import State
 from ..core.text import esc, mention, truncate
-from .cards import _section, _who
+from .cards import _section, approvals_text
 
 HEADER_LIMIT = 150
 TABLE_ROWS = 40
@@ -111,18 +111,6 @@ def _warnings(members: tuple[Request, ...]) -> str:
 
 
 def _approvals(view: FleetView) -> str:
-    who = ", ".join(_who(a) for a in view.approvers) or "nobody is configured"
-    text = f"*Approvals:* {len(view.approved_by)}/{view.required} needed from {who}"
-    text += " (not the requester); one approval covers every server above."
-    if view.approved_by:
-        text += "\nApproved by " + ", ".join(mention(u) for u in view.approved_by) + "."
-    if view.missing_groups:
-        text += "\nStill needed: one approver from " + ", ".join(map(_who, view.missing_groups))
-    if view.fleet.state is FleetState.PENDING_APPROVAL:
-        expires = view.fleet.expires_at
-        stamp = int(expires.timestamp())
-        text += (
-            f"\nReact ✅ to approve or ❌ to reject. Expires "
-            f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{expires:%Y-%m-%d %H:%M} UTC>."
-        )
-    return text
+    pending = view.fleet.state is FleetState.PENDING_APPROVAL
+    scope = "; one approval covers every server above."
+    return approvals_text(view, scope, view.fleet.expires_at if pending else None)
