@@ -14,12 +14,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from .policy import Policy, PolicySet, Tally, is_group_id
+from .policy import Groups, Policy, PolicySet, Tally, is_group_id
 from .request import Request
 from .text import esc
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Authorization:
         """The policy `request`'s server was asked under (its server's, if since renamed)."""
         return self.policies.by_name(request.policy_name, request.spec.server)
 
-    def groups(self, policy: Policy) -> dict[str, frozenset[str]]:
+    def groups(self, policy: Policy) -> Groups:
         """The members of the groups `policy` names (approvers and requesters); a group that
         cannot be read counts as empty, so it never lets anyone in."""
         names = {*policy.groups, *(r for r in policy.requesters if is_group_id(r))}
@@ -77,7 +79,7 @@ class Authorization:
         """Why `requester` may not ask for `servers` in `channel`: one reason per policy
         that refuses, naming its servers when there are several; empty when all allow."""
         reasons = []
-        for policy, names in self._by_policy(servers):
+        for policy, names in _by_policy(servers, self.policies.for_server):
             why = policy.may_request(requester, channel, self.groups(policy))
             if why and len(servers) > 1:
                 why = f"{_servers(names)} (policy `{esc(policy.name)}`): {why}"
@@ -96,27 +98,28 @@ class Authorization:
         """The requests (servers) `user`'s vote counts for, and why it counts for no other
         (every distinct reason, joined)."""
         counted, reasons = [], []
-        for request in requests:
-            why = self.may_vote(request, user)
-            if why is None:
-                counted.append(request)
-            elif why not in reasons:
-                reasons.append(why)
+        for policy, members in _by_policy(requests, self.policy):
+            groups = self.groups(policy)
+            for request in members:
+                why = policy.may_approve(user, request.requester, groups)
+                if why is None:
+                    counted.append(request)
+                elif why not in reasons:
+                    reasons.append(why)
         return counted, "; ".join(reasons)
 
     def tally(self, request: Request) -> Tally:
         """The approvals that count for `request`'s server under its own policy, bound to
         exactly what was requested (the fingerprint); never the requester's."""
         policy = self.policy(request)
-        approvals = self.approvals(request.id, request.fingerprint)
-        return policy.tally(approvals, request.requester, self.groups(policy))
+        return self._tally(request, policy, self.groups(policy))
 
     def standings(self, requests: Sequence[Request]) -> list[Standing]:
         """Per policy, in the order its servers first appear: what it needs and has."""
         found = []
-        for policy, members in self._by_policy_requests(requests):
+        for policy, members in _by_policy(requests, self.policy):
             groups = self.groups(policy)
-            tallies = [self.tally(m) for m in members]
+            tallies = [self._tally(m, policy, groups) for m in members]
             weakest = min(tallies, key=lambda t: (t.met, len(t.counted)))
             found.append(
                 Standing(
@@ -141,21 +144,20 @@ class Authorization:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _by_policy(self, servers: Sequence[str]) -> list[tuple[Policy, list[str]]]:
-        grouped: dict[str, tuple[Policy, list[str]]] = {}
-        for server in servers:
-            policy = self.policies.for_server(server)
-            grouped.setdefault(policy.name, (policy, []))[1].append(server)
-        return list(grouped.values())
+    def _tally(self, request: Request, policy: Policy, groups: Groups) -> Tally:
+        approvals = self.approvals(request.id, request.fingerprint)
+        return policy.tally(approvals, request.requester, groups)
 
-    def _by_policy_requests(
-        self, requests: Sequence[Request]
-    ) -> list[tuple[Policy, list[Request]]]:
-        grouped: dict[str, tuple[Policy, list[Request]]] = {}
-        for request in requests:
-            policy = self.policy(request)
-            grouped.setdefault(policy.name, (policy, []))[1].append(request)
-        return list(grouped.values())
+
+def _by_policy(
+    items: Sequence[T], policy_of: Callable[[T], Policy]
+) -> list[tuple[Policy, list[T]]]:
+    """`items` grouped by their policy, in the order each policy first appears."""
+    grouped: dict[str, tuple[Policy, list[T]]] = {}
+    for item in items:
+        policy = policy_of(item)
+        grouped.setdefault(policy.name, (policy, []))[1].append(item)
+    return list(grouped.values())
 
 
 def _servers(names: Sequence[str]) -> str:
