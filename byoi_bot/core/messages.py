@@ -489,5 +489,5 @@ def fleet_member_cancel(request: Request) -> str:
 def fleet_member_vote(request: Request) -> str:
     return (
         f"{label(request)} is one server of the fleet request `{request.fleet_id}`: vote on the "
-        "fleet's card, where one approval covers every server."
+        "fleet's card, where a vote counts for every server whose policy lists you."
     )
