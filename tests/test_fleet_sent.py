@@ -157,6 +157,17 @@ def test_a_fleet_with_a_wrong_checksum_waits_then_fails_and_never_starts(verifyi
     assert h.starts() == 0
 
 
+def test_a_mismatch_before_any_vote_ends_the_fleet_and_later_votes_do_nothing(verifying):
+    h, queued = verifying
+    card = ask_verified(h, queued, "cd" * 32)
+    queued.pop()()
+    h.wait_thread(card["ts"], "No server of")
+    assert [m.state for m in members(h)] == [State.FAILED, State.FAILED]
+    h.react(APPROVER, ts=card["ts"])
+    h.bot.fleets.advance_all()
+    assert fleet(h).state is FleetState.STOPPED and h.starts() == 0
+
+
 def test_a_fleet_whose_checksum_matches_starts_once_verified(verifying):
     h, queued = verifying
     card = ask_verified(h, queued, GOOD)

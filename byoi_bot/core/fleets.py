@@ -395,14 +395,14 @@ class Fleets:
                 FleetState.STOPPED if stopped and fleet.rollout.stop_on_failure else FleetState.DONE
             )
             left = [m for m in members if m.state is State.APPROVED]
+            why = self._why_stopped(members)  # before the servers left are cancelled
             if d.store.fleet_transition(
                 fleet.id, FleetState.RUNNING, to, SYSTEM, "rollout over", finished_at=d.clock.now()
             ):
                 for member in left:
                     self._move(member, State.APPROVED, State.CANCELLED, SYSTEM, "rollout stopped")
                 fleet = self._get(fleet.id)
-                members = d.store.fleet_members(fleet)
-                summary = messages.fleet_finished(fleet, members, self._why_stopped(members))
+                summary = messages.fleet_finished(fleet, d.store.fleet_members(fleet), why)
                 last = posts.pop() + "\n" if posts and posts[-1].startswith("🌊") else ""
                 posts.append(last + summary)  # the last wave's line heads the summary
         for text in posts:
