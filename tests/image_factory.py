@@ -19,6 +19,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -455,6 +456,11 @@ class ImageServer(ThreadingHTTPServer):
     def reset(self) -> None:
         with self.counter_lock:
             self.requests = self.bytes_served = 0
+
+    def handle_error(self, request, client_address) -> None:
+        """A client closing mid-body (as preflight does on a 200 answer) is no error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
