@@ -174,12 +174,14 @@ def test_esp_made_by_mkfs_vfat_and_mcopy(tmp_path, bits):
     with open(esp, "wb") as f:
         f.truncate(size * MiB)
     image_factory.run("mkfs.vfat", "-F", bits, esp)
-    for directory in ("::/EFI", "::/EFI/BOOT", "::/EFI/debian"):
-        image_factory.run("mmd", "-i", esp, directory)
+    image_factory.run("mmd", "-i", esp, "::/EFI")
+    for directory in ("BOOT", "debian", "Microsoft", "Microsoft/Boot"):
+        image_factory.run("mmd", "-i", esp, f"::/EFI/{directory}")
     for name, dest in (
         ("BOOTX64.EFI", "BOOT"),
         ("shimx64.efi", "debian"),
         ("grubx64.efi", "debian"),
+        ("bootmgfw.efi", "Microsoft/Boot"),
     ):
         src = tmp_path / name
         src.write_bytes(b"MZ")
