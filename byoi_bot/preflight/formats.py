@@ -169,8 +169,9 @@ def _read_guest(analysis: ImageAnalysis, reads: CachedReads, read_many, read: Re
 
 def _read_esp(reads: CachedReads, read_many, offset: int) -> tuple[EspContents | None, str | None]:
     """The ESP's bootloaders, read within ESP_MAX_REQUESTS/ESP_MAX_BYTES for the whole
-    inspection; when that stops short, one more pass of at most ESP_MORE_REQUESTS requests
-    and ESP_MORE_BYTES bytes (the bytes of the first pass are not fetched again)."""
+    inspection; when that stops before finding any, one more pass of at most
+    ESP_MORE_REQUESTS requests and ESP_MORE_BYTES bytes (the first pass's bytes are not
+    fetched again)."""
     esp, why = None, None
     reads.limit(ESP_MAX_REQUESTS, ESP_MAX_BYTES)
     try:
@@ -182,7 +183,7 @@ def _read_esp(reads: CachedReads, read_many, offset: int) -> tuple[EspContents |
             except ReadLimit as exc:
                 why = f"not read: {exc}"
                 continue
-            if esp.stopped is None:
+            if esp.stopped is None or esp.bootloaders:
                 break
         return esp, (None if esp else why)
     except (FatError, qcow2.Qcow2Error, RangeError) as exc:
