@@ -17,6 +17,7 @@ from byoi_bot.preflight import HttpImageInspector, formats
 from byoi_bot.preflight.http_range import NO_RANGE_HEAD, NoRangeSupport, RangeReader
 from byoi_bot.preflight.url_safety import UrlGuard
 from byoi_bot.simulator import Simulator
+from byoi_bot.simulator.world import load_inventory
 
 SHIM = "\\EFI\\debian\\shimx64.efi"
 WINDOWS = "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"
@@ -49,6 +50,20 @@ def test_the_provider_reads_the_servers_architecture():
         reinstall, _ = providers(client_for(simulator))
         assert reinstall.server_facts(ARM).architecture == "arm64"
         assert reinstall.server_facts(UEFI).architecture == "x86_64"
+
+
+@pytest.mark.parametrize("hostile", [None, "", "sparc`<@U0ADMIN>`*bold*", 64, ["x86_64"]])
+def test_an_unexpected_architecture_is_unknown_and_not_judged(inspector, server, hostile):
+    inventory = load_inventory(None)
+    inventory["servers"][0]["hardware"]["processorArchitecture"] = hostile
+    with Simulator(inventory=inventory) as simulator:
+        reinstall, _ = providers(client_for(simulator))
+        host = reinstall.server_facts(UEFI)
+    assert host.architecture == ("" if hostile in (None, "") else str(hostile))
+    url = server.url("/img/raw_esp_arm64_only")
+    report = inspector.inspect(DeploySpec(UEFI, url, "raw"), host)
+    assert "architecture" not in verdicts(report)
+    assert report.facts["efi_bootloader"] == "\\EFI\\BOOT\\BOOTAA64.EFI"
 
 
 def test_an_arm64_only_esp_is_refused_on_an_x86_64_server(inspector, server):

@@ -9,8 +9,8 @@ from ..core.checks import Check, Severity
 from ..core.ports import GiB, ImageReport, ServerFacts
 from ..core.request import DeploySpec
 from .esp import example_paths
-from .formats import ARCHIVES, DEPLOYABLE, ImageAnalysis, analyse, head_reader
-from .hardware_fit import hardware_checks
+from .formats import ARCHIVES, DEPLOYABLE, ImageAnalysis, Read, analyse, head_reader
+from .hardware_fit import UEFI_MODES, hardware_checks
 from .http_range import HttpStatusError, MiB, NoRangeSupport, RangeError, RangeReader
 from .partitions import PartitionTable
 from .url_safety import AllowList, UrlGuard, UrlRefused
@@ -34,7 +34,6 @@ LINUX_CONTAINER_TYPES = frozenset(
         "0XFD",
     }
 )
-UEFI_MODES = ("uefi", "uefi-legacy")
 OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
 
 FORMAT_NAMES = {"qcow": "qcow (version 1)", "qed": "QED", "parallels": "Parallels"}
@@ -152,7 +151,7 @@ class HttpImageInspector:
 
 
 def _analysed(
-    checks: list[Check], read, size: int | None
+    checks: list[Check], read: Read, size: int | None
 ) -> tuple[list[Check], ImageAnalysis | None]:
     """`checks` and the image's analysis through `read`, or a warning why there is none."""
     try:
