@@ -21,7 +21,7 @@ Read = Callable[[int, int], bytes]
 HEAD = 4096
 ESP_MAX_REQUESTS = 6  # first pass: the ESP is read if the whole inspection stays within these
 ESP_MAX_BYTES = 64 * 1024
-ESP_MORE_REQUESTS = 4  # the second pass, when the first stops short: this much more
+ESP_MORE_REQUESTS = 4  # the second pass, when the first found no loader: this much more
 ESP_MORE_BYTES = 64 * 1024
 ISO_DESCRIPTOR = 0x8000  # the first ISO 9660 / UDF volume descriptor (2 KiB sector 16)
 
