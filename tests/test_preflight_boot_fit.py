@@ -8,12 +8,15 @@ import pytest
 from bot_harness import REQUESTER, BotHarness
 from ovh_fixtures import ARM64 as ARM
 from ovh_fixtures import UEFI, client_for, providers
-from test_preflight_inspector import BLOCKING, OK, WARNING, facts, inspect, verdicts
+from test_preflight_inspector import BLOCKING, OK, WARNING, GiB, facts, inspect, verdicts
 
 from byoi_bot.core import sent
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.core.service import Refused
 from byoi_bot.preflight import HttpImageInspector, formats
+from byoi_bot.preflight.esp import EspContents
+from byoi_bot.preflight.formats import ImageAnalysis
+from byoi_bot.preflight.hardware_fit import hardware_checks
 from byoi_bot.preflight.http_range import NO_RANGE_HEAD, NoRangeSupport, RangeReader
 from byoi_bot.preflight.url_safety import UrlGuard
 from byoi_bot.simulator import Simulator
@@ -77,6 +80,15 @@ def test_an_arm64_only_esp_is_refused_on_an_x86_64_server(inspector, server):
     spec = DeploySpec("ns1.example", "http://x/a.raw", "raw")
     _, problems = sent.resolve(spec, "reinstall", report.facts, facts(efi=None))
     assert problems and "found none in the image" in problems[0]
+
+
+def test_a_refusal_names_at_most_four_loaders():
+    loaders = [f"\\EFI\\vendor{i}\\grubaa64.efi" for i in range(6)]
+    esp = EspContents("FAT32", loaders)
+    analysis = ImageAnalysis("raw", GiB, esp=esp)
+    (check,) = hardware_checks(analysis, DeploySpec("ns1.example", "http://x/a", "raw"), facts())
+    assert check.severity == BLOCKING and loaders[3] in check.message
+    assert loaders[4] not in check.message and "and 2 more; server ns1.example" in check.message
 
 
 def test_an_arm64_only_esp_is_only_a_warning_on_a_legacy_boot_server(inspector, server):

@@ -11,6 +11,7 @@ from .formats import ImageAnalysis
 
 OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
 UEFI_MODES = ("uefi", "uefi-legacy")
+NAMED = 4  # loaders named in a refusal; a card shows 400 characters of a check
 SECTOR_NAMES = {512: "512-byte sectors", 4096: "4096-byte sectors (4Kn)"}
 
 
@@ -48,7 +49,9 @@ def _architecture_checks(
             Check("architecture", OK, f"{server.name} is {arch}; the image's ESP holds {chosen}.")
         )
         return checks
-    held = ", ".join(f"{p} ({architecture_of(p)})" for p in esp.bootloaders)
+    held = ", ".join(f"{p} ({architecture_of(p)})" for p in esp.bootloaders[:NAMED])
+    if len(esp.bootloaders) > NAMED:
+        held += f" and {len(esp.bootloaders) - NAMED} more"
     only = "only " if len(esp.bootloaders) == 1 else "only loaders for another architecture: "
     unlisted = f" ({esp.unlisted_note})" if esp.unlisted else ""
     uefi = server.boot_mode in UEFI_MODES
