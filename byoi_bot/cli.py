@@ -300,8 +300,10 @@ def _simulator(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .checkup import run_check
+    from .config import survey
 
-    return run_check(Settings.load(), offline=args.offline)
+    settings, problems = survey()
+    return run_check(settings, offline=args.offline, problems=problems)
 
 
 def _inspect(args: argparse.Namespace) -> int:

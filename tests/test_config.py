@@ -91,7 +91,10 @@ def test_bad_values_name_the_setting_and_what_is_expected(environ, message):
     [
         ("[[policy]]\nname = 'x'\n", "`pattern` is required"),
         ("[[policy]]\npattern = '*'\nquorum = 2\n", "unknown key"),
-        ("[settings]\npol_seconds = 3\n", r"unknown key\(s\) in \[settings\]: pol_seconds"),
+        (
+            "[settings]\npol_seconds = 3\n",
+            r"\[settings\] pol_seconds: unknown key; did you mean poll_seconds\?",
+        ),
         ("[[policy\n", "not valid TOML"),
         ("[[policy]]\nname = 'default'\npattern = '*'\n", "reserved"),
         (
@@ -100,9 +103,12 @@ def test_bad_values_name_the_setting_and_what_is_expected(environ, message):
         ),
         ("[[policy]]\npattern = '*'\none_from_each_group = 'false'\n", "not true or false"),
         ("[settings]\nlog_level = 'LOUD'\n", "not a log level"),
-        ("[settings]\napproval_ttl = 30\n", "BYOI_APPROVAL_TTL: `30` has no unit"),
-        ("[[policy]]\npattern = '*'\napprovers = ['alice']\n", r"#1: `alice` is not a Slack ID"),
-        ("[[policy]]\npattern = '*'\napproval_ttl = '0s'\n", r"#1: `0s` is no time at all"),
+        ("[settings]\napproval_ttl = 30\n", r"c.toml: \[settings\] approval_ttl: `30` has no unit"),
+        (
+            "[[policy]]\npattern = '*'\napprovers = ['alice']\n",
+            r"#1 approvers: `alice` is not a Slack",
+        ),
+        ("[[policy]]\npattern = '*'\napproval_ttl = '0s'\n", r"#1 approval_ttl: `0s` is no time"),
     ],
 )
 def test_bad_toml_is_explained(tmp_path, toml, message):
