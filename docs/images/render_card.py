@@ -48,7 +48,8 @@ body { margin: 0; background: #fff; font: 15px/1.46 -apple-system, "Segoe UI", "
 .app { background: #e8e8e8; color: #616061; font-size: 10px; padding: 1px 3px; border-radius: 2px;
   margin-right: 6px; font-weight: 700; }
 h1 { font-size: 18px; margin: 6px 0 4px; }
-.section { margin: 6px 0; } .fields { display: grid; grid-template-columns: 1fr 1fr; gap: 8px 16px; }
+.section { margin: 6px 0; }
+.fields { display: grid; grid-template-columns: 1fr 1fr; gap: 8px 16px; }
 code { font: 12px/1.4 Menlo, "DejaVu Sans Mono", monospace; color: #e01e5a; background: #f8f8f8;
   border: 1px solid #e0e0e0; border-radius: 3px; padding: 0 3px; }
 .mention { color: #1264a3; background: #e8f5fa; border-radius: 3px; padding: 0 2px; }
