@@ -7,7 +7,7 @@ import pytest
 
 from byoi_bot.config import SETTINGS, ConfigError, Settings, parse_duration, reference_markdown
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
 def test_defaults():
@@ -138,7 +138,9 @@ def test_durations_that_can_never_work_are_refused(value, message):
         parse_duration(value)
 
 
-def test_readme_reference_is_generated_from_the_settings():
+def test_the_docs_reference_is_generated_from_the_settings():
     reference = reference_markdown()
     assert all(f"`{s.env}`" in reference for s in SETTINGS)
-    assert reference in README.read_text(), "run `byoi-bot config-reference` and paste it"
+    for name in ("OVH_APPLICATION_KEY", "OVH_CONSUMER_KEY", "OVH_CLIENT_ID", "OVH_CLIENT_SECRET"):
+        assert f"| `{name}` |" in reference
+    assert reference in REFERENCE.read_text(), "run `byoi-bot config-reference` and paste it"
