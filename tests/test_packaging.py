@@ -156,10 +156,19 @@ def test_manifest_usage_hint_is_the_grammars():
     assert command["usage_hint"] == commands.usage_hint()
 
 
-def test_the_command_reference_shows_the_grammars_help():
+def test_the_command_reference_is_generated_from_the_grammar():
     from byoi_bot import commands
 
-    assert commands.help_text() in (DOCS / "commands-reference.md").read_text()
+    reference = commands.reference_markdown()
+    page = (DOCS / "commands-reference.md").read_text()
+    assert reference in page, "regenerate it: see CONTRIBUTING.md"
+    for option in commands.OPTIONS:
+        for key in option.keys:
+            assert f"<code>{key}=" in reference, key
+    for command in commands.SUBCOMMANDS:
+        assert f"<code>/byoi {command.name}" in reference, command.name
+    rows = [line for line in reference.splitlines() if line.startswith("| <code>")]
+    assert all(line.count(" | ") == 2 for line in rows), "a `|` in a cell splits it"
 
 
 def test_the_two_replica_compose_file_shares_one_postgres_database():
