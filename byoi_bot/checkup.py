@@ -53,13 +53,19 @@ def run_check(
     """Run every check, print the report with the configuration's `problems` (from
     `config.survey`) first; return 2, 1 or 0 (see the module's docstring)."""
     results = [Result("FAIL" if p.fatal else "WARN", p.where, p.message) for p in problems]
-    results += [*check_settings(settings, offline), check_store(settings.db)]
-    results += check_catalog(settings.config)
+    # A setting whose value was refused is said once (not again as "not set", its default).
+    reported = {p.where.rsplit(" ", 1)[-1].upper().removeprefix("BYOI_") for p in problems}
+    reported |= {f"BYOI_{name}" for name in reported}
+    results += [r for r in check_settings(settings, offline) if r.name not in reported]
+    results += [check_store(settings.db), *check_catalog(settings.config)]
     groups: dict[str, frozenset[str]] = {}
     if not offline:
         slack, groups = check_slack(settings)
         results += [*slack, *check_ovhcloud(settings)]
-    results += check_policies(settings, groups, offline)
+    policies = check_policies(settings, groups, offline)
+    if reported & {"BYOI_APPROVERS", "BYOI_REQUIRED_APPROVALS"}:
+        policies = [r for r in policies if r.name != "policy default"]
+    results += policies
     for r in results:
         name = f"{r.name:<22}" if len(r.name) <= 22 else f"{r.name}:"
         print(f"{r.verdict:<4}  {name} {r.detail}", file=out)

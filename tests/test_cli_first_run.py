@@ -102,6 +102,10 @@ def test_the_examples_pass_check_offline_once_their_placeholders_are_filled(tmp_
     result = sourced("byoi_bot.cli check --offline", tmp_path)
     assert result.returncode == 2, result.stdout
     assert len(re.findall(rf"FAIL .* still `{PLACEHOLDER}`", result.stdout)) == len(FILLED)
+    lines = result.stdout.splitlines()
+    for name in FILLED:  # said once, not again as "not set" or as a policy nobody can meet
+        assert len([line for line in lines if line.split()[1:2] == [name]]) == 1, name
+    assert "policy default" not in result.stdout
     env = (tmp_path / "byoi.env").read_text()
     for name, value in FILLED.items():
         env = re.sub(rf"^{name}=.*{PLACEHOLDER}$", f"{name}={value}", env, flags=re.MULTILINE)

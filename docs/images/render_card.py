@@ -92,8 +92,9 @@ def mrkdwn(text: str) -> str:
         elif piece.startswith("<"):
             url, _, label = piece[1:-1].partition("|")
             parts.append(f'<a href="{html.escape(url)}">{html.escape(label or url)}</a>')
-        else:
-            escaped = html.escape(piece)
+        else:  # Slack's own escapes (&amp; &lt; &gt;) undone, then HTML's
+            plain = piece.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+            escaped = html.escape(plain)
             escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
             escaped = re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"<b>\1</b>", escaped)
             escaped = re.sub(r"(?<![\w])_([^_\n]+)_(?![\w])", r"<i>\1</i>", escaped)
