@@ -2,7 +2,8 @@
 
 The files are the package's `examples/` (shipped in the wheel, copied to `docs/examples/`);
 a variable already set in the environment is written with its value instead of the
-placeholder, so nothing the user has already found is asked again.
+placeholder, and the OVHcloud keys are left out when an `ovh.conf` file already holds them,
+so nothing the user has already found is asked again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from importlib.resources import files
 from pathlib import Path
 
 STARTER_FILES = ("byoi.env", "byoi.toml")
+# Where the `ovh` client looks for its configuration file, as it does (lowest first).
+OVH_CONF_PLACES = ("/etc/ovh.conf", "~/.ovh.conf", "ovh.conf")
+OVH_KEYS = ("OVH_ENDPOINT", "OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY")
 PLACEHOLDER = "REPLACE-ME"
 
 NEXT_STEPS = """\
@@ -36,14 +40,29 @@ def example(name: str) -> str:
     return files("byoi_bot").joinpath("examples", name).read_text(encoding="utf-8")
 
 
-def filled(text: str, environ: Mapping[str, str]) -> str:
-    """`text` with each active `VAR=value` line set from `environ` where VAR is set there."""
+def filled(text: str, environ: Mapping[str, str], ovh_conf: Path | None = None) -> str:
+    """`text` with each active `VAR=value` line set from `environ` where VAR is set there;
+    with an `ovh_conf` file, its OVHcloud keys are commented out (the environment would
+    override the file)."""
 
     def line(match: re.Match) -> str:
-        value = environ.get(match["var"])
-        return f"{match['var']}={value}" if value and "\n" not in value else match[0]
+        name, value = match["var"], environ.get(match["var"])
+        if value and "\n" not in value:
+            return f"{name}={value}"
+        if ovh_conf and name in OVH_KEYS:
+            return f"# {match[0]}  (read from {ovh_conf})"
+        return match[0]
 
     return re.sub(r"^(?P<var>[A-Z][A-Z0-9_]*)=.*$", line, text, flags=re.MULTILINE)
+
+
+def find_ovh_conf(folder: Path) -> Path | None:
+    """The `ovh.conf` the `ovh` client would read from `folder`, if there is one."""
+    for place in reversed(OVH_CONF_PLACES):
+        path = (folder / Path(place).expanduser()).resolve()
+        if path.is_file():
+            return path
+    return None
 
 
 def write_starter_files(
@@ -60,7 +79,7 @@ def write_starter_files(
     for path in paths:
         text = example(path.name)
         if path.suffix == ".env":  # it will hold the tokens: readable by its owner only
-            text = filled(text, environ)
+            text = filled(text, environ, find_ovh_conf(folder))
             if path.exists():
                 path.chmod(0o600)
         fd = os.open(

@@ -96,6 +96,15 @@ def test_init_fills_in_what_the_environment_already_has():
     assert "\n# BYOI_DB=byoi.db\n" in text, "comments are left alone"
 
 
+def test_init_leaves_the_ovhcloud_keys_to_an_existing_ovh_conf(tmp_path, capsys):
+    (tmp_path / "ovh.conf").write_text("[default]\nendpoint=ovh-eu\n")
+    assert cli.main(["init", "--dir", str(tmp_path)]) == 0
+    env = (tmp_path / "byoi.env").read_text()
+    for name in ("OVH_ENDPOINT", "OVH_APPLICATION_KEY", "OVH_CONSUMER_KEY"):
+        assert f"\n# {name}=" in env and f"\n{name}=" not in env, name
+    assert f"(read from {tmp_path / 'ovh.conf'})" in env
+
+
 def test_the_examples_pass_check_offline_once_their_placeholders_are_filled(tmp_path):
     for name in STARTER_FILES:
         (tmp_path / name).write_text((ROOT / "docs" / "examples" / name).read_text())
