@@ -44,6 +44,17 @@ def test_docker_image_installs_the_package_the_way_the_readme_does():
     assert "python3 -m pip install . && byoi-bot demo" in README
 
 
+def test_the_image_gets_every_file_the_package_build_needs():
+    copied = [path for copy in instructions("COPY") for path in copy.split()[:-1]]
+    needed = [
+        "pyproject.toml",
+        PYPROJECT["project"]["readme"],
+        *PYPROJECT["project"]["license-files"],
+    ]
+    for path in needed:
+        assert any(path == c or path.startswith(c.rstrip("/") + "/") for c in copied), path
+
+
 def test_no_secret_is_baked_into_the_image():
     env = " ".join(instructions("ENV") + instructions("ARG"))
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "OVH_APPLICATION"):
