@@ -238,9 +238,12 @@ class Settings:
     (2, 2)
     """
 
-    def __init__(self, values: Mapping[str, Any], policies: PolicySet) -> None:
+    def __init__(
+        self, values: Mapping[str, Any], policies: PolicySet, warnings: tuple[Problem, ...] = ()
+    ) -> None:
         self._values = dict(values)
         self.policies = policies
+        self.warnings = warnings  # what does not stop the bot (an unknown variable), to log
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -250,7 +253,7 @@ class Settings:
 
     def with_values(self, **changes: Any) -> Settings:
         """A copy with some values replaced (policies kept)."""
-        return Settings(self._values | changes, self.policies)
+        return Settings(self._values | changes, self.policies, self.warnings)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -262,6 +265,7 @@ class Settings:
             raise ConfigError(fatal[0])
         if fatal:
             raise ConfigError(f"{len(fatal)} problems:\n  " + "\n  ".join(fatal))
+        settings.warnings = tuple(problems)
         return settings
 
 
@@ -295,9 +299,11 @@ def survey(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Pro
         raw, where = env.get(setting.env), setting.env
         if raw is None or raw == "":
             raw, where = from_file.get(setting.key), f"{config}: [settings] {setting.key}"
+        if raw is None or (where == setting.env and PLACEHOLDER in raw):  # reported above
+            values[setting.key] = setting.default
+            continue
         try:
-            unset = raw is None or PLACEHOLDER in str(raw)  # a placeholder is reported above
-            values[setting.key] = setting.default if unset else setting.parse(raw)
+            values[setting.key] = setting.parse(raw)
         except ConfigError as exc:
             problems.append(Problem(where, str(exc)))
             values[setting.key] = setting.default

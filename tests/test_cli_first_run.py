@@ -198,10 +198,14 @@ def test_run_creates_no_store_when_slack_cannot_be_reached(tmp_path):
         "OVH_APPLICATION_KEY": "ak",
         "OVH_APPLICATION_SECRET": "as",
         "OVH_CONSUMER_KEY": "ck",
+        "BYOI_APROVERS": "U0BOB",
     }
     result = byoi_bot("run", cwd=tmp_path, env=env)
     assert result.returncode == 1 and "cannot reach Slack" in result.stderr
     assert list(tmp_path.iterdir()) == [], "no ./byoi.db, nothing else"
+    assert "BYOI_APROVERS: unknown variable, ignored; did you mean BYOI_APPROVERS?" in (
+        result.stderr
+    ), "run says it too"
 
 
 def test_run_lists_every_configuration_problem_and_creates_nothing(tmp_path):

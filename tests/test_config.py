@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from byoi_bot.config import SETTINGS, ConfigError, Settings, parse_duration, reference_markdown
+from byoi_bot.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    parse_duration,
+    reference_markdown,
+    survey,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -144,3 +151,31 @@ def test_the_docs_reference_is_generated_from_the_settings():
     for name in ("OVH_APPLICATION_KEY", "OVH_CONSUMER_KEY", "OVH_CLIENT_ID", "OVH_CLIENT_SECRET"):
         assert f"| `{name}` |" in reference
     assert reference in REFERENCE.read_text(), "run `byoi-bot config-reference` and paste it"
+
+
+def test_every_problem_is_found_at_once_and_warnings_do_not_stop_the_bot(tmp_path):
+    path = tmp_path / "byoi.toml"
+    path.write_text('[settings]\napproval_ttl = "REPLACE-ME"\nrequired_approvals = 0\n')
+    environ = {"BYOI_CONFIG": str(path), "BYOI_API": "v2", "SLACK_BOT_TOKN": "xoxb-1"}
+    _, problems = survey(environ)
+    assert [(p.where, p.fatal) for p in problems] == [
+        ("SLACK_BOT_TOKN", False),
+        (f"{path}: [settings] required_approvals", True),
+        (f"{path}: [settings] approval_ttl", True),
+        ("BYOI_API", True),
+    ]
+    message = r"^3 problems:\n  .*approvals: `0` must be at least 1\n  .*_ttl: `REPLACE-ME` is not"
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(environ)
+    settings = Settings.load({"SLACK_BOT_TOKN": "xoxb-1"})
+    assert [str(w) for w in settings.warnings] == [
+        "SLACK_BOT_TOKN: unknown variable, ignored; did you mean SLACK_BOT_TOKEN?"
+    ]
+
+
+@pytest.mark.parametrize("toml", ["settings = 3\n", "settings = [1, 2]\n"])
+def test_a_settings_key_that_is_no_table_is_explained(tmp_path, toml):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=r"`settings` must be a table"):
+        Settings.load({"BYOI_CONFIG": str(path)})

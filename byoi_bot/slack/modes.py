@@ -50,6 +50,8 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for warning in settings.warnings:  # e.g. a misspelt variable, with its likely name
+        log.warning("%s", warning)
     for env in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN"):
         problem = token_problem(env, getattr(settings, env.lower()))
         if problem:
