@@ -54,8 +54,7 @@ def run_check(
     `config.survey`) first; return 2, 1 or 0 (see the module's docstring)."""
     results = [Result("FAIL" if p.fatal else "WARN", p.where, p.message) for p in problems]
     # A setting whose value was refused is said once (not again as "not set", its default).
-    reported = {p.where.rsplit(" ", 1)[-1].upper().removeprefix("BYOI_") for p in problems}
-    reported |= {f"BYOI_{name}" for name in reported}
+    reported = {p.setting for p in problems}
     results += [r for r in check_settings(settings, offline) if r.name not in reported]
     results += [check_store(settings.db), *check_catalog(settings.config)]
     groups: dict[str, frozenset[str]] = {}

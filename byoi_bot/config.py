@@ -41,6 +41,7 @@ class Problem:
     where: str
     message: str
     fatal: bool = True
+    setting: str = ""  # the variable whose value this is about, if any
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -305,7 +306,7 @@ def survey(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Pro
         try:
             values[setting.key] = setting.parse(raw)
         except ConfigError as exc:
-            problems.append(Problem(where, str(exc)))
+            problems.append(Problem(where, str(exc), setting=setting.env))
             values[setting.key] = setting.default
     problems += _catalog_problems(toml.get("image", []), config)
     policies, policy_problems = _policies(values, toml.get("policy", []), config)
@@ -330,9 +331,8 @@ def _placeholders(env: Mapping[str, str]) -> Iterable[Problem]:
     helps = {s.env: s.help for s in SETTINGS} | OVH_CREDENTIALS
     for name in sorted(KNOWN_VARIABLES):
         if PLACEHOLDER in env.get(name, ""):
-            yield Problem(
-                name, f"still `{PLACEHOLDER}`: set it (byoi.env) to the {_lower(helps[name])}"
-            )
+            message = f"still `{PLACEHOLDER}`: set it (byoi.env) to the {_lower(helps[name])}"
+            yield Problem(name, message, setting=name)
 
 
 def _lower(text: str) -> str:
