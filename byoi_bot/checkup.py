@@ -259,7 +259,12 @@ def _rights(get: Callable[[str], dict], apis: set[str]) -> Result:
 
     required = missing([*READ_RIGHTS, *(r for api in sorted(apis) for r in START_RIGHTS[api])])
     if required:
-        return Result("FAIL", "ovhcloud rights", "missing: " + ", ".join(required))
+        return Result(
+            "FAIL",
+            "ovhcloud rights",
+            f"missing: {', '.join(required)}; create a token that has them "
+            "(docs/ovhcloud-api.md, OVHcloud credentials) and set its OVH_CONSUMER_KEY",
+        )
     if "reinstall" in apis and missing([CANCEL_RIGHT]):
         return Result(
             "WARN",
