@@ -1,6 +1,6 @@
 """The README's quick start, run as a new user would: its commands verbatim, in order, in an
-empty folder, against the OVHcloud simulator and the fake Slack Web API, until
-`byoi-bot check` passes.
+empty folder, against the OVHcloud simulator and the fake Slack (Web API and Socket Mode),
+until `byoi-bot check` passes and `byoi-bot run` answers `/byoi help`.
 
 What a person does by hand is done here the way the README says: the install (this suite
 runs where byoi-bot is installed: `byoi-bot` on PATH runs this checkout), and filling in
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakes.signing import slash_command_payload
 from fakes.slack_api import FakeSlack
+from fakes.socket_mode import FakeSocketMode
 
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 
@@ -114,7 +116,11 @@ def test_following_the_quick_start_ends_with_byoi_bot_check_passing(new_user):
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "OVH_APPLICATION_KEY", "BYOI_APPROVERS"):
         assert re.search(rf"FAIL  {name} +still `REPLACE-ME`", result.stdout), name
 
-    with FakeSlack() as slack, Simulator(credentials=DEMO_CREDENTIALS) as sim:
+    with (
+        FakeSocketMode() as socket_mode,
+        FakeSlack(socket_mode=socket_mode) as slack,
+        Simulator(credentials=DEMO_CREDENTIALS) as sim,
+    ):
         # 2-4. The tokens the Slack app gives, the OVHcloud keys, the approvers.
         fill_in(
             home / "byoi.env",
@@ -132,11 +138,31 @@ def test_following_the_quick_start_ends_with_byoi_bot_check_passing(new_user):
             out.write(f"SLACK_API_URL={slack.base_url}\n")  # the fake Slack, for this test
         # 5. byoi-bot check passes.
         result = shell([load, check], home, env)
-        elapsed = time.monotonic() - began
-    assert result.returncode == 0, result.stdout + result.stderr
+        checked = time.monotonic() - began
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert not (home / "byoi.db").exists(), "nothing is created before `run`"
+        # 6. byoi-bot run connects over Socket Mode and answers /byoi help in a channel.
+        bot = subprocess.Popen(
+            ["bash", "-c", f"{load}\nexec {run}"],
+            cwd=home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            help_ = slash_command_payload("help", user_id="U0ALICE", channel_id="C0OPS")
+            answer = socket_mode.wait_ack(
+                socket_mode.send_envelope("slash_commands", help_, timeout=30)
+            )
+            answered = time.monotonic() - began
+        finally:
+            bot.kill()
+            log = bot.communicate(timeout=30)[1]
     assert "FAIL" not in result.stdout
     for line in ("slack auth.test", "ovhcloud credentials", "ovhcloud rights", "policy default"):
         assert f"PASS  {line}" in result.stdout, result.stdout
-    assert run == "byoi-bot run"
-    assert not (home / "byoi.db").exists(), "nothing is created before `run`"
-    print(f"\nquick start: init to a passing check in {elapsed:.1f} s")
+    assert "*/byoi commands*" in answer.get("text", ""), log
+    assert (home / "byoi.db").exists(), "run made its store"
+    print(f"\nquick start: init to a passing check {checked:.1f} s, to /byoi help {answered:.1f} s")
