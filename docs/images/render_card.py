@@ -2,8 +2,9 @@
 
 The card is the real one: the demo's first request is made against the simulator, and the
 Block Kit blocks the Slack adapter would post are drawn in HTML the way Slack draws them,
-then photographed by headless Chromium (Debian package `chromium`). Only the demo image
-server's address (127.0.0.1 and a random port) is replaced by https://images.example.net.
+then photographed by headless Chromium (Debian packages `chromium` and, for the emoji,
+`fonts-noto-color-emoji`). Only the demo image server's address (127.0.0.1 and a random
+port) is replaced by https://images.example.net.
 
     python3 docs/images/render_card.py [OUTPUT.png]
 """
