@@ -15,11 +15,18 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .core.catalog import CatalogImage
+from .core.change_control import (
+    WINDOW_EXAMPLE,
+    ChangeControlError,
+    Freeze,
+    Window,
+    parse_windows,
+)
 from .core.policy import Policy, PolicySet
 
 API_GENERATIONS = ("reinstall", "legacy")
@@ -237,7 +244,8 @@ class Settings:
             except ConfigError as exc:
                 raise ConfigError(f"{setting.env}: {exc}") from None
         _catalog(toml.get("image", []), _folder(env.get("BYOI_CONFIG", "")))  # checked early
-        return cls(values, _policies(values, toml.get("policy", [])))
+        policies = _policies(values, toml.get("policy", []), toml.get("freeze", []))
+        return cls(values, policies)
 
 
 def load_catalog(path: str) -> tuple[CatalogImage, ...]:
@@ -337,6 +345,15 @@ def _read_toml(path: str) -> dict:
         raise ConfigError(f"BYOI_CONFIG: {path} is not valid TOML: {exc}") from None
 
 
+def _windows(value: object) -> tuple[Window, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'`windows` is a list of strings, e.g. windows = ["{WINDOW_EXAMPLE}"]')
+    try:
+        return parse_windows(value)
+    except ChangeControlError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 POLICY_KEYS = {
     "name": str,
     "pattern": str,
@@ -347,10 +364,15 @@ POLICY_KEYS = {
     "allowed_channels": _channel_ids,
     "requesters": _slack_ids,
     "api": _api,
+    "windows": _windows,
+    "emergency_requesters": _slack_ids,
+    "emergency_required_approvals": _positive_int,
+    "emergency_review_within": parse_duration,
+    "freeze_admins": _slack_ids,
 }
 
 
-def _policies(values: dict, tables: list[dict]) -> PolicySet:
+def _policies(values: dict, tables: list[dict], freeze_tables: list[dict]) -> PolicySet:
     default = Policy(
         name="default",
         pattern="*",
@@ -363,13 +385,16 @@ def _policies(values: dict, tables: list[dict]) -> PolicySet:
     )
     policies = [_policy(table, default, i) for i, table in enumerate(tables, 1)]
     names = [p.name for p in policies]
+    freezes = tuple(
+        _freeze(table, [*names, "default"], i) for i, table in enumerate(freeze_tables, 1)
+    )
     for name in names:
         if name == "default" or names.count(name) > 1:
             raise ConfigError(
                 f"[[policy]] name `{name}` is used twice or is reserved (`default` is the "
                 "environment's policy); give each policy its own name"
             )
-    return PolicySet((*policies, default))
+    return PolicySet((*policies, default), freezes)
 
 
 def _policy(table: dict, default: Policy, index: int) -> Policy:
@@ -396,6 +421,49 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
         channels=v.get("allowed_channels", default.channels),
         requesters=v.get("requesters", default.requesters),
         api=v.get("api", default.api),
+        windows=v.get("windows", ()),
+        emergency_requesters=v.get("emergency_requesters", frozenset()),
+        emergency_required=v.get("emergency_required_approvals"),
+        review_within=v.get("emergency_review_within", default.review_within),
+        freeze_admins=v.get("freeze_admins", frozenset()),
+    )
+
+
+FREEZE_KEYS = ("from", "to", "reason", "policies")
+
+
+def _freeze(table: dict, policy_names: list[str], index: int) -> Freeze:
+    """A `[[freeze]]` table: `from` and `to` (TOML date-times with an offset, or dates),
+    a `reason`, and optionally the `policies` it holds (all when absent)."""
+    where = f"[[freeze]] #{index}"
+    example = 'from = 2026-12-20T00:00:00Z, to = 2027-01-04T00:00:00Z, reason = "year end"'
+    unknown = set(table) - set(FREEZE_KEYS)
+    missing = [k for k in ("from", "to", "reason") if k not in table]
+    if unknown or missing:
+        raise ConfigError(
+            f"{where}: expected the keys {', '.join(FREEZE_KEYS[:3])} (and optionally "
+            f"policies), e.g. {example}"
+        )
+    starts, ends = (_instant(table[k], f"{where} `{k}`") for k in ("from", "to"))
+    if ends <= starts:
+        raise ConfigError(f"{where}: `to` must be after `from`")
+    scope = table.get("policies", [])
+    if not isinstance(scope, list) or any(p not in policy_names for p in scope):
+        raise ConfigError(f"{where}: `policies` lists policy names among {', '.join(policy_names)}")
+    reason = str(table["reason"]).strip()
+    if not reason:
+        raise ConfigError(f"{where}: `reason` must say why (it is shown on every held card)")
+    return Freeze(f"config-{index}", starts, ends, reason, tuple(scope), "configuration")
+
+
+def _instant(value: object, where: str) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, datetime.min.time(), UTC)
+    raise ConfigError(
+        f"{where} is a TOML date-time with its offset (2026-12-20T00:00:00Z) or a date "
+        "(2026-12-20, taken as midnight UTC)"
     )
 
 
