@@ -70,9 +70,7 @@ def test_a_start_time_the_spring_change_skips_moves_forward_like_the_wall_clock(
 def test_day_ranges_cover_every_day_in_them():
     weekdays = Window.parse("Mon-Fri 09:00-17:00 UTC")
     assert weekdays.days == (0, 1, 2, 3, 4)
-    assert decide(utc(2026, 12, 12, 10, 0), windows=(weekdays,)).start_at == utc(
-        2026, 12, 14, 9, 0
-    )
+    assert decide(utc(2026, 12, 12, 10, 0), windows=(weekdays,)).start_at == utc(2026, 12, 14, 9, 0)
     weekend = Window.parse("Fri-Mon 20:00-06:00 UTC")
     assert weekend.days == (4, 5, 6, 0)
 
