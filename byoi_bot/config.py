@@ -161,6 +161,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_APPROVAL_TTL", parse_duration, timedelta(minutes=30), "How long a request waits for approval before it expires, with its unit (e.g. 30m, 2h, 1h30m; a bare number is refused)"),
     Setting("BYOI_ALLOWED_CHANNELS", _channel_ids, frozenset(), "Channel IDs (C…, G…) where /byoi deploy is accepted (empty: any channel the bot is in)"),
     Setting("BYOI_REQUESTERS", _slack_ids, frozenset(), "User IDs (U…, W…) or group IDs (S…) allowed to request deployments (empty: anyone)"),
+    Setting("BYOI_FREEZE_ADMINS", _slack_ids, frozenset(), "Default policy: user or group IDs who may `/byoi freeze` and `unfreeze` (a freeze of every policy needs an admin of each, this one included)"),
+    Setting("BYOI_EMERGENCY_REQUESTERS", _slack_ids, frozenset(), "Default policy: user or group IDs who may ask for an `emergency=` override of windows and freezes (empty: nobody)"),
     Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
     Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
     Setting("BYOI_POLL_WORKERS", _positive_int, 16, "Status polls run at once (OVHcloud reads in parallel); a 429 pauses them all for its Retry-After"),
@@ -382,6 +384,8 @@ def _policies(values: dict, tables: list[dict], freeze_tables: list[dict]) -> Po
         channels=values["allowed_channels"],
         requesters=values["requesters"],
         api=values["api"],
+        freeze_admins=values["freeze_admins"],
+        emergency_requesters=values["emergency_requesters"],
     )
     policies = [_policy(table, default, i) for i, table in enumerate(tables, 1)]
     names = [p.name for p in policies]

@@ -150,7 +150,7 @@ def decide(
     start = max(now, at) if at else now
     if emergency:
         skipped = []
-        if windows and not _open(windows, start):
+        if windows and not window_span(windows, start):
             skipped.append("window")
         if any(f.covers(start, policy) for f in freezes):
             skipped.append("freeze")
@@ -162,7 +162,7 @@ def decide(
         if freeze:
             start, reason = freeze.ends, f"the end of freeze `{freeze.id}` ({freeze.reason})"
             continue
-        if windows and not _open(windows, start):
+        if windows and not window_span(windows, start):
             start = min(w.next_start(start) for w in windows)
             reason = reason if reason.startswith("the end") else "the next maintenance window"
             continue
@@ -171,7 +171,7 @@ def decide(
         raise ChangeControlError(
             f"policy `{policy}` has no start time in sight: its windows all fall in freezes"
         )
-    span = _open(windows, start) if windows else None
+    span = window_span(windows, start) if windows else None
     if start <= now:
         return StartDecision(True, now, "", span[1] if span else None)
     return StartDecision(False, start, reason, span[1] if span else None)
@@ -182,7 +182,8 @@ def parse_windows(entries: Iterable[str]) -> tuple[Window, ...]:
     return tuple(Window.parse(str(e)) for e in entries)
 
 
-def _open(windows: Sequence[Window], at: datetime) -> tuple[datetime, datetime] | None:
+def window_span(windows: Sequence[Window], at: datetime) -> tuple[datetime, datetime] | None:
+    """The open occurrence (start, end) of any of `windows` at `at` that ends last."""
     spans = [s for w in windows if (s := w.open_span(at))]
     return max(spans, key=lambda s: s[1]) if spans else None
 

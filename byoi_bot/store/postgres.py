@@ -51,6 +51,7 @@ from .rows import (
     UNREVIEWED,
     audit_row,
     column,
+    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
@@ -857,7 +858,7 @@ class PostgresStore:
         return bool(changed)
 
     def unreviewed(self) -> list[dict]:
-        return self._rows(UNREVIEWED)
+        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(UNREVIEWED)]
 
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         with self._tx() as conn:

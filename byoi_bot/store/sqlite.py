@@ -55,6 +55,7 @@ from .rows import (
     UNREVIEWED,
     audit_row,
     column,
+    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
@@ -925,7 +926,7 @@ class Store:
     def unreviewed(self) -> list[dict]:
         """Emergency overrides nobody has reviewed yet, oldest due first."""
         with self._lock:
-            return list(self.db.query(UNREVIEWED))
+            return [r | {"due_at": dt(r["due_at"])} for r in self.db.query(UNREVIEWED)]
 
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         """Mark the reminder of an overdue review as sent, queueing `posts`, once."""
