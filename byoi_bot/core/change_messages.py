@@ -23,8 +23,12 @@ def waiting_to_start(decision: StartDecision, now: datetime) -> str:
     )
 
 
-def waiting_post(request: Request, decision: StartDecision, now: datetime) -> str:
-    return f"🕒 {mention(request.requester)}, {waiting_to_start(decision, now)}."
+def waiting_post(decision: StartDecision, now: datetime) -> str:
+    """The thread's word when an approved deploy has to wait."""
+    return (
+        f"🕒 Scheduled: the deployment starts at {local_time(decision.start_at)} "
+        f"({countdown(decision.start_at, now)}), after {decision.reason}."
+    )
 
 
 def window_closes(ends: datetime) -> str:

@@ -40,7 +40,7 @@ class Submitting(Workflow):
         if decision.now:
             self.submit(request.id)
         else:
-            text = words.waiting_post(request, decision, self.clock.now())
+            text = words.waiting_post(decision, self.clock.now())
             self.store.enqueue([Post.reply(request, text), Post.card(request)])
 
     # -- submitting -----------------------------------------------------------------
