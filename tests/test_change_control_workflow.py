@@ -7,11 +7,15 @@ window opens on Tuesdays at 22:00 Paris time (21:00 UTC in winter).
 
 from __future__ import annotations
 
+import json
 import textwrap
+import urllib.parse
 from datetime import UTC, datetime
 
 import pytest
-from bot_harness import APPROVER, APPROVER_2, OUTSIDER, REQUESTER, BotHarness
+from bot_harness import APPROVER, APPROVER_2, OUTSIDER, REQUESTER, SECRET, BotHarness
+from fakes.signing import block_action_payload, post_signed
+from test_app_home import open_home
 
 from byoi_bot.core.fleet import FleetState
 from byoi_bot.core.service import Refused
@@ -215,14 +219,35 @@ def test_fleet_waves_start_only_inside_the_window(h):
     h.slash(f"deploy {SERVER},{OTHER} {url(h)} efi-bootloader=x.efi parallel=1")
     h.wait_answer("Fleet request")
     card = h.wait_card()
-    h.react(APPROVER, ts=card["ts"])
-    h.react(APPROVER_2, ts=card["ts"])
-    fleet = lambda: h.bot.store.fleet_by_message("C0OPS", card["ts"])  # noqa: E731
-    h.slack.wait_for(lambda: fleet().state is not FleetState.PENDING_APPROVAL)
+    for approver in (APPROVER, APPROVER_2):  # votes counted here, not on a worker thread
+        h.bot.deployments.react("C0OPS", card["ts"], approver, "white_check_mark", True)
+    fleet = h.bot.store.fleet_by_message("C0OPS", card["ts"])
+    assert fleet.state is FleetState.RUNNING
     h.bot.fleets.advance_all()
     assert h.starts() == 0
     until(h, TUESDAY_22_PARIS)
     h.bot.fleets.advance_all()
-    h.slack.wait_for(lambda: h.starts() >= 1)  # this advance, or the approval's own
-    h.bot.fleets.advance_all()
     assert h.starts() == 1, "one wave of one server: parallel=1"
+
+
+def test_the_app_home_lists_overrides_to_review_and_its_button_marks_one_reviewed(h):
+    card = ask(h, 'emergency="RAID controller failing"')
+    h.react(APPROVER, ts=card["ts"])
+    h.wait_thread(card["ts"], "emergency override")
+    request = request_on(h, card)
+    view = open_home(h, APPROVER_2)
+    assert "Emergency overrides to review" in json.dumps(view["blocks"])
+    (button,) = [
+        e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]
+        if e["action_id"] == "byoi_review"
+    ]  # fmt: skip
+    assert button["value"] == request.id
+    assert "Emergency overrides" not in json.dumps(open_home(h, REQUESTER)["blocks"])
+
+    payload = block_action_payload("byoi_review", request.id, user_id=APPROVER_2)
+    payload["container"] = {"type": "view", "view_id": "V0HOME"}
+    del payload["message"], payload["channel"], payload["response_url"]
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    assert post_signed(h.url, body, SECRET)[0] == 200
+    h.wait_thread(card["ts"], "reviewed this emergency override")
+    assert h.bot.store.unreviewed() == []
