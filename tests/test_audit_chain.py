@@ -187,3 +187,59 @@ def test_a_store_of_the_previous_schema_gets_its_rows_sealed_in_order(tmp_path):
     store.note("r-3", "U1", "note", "after the upgrade")
     assert verify(store.audit_chain()).ok
     store.close()
+
+
+# -- byoi-bot audit export / verify -------------------------------------------------------
+
+
+@pytest.fixture
+def cli_store(tmp_path, monkeypatch):
+    path = str(tmp_path / "byoi.db")
+    monkeypatch.setenv("BYOI_DB", path)
+    store = Store(path, clock=Clock())
+    some_history(store)
+    yield store
+    store.close()
+
+
+def run_cli(*argv: str) -> int:
+    from byoi_bot.cli import main
+
+    return main(["audit", *argv])
+
+
+def test_cli_verifies_the_store_and_names_the_row_someone_edited(cli_store, capsys):
+    assert run_cli("verify") == 0
+    assert "audit chain intact: 9 row(s)" in capsys.readouterr().out
+    unguard(cli_store)
+    execute(cli_store, "UPDATE audit SET actor = 'U9' WHERE id = 7")
+    assert run_cli("verify") == 1
+    assert "broken at row 7" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_cli_exports_a_range_and_verifies_the_export(cli_store, tmp_path, capsys, fmt):
+    out = tmp_path / f"audit.{fmt}"
+    third = list(cli_store.audit_chain())[2]["at"]
+    assert run_cli("export", "--since", third, "--format", fmt, "--output", str(out)) == 0
+    assert "7 audit row(s) written" in capsys.readouterr().err
+    assert run_cli("verify", str(out)) == 0
+    assert "7 row(s)" in capsys.readouterr().out
+    text = out.read_text()
+    out.write_text(text.replace("approval_refused", "approved", 1))
+    assert run_cli("verify", str(out)) == 1
+    assert "edited" in capsys.readouterr().out
+
+
+def test_cli_refuses_what_is_not_an_export_or_a_time(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BYOI_DB", str(tmp_path / "none.db"))
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('{"no": "hashes"}\n')
+    assert run_cli("verify", str(junk)) == 2
+    assert "row 1 has no at, action, prev_hash, hash" in capsys.readouterr().err
+    junk.write_text("{not json\n")
+    assert run_cli("verify", str(junk)) == 2
+    assert "is not an audit export" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli("export", "--since", "yesterday")
+    assert "is not an ISO 8601 date or time" in capsys.readouterr().err

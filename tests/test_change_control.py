@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -149,3 +150,87 @@ def test_the_decided_start_is_always_inside_the_window_and_never_in_the_past(
     assert decision.start_at >= now
     assert window.open_span(decision.start_at) is not None
     assert decision.start_at - now <= timedelta(days=7, hours=2)
+
+
+# -- the policy file: windows, emergencies, freezes ------------------------------------------
+
+
+def load(tmp_path, text: str):
+    from byoi_bot.config import Settings
+
+    path = tmp_path / "byoi.toml"
+    path.write_text(text)
+    return Settings.load({"BYOI_CONFIG": str(path)})
+
+
+def test_a_policy_file_sets_windows_emergencies_and_freezes(tmp_path):
+    settings = load(
+        tmp_path,
+        """
+[[policy]]
+name = "prod"
+pattern = "ns*"
+approvers = ["U1", "U2"]
+windows = ["Tue 22:00-02:00 Europe/Paris", "Sat-Sun 00:00-06:00 UTC"]
+emergency_requesters = ["S0ONCALL"]
+emergency_required_approvals = 1
+emergency_review_within = "2h"
+freeze_admins = ["U1"]
+
+[[freeze]]
+from = 2026-12-20
+to = 2027-01-04T08:00:00+01:00
+reason = "year end"
+policies = ["prod"]
+""",
+    )
+    prod = settings.policies.by_name("prod", "ns1")
+    assert [w.describe() for w in prod.windows] == [
+        "Tue 22:00–02:00 Europe/Paris",
+        "Sat-Sun 00:00–06:00 UTC",
+    ]
+    assert prod.emergency_requesters == {"S0ONCALL"} and prod.emergency_required == 1
+    assert prod.review_within == timedelta(hours=2) and prod.freeze_admins == {"U1"}
+    assert prod.for_emergency().required == 1 and prod.required == 1
+    (freeze,) = settings.policies.freezes
+    assert freeze.starts == datetime(2026, 12, 20, tzinfo=UTC)
+    assert freeze.ends == datetime(2027, 1, 4, 7, tzinfo=UTC)
+    assert freeze.policies == ("prod",)
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('windows = "Tue 22:00-02:00 UTC"', "`windows` is a list of strings"),
+        ('windows = ["Tue 22:00-02:00 Mars/Base"]', "is not a time zone name"),
+        ("windows = [42]", "`windows` is a list of strings"),
+        ('emergency_requesters = ["alice"]', "is not a Slack ID"),
+        ("emergency_required_approvals = 0", "must be at least 1"),
+        ('emergency_review_within = "2"', "has no unit"),
+        ('freeze_admins = ["@bob"]', "is not a Slack ID"),
+    ],
+)
+def test_a_bad_change_control_key_is_named_with_what_is_expected(tmp_path, table, says):
+    from byoi_bot.config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load(tmp_path, f'[[policy]]\npattern = "ns*"\n{table}\n')
+
+
+@pytest.mark.parametrize(
+    ("freeze", "says"),
+    [
+        ('from = 2026-12-20\nreason = "x"', "expected the keys from, to, reason"),
+        ('from = 2026-12-20\nto = 2026-12-19\nreason = "x"', "`to` must be after `from`"),
+        ('from = "soon"\nto = 2026-12-21\nreason = "x"', "is a TOML date-time with its offset"),
+        ("from = 2026-12-20T10:00:00\nto = 2026-12-21\nreason = 'x'", "with its offset"),
+        ('from = 2026-12-20\nto = 2026-12-21\nreason = " "', "`reason` must say why"),
+        ('from = 2026-12-20\nto = 2026-12-21\nreason = "x"\npolicies = ["nope"]', "policy names"),
+        ('from = 2026-12-20\nto = 2026-12-21\nreason = "x"\nwhy = 1', "expected the keys"),
+    ],
+)
+def test_a_bad_freeze_table_is_named_with_what_is_expected(tmp_path, freeze, says):
+    from byoi_bot.config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load(tmp_path, f"[[freeze]]\n{freeze}\n")

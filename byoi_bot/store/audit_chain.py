@@ -109,11 +109,17 @@ def export(rows: Iterable[dict], out: TextIO, fmt: str) -> int:
 
 
 def read_export(text: str) -> Iterator[dict]:
-    """The rows of an export written by `export` (format told by its first character)."""
+    """The rows of an export written by `export` (format told by its first character);
+    raises `ValueError` naming the first line that is not an audit row."""
     if text.lstrip().startswith("{"):
-        for line in text.splitlines():
-            if line.strip():
-                yield json.loads(line)
-        return
-    for row in csv.DictReader(io.StringIO(text)):
-        yield {k: v or None for k, v in row.items()}
+        lines = (line for line in text.splitlines() if line.strip())
+        rows = (json.loads(line) for line in lines)
+    else:
+        rows = ({k: v or None for k, v in row.items()} for row in csv.DictReader(io.StringIO(text)))
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ValueError(f"row {number} is not an object")
+        missing = [k for k in ("at", "action", "prev_hash", "hash") if not row.get(k)]
+        if missing:
+            raise ValueError(f"row {number} has no {', '.join(missing)}")
+        yield row
