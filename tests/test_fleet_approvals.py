@@ -274,3 +274,9 @@ def test_an_approver_stops_running_installs_only_on_servers_their_policy_lists(h
     assert f"Cancelled at OVHcloud: `{B}`" in answer and A not in answer.split("\n")[1]
     cancels = [c["path"] for c in h.simulator.calls() if c["path"].endswith("/cancel")]
     assert len(cancels) == 1 and B in cancels[0]
+
+
+def test_an_emergency_fleet_needs_each_servers_emergency_requesters(h):
+    answer = ask(h, f"{B},{A}", ERIN, extra='emergency="disk failing"')
+    assert f"`{B}` (policy `lab`): policy `lab` does not let you declare an emergency" in answer
+    assert h.cards() == [] and h.bot.store.fleets_in_states(list(FleetState)) == []

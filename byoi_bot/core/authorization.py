@@ -57,13 +57,17 @@ class Authorization:
         self.members = members
 
     def policy(self, request: Request) -> Policy:
-        """The policy `request`'s server was asked under (its server's, if since renamed)."""
-        return self.policies.by_name(request.policy_name, request.spec.server)
+        """The policy `request`'s server was asked under (its server's, if since renamed);
+        an emergency's quorum may be reduced by it."""
+        policy = self.policies.by_name(request.policy_name, request.spec.server)
+        return policy.for_emergency() if request.spec.emergency else policy
 
     def groups(self, policy: Policy) -> Groups:
-        """The members of the groups `policy` names (approvers and requesters); a group that
-        cannot be read counts as empty, so it never lets anyone in."""
-        names = {*policy.groups, *(r for r in policy.requesters if is_group_id(r))}
+        """The members of the groups `policy` names (approvers, requesters, emergency
+        requesters, freeze admins); a group that cannot be read counts as empty, so it never
+        lets anyone in."""
+        listed = (*policy.requesters, *policy.emergency_requesters, *policy.freeze_admins)
+        names = {*policy.groups, *(r for r in listed if is_group_id(r))}
         found = {}
         for group in names:
             try:

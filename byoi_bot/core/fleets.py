@@ -43,6 +43,7 @@ from .posts import Post, Undeliverable
 from .request import DeploySpec, Request
 from .service import Deployments
 from .states import IllegalTransition, State
+from .text import esc
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Fleets:
         denied = d.authorization.may_request([s.server for s in specs], requester, channel)
         if denied:
             raise Refused(denied)
+        self._check_change_control(specs, requester)
         left_out = list(refused)
         ready: list[tuple[DeploySpec, dict]] = []
         for spec, (why, facts) in zip(specs, self._preflight(specs), strict=True):
@@ -160,6 +162,19 @@ class Fleets:
         if verify:
             self._start_verifying(fleet.id)
         return fleet
+
+    def _check_change_control(self, specs: Sequence[DeploySpec], requester: str) -> None:
+        """Each server's policy's change control, as for a single request (an emergency
+        only from its `emergency_requesters`, an `at=` inside its windows); `Refused`
+        naming the server otherwise."""
+        d = self.d
+        for spec in specs:
+            policy = d.policies.for_server(spec.server)
+            try:
+                d.check_change_control(spec, policy, requester, d.authorization.groups(policy))
+            except Refused as exc:
+                where = f"`{esc(spec.server)}` (policy `{esc(policy.name)}`)"
+                raise Refused([f"{where}: {reason}" for reason in exc.reasons]) from None
 
     def _preflight(self, specs: Sequence[DeploySpec]) -> list[tuple[str | None, dict]]:
         """Per server: why it cannot go (or None) and its facts; the image is read once."""

@@ -31,6 +31,7 @@ class Asking(Workflow):
         if denied:
             raise Refused(denied)
         policy = self.policies.for_server(spec.server)
+        self.check_change_control(spec, policy, requester, self.authorization.groups(policy))
         busy = self.store.active(spec.server)
         if busy:
             raise Refused([messages.busy(spec.server, busy[0])])
@@ -103,5 +104,3 @@ class Asking(Workflow):
         if running:
             checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
         return facts, checks
-
-    # -- approving ------------------------------------------------------------------
