@@ -277,3 +277,35 @@ def test_the_requester_is_told_which_servers_policy_refused(tmp_path, db_locatio
         assert h.cards() == []
     finally:
         h.close()
+
+
+def test_fifty_servers_each_with_its_own_lines_fit_block_kit_and_lose_none():
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from core_fixtures import T0, request
+
+    from byoi_bot.core.authorization import Standing
+    from byoi_bot.core.fleet import Fleet, Rollout
+    from byoi_bot.core.ports import FleetView
+    from byoi_bot.slack.cards import SECTION_LIMIT
+    from byoi_bot.slack.fleet_card import fleet_blocks
+
+    servers = [f"ns{i:04d}.ip-51-75-{i}.eu" for i in range(50)]
+    members = tuple(
+        replace(
+            request(f"r-m{i}", server=s, hostname=f"web-{i}-" + "x" * 40),
+            fleet_id="f-big",
+        )
+        for i, s in enumerate(servers)
+    )
+    f = Fleet("f-big", REQUESTER, CHANNEL, FleetState.PENDING_APPROVAL, T0,
+              T0 + timedelta(hours=1), "default", tuple(servers), Rollout(5))  # fmt: skip
+    standing = Standing("default", f.servers, (APPROVER,), (), 1, (), f.expires_at, None, False)
+    blocks, _ = fleet_blocks(FleetView(f, members, (standing,), "status"))
+    texts = [b["text"]["text"] for b in blocks if "text" in b and b["type"] == "section"]
+    assert len(blocks) <= 50 and all(len(t) <= SECTION_LIMIT for t in texts)
+    shown = "\n".join(texts)
+    for m in members:
+        assert f"`{m.spec.server}`: `hostname` {m.spec.hostname}" in shown
+    assert "s3cr3t-token" not in shown and "hunter2" not in shown
