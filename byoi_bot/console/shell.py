@@ -141,6 +141,15 @@ class Session:
         request = self.bot.store.get(request_id)
         if request.state is not wanted:
             raise ScriptError(f"{request_id} ended {request.state}, not {wanted}")
+        self.settle()
+
+    def settle(self, limit: float = 10.0) -> None:
+        """Wait (at most `limit` seconds) until the bot has said everything it queued: the
+        outbox's sender posts in the background, and a script's transcript (or its end)
+        must not overtake it."""
+        deadline = time.monotonic() + limit
+        while self.bot.store.backlog() and time.monotonic() < deadline:
+            self.chat.wait_for(lambda: False, 0.05)  # wakes at each message printed
 
     def _latest_id(self) -> str:
         latest = self.bot.store.recent(1)
@@ -237,6 +246,7 @@ def run_script(session: Session, lines: TextIO) -> int:
         except ScriptError as exc:
             session.chat.say(f"script line {number}: {exc}")
             return 1
+    session.settle()
     return 0
 
 
@@ -247,6 +257,7 @@ def _interactive(session: Session) -> int:
         try:
             line = input("byoi> ")
         except EOFError:
+            session.settle()
             return 0
         try:
             session.run_line(line)
