@@ -220,15 +220,55 @@ def test_keys_ignore_case(key):
         ("description=don't", "don't"),
         ('description="a=b c"', "a=b c"),
         ('description="Tom &amp; Jerry &lt;3"', "Tom & Jerry <3"),
+        ("description=‘it’s monthly’", "it’s monthly"),
+        ("description='it's monthly'", "it's monthly"),
+        ("description=‘Bob’s and Ann’s’", "Bob’s and Ann’s"),
+        ("description=”monthly rebuild”", "monthly rebuild"),
+        ("description=’monthly rebuild’", "monthly rebuild"),
+        ("description=«monthly rebuild»", "monthly rebuild"),
+        ("description=»monthly rebuild«", "monthly rebuild"),
     ],
 )
 def test_quoted_values(option, value):
     assert deploy(option).description == value
 
 
-@pytest.mark.parametrize("text", [f'{BASE} description="never closed', f"{BASE} description=“oops"])
-def test_unclosed_quote_is_an_error(text):
-    assert "never closed" in str(error(text, "description"))
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{BASE} description="never closed',
+        f"{BASE} description=“oops",
+        f"{BASE} description=‘it’s never closed",
+    ],
+)
+def test_unclosed_quote_is_an_error_naming_the_quote(text):
+    quote = text.split("description=")[1][0]
+    assert f"the quote `{quote}` is opened but never closed" in str(error(text, "description"))
+
+
+# ----------------------------------------------------------------------------- totality
+
+
+@pytest.mark.parametrize(
+    ("text", "argument", "words"),
+    [
+        ("deploy ,", "server", "has an empty name"),
+        (f"deploy , {URL}", "server", "has an empty name"),
+        (f"deploy ns1,,ns2 {URL}", "server", "two commas in a row"),
+        (f"deploy ns1, ns2 {URL}", "server", "a space after a comma"),
+        (f"deploy <,> {URL}", "server", "has an empty name"),
+        (f"deploy ns1,ns2 {URL} parallel=²", "parallel", "not a whole number from 1 to 1000"),
+        (f"deploy ns1,ns2 {URL} canary=¹", "canary", "not a whole number from 0 to 1000"),
+        (f"deploy ns1,ns2 {URL} parallel={'9' * 5000}", "parallel", "not a whole number"),
+        (f"{BASE} raid=²", "raid", "not a hardware RAID level"),
+        (f"{BASE} disk-group=١", "disk-group", "not a non-negative whole number"),
+        ("list all page ²", "page", "not a page number"),
+        ("list all page ٣", "page", "not a page number"),
+    ],
+)
+def test_text_that_used_to_crash_gets_a_command_error(text, argument, words):
+    """`str.isdigit` accepts `²` and `١`; an empty server list left nothing to index."""
+    assert words in error(text, argument).problem
 
 
 @pytest.mark.parametrize(
