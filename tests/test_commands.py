@@ -11,8 +11,9 @@ import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from properties import examples
 
 from byoi_bot import commands
 from byoi_bot.commands import (
@@ -873,16 +874,13 @@ def _parse_or_error(text: str):
     return command
 
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@FAST
+@examples(300)
 @given(st.text())
 def test_parse_raises_only_command_error_on_any_text(text):
     _parse_or_error(text)
 
 
-@FAST
+@examples(300)
 @given(st.sampled_from([c.name for c in SUBCOMMANDS]), st.text())
 def test_parse_raises_only_command_error_after_any_subcommand(name, rest):
     _parse_or_error(f"{name} {rest}")
@@ -919,7 +917,7 @@ def grammar_commands(draw) -> str:
     return " ".join([name, *draw(st.permutations(parts))])
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(400)
 @given(grammar_commands())
 def test_structured_commands_raise_only_command_error_and_round_trip(text):
     _parse_or_error(text)
@@ -1008,7 +1006,7 @@ def command_text(spec: DeploySpec, draw) -> str:
     return "deploy " + " ".join([*others, *headers])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(200)
 @given(valid_specs(), st.data())
 def test_valid_specs_survive_the_command_text(spec, data):
     text = command_text(spec, data.draw)
@@ -1017,7 +1015,7 @@ def test_valid_specs_survive_the_command_text(spec, data):
     _round_trips(parsed.spec)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(200)
 @given(st.lists(st.sampled_from(all_keys()), max_size=4), VALUES, st.booleans())
 def test_header_values_never_leak_into_errors(keys, value, unquoted):
     header = f"header=X-Key:{SECRET} {SECRET}" if unquoted else f'header="X-Key: {SECRET}"'
@@ -1028,7 +1026,7 @@ def test_header_values_never_leak_into_errors(keys, value, unquoted):
         assert SECRET not in str(exc)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(100)
 @given(valid_specs(), st.data())
 def test_accepted_requests_round_trip_through_the_store(spec, data):
     from byoi_bot.core.request import Request

@@ -47,8 +47,9 @@ from fakes.signing import (
     view_submission_body,
     view_submission_payload,
 )
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
+from properties import examples
 
 from byoi_bot.core.request import Request
 from byoi_bot.core.states import State
@@ -61,11 +62,6 @@ UNKNOWN_SERVER = "ns9.example.invalid"  # not in the simulator: preflight stops 
 EFI = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
 KNOWN_USERS = {REQUESTER, APPROVER, APPROVER_2, OUTSIDER}
 POSTING_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "response_url")
-FAST = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 # What a user could paste to ping everyone, impersonate, or plant a link.
 INJECTIONS = (
@@ -291,7 +287,7 @@ COMMAND_TEXTS = st.one_of(
 )
 
 
-@settings(FAST, max_examples=100)
+@examples(100)
 @given(text=COMMAND_TEXTS)
 def test_any_command_text_gets_a_plain_answer_and_starts_nothing(bot, text):
     h = bot
@@ -322,7 +318,7 @@ FIELD_TEMPLATES = (
 )
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(
     template=st.sampled_from(FIELD_TEMPLATES),
     value=st.one_of(
@@ -483,7 +479,7 @@ def reaction_events(draw, ts: str):
     return event
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(data=st.data())
 def test_odd_reaction_events_never_fail_nor_approve(bot, data):
     h = bot
@@ -641,7 +637,7 @@ def block_actions(draw, request_id: str, ts: str):
     return payload
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(data=st.data())
 def test_odd_button_presses_never_fail_nor_approve(bot, data):
     h = bot
@@ -739,7 +735,7 @@ def form_payloads(draw):
     return payload
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(payload=form_payloads())
 def test_garbage_form_submissions_never_fail_nor_store(bot, payload):
     h = bot
