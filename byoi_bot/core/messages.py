@@ -44,9 +44,10 @@ def busy(server: str, other: Request) -> str:
 
 
 def card_failed() -> str:
+    """A card the chat could not take for now (busy, down, slow): a retry can help."""
     return (
-        "Slack did not accept the request card, so nobody could approve it: the request is "
-        "cancelled and nothing was changed. Try again in a minute."
+        "Slack did not take the request card (busy or unavailable), so nobody could approve "
+        "it: the request is cancelled and nothing was changed. Try again in a minute."
     )
 
 
