@@ -78,7 +78,7 @@ def check_store(path: str) -> Result:
 
     if is_postgres(path):
         return check_postgres(path)
-    if path != ":memory:" and not Path(path).exists():
+    if not Path(path).exists():
         folder = Path(path).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             return Result("FAIL", "store", f"{path} does not exist and {folder}/ is not writable")

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, arguments
 from .config import ConfigError, Settings, reference_markdown
 from .wiring import CannotStart
 
@@ -43,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the Slack bot (Socket Mode, or --http)")
     run.add_argument("--http", action="store_true", help="serve Slack's requests over HTTP")
     run.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to bind")
-    run.add_argument("--port", type=int, default=3000, help="HTTP mode: port (default 3000)")
+    run.add_argument(
+        "--port",
+        type=arguments.port,
+        default=3000,
+        help="HTTP mode: port (default 3000; 0: any free port)",
+    )
     run.set_defaults(func=_run)
 
     shell = sub.add_parser("shell", help="the whole workflow in a terminal, against the simulator")
@@ -57,8 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulator", help="the OVHcloud API simulator, standalone")
     sim.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    sim.add_argument("--deploy-seconds", type=float, default=60.0, help="length of a deployment")
+    sim.add_argument(
+        "--port", type=arguments.port, default=8080, help="port (default 8080; 0: any)"
+    )
+    sim.add_argument(
+        "--deploy-seconds", type=arguments.seconds, default=60.0, help="length of a deployment"
+    )
     sim.add_argument("--inventory", help="JSON file of servers (default: built-in inventory)")
     sim.set_defaults(func=_simulator)
 
@@ -91,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _shell_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--deploy-seconds", type=float, default=20.0, help="simulated deploy time")
+    parser.add_argument(
+        "--deploy-seconds", type=arguments.seconds, default=20.0, help="simulated deploy time"
+    )
     parser.add_argument("--no-color", action="store_true", help="plain text output")
     parser.add_argument(
         "--approvers",
@@ -164,7 +175,7 @@ def _audit(args: argparse.Namespace) -> int:
     from .wiring import open_store
 
     db = Settings.load().db
-    if not is_postgres(db) and db != ":memory:" and not Path(db).exists():
+    if not is_postgres(db) and not Path(db).exists():
         print(f"byoi-bot: no store at {db} (BYOI_DB): nothing recorded yet", file=sys.stderr)
         return 1
     store = open_store(db)
