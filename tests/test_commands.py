@@ -886,6 +886,28 @@ def test_parse_raises_only_command_error_after_any_subcommand(name, rest):
     _parse_or_error(f"{name} {rest}")
 
 
+# What breaks tokenizers and number parsing: separators, quotes of every kind, digits that
+# are not ASCII (str.isdigit accepts "²" and "١"), Slack markup and entities, and the
+# grammar's own words.
+TRICKY_PIECES = st.one_of(
+    st.sampled_from(
+        [*",=<>|&:;'\"“”„‘’‚«»²¹١０٣ .-/*?[]@\\\t\n", "&amp;", "&lt;", "&gt;", "ns1", "page"]
+    ),
+    st.sampled_from(["https://", "http://a.example/x.qcow2", "sha256:", "raid", "10:00"]),
+    st.sampled_from([f"{key}=" for key in all_keys()]),
+    st.from_regex(r"[0-9]{1,5}", fullmatch=True),
+)
+
+
+@examples(300)
+@given(
+    st.sampled_from(["deploy ", "deploy ns1,ns2 ", "list all page ", "status ", "help ", ""]),
+    st.lists(TRICKY_PIECES, max_size=12).map("".join),
+)
+def test_parse_is_total_on_command_like_text(head, rest):
+    _parse_or_error(head + rest)
+
+
 QUOTES = st.sampled_from(['"{}"', "'{}'", "“{}”", "‘{}’", "{}", "<{}>", "<{}|label>", '"{}'])
 VALUES = st.one_of(
     st.text(max_size=30),
