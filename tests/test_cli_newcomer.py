@@ -96,7 +96,7 @@ CASES = [
     ),
     Case(("simulator", "--port", str(BUSY_PORT)), code=1, says="cannot listen"),
     Case(RUN_HTTP, READY | {"BYOI_DB": ":memory:"}, says="BYOI_DB: `:memory:` would keep"),
-    Case(("check",), {"BYOI_DB": ":memory:"}, says="only until the bot stops"),
+    Case(("audit",), {"BYOI_DB": ":memory:"}, says="only until the bot stops"),
     # Values argparse refuses (exit 2, its usage line and one error line).
     Case(("simulator", "--port", "99999"), says="'99999' is not a port: expected a whole"),
     Case(("run", "--http", "--port", "99999"), READY, says="'99999' is not a port"),
