@@ -7,6 +7,7 @@ Every answer fits one Slack message (`ANSWER_LIMIT`): long lists are paged or su
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from . import commands
@@ -106,7 +107,7 @@ def _listed_or_counted(title: str, requests: list, empty: str) -> str:
 def _history_page(d: Deployments, page: int) -> str:
     """Page `page` of every request, newest first: `PAGE` requests a page, each request on
     exactly one page, each page one message (long URLs shortened, no request dropped)."""
-    pages = max(1, -(-d.store.count() // PAGE))
+    pages = max(1, math.ceil(d.store.count() / PAGE))
     if page > pages:
         return f"No requests on page {page}: the last is `/byoi list all page {pages}`."
     shown = d.store.recent(PAGE, offset=PAGE * (page - 1))

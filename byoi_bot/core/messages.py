@@ -238,6 +238,9 @@ def summary_line(request: Request, url_limit: int | None = None) -> str:
     return line
 
 
+LISTING_URL_LIMITS = (None, 120, 80, 50, 30)  # URL lengths `listing` tries, longest first
+
+
 def listing(title: str, requests: list[Request], empty: str, limit: int | None = None) -> str:
     """A titled list of summary lines, or `empty` when there is nothing.
 
@@ -256,9 +259,6 @@ def listing(title: str, requests: list[Request], empty: str, limit: int | None =
             return "\n".join([heading, *lines])
     share = room // len(requests) - 1
     return "\n".join([heading, *(truncate(line, share) for line in lines)])
-
-
-LISTING_URL_LIMITS = (None, 120, 80, 50, 30)  # URL lengths tried, longest first
 
 
 def checksum_progress(done: int, total: int | None) -> str:
