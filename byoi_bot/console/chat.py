@@ -62,6 +62,9 @@ class ConsoleChat:
     def tell(self, user: str, channel: str, text: str) -> None:
         self._emit(f"  {self._c(YELLOW, f'(only {user} sees this)')} {self.render(text)}")
 
+    def check_credentials(self) -> None:
+        pass  # the shell has no credentials to refuse
+
     def group_members(self, group_id: str) -> frozenset[str]:
         return frozenset()
 

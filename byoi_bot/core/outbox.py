@@ -8,12 +8,16 @@ outbox through `Courier`, one *lane* (channel and kind) at a time:
   the latest text (their `key`), card edits likewise (a card is drawn when it is sent);
 - a rate limit (`RetryLater`) puts the post back untouched; a post whose outcome is unknown
   (timeout, 5xx) is put back `unsure`, and the chat checks before posting it again, so
-  nothing is posted twice; a post the chat can never deliver (`Undeliverable`) is dropped.
+  nothing is posted twice; a post the chat can never deliver (`Undeliverable`) is dropped;
+- a chat that refuses the bot's own credentials (`Unauthorized`) loses nothing: the post
+  goes back, `ChatHealth` turns red, and the sender stops sending until a probe of the
+  credentials (`Courier.probe`) succeeds.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -78,6 +82,61 @@ class Undeliverable(Exception):
     """The chat will never take this post (e.g. the bot was removed from the channel)."""
 
 
+class Unauthorized(Exception):
+    """The chat refuses the bot's own credentials (token revoked or invalid, app uninstalled):
+    no post can go out until an operator fixes them. The message names the setting to fix."""
+
+
+@dataclass(frozen=True)
+class ChatState:
+    """A snapshot of `ChatHealth`: `ok`, and while not, `reason` (in words, with the setting)."""
+
+    ok: bool
+    reason: str = ""
+
+
+ACCEPTED = ChatState(ok=True)
+
+
+class ChatHealth:
+    """Whether the chat accepts the bot's credentials: the ONE place that says so.
+
+    The outbox's courier turns it red on `Unauthorized`, the chat adapter on events that say
+    the token is gone (Slack's `tokens_revoked`, `app_uninstalled`), and a successful probe
+    turns it green again. Readiness checks, the App Home and metrics read `state()`. A change
+    is logged once (an error when it turns red, a note when it recovers), not every attempt.
+    """
+
+    def __init__(self) -> None:
+        self._state = ACCEPTED
+        self._lock = threading.Lock()
+
+    def state(self) -> ChatState:
+        with self._lock:
+            return self._state
+
+    @property
+    def ok(self) -> bool:
+        return self.state().ok
+
+    def refused(self, reason: str) -> bool:
+        """The credentials were refused (`reason` says by whom and what to fix); True (and
+        logged) when they were accepted until now."""
+        with self._lock:  # logged before anyone reads the change
+            changed = self._state.ok
+            if changed:
+                log.error("chat credentials refused: %s; posts stay queued until they work", reason)
+            self._state = ChatState(ok=False, reason=reason)
+        return changed
+
+    def accepted(self) -> None:
+        """The credentials work (again)."""
+        with self._lock:
+            changed, self._state = not self._state.ok, ACCEPTED
+        if changed:
+            log.warning("chat credentials accepted again: sending the queued posts")
+
+
 class Outbox(Protocol):
     """The store's side of the outbox."""
 
@@ -115,6 +174,20 @@ class Courier:
         self.chat = chat
         self.render = render
         self.render_fleet = render_fleet  # a fleet's card and thread (core.fleets)
+        self.health = ChatHealth()
+
+    def probe(self) -> bool:
+        """Ask the chat whether it accepts the bot's credentials now; True when it does."""
+        try:
+            self.chat.check_credentials()
+        except Unauthorized as exc:
+            self.health.refused(str(exc))
+            return False
+        except Exception as exc:  # unreachable: try again later, the state stays as it is
+            log.warning("could not check the chat credentials: %s", type(exc).__name__)
+            return False
+        self.health.accepted()
+        return True
 
     def deliver(self, item: Queued) -> float | None:
         """Send one post: None when done (sent or dropped), else seconds to wait before retrying."""
@@ -141,6 +214,10 @@ class Courier:
         except RetryLater as exc:
             self.outbox.requeue(claimed.id, unsure=claimed.unsure)
             return max(exc.seconds, 0.0)
+        except Unauthorized as exc:  # nothing was posted; nothing can be until it is fixed
+            self.outbox.requeue(claimed.id, unsure=claimed.unsure)
+            self.health.refused(str(exc))
+            return MAX_BACKOFF
         except Undeliverable as exc:
             log.warning("post %s in %s dropped: %s", claimed.id, claimed.post.channel, exc)
             self.outbox.drop(claimed.id, str(exc))
@@ -153,6 +230,7 @@ class Courier:
             self.outbox.requeue(claimed.id, unsure=True)
             return min(2.0**claimed.attempts, MAX_BACKOFF)
         self.outbox.sent(claimed.id, ts)
+        self.health.accepted()
         return None
 
     def _draw(self, request: Request) -> None:
@@ -169,7 +247,9 @@ class Courier:
     def drain(self) -> None:
         """Send every waiting post now, unpaced, each lane until its first failure (tests)."""
         stuck: set[tuple[str, str]] = set()
-        while heads := [h for h in self.outbox.heads() if h.lane not in stuck]:
+        while self.health.ok and (heads := [h for h in self.outbox.heads() if h.lane not in stuck]):
             for head in heads:
+                if not self.health.ok:
+                    return
                 if self.deliver(head) is not None:
                     stuck.add(head.lane)

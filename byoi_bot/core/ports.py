@@ -244,6 +244,10 @@ class Chat(Protocol):
         """Show `text` to `user` alone (ephemeral)."""
         ...
 
+    def check_credentials(self) -> None:
+        """Raise `outbox.Unauthorized` when the chat refuses the bot's credentials."""
+        ...
+
     def group_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group (empty when unknown or not allowed)."""
         ...

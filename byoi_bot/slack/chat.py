@@ -17,11 +17,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from ..core.fleet import Fleet
-from ..core.outbox import RetryLater, Undeliverable
+from ..core.outbox import RetryLater, Unauthorized, Undeliverable
 from ..core.ports import CardView, FleetView
 from ..core.request import Request
 from ..core.text import truncate
 from .cards import card_blocks
+from .errors import TOKEN_ERRORS, failed, token_refused
 from .fleet_card import fleet_blocks
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class SlackChat:
             try:
                 self.client.reactions_add(channel=channel, timestamp=ts, name=reaction)
             except SlackApiError as exc:
-                log.warning("could not pre-add :%s: (%s)", reaction, exc.response.get("error"))
+                log.warning("could not pre-add :%s: (%s)", reaction, failed(exc))
 
     def _update_card(self, channel: str, ts: str | None, blocks: list[dict], text: str) -> None:
         with _outcome():
@@ -146,11 +147,9 @@ class SlackChat:
                     cursor=cursor,
                 )
             except SlackApiError as exc:
-                if exc.response.status_code == 429:
-                    raise
-                log.warning(
-                    "could not read a thread (%s): posting again", exc.response.get("error")
-                )
+                if exc.response.status_code == 429 or exc.response.get("error") in TOKEN_ERRORS:
+                    raise  # the caller's `_outcome` makes it a wait
+                log.warning("could not read a thread (%s): posting again", failed(exc))
                 return None
             for message in page.get("messages") or []:
                 meta = message.get("metadata") or {}
@@ -175,6 +174,11 @@ class SlackChat:
     def tell(self, user: str, channel: str, text: str) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=truncate(text, TEXT_LIMIT))
 
+    def check_credentials(self) -> None:
+        """`auth.test`: raise `Unauthorized` when Slack refuses the token."""
+        with _outcome():
+            self.once.auth_test()
+
     def group_members(self, group_id: str) -> frozenset[str]:
         with self._lock:
             cached = self._groups.get(group_id)
@@ -184,7 +188,7 @@ class SlackChat:
             users = frozenset(self.client.usergroups_users_list(usergroup=group_id)["users"])
         except SlackApiError as exc:
             # keep the last list read (never cache a failure as "nobody")
-            log.warning("members of %s unknown: %s", group_id, exc.response.get("error"))
+            log.warning("members of %s unknown: %s", group_id, failed(exc))
             return cached[1] if cached else frozenset()
         with self._lock:
             self._groups[group_id] = (time.monotonic(), users)
@@ -193,18 +197,21 @@ class SlackChat:
 
 @contextmanager
 def _outcome() -> Iterator[None]:
-    """Slack's answers in the outbox's terms: 429 → `RetryLater`; 5xx, Slack's own transient
-    errors, timeouts, connection errors pass (maybe posted); any other refusal (e.g.
-    `not_in_channel`, `is_archived`) → `Undeliverable`."""
+    """Slack's answers in the outbox's terms: 429 → `RetryLater`; a refused token →
+    `Unauthorized`; 5xx, Slack's own transient errors, timeouts, connection errors pass
+    (maybe posted); any other refusal (e.g. `not_in_channel`, `is_archived`) →
+    `Undeliverable`."""
     try:
         yield
     except SlackApiError as exc:
         status, error = exc.response.status_code, exc.response.get("error")
         if status == 429 or error == "ratelimited":
             raise RetryLater(_retry_after(exc.response.headers)) from None
+        if error in TOKEN_ERRORS:
+            raise Unauthorized(token_refused(error)) from None
         if status >= 500 or error in TRANSIENT_ERRORS:
             raise
-        raise Undeliverable(str(error or status)) from None
+        raise Undeliverable(failed(exc)) from None
 
 
 def _retry_after(headers: dict) -> float:

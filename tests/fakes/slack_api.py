@@ -106,7 +106,8 @@ class FakeSlack(BackgroundServer):
     Use as a context manager or call :meth:`start` / :meth:`stop`.
     Mutable knobs: ``users`` (id -> users.info ``user``), ``channels`` (id ->
     conversations.info ``channel``), ``usergroups`` (id -> member ids),
-    ``usergroups_error`` (e.g. ``"plan_upgrade_required"``).
+    ``usergroups_error`` (e.g. ``"plan_upgrade_required"``), ``token_error`` (e.g.
+    ``"token_revoked"``: every call with the bot token is refused so until reset to None).
     """
 
     def __init__(
@@ -135,6 +136,7 @@ class FakeSlack(BackgroundServer):
         self.channels: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.usergroups_error: str | None = None
+        self.token_error: str | None = None
         self.calls: list[Call] = []
         self._cond = threading.Condition(threading.RLock())
         self._faults: list[Fault] = []
@@ -424,6 +426,8 @@ class FakeSlack(BackgroundServer):
             return "not_authed"
         if call.token not in (self.bot_token, self.app_token):
             return "invalid_auth"
+        if call.token == self.bot_token and self.token_error:
+            return self.token_error
         if call.method == "apps.connections.open":
             return None if call.token == self.app_token else "not_allowed_token_type"
         if call.token == self.app_token:

@@ -1,0 +1,117 @@
+"""Nothing lost on Slack (issue 18): a refused token, Slack's events about it, health."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+
+import pytest
+from bot_harness import APPROVER, CHANNEL, SECRET, BotHarness
+from fakes.signing import event_body, post_signed
+
+from byoi_bot.core.states import State
+from byoi_bot.slack.modes import healthy, http_server, serve_in_thread
+
+pytestmark = pytest.mark.timeout(60)
+
+DONE_CARD = "✅ *done*"
+EFI = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
+SERVER = "ns1001.ip-51-75-1.eu"
+
+
+@pytest.fixture
+def h(tmp_path):
+    harness = BotHarness(tmp_path, approvers=(APPROVER,))
+    yield harness
+    harness.close()
+
+
+def deploying(h: BotHarness) -> dict:
+    h.simulator.world.deploy_seconds = 70.0
+    assert h.slash(f"deploy {SERVER} {h.images.base_url}/debian-12.qcow2 {EFI}") == 200
+    card = h.wait_card()
+    h.react(APPROVER, ts=card["ts"])
+    h.wait_thread(card["ts"], "started at OVHcloud")
+    return card
+
+
+def refusals(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_refused_token_keeps_every_post_until_it_works_again(h, caplog):
+    card = deploying(h)
+    thread_before = h.thread(card["ts"])
+    h.slack.token_error = "token_revoked"
+    h.poll(advance=30)
+    h.poll(advance=60)  # the deployment ends while Slack refuses the token
+    assert h.bot.store.recent(1)[0].state is State.DONE
+    assert h.thread(card["ts"]) == thread_before
+    assert h.bot.store.backlog() >= 2, "the end and the card's redraw wait in the outbox"
+    (line,) = refusals(caplog)  # one line, however many posts were refused
+    assert "SLACK_BOT_TOKEN" in line and "token_revoked" in line
+    state = h.bot.courier.health.state()
+    assert not state.ok and "SLACK_BOT_TOKEN" in state.reason
+
+    h.slack.token_error = None  # an operator fixed it: the sender's probe finds out
+    h.bot.sender.first_probe = 0.01
+    h.bot.store.on_enqueue = h.bot.sender.wake
+    h.bot.sender.start()
+    assert h.bot.sender.wait_empty(timeout=10)
+    assert h.bot.courier.health.ok
+    h.wait_thread(card["ts"], "is done in")
+    assert DONE_CARD in str(h.slack.message(CHANNEL, card["ts"])["blocks"])
+    assert [r for r in refusals(caplog)] == [line], "no more errors"
+    assert h.slack.calls_to("auth.test"), "the token was probed"
+
+
+def test_posts_queued_under_a_refused_token_go_out_after_a_restart(h):
+    card = deploying(h)
+    h.slack.token_error = "invalid_auth"
+    h.poll(advance=90)
+    assert h.bot.store.recent(1)[0].state is State.DONE and h.bot.store.backlog() >= 2
+    h.slack.token_error = None  # the new token, and a restart
+    h.restart()
+    h.bot.courier.drain()
+    h.wait_thread(card["ts"], "is done in")
+    assert DONE_CARD in str(h.slack.message(CHANNEL, card["ts"])["blocks"])
+    assert h.bot.store.backlog() == 0
+
+
+@pytest.mark.parametrize("kind", ["tokens_revoked", "app_uninstalled"])
+def test_slack_saying_the_token_is_gone_is_logged_and_turns_health_red(h, caplog, kind):
+    event = {"type": kind}
+    if kind == "tokens_revoked":
+        event["tokens"] = {"bot": ["UBOT"]}
+    assert post_signed(h.url, event_body(event), SECRET)[0] == 200
+    h.slack.wait_for(lambda: not h.bot.courier.health.ok)
+    (line,) = [r.getMessage() for r in caplog.records if kind in r.getMessage()]
+    assert "SLACK_BOT_TOKEN" in line
+    server = http_server(h.app, "127.0.0.1", 0, healthy(h.bot), SECRET)
+    serve_in_thread(server)
+    try:
+        h.bot.jobs.scheduler.start(paused=True)
+        assert healthz(server) == 503, "not healthy while the token is refused"
+        h.bot.courier.health.accepted()
+        assert healthz(server) == 200
+    finally:
+        h.bot.jobs.scheduler.shutdown(wait=False)
+        server.stop()
+
+
+def healthz(server) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_the_app_home_shows_a_refused_token(h):
+    h.bot.courier.health.refused("Slack refused SLACK_BOT_TOKEN (token_revoked)")
+    event = {"type": "app_home_opened", "user": APPROVER, "channel": "D0HOME", "tab": "home"}
+    assert post_signed(h.url, event_body(event), SECRET)[0] == 200
+    call = h.slack.wait_for_call("views.publish")
+    health = str(call.args["view"]["blocks"][-1])
+    assert "Slack token:* ⛔ refused" in health and "SLACK_BOT_TOKEN" in health
