@@ -115,3 +115,17 @@ def test_the_app_home_shows_a_refused_token(h):
     call = h.slack.wait_for_call("views.publish")
     health = str(call.args["view"]["blocks"][-1])
     assert "Slack token:* ⛔ refused" in health and "SLACK_BOT_TOKEN" in health
+
+
+def test_log_lines_about_failed_slack_calls_carry_slacks_error_code(h, caplog):
+    h.slack.fail_next("views.publish", error="invalid_blocks", status=200)
+    event = {"type": "app_home_opened", "user": APPROVER, "channel": "D0HOME", "tab": "home"}
+    assert post_signed(h.url, event_body(event), SECRET)[0] == 200
+    h.slack.wait_for_call("views.publish")
+    h.slack.wait_for(lambda: "views.publish failed" in caplog.text)
+    assert "slack views.publish failed: invalid_blocks" in caplog.text
+
+    deploying(h)
+    h.slack.fail_next("chat.update", error="channel_not_found", status=200)
+    h.poll(advance=20)
+    assert "slack chat.update failed: channel_not_found" in caplog.text

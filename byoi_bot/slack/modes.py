@@ -27,7 +27,7 @@ from ..wiring import Bot, CannotStart, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
 from .errors import TOKEN_ERRORS, failed, token_refused
-from .http import HttpServer
+from .http import BODY_LIMIT, HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,18 @@ def _unreachable(api_url: str, exc: OSError) -> str:
 
 
 def http_server(
-    app: App, host: str, port: int, health: Callable[[], bool], signing_secret: str
+    app: App,
+    host: str,
+    port: int,
+    health: Callable[[], bool],
+    signing_secret: str,
+    *,
+    body_limit: int = BODY_LIMIT,
 ) -> HttpServer:
     """The HTTP server: Bolt at `/slack/events` (and any other path), a health check at
     `/healthz`. Routes are WSGI callables in `routes`; add one there.
 
-    A body over `http.BODY_LIMIT` is refused (413) by the server before the app reads it.
+    A body over `body_limit` bytes is refused (413) by the server before the app reads it.
     The signature is checked before Bolt parses anything, so an unsigned or forged body,
     however malformed, gets a 401 and never reaches a listener; Slack's `ssl_check` (sent
     unsigned when the request URL is saved) is answered 200 and nothing else happens.
@@ -144,7 +150,7 @@ def http_server(
     def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
         return routes.get(environ.get("PATH_INFO", ""), slack)(environ, start_response)
 
-    return HttpServer(wsgi, host, port)
+    return HttpServer(wsgi, host, port, body_limit=body_limit)
 
 
 def healthy(bot: Bot) -> Callable[[], bool]:
