@@ -47,12 +47,10 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
         case commands.Deploy(fleet=fleet) if fleet is not None:
             return fleet_request(d, command, user, channel)
         case commands.Deploy(spec=spec) if spec is not None:
-            request = d.request(spec, user, channel)
-            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+            return messages.requested(d.request(spec, user, channel))
         case commands.Deploy(catalog=choice) if choice is not None:
             spec, source = catalog_spec(d, choice)
-            request = d.request(spec, user, channel, source)
-            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+            return messages.requested(d.request(spec, user, channel, source))
         case commands.Images():
             return messages.catalog(d.catalog.images() if d.catalog else ())
         case commands.Status(target=None | "all" as target):

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import messages, sent
 from .checks import Check, Severity, blocking
-from .outbox import Post, Undeliverable
+from .outbox import Post
 from .policy import Policy, PolicySet, Tally
 from .ports import (
     CardView,
@@ -38,6 +40,7 @@ from .server_checks import server_checks
 from .states import IllegalTransition, State
 
 if TYPE_CHECKING:
+    from .fleet import Fleet
     from .fleets import Fleets
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,9 @@ REJECT_REACTIONS = frozenset({"x", "no_entry"})
 SYSTEM = "byoi-bot"
 CHECKSUM = "checksum"
 PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.FAILED, State.CANCELLED})
+CARD_WAIT = 10.0  # seconds a command waits for its card's first post before answering
+CARD_RECHECK = 0.5  # seconds between looks in the store (another replica's sender)
+CARD_LOST = "card not posted"
 
 
 class Refused(Exception):
@@ -101,6 +107,8 @@ class Deployments:
         self.fleets: Fleets | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
+        self._cards = threading.Condition()  # cards whose first post a command waits for:
+        self._awaited: dict[str, tuple[str | None, str | None] | None] = {}  # id -> (ts, why)
 
     # -- asking ---------------------------------------------------------------------
 
@@ -150,24 +158,57 @@ class Deployments:
             self.store.create(request, spec.secrets())
         except ServerBusy as exc:
             raise Refused([messages.busy(spec.server, exc.other)]) from None
-        try:
-            ts = self.chat.post_card(self.card(request))
-        except Exception as exc:
-            log.exception("could not post the card of %s; cancelling it", request.id)
-            self.store.transition(
-                request.id, State.PENDING_APPROVAL, State.CANCELLED, SYSTEM, "card not posted"
-            )
-            why = str(exc) if isinstance(exc, Undeliverable) else messages.card_failed()
-            raise Refused([why]) from None
-        self.store.update(request.id, message_ts=ts)
-        request.message_ts = ts
-        try:
-            self.chat.offer_votes(request)
-        except Exception:
-            log.exception("could not add the vote reactions to %s", request.id)
+        request.message_ts = self.post_card(request, self.store.get)
         if verify:
             self._start_verifying(request.id)
         return request
+
+    def post_card(self, owner: Request | Fleet, reload: Callable[[str], Request | Fleet | None]):
+        """Queue the card's first post (the outbox paces it) and wait up to `CARD_WAIT` s for
+        it: its ts once posted, None while it waits for the chat; raises `Refused` when the
+        chat refused it for good (the request is cancelled). `reload` reads the owner again
+        (a sender on another replica may post it)."""
+        with self._cards:
+            self._awaited[owner.id] = None
+        try:
+            self.store.enqueue([Post.new_card(owner)])
+            deadline = time.monotonic() + CARD_WAIT
+            with self._cards:
+                while (settled := self._awaited[owner.id]) is None:
+                    current = reload(owner.id)
+                    if current is not None and current.message_ts:
+                        return current.message_ts
+                    if current is not None and current.state.is_final:
+                        raise Refused([messages.card_failed()])
+                    if (left := deadline - time.monotonic()) <= 0:
+                        return None
+                    self._cards.wait(min(left, CARD_RECHECK))
+        finally:
+            with self._cards:
+                self._awaited.pop(owner.id, None)
+        ts, why = settled
+        if why is not None:
+            raise Refused([why])
+        return ts
+
+    def card_settled(self, owner_id: str, ts: str | None, why: str | None) -> bool:
+        """The outbox posted a card (`ts`) or never will (`why`); one waiting for approval is
+        then cancelled (nobody could vote). True when a command waits for the answer."""
+        if why is not None:
+            log.warning("the card of %s was not posted: %s", owner_id, why)
+            if self.store.get(owner_id) is not None:
+                with suppress(IllegalTransition):
+                    self.store.transition(
+                        owner_id, State.PENDING_APPROVAL, State.CANCELLED, SYSTEM, CARD_LOST
+                    )
+            elif self.fleets is not None:
+                self.fleets.cancel_unposted(owner_id)
+        with self._cards:
+            awaited = owner_id in self._awaited
+            if awaited:
+                self._awaited[owner_id] = (ts, why)
+                self._cards.notify_all()
+        return awaited
 
     def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:
         """Server and image checks (SPEC section 4); an unreadable server is blocking."""

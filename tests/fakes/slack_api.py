@@ -164,6 +164,8 @@ class FakeSlack(BackgroundServer):
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
+            "conversations.open": self._conversations_open,
         }
 
     def _init_state(self) -> None:
@@ -670,6 +672,33 @@ class FakeSlack(BackgroundServer):
             and (m["ts"] == ts or m.get("thread_ts") == ts)
         ]
         return {"ok": True, "messages": thread, "has_more": False}
+
+    def _conversations_history(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """The channel's top-level messages, newest first (one page); metadata only with
+        include_all_metadata."""
+        self._require(args, "channel")
+        with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        messages = [
+            self._public({k: v for k, v in m.items() if with_meta or k != "metadata"})
+            for m in reversed(self._posted)
+            if m["channel"] == args["channel"]
+            and not m["ephemeral"]
+            and not m.get("deleted")
+            and not m.get("thread_ts")
+        ]
+        return {"ok": True, "messages": messages, "has_more": False}
+
+    def _conversations_open(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """A direct message channel with `users` (one user): ``D`` + the user id."""
+        self._require(args, "users")
+        users = str(args["users"]).split(",")
+        if len(users) != 1:
+            raise _ApiError("not_implemented")
+        return {"ok": True, "channel": {"id": f"D{users[0]}", "is_im": True}}
+
+    def dms(self, user: str) -> list[str]:
+        """Texts of the direct messages sent to `user` (via conversations.open), oldest first."""
+        return [m["text"] for m in self.messages(channel=f"D{user}")]
 
     def _conversations_info(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
         self._require(args, "channel")
