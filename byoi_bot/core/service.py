@@ -107,6 +107,7 @@ class Deployments:
         self.fleets: Fleets | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
+        self.card_wait = CARD_WAIT
         self._cards = threading.Condition()  # cards whose first post a command waits for:
         self._awaited: dict[str, tuple[str | None, str | None] | None] = {}  # id -> (ts, why)
 
@@ -164,7 +165,7 @@ class Deployments:
         return request
 
     def post_card(self, owner: Request | Fleet, reload: Callable[[str], Request | Fleet | None]):
-        """Queue the card's first post (the outbox paces it) and wait up to `CARD_WAIT` s for
+        """Queue the card's first post (the outbox paces it) and wait up to `card_wait` s for
         it: its ts once posted, None while it waits for the chat; raises `Refused` when the
         chat refused it for good (the request is cancelled). `reload` reads the owner again
         (a sender on another replica may post it)."""
@@ -172,7 +173,7 @@ class Deployments:
             self._awaited[owner.id] = None
         try:
             self.store.enqueue([Post.new_card(owner)])
-            deadline = time.monotonic() + CARD_WAIT
+            deadline = time.monotonic() + self.card_wait
             with self._cards:
                 while (settled := self._awaited[owner.id]) is None:
                     current = reload(owner.id)
