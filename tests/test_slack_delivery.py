@@ -6,7 +6,7 @@ import http.client
 import logging
 
 import pytest
-from bot_harness import APPROVER, CHANNEL, SECRET, BotHarness
+from bot_harness import APPROVER, CHANNEL, REQUESTER, SECRET, BotHarness
 from fakes.signing import event_body, post_signed
 
 from byoi_bot.core.states import State
@@ -129,3 +129,20 @@ def test_log_lines_about_failed_slack_calls_carry_slacks_error_code(h, caplog):
     h.slack.fail_next("chat.update", error="channel_not_found", status=200)
     h.poll(advance=20)
     assert "slack chat.update failed: channel_not_found" in caplog.text
+
+
+@pytest.mark.parametrize("error", ["is_archived", "not_in_channel", "channel_not_found"])
+def test_a_channel_that_refuses_the_bot_mid_deploy_is_told_to_the_requester_by_dm(h, caplog, error):
+    deploying(h)
+    h.slack.channel_errors[CHANNEL] = error  # archived, or the bot removed, mid-deploy
+    h.poll(advance=30)
+    (first,) = h.slack.dms(REQUESTER)
+    assert "can no longer post" in first and "outcome will be sent here" in first
+    h.poll(advance=60)
+    assert h.bot.store.recent(1)[0].state is State.DONE
+    h.bot.courier.drain()
+    h.bot.courier.drain()  # every later refusal: no more messages
+    dms = h.slack.dms(REQUESTER)
+    assert len(dms) == 2 and "is done" in dms[1], dms
+    assert h.bot.store.backlog() == 0
+    assert caplog.text.count(f"told {REQUESTER} about") == 2

@@ -310,7 +310,7 @@ class Courier:
 
     def _dm_once(self, owner: Request | Fleet, topic: str, text: str) -> None:
         action = f"told by DM: {topic}"
-        if any(row["action"] == action for row in self.requests.audit(owner.id)):
+        if not self.requests.first_delivery(f"{action}:{owner.id}"):  # atomic: senders race
             return
         try:
             self.chat.dm(owner.requester, text)
@@ -318,7 +318,7 @@ class Courier:
             log.warning("could not tell %s about %s by DM: %s", owner.requester, owner.id, exc)
             return
         self.requests.note(owner.id, "byoi-bot", action, text[:200])
-        log.info("told %s about %s by DM (%s)", owner.requester, owner.id, topic)
+        log.warning("told %s about %s by DM (%s)", owner.requester, owner.id, topic)
 
     def _draw(self, request: Request) -> None:
         """Redraw the card, unless a newer version of it is drawn already (a sender of

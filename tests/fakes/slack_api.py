@@ -107,7 +107,9 @@ class FakeSlack(BackgroundServer):
     Mutable knobs: ``users`` (id -> users.info ``user``), ``channels`` (id ->
     conversations.info ``channel``), ``usergroups`` (id -> member ids),
     ``usergroups_error`` (e.g. ``"plan_upgrade_required"``), ``token_error`` (e.g.
-    ``"token_revoked"``: every call with the bot token is refused so until reset to None).
+    ``"token_revoked"``: every call with the bot token is refused so until reset to None),
+    ``channel_errors`` (channel id -> error, e.g. ``"is_archived"`` or ``"not_in_channel"``:
+    posts and edits in that channel are refused so).
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class FakeSlack(BackgroundServer):
         self.usergroups: dict[str, list[str]] = {}
         self.usergroups_error: str | None = None
         self.token_error: str | None = None
+        self.channel_errors: dict[str, str] = {}
         self.calls: list[Call] = []
         self._cond = threading.Condition(threading.RLock())
         self._faults: list[Fault] = []
@@ -506,8 +509,13 @@ class FakeSlack(BackgroundServer):
             self._messages[(channel, ts)] = msg
         return msg
 
+    def _refuse_channel(self, args: dict[str, Any]) -> None:
+        if error := self.channel_errors.get(args.get("channel")):
+            raise _ApiError(error)
+
     def _chat_post_message(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
         self._require(args, "channel")
+        self._refuse_channel(args)
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             raise _ApiError("no_text")
         msg = self._store_message(args["channel"], args)
@@ -533,6 +541,7 @@ class FakeSlack(BackgroundServer):
         return msg
 
     def _chat_update(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        self._refuse_channel(args)
         msg = self._find(args)
         for key in ("text", "blocks", "attachments", "metadata"):
             if key in args:
