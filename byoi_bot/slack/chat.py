@@ -19,8 +19,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.web import SlackResponse
 
 from ..core.fleet import Fleet
-from ..core.outbox import RetryLater, Unauthorized, Undeliverable
 from ..core.ports import CardView, FleetView
+from ..core.posts import RetryLater, Unauthorized, Undeliverable
 from ..core.request import Request
 from ..core.text import truncate
 from .cards import card_blocks
