@@ -153,7 +153,8 @@ def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: 
         specs, refused, rollout, user, channel, image=shown, pattern=plan.pattern, source=source
     )
     summary = messages.fleet_summary(len(made.servers), list(made.refused))
-    return f"Fleet request `{made.id}` is posted: {summary} One approval covers them all."
+    said = "is posted" if made.message_ts else "is stored (its card appears as Slack takes it)"
+    return f"Fleet request `{made.id}` {said}: {summary} One approval covers them all."
 
 
 def _fleet_servers(d: Deployments, plan: commands.Fleet, limit: int) -> list[str]:
