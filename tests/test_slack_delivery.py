@@ -11,6 +11,7 @@ import pytest
 from bot_harness import APPROVER, CHANNEL, REQUESTER, SECRET, BotHarness
 from fakes.signing import event_body, post_signed
 
+from byoi_bot.core import messages
 from byoi_bot.core.states import State
 from byoi_bot.slack.modes import healthy, http_server, serve_in_thread
 
@@ -170,3 +171,21 @@ def test_a_channel_that_refuses_the_bot_mid_deploy_is_told_to_the_requester_by_d
     dms = h.slack.dms(REQUESTER)
     assert len(dms) == 2 and "is done" in dms[1], dms
     assert caplog.text.count(f"told {REQUESTER} about") == 2
+
+
+def test_a_card_asked_for_while_the_token_is_refused_is_posted_once_it_works(h):
+    """A command acked just before the token went: its card waits, it is not cancelled."""
+    from byoi_bot.core.request import DeploySpec
+
+    h.bot.deployments.card_wait = 0.2
+    spec = DeploySpec(SERVER, f"{h.images.base_url}/debian-12.qcow2", "qcow2", efi_bootloader="x")
+    h.slack.token_error = "account_inactive"
+    request = h.bot.deployments.request(spec, "U0ALICE", CHANNEL)
+    assert "its card appears" in messages.requested(request)
+    assert h.bot.store.get(request.id).state is State.PENDING_APPROVAL
+    assert not h.bot.courier.health.ok and h.cards() == []
+    h.slack.token_error = None
+    assert h.bot.courier.probe()
+    h.bot.courier.drain()
+    card = h.wait_card()
+    assert h.bot.store.get(request.id).message_ts == card["ts"]

@@ -158,7 +158,8 @@ class Courier:
         if owner is None or (post.kind == NEW) == bool(owner.message_ts):
             # no card (e.g. one server of a fleet, or a card that was never posted: its first
             # post draws the latest state anyway), or a card posted already
-            self.outbox.drop(claimed.id, "no card to post to" if owner else "no such request")
+            why = "posted already" if post.kind == NEW else "no card to post to"
+            self.outbox.drop(claimed.id, why if owner else "no such request")
             return None
         try:
             ts = self._send(claimed, request, fleet)
