@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -195,3 +196,19 @@ def test_a_closed_modal_and_a_menu_asking_for_options_are_acknowledged(harness):
         assert status == 200, (payload["type"], text)
         if payload["type"] == "block_suggestion":
             assert json.loads(text) == {"options": []}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"ssl_check=1&ssl_check=1", b"SSL_CHECK=1", b"ssl_check=true", b"\xff\xfessl_check=1",
+     b'{"ssl_check": 1}', b"ssl_check=1\x00"],
+)  # fmt: skip
+def test_anything_but_slacks_own_ssl_check_still_needs_a_signature(harness, body):
+    request = urllib.request.Request(
+        harness.url, data=body, method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(request, timeout=5)
+    assert refused.value.code == 401
