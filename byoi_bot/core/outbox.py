@@ -176,7 +176,9 @@ class Courier:
             self._refused(claimed, owner, exc)
             return None
         except Exception as exc:  # timeout, 5xx: it may have been posted
-            log.warning("post %s: outcome unknown, will check and retry", claimed.id, exc_info=exc)
+            log.warning(
+                "post %s: outcome unknown (%s), will check and retry", claimed.id, exc, exc_info=exc
+            )
             if claimed.attempts >= GIVE_UP_AFTER:
                 self.outbox.drop(claimed.id, f"gave up: {type(exc).__name__}")
                 if post.kind == NEW:

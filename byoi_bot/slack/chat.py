@@ -24,7 +24,7 @@ from ..core.posts import RetryLater, Unauthorized, Undeliverable
 from ..core.request import Request
 from ..core.text import truncate
 from .cards import card_blocks
-from .errors import TOKEN_ERRORS, failed, token_refused
+from .errors import TOKEN_ERRORS, MaybePosted, failed, token_refused
 from .fleet_card import fleet_blocks
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ def _outcome(first_post: bool = False) -> Iterator[None]:
         if error in TOKEN_ERRORS:
             raise Unauthorized(token_refused(error)) from None
         if status >= 500 or error in TRANSIENT_ERRORS:
-            raise
+            raise MaybePosted(failed(exc)) from exc
         words = (CHANNEL_ERRORS if first_post else CHANNEL_GONE).get(error)
         raise Undeliverable(
             words or failed(exc), detail=failed(exc), channel_gone=error in CHANNEL_GONE

@@ -44,3 +44,8 @@ def token_refused(code: str) -> str:
         f"Slack refused SLACK_BOT_TOKEN ({code}); set SLACK_BOT_TOKEN to the Bot User OAuth "
         "Token of the app's OAuth & Permissions page (reinstall the app if it was removed)"
     )
+
+
+class MaybePosted(Exception):
+    """A Slack call whose outcome is unknown (5xx, Slack's own transient errors): the message
+    is `failed()`'s line; the outbox checks before trying again."""
