@@ -150,7 +150,8 @@ def seed_deploying(deployments, provider, servers: Sequence[str], clock) -> list
             expires_at=now + timedelta(hours=1),
         )
         store.create(request, None)
-        store.update(request.id, message_ts=chat.post_card(deployments.card(request)))
+        card = chat.post_card(deployments.card(request), post_id=0)  # not through the outbox
+        store.update(request.id, message_ts=card)
         store.add_approval(request.id, APPROVER, request.fingerprint)
         store.transition(request.id, State.PENDING_APPROVAL, State.APPROVED, APPROVER, "bench")
         store.transition(request.id, State.APPROVED, State.SUBMITTING, "byoi-bot", "bench")

@@ -48,12 +48,10 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
         case commands.Deploy(fleet=fleet) if fleet is not None:
             return fleet_request(d, command, user, channel)
         case commands.Deploy(spec=spec) if spec is not None:
-            request = d.request(spec, user, channel)
-            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+            return messages.requested(d.request(spec, user, channel))
         case commands.Deploy(catalog=choice) if choice is not None:
             spec, source = catalog_spec(d, choice)
-            request = d.request(spec, user, channel, source)
-            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+            return messages.requested(d.request(spec, user, channel, source))
         case commands.Images():
             return messages.catalog(d.catalog.images() if d.catalog else ())
         case commands.Status(target=None | "all" as target):
@@ -166,8 +164,9 @@ def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: 
         specs, refused, rollout, user, channel, pattern=plan.pattern, source=source
     )
     summary = messages.fleet_summary(len(made.servers), list(made.refused))
+    said = "is posted" if made.message_ts else "is stored (its card appears as Slack takes it)"
     return (
-        f"Fleet request `{made.id}` is posted: {summary} Each server's policy must approve it "
+        f"Fleet request `{made.id}` {said}: {summary} Each server's policy must approve it "
         "before anything happens."
     )
 

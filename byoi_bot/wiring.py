@@ -183,7 +183,7 @@ def build_bot(
         limit=settings.fleet_limit,
         block_on_refusal=settings.fleet_refused == "block",
     )
-    courier = Courier(store, store, chat, deployments.card, fleets.view)
+    courier = Courier(store, store, chat, deployments.card, fleets.view, deployments.card_settled)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
     jobs = Jobs(deployments, store.leadership(), sender, poller, fleets)

@@ -71,6 +71,8 @@ def test_app_manifest_is_valid_against_slacks_schema():
         "reaction_added",
         "reaction_removed",
         "app_home_opened",
+        "tokens_revoked",
+        "app_uninstalled",
     }
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
@@ -81,6 +83,7 @@ def test_app_manifest_is_valid_against_slacks_schema():
         "usergroups:read",
         "channels:history",
         "groups:history",
+        "im:write",
     }
 
 

@@ -206,6 +206,7 @@ def open_session(
         provider=make_provider(settings, client),
         inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
         poll=timedelta(seconds=1),
+        post_interval=0.0,  # a terminal needs no pacing
     )
     bot.start()
     stack.callback(bot.stop)

@@ -52,6 +52,43 @@ def card_failed() -> str:
     )
 
 
+def requested(request: Request | Fleet) -> str:
+    """A deploy command's answer: the card is posted, or waits for the chat's pace."""
+    if request.message_ts:
+        return f"Request `{request.id}` is posted; it needs approval before anything happens."
+    return (
+        f"Request `{request.id}` is stored; its card appears in this channel as soon as Slack "
+        "takes it (Slack paces each channel's posts). It needs approval before anything happens."
+    )
+
+
+def card_not_posted_dm(request: Request | Fleet, why: str) -> str:
+    """A direct message: the card could not be posted, and nobody waited for the answer."""
+    ended = request.state in (State.PENDING_APPROVAL, FleetState.PENDING_APPROVAL)
+    text = (
+        f"byoi-bot could not post the card of your request `{request.id}` in <#{request.channel}>"
+    )
+    return text + (", so it is cancelled. " if ended else ". ") + why
+
+
+def channel_gone_dm(request: Request | Fleet, why: str) -> str:
+    """A direct message: the channel refuses the bot in the middle of a request."""
+    return (
+        f"byoi-bot can no longer post about your request `{request.id}` in "
+        f"<#{request.channel}>: {why}. The request goes on; its outcome will be sent here, "
+        f"and `/byoi status {request.id}` shows where it stands."
+    )
+
+
+def outcome_dm(request: Request | Fleet, text: str, why: str) -> str:
+    """A direct message: the outcome the channel refused to show."""
+    said = f"\n{text}" if text else ""
+    return (
+        f"Your request `{request.id}` is {request.state.replace('_', ' ')}. byoi-bot could not "
+        f"say so in <#{request.channel}> ({why}).{said}"
+    )
+
+
 def refused_by_checks() -> str:
     return "⛔ Not posted: the deploy would fail. Nothing was changed on the server."
 

@@ -218,8 +218,11 @@ class Chat(Protocol):
     and card edits come from the outbox (`core.outbox`), which retries them.
     """
 
-    def post_card(self, view: CardView) -> str:
-        """Post the request card in `view.request.channel`; return its message id (ts)."""
+    def post_card(self, view: CardView, *, post_id: int, maybe_posted: bool = False) -> str:
+        """Post the request card in `view.request.channel`; return its message id (ts).
+
+        Sent by the outbox (`post_id`, `maybe_posted` and the errors raised as for `reply`).
+        """
         ...
 
     def offer_votes(self, request: Request) -> None:
@@ -245,12 +248,20 @@ class Chat(Protocol):
         """Show `text` to `user` alone (ephemeral)."""
         ...
 
+    def dm(self, user: str, text: str) -> None:
+        """Send `text` to `user` in a direct message (when the channel cannot be used)."""
+        ...
+
+    def check_credentials(self) -> None:
+        """Raise `outbox.Unauthorized` when the chat refuses the bot's credentials."""
+        ...
+
     def group_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group (empty when unknown or not allowed)."""
         ...
 
-    def post_fleet_card(self, view: FleetView) -> str:
-        """Post a fleet's card; return its message id (ts)."""
+    def post_fleet_card(self, view: FleetView, *, post_id: int, maybe_posted: bool = False) -> str:
+        """Post a fleet's card; return its message id (ts) (sent like `post_card`)."""
         ...
 
     def offer_fleet_votes(self, fleet: Fleet) -> None:

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from urllib.parse import parse_qs
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -26,7 +27,8 @@ from ..errors import CannotStart
 from ..wiring import Bot, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
-from .http import HttpServer
+from .errors import TOKEN_ERRORS, failed, token_refused
+from .http import BODY_LIMIT, HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ def build_slack_bot(settings: Settings, **overrides) -> tuple[Bot, App]:
         bot.deployments,
         bot.store,
         scheduler_running=lambda: bot.jobs.scheduler.running,
+        chat_health=bot.courier.health,
     )
     return bot, app
 
@@ -63,12 +66,8 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     bot.start()
     try:
         if http:
-
-            def healthy() -> bool:  # polls and expiry are running
-                return bot.jobs.scheduler.running
-
             try:
-                server = http_server(app, host, port, healthy, settings.slack_signing_secret)
+                server = http_server(app, host, port, healthy(bot), settings.slack_signing_secret)
             except OSError as exc:
                 raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror}") from None
             signal.signal(signal.SIGTERM, lambda *_: server.stop_in_background())
@@ -91,9 +90,6 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     return 0
 
 
-_REFUSED = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
-
-
 def slack_accepts_the_token(client: WebClient, api_url: str, *, required: bool) -> None:
     """Call `auth.test` once at start-up: a refused token is a `ConfigError`; an unreachable
     Slack is `CannotStart` when `required` (Socket Mode), else a warning (HTTP mode)."""
@@ -101,12 +97,9 @@ def slack_accepts_the_token(client: WebClient, api_url: str, *, required: bool) 
         client.auth_test()
     except SlackApiError as exc:
         error = exc.response.get("error")
-        if error in _REFUSED:
-            raise ConfigError(
-                f"SLACK_BOT_TOKEN: Slack refused it ({error}); copy the Bot User OAuth Token "
-                "from the app's OAuth & Permissions page"
-            ) from None
-        log.warning("auth.test answered %s; starting anyway", error)
+        if error in TOKEN_ERRORS:
+            raise ConfigError(token_refused(error)) from None
+        log.warning("%s; starting anyway", failed(exc))
     except OSError as exc:
         if required:
             raise CannotStart(_unreachable(api_url, exc)) from None
@@ -119,21 +112,33 @@ def _unreachable(api_url: str, exc: OSError) -> str:
 
 
 def http_server(
-    app: App, host: str, port: int, health: Callable[[], bool], signing_secret: str
+    app: App,
+    host: str,
+    port: int,
+    health: Callable[[], bool],
+    signing_secret: str,
+    *,
+    body_limit: int = BODY_LIMIT,
 ) -> HttpServer:
-    """The HTTP server: Bolt at `/slack/events`, a health check at `/healthz`.
+    """The HTTP server: Bolt at `/slack/events` (and any other path), a health check at
+    `/healthz`. Routes are WSGI callables in `routes`; add one there.
 
+    A body over `body_limit` bytes is refused (413) by the server before the app reads it.
     The signature is checked before Bolt parses anything, so an unsigned or forged body,
-    however malformed, gets a 401 and never reaches a listener.
+    however malformed, gets a 401 and never reaches a listener; Slack's `ssl_check` (sent
+    unsigned when the request URL is saved) is answered 200 and nothing else happens.
     """
     bolt = SlackRequestHandler(app)
     verifier = SignatureVerifier(signing_secret)
 
-    def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
-            ok = health()
-            return _answer(start_response, 200 if ok else 503, {"ok": ok})
+    def healthz(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        ok = health()
+        return _answer(start_response, 200 if ok else 503, {"ok": ok})
+
+    def slack(environ: dict, start_response: Callable) -> Iterable[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if _is_ssl_check(body):
+            return _answer(start_response, 200, {})
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
         if not _signed(verifier, body, timestamp, signature):
@@ -145,7 +150,25 @@ def http_server(
             log.warning("signed request Bolt could not read: answered 400", exc_info=True)
             return _answer(start_response, 400, {"error": "malformed request"})
 
-    return HttpServer(wsgi, host, port)
+    routes: dict[str, Callable] = {"/healthz": healthz}
+
+    def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        return routes.get(environ.get("PATH_INFO", ""), slack)(environ, start_response)
+
+    return HttpServer(wsgi, host, port, body_limit=body_limit)
+
+
+def healthy(bot: Bot) -> Callable[[], bool]:
+    """`/healthz`: the jobs (polls, expiry) run and Slack accepts the bot's token."""
+    return lambda: bot.jobs.scheduler.running and bot.courier.health.ok
+
+
+def _is_ssl_check(body: bytes) -> bool:
+    """Slack's certificate check: a form body with `ssl_check=1`, and no signature."""
+    try:
+        return parse_qs(body.decode("ascii")).get("ssl_check") == ["1"]
+    except UnicodeDecodeError:
+        return False
 
 
 def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:

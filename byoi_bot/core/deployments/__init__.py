@@ -4,6 +4,7 @@
 the use cases here, which share their ports and helpers through `base.Workflow`:
 
 - `asking`: a new request is validated, preflighted, stored and its card posted;
+- `cards`: the card's first post queued in the outbox, and how it went;
 - `voting`: reactions, approvals, rejections, withdrawals and cancellations;
 - `checksums`: an image's checksum verified before it may start;
 - `controlling`: change control: may it start now (windows, freezes, emergencies), freezes

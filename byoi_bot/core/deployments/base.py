@@ -61,6 +61,10 @@ class FleetVotes(Protocol):
 
     def react(self, fleet: Fleet, user: str, reaction: str, added: bool) -> None: ...
 
+    def cancel_unposted(self, fleet_id: str) -> None:
+        """The fleet's card could not be posted: nobody can vote, it is cancelled."""
+        ...
+
 
 class Workflow:
     """The ports and helpers that the use-case classes of `Deployments` share."""
@@ -98,6 +102,8 @@ class Workflow:
         self.fleets: FleetVotes | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
+        self._cards = threading.Condition()  # cards whose first post a command waits for
+        self._awaited: dict[str, tuple[str | None, str | None] | None] = {}  # `cards.Cards`
 
     def _finish(
         self,
