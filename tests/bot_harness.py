@@ -125,6 +125,7 @@ class BotHarness(ChannelView):
             provider=make_provider(settings, client),  # `api` per policy, as in production
             inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
             clock=self.clock,
+            boot_ports=self.simulator.boots.port_of,  # each simulated server's SSH port
         )
         self.bot.store.on_enqueue = self._drain  # posts go out at once, in order
         self.bot.deployments.reconcile()

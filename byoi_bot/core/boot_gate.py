@@ -53,8 +53,8 @@ class Gate:
     """A request's boot gate as stored (`Request.boot`): when it opened and closes, where
     it probes, how many probes were made and what the last one said."""
 
-    opened_at: datetime
-    deadline: datetime
+    opened_at: datetime | None = None  # OVHcloud's done (None: the install still runs)
+    deadline: datetime | None = None
     ssh_port: int = SSH_PORT
     health_url: str | None = None
     ip: str | None = None  # read from OVHcloud at the first probe
@@ -64,6 +64,7 @@ class Gate:
     waiting_told: bool = False  # the thread was told the bot waits for the server
     token_hash: str | None = None  # the phone-home token's SHA-256 (the token is never kept)
     host_keys: tuple[tuple[str, str], ...] = field(default=())  # reported by phone-home
+    phoned_home: bool = False  # the server's phone-home came (perhaps before OVHcloud's done)
 
     def due(self, now: datetime) -> bool:
         """Whether the next probe may run now."""
@@ -86,8 +87,8 @@ class Gate:
             return datetime.fromisoformat(data[key]) if data.get(key) else None
 
         return cls(
-            opened_at=moment("opened_at"),  # type: ignore[arg-type]
-            deadline=moment("deadline"),  # type: ignore[arg-type]
+            opened_at=moment("opened_at"),
+            deadline=moment("deadline"),
             ssh_port=int(data.get("ssh_port") or SSH_PORT),
             health_url=data.get("health_url"),
             ip=data.get("ip"),
@@ -97,6 +98,7 @@ class Gate:
             waiting_told=bool(data.get("waiting_told")),
             token_hash=data.get("token_hash"),
             host_keys=tuple((str(k), str(v)) for k, v in data.get("host_keys") or ()),
+            phoned_home=bool(data.get("phoned_home")),
         )
 
 

@@ -44,6 +44,13 @@ class CatalogImage:
     metadata: tuple[tuple[str, str], ...] = ()
     servers: tuple[str, ...] = ()  # allowed server name patterns; empty: any server
     description: str | None = None
+    ssh_port: int | None = None  # the boot gate's SSH port for this image (None: the policy's)
+    health_url: str | None = None  # an https:// URL the booted server answers 2xx
+
+    def boot(self) -> dict:
+        """What the boot gate probes for this image (only what the image sets)."""
+        found = {"ssh_port": self.ssh_port, "health_url": self.health_url}
+        return {k: v for k, v in found.items() if v is not None}
 
     @property
     def file_name(self) -> str:

@@ -56,6 +56,9 @@ class Policy:
     channels: frozenset[str] = frozenset()
     requesters: frozenset[str] = frozenset()
     api: str = "reinstall"
+    boot_gate: bool = True  # done only once the server answers (core.boot_gate)
+    boot_timeout: timedelta = timedelta(minutes=15)  # after OVHcloud's done
+    boot_ssh_port: int = 22
 
     @property
     def groups(self) -> tuple[str, ...]:

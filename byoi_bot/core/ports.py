@@ -49,6 +49,7 @@ class ServerFacts:
     disk_groups: tuple[DiskGroup, ...] = ()
     efi_bootloader_path: str | None = None
     power_state: str = "poweron"
+    ip: str = ""  # the server's own IPv4 address (the boot gate probes it)
 
     def disk_group(self, group_id: int | None) -> DiskGroup | None:
         """The given disk group, or the first one when `group_id` is None."""

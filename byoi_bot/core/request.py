@@ -177,6 +177,7 @@ class Request:
     last_post_at: datetime | None = None
     start_mark: str | None = None
     fleet_id: str | None = None  # set when the request is one server of a fleet request
+    boot: dict | None = None  # the boot gate (`core.boot_gate.Gate.to_dict()`), from approval
     version: int = 0  # bumped by every write; a card shows one version and never an older
 
     def __post_init__(self) -> None:

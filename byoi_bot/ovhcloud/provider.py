@@ -108,6 +108,7 @@ class _OvhProvider(ABC):
             disk_groups=groups,
             efi_bootloader_path=info.get("efiBootloaderPath") or None,
             power_state=str(info.get("powerState") or "poweron"),
+            ip=str(info.get("ip") or ""),
         )
 
     @abstractmethod

@@ -178,6 +178,12 @@ MIGRATIONS = (
     ALTER TABLE requests ADD COLUMN fleet_id text REFERENCES fleets (id);
     CREATE INDEX requests_fleet ON requests (fleet_id);
     """,
+    # m_gate_01: the boot gate's record per request; `booting` holds its server
+    f"""
+    ALTER TABLE requests ADD COLUMN boot text;
+    DROP INDEX one_active_per_server;
+    CREATE UNIQUE INDEX one_active_per_server ON requests (server) WHERE state IN ({_ACTIVE});
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -6,7 +6,7 @@ of the core; `postgres.py` is the other adapter, for replicas sharing one databa
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-8
+9
 
 Rules it enforces:
 
@@ -202,6 +202,17 @@ def m008_fleets(db: Database) -> None:
     db["fleets"].create_index(["channel", "message_ts"])
     db["requests"].add_column("fleet_id", str)
     db["requests"].create_index(["fleet_id"])
+
+
+@migrations()
+def m_gate_01_boot_gate(db: Database) -> None:
+    """The boot gate: its record per request, and `booting` holds its server like `deploying`."""
+    db["requests"].add_column("boot", str)
+    states = ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATES))
+    db.execute("DROP INDEX one_active_per_server")
+    db.execute(
+        f"CREATE UNIQUE INDEX one_active_per_server ON requests(server) WHERE state IN ({states})"
+    )
 
 
 STREAM_PAGE = 200  # rows per page of `stream()`

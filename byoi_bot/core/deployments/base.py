@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from .. import messages
+from ..boot_gate import BootProbe
 from ..checks import Severity
 from ..fleet import Fleet
 from ..policy import Policy, PolicySet, Tally
@@ -35,7 +36,7 @@ APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_b
 REJECT_REACTIONS = frozenset({"x", "no_entry"})
 SYSTEM = "byoi-bot"
 CHECKSUM = "checksum"
-PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.FAILED, State.CANCELLED})
+PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.BOOTING, State.FAILED, State.CANCELLED})
 
 
 class Refused(Exception):
@@ -53,6 +54,7 @@ class Timing:
     poll: timedelta = timedelta(seconds=20)
     heartbeat: timedelta = timedelta(minutes=5)
     stall: timedelta = timedelta(minutes=30)
+    probe: timedelta = timedelta(seconds=20)  # between two boot gate probes of one server
 
 
 class FleetVotes(Protocol):
@@ -80,6 +82,8 @@ class Workflow:
         verifier: ChecksumVerifier | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
         catalog: ImageCatalog | None = None,
+        probe: BootProbe | None = None,
+        public_url: str = "",
     ) -> None:
         self.store = store
         self.provider = provider
@@ -96,6 +100,8 @@ class Workflow:
         self.fleets: FleetVotes | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
+        self.probe = probe  # None: no boot gate, done at OVHcloud's done (core.boot_gate)
+        self.public_url = public_url  # set (HTTP mode): servers phone home (core.phone_home)
 
     def _finish(
         self,
