@@ -80,10 +80,10 @@ def _steps(request: Request) -> list[str]:
         f"1. The console: Control Panel → {sn} → IPMI/KVM, or "
         f'`POST {base}/features/ipmi/access {{"type": "kvmipHtml5URL", "ttl": 15}}`, then '
         f"`GET {base}/features/ipmi/access?type=kvmipHtml5URL` for its URL.",
-        f"2. Rescue mode: `GET {base}/boot?bootType=rescue` (a `bootId`), "
-        f'`PUT {base} {{"bootId": <that id>}}`, `POST {base}/reboot`; log in with the rescue '
+        f"2. Rescue mode: `GET {base}/boot?bootType=rescue` (a `bootId` N), "
+        f'`PUT {base} {{"bootId": N}}`, `POST {base}/reboot`; log in with the rescue '
         "credentials OVHcloud sends, then `lsblk -f`, mount the ESP and the root file system, "
         "check the loader path and `/etc/cloud`, and read the installed system's logs.",
-        f"3. Back to the disk: `GET {base}/boot?bootType=harddisk`, `PUT {base} "
-        f'{{"bootId": <that id>}}`, `POST {base}/reboot`.',
+        f"3. Back to the disk: `GET {base}/boot?bootType=harddisk` (N), `PUT {base} "
+        f'{{"bootId": N}}`, `POST {base}/reboot`.',
     ]

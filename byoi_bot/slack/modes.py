@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from ..config import ConfigError, Settings, token_problem
+from ..phone_home_http import is_phone_home, phone_home_route
 from ..wiring import Bot, CannotStart, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
@@ -53,6 +54,9 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
         problem = token_problem(env, getattr(settings, env.lower()))
         if problem:
             raise ConfigError(f"{env}: {problem}; see README, section 'Set up the Slack app'")
+    if settings.public_url and not http:
+        log.warning("BYOI_PUBLIC_URL is for HTTP mode (--http): no phone-home in Socket Mode")
+        settings = settings.with_values(public_url="")
     bot, app = build_slack_bot(settings)
     slack_accepts_the_token(app.client, settings.slack_api_url, required=not http)
     bot.start()
@@ -63,7 +67,10 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
                 return bot.jobs.scheduler.running
 
             try:
-                server = http_server(app, host, port, healthy, settings.slack_signing_secret)
+                server = http_server(
+                    app, host, port, healthy, settings.slack_signing_secret,
+                    phone_home_route(bot.deployments),
+                )  # fmt: skip
             except OSError as exc:
                 raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror}") from None
             signal.signal(signal.SIGTERM, lambda *_: server.stop_in_background())
@@ -114,9 +121,15 @@ def _unreachable(api_url: str, exc: OSError) -> str:
 
 
 def http_server(
-    app: App, host: str, port: int, health: Callable[[], bool], signing_secret: str
+    app: App,
+    host: str,
+    port: int,
+    health: Callable[[], bool],
+    signing_secret: str,
+    phone_home: Callable[[dict, Callable], Iterable[bytes]] | None = None,
 ) -> HttpServer:
-    """The HTTP server: Bolt at `/slack/events`, a health check at `/healthz`.
+    """The HTTP server: Bolt at `/slack/events`, a health check at `/healthz`, and with
+    `phone_home` the boot gate's phone-home route (`/boot/…`, `phone_home_http`).
 
     The signature is checked before Bolt parses anything, so an unsigned or forged body,
     however malformed, gets a 401 and never reaches a listener.
@@ -128,6 +141,8 @@ def http_server(
         if environ.get("PATH_INFO") == "/healthz":
             ok = health()
             return _answer(start_response, 200 if ok else 503, {"ok": ok})
+        if phone_home and is_phone_home(environ.get("PATH_INFO", "")):
+            return phone_home(environ, start_response)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")

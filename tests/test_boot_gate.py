@@ -1,0 +1,322 @@
+"""The boot gate: `done` only once the server answers, over real TCP to the simulator's servers.
+
+The bot under test is the whole production one (`BotHarness`); the simulator plays the
+servers' side (`simulator.boots`). Time is the harness's fake clock, shared with the
+simulator; each `h.poll()` is one poll cycle.
+"""
+
+from __future__ import annotations
+
+import email
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
+import pytest
+from bot_harness import APPROVER, CHANNEL, REQUESTER, BotHarness
+from test_fleet import ask, fleet, started, tick
+
+from byoi_bot.core.boot_gate import Gate
+from byoi_bot.core.fleet import FleetState
+from byoi_bot.core.request import DeploySpec
+from byoi_bot.core.states import State
+from byoi_bot.probes import NetworkProbe
+from byoi_bot.simulator.boots import SSH_BANNER, Behaviour
+
+SERVER = "ns1001.ip-51-75-1.eu"
+INSTALL = 61  # seconds: the simulator's install (60 s) is over
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3Xj0m4cT0bq0CqGvB2Yw1KxZ5u9sB1sq2Zk0zq4rVb"
+
+
+@pytest.fixture
+def h(tmp_path, db_location):
+    harness = BotHarness(tmp_path, db=db_location)
+    yield harness
+    harness.close()
+
+
+def deploy(h: BotHarness, server: str = SERVER, **spec) -> str:
+    """Ask for and approve a deploy of `server`; its id."""
+    r = h.bot.deployments.request(
+        DeploySpec(server=server, image_url=f"{h.images.base_url}/debian-12.qcow2",
+                   image_type="qcow2", efi_bootloader="\\EFI\\debian\\grubx64.efi", **spec),
+        REQUESTER, CHANNEL,
+    )  # fmt: skip
+    h.bot.deployments.approve(r.id, APPROVER)
+    return r.id
+
+
+def state(h: BotHarness, request_id: str) -> State:
+    return h.bot.store.get(request_id).state
+
+
+def gate(h: BotHarness, request_id: str) -> Gate:
+    return Gate.from_dict(h.bot.store.get(request_id).boot)
+
+
+def card_text(h: BotHarness, request_id: str) -> str:
+    ts = h.bot.store.get(request_id).message_ts
+    return str(h.slack.message(CHANNEL, ts)["blocks"])
+
+
+def thread(h: BotHarness, request_id: str) -> list[str]:
+    return h.thread(h.bot.store.get(request_id).message_ts)
+
+
+def test_a_server_that_answers_at_once_is_done_in_the_same_poll(h):
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    assert state(h, r) is State.DONE
+    done = thread(h, r)[-1]
+    assert "is done in" in done and f"the server answered ({SSH_BANNER})" in done
+    g = gate(h, r)
+    assert g.probes == 1 and g.ip == "127.0.0.1" and g.ssh_port == 22
+    assert not any("waiting for the server" in t for t in thread(h, r)), "no noise when at once"
+    audit = [(a["from_state"], a["to_state"]) for a in h.bot.store.audit(r) if a["to_state"]]
+    assert audit[-2:] == [("deploying", "booting"), ("booting", "done")]
+
+
+def test_a_server_that_never_answers_fails_with_a_runbook_and_never_a_check_mark(h):
+    h.simulator.boots.set(SERVER, Behaviour("never"))
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    assert state(h, r) is State.BOOTING
+    assert "booting" in card_text(h, r) and "waiting for the server to answer" in card_text(h, r)
+    waiting = h.wait_thread(h.bot.store.get(r).message_ts, "waiting for the server")[-1]
+    assert "SSH on `127.0.0.1:22`" in waiting and "reset the connection" in waiting
+    for _ in range(44):  # 15 minutes of probes every 20 s
+        h.poll(advance=20)
+        assert state(h, r) is State.BOOTING
+    h.poll(advance=40)
+    assert state(h, r) is State.FAILED
+    posts = thread(h, r)
+    assert sum("waiting for the server" in t for t in posts) == 1, "told once"
+    failed = posts[-1]
+    assert "✅" not in failed and "is done" not in failed
+    assert "the install finished at OVHcloud, but the server did not come back within 15m" in (
+        failed
+    )
+    for needle in (
+        "*What is known*", "`\\EFI\\debian\\grubx64.efi` (given in the request)",
+        "Server boot mode: uefi", "*Likely causes*", "cloud-init", "Secondary disks",
+        "*How to look*", f"GET /dedicated/server/{SERVER}/boot?bootType=rescue",
+        f'PUT /dedicated/server/{SERVER} {{"bootId": N}}',
+        f"POST /dedicated/server/{SERVER}/reboot", "kvmipHtml5URL",
+    ):  # fmt: skip
+        assert needle in failed, needle
+    assert gate(h, r).probes == 46
+    reason = h.bot.store.audit(r)[-1]["reason"]
+    assert reason.startswith("the install finished but the server did not come back")
+
+
+def test_probes_are_paced_whatever_the_poll_rate(h):
+    h.simulator.boots.set(SERVER, Behaviour("never"))
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    for _ in range(5):
+        h.poll(advance=3)
+    assert gate(h, r).probes == 1
+    h.poll(advance=5)  # 20 s after the first probe
+    assert gate(h, r).probes == 2
+
+
+def test_a_late_server_passes_the_gate_when_it_answers(h):
+    h.simulator.boots.set(SERVER, Behaviour("late", after=100))
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    for _ in range(4):
+        h.poll(advance=20)
+    assert state(h, r) is State.BOOTING
+    h.poll(advance=20)
+    assert state(h, r) is State.DONE and gate(h, r).probes == 6
+
+
+def test_something_that_is_not_ssh_does_not_pass(h):
+    h.simulator.boots.set(SERVER, Behaviour("banner", text="HTTP/1.1 400 Bad Request"))
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    assert state(h, r) is State.BOOTING
+    assert "answered, but not SSH: HTTP/1.1 400 Bad Request" in gate(h, r).last
+
+
+def test_a_restart_resumes_the_gate_and_never_passes_it(h):
+    h.simulator.boots.set(SERVER, Behaviour("never"))
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    h.restart()
+    h.poll(advance=20)
+    assert state(h, r) is State.BOOTING and gate(h, r).probes == 2
+    h.restart()
+    h.simulator.boots.set(SERVER, Behaviour("ssh"))
+    h.poll(advance=20)
+    assert state(h, r) is State.DONE and gate(h, r).probes == 3
+
+
+def test_a_bot_down_past_the_deadline_probes_once_more_before_failing(h):
+    h.simulator.boots.set(SERVER, Behaviour("never"))
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    h.restart()
+    h.simulator.boots.set(SERVER, Behaviour("ssh"))
+    h.poll(advance=3600)
+    assert state(h, r) is State.DONE
+
+
+def test_the_policys_port_is_probed_on_the_ip_ovhcloud_gives(tmp_path):
+    """Production semantics, no override: the IP from GET /dedicated/server/{sn}, the port
+    from BYOI_BOOT_SSH_PORT."""
+    h = BotHarness(tmp_path)
+    try:
+        port = h.simulator.boots.port_of(SERVER)
+        h.env["BYOI_BOOT_SSH_PORT"] = str(port)
+        h.restart()
+        h.bot.deployments.probe = NetworkProbe()  # the production probe, no port override
+        r = deploy(h)
+        h.poll(advance=INSTALL)
+        assert state(h, r) is State.DONE and gate(h, r).ssh_port == port
+    finally:
+        h.close()
+
+
+def test_a_policy_without_the_gate_says_the_boot_was_not_checked(tmp_path):
+    h = BotHarness(tmp_path, extra_env={"BYOI_BOOT_GATE": "off"})
+    try:
+        r = deploy(h)
+        h.poll(advance=INSTALL)
+        assert state(h, r) is State.DONE and h.bot.store.get(r).boot is None
+        assert "its boot was not checked (the boot gate is off" in thread(h, r)[-1]
+    finally:
+        h.close()
+
+
+def test_a_canary_that_does_not_come_back_stops_the_rollout(tmp_path):
+    h = BotHarness(tmp_path, extra_env={"BYOI_FLEET_LIMIT": "4", "BYOI_BOOT_TIMEOUT": "2m"})
+    try:
+        ok1, ok3, ok5 = SERVER, "ns3003.ip-51-75-3.eu", "ns5005.ip-149-56-5.net"
+        h.simulator.boots.set(ok1, Behaviour("never"))
+        card = ask(h, f"{ok1},{ok3},{ok5}", "parallel=2 canary=1")
+        h.react(APPROVER, ts=card["ts"])
+        h.wait_thread(card["ts"], "Started:")
+        tick(h, INSTALL)
+        member = h.bot.store.fleet_members(fleet(h))[0]
+        assert member.state is State.BOOTING
+        tick(h, 60)
+        assert started(h) == [ok1], "a canary waiting for its server is not done"
+        tick(h, 70)
+        tick(h, 0)
+        f = fleet(h)
+        assert f.state is FleetState.STOPPED and started(h) == [ok1]
+        posts = h.thread(card["ts"])
+        assert any("did not come back" in t and ok1 in t for t in posts)
+        assert "Rollout stopped" in posts[-1] and "2 not started" in posts[-1]
+    finally:
+        h.close()
+
+
+def test_a_wave_is_finished_only_once_its_servers_answer(tmp_path):
+    h = BotHarness(tmp_path, extra_env={"BYOI_FLEET_LIMIT": "4"})
+    try:
+        ok1, ok3 = SERVER, "ns3003.ip-51-75-3.eu"
+        h.simulator.boots.set(ok3, Behaviour("late", after=30))
+        card = ask(h, f"{ok1},{ok3}", "parallel=2")
+        h.react(APPROVER, ts=card["ts"])
+        h.wait_thread(card["ts"], "Started:")
+        tick(h, INSTALL)
+        assert not any("Wave" in t for t in h.thread(card["ts"]))
+        tick(h, 40)
+        tick(h, 0)
+        assert fleet(h).state is FleetState.DONE
+        assert any("Wave 1/1 finished: 2 done" in t for t in h.thread(card["ts"]))
+    finally:
+        h.close()
+
+
+# -- phone-home (HTTP mode with a public URL) ----------------------------------------------
+
+
+@pytest.fixture
+def phoning(tmp_path):
+    h = BotHarness(tmp_path, extra_env={"BYOI_PUBLIC_URL": "https://bot.example.net/"})
+    sent = []
+    start = h.bot.deployments.provider.start
+    h.bot.deployments.provider.start = lambda spec: sent.append(spec) or start(spec)
+    h.sent = sent
+    yield h
+    h.close()
+
+
+def phone_url(h: BotHarness) -> str:
+    """The phone-home URL in the user data sent, pointed at the bot's HTTP server."""
+    message = email.message_from_string(h.sent[-1].user_data)
+    config = message.get_payload()[0].get_payload()
+    url = config.split('"url": "')[1].split('"')[0]
+    assert url.startswith("https://bot.example.net/boot/")
+    return h.url.replace("/slack/events", url.removeprefix("https://bot.example.net"))
+
+
+def post(url: str, form: dict | bytes | None, method: str = "POST") -> int:
+    data = urlencode(form).encode() if isinstance(form, dict) else form
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, method=method), timeout=5):
+            return 200
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_users_user_data_is_kept_whole_beside_the_phone_home_part(phoning):
+    h = phoning
+    own = "#cloud-config\npackages: [nginx]\n# é, and a line that looks like a boundary\n--x\n"
+    deploy(h, user_data=own)
+    message = email.message_from_string(h.sent[-1].user_data)
+    first, second = message.get_payload()
+    assert first.get_content_type() == "text/cloud-config"
+    assert '"post": ["pub_key_rsa", "pub_key_ecdsa", "pub_key_ed25519"' in first.get_payload()
+    assert second.get_payload(decode=True).decode() == own
+    assert h.bot.store.recent(1)[0].state is State.DEPLOYING, "the approval's check held"
+
+
+def test_a_phone_home_passes_the_gate_and_shows_the_host_keys(phoning, caplog):
+    h = phoning
+    h.simulator.boots.set(SERVER, Behaviour("never"))  # SSH is not reachable from the bot
+    r = deploy(h)
+    url = phone_url(h)
+    token = url.rsplit("/", 1)[1]
+    h.poll(advance=INSTALL)
+    assert state(h, r) is State.BOOTING
+    assert post(url.replace(token, "x" * len(token)), {"pub_key_ed25519": ED25519}) == 404
+    assert post(url, {"pub_key_ed25519": ED25519 + " root@web-1", "pub_key_rsa": "<!here>",
+                      "hostname": "web-1"}) == 200  # fmt: skip
+    assert state(h, r) is State.DONE
+    done = thread(h, r)[-1]
+    assert "the server answered (it phoned home (cloud-init))" in done
+    assert f"• `ed25519`: `{ED25519}`" in done and "root@web-1" not in done
+    assert "<!here>" not in done and "rsa" not in done.split("Host keys")[1]
+    assert post(url, {"pub_key_ed25519": ED25519}) == 404, "one time only"
+    assert token not in caplog.text
+    with open(h.db, "rb") as db:
+        assert token.encode() not in db.read()
+
+
+def test_a_phone_home_before_ovhclouds_done_passes_the_gate_then(phoning):
+    h = phoning
+    h.simulator.boots.set(SERVER, Behaviour("never"))
+    r = deploy(h)
+    assert post(phone_url(h), {"hostname": "web-1"}) == 200
+    assert state(h, r) is State.DEPLOYING
+    h.poll(advance=INSTALL)
+    assert state(h, r) is State.DONE
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "method", "status"),
+    [
+        ("/boot/r-nope22/abc", b"a=b", "POST", 404),
+        ("/boot/only-one-part", b"", "POST", 404),
+        ("/boot/r-nope22/abc", b"a=b", "GET", 405),
+        ("/boot/r-nope22/abc", b"x" * (64 * 1024 + 1), "POST", 413),
+        ("/boot/r-nope22/abc", b"&".join(b"k%d=v" % i for i in range(40)), "POST", 400),
+    ],
+)
+def test_hostile_phone_home_calls(phoning, path, body, method, status):
+    url = phoning.url.replace("/slack/events", path)
+    assert post(url, body if method == "POST" else None, method) == status
