@@ -186,6 +186,7 @@ def open_session(
         provider=make_provider(settings, client),
         inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
         poll=timedelta(seconds=1),
+        boot_ports=simulator.boots.port_of,  # the simulated servers' SSH, for the boot gate
     )
     bot.start()
     stack.callback(bot.stop)
