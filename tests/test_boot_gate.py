@@ -320,3 +320,52 @@ def test_a_phone_home_before_ovhclouds_done_passes_the_gate_then(phoning):
 def test_hostile_phone_home_calls(phoning, path, body, method, status):
     url = phoning.url.replace("/slack/events", path)
     assert post(url, body if method == "POST" else None, method) == status
+
+
+def test_a_store_before_the_gate_upgrades_and_booting_holds_its_server(db_location):
+    """A database at the schema before the boot gate (SQLite m008, PostgreSQL 4) takes the
+    `boot` column, keeps its deploying request, and then one server has one active request
+    whether it is deploying or booting."""
+    from core_fixtures import request
+
+    from byoi_bot.core.ports import ServerBusy
+    from byoi_bot.store import is_postgres, open_store
+    from byoi_bot.store.rows import to_row
+
+    old = request("r-oldone", state=State.DEPLOYING)
+    row = {k: v for k, v in to_row(old).items() if k != "boot"}
+    if is_postgres(db_location):
+        import psycopg
+
+        from byoi_bot.store import postgres
+
+        with psycopg.connect(db_location, autocommit=True) as conn:
+            original = postgres.MIGRATIONS
+            postgres.MIGRATIONS = original[:4]
+            try:
+                postgres.migrate(conn)
+            finally:
+                postgres.MIGRATIONS = original
+            conn.execute(
+                f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+                list(row.values()),
+            )
+    else:
+        from sqlite_utils import Database
+
+        from byoi_bot.store.sqlite import migrations
+
+        db = Database(db_location)
+        migrations.apply(db, stop_before="m_gate_01_boot_gate")
+        db["requests"].insert(row)
+        db.close()
+    store = open_store(db_location)
+    try:
+        assert store.get(old.id) == old and store.get(old.id).boot is None
+        gate = Gate(ip="127.0.0.1", probes=2)
+        store.transition(old.id, State.DEPLOYING, State.BOOTING, "byoi-bot", boot=gate.to_dict())
+        assert Gate.from_dict(store.get(old.id).boot) == gate
+        with pytest.raises(ServerBusy):
+            store.create(request("r-second"), None)
+    finally:
+        store.close()
