@@ -14,9 +14,10 @@ from urllib.parse import urlencode
 
 import pytest
 from bot_harness import APPROVER, CHANNEL, REQUESTER, BotHarness
+from core_fixtures import T0
 from test_fleet import ask, fleet, started, tick
 
-from byoi_bot.core.boot_gate import Gate
+from byoi_bot.core.boot_gate import BootTarget, Gate, ProbeResult
 from byoi_bot.core.fleet import FleetState
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.core.states import State
@@ -369,3 +370,60 @@ def test_a_store_before_the_gate_upgrades_and_booting_holds_its_server(db_locati
             store.create(request("r-second"), None)
     finally:
         store.close()
+
+
+# -- a health URL named by the request (or by its catalog image) ----------------------------
+
+
+def test_a_health_url_option_is_parsed_approved_and_shown():
+    from byoi_bot.commands import Deploy, parse
+
+    base = "deploy ns1.example.net https://images.example.net/a.qcow2"
+    url = "health-url=https://web-1.example.net:8443/healthz?deep=1"
+    command = parse(f"{base} {url}", now=T0)
+    assert isinstance(command, Deploy)
+    spec = command.spec
+    assert spec.health_url == "https://web-1.example.net:8443/healthz?deep=1"
+    assert DeploySpec.from_public_dict(spec.public_dict()) == spec
+    other = DeploySpec(**{**spec.__dict__, "health_url": "https://web-1.example.net/other"})
+    assert other.fingerprint() != spec.fingerprint(), "the approval binds the health URL"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("http://web.example/healthz", "must start with https://"),
+        ("https://bob:pw@web.example/", "no user:password@"),
+        ("https://web.example:70000/", "port"),
+        ('"https://web.example/a b"', "spaces or control characters"),
+        ("healthz", "must start with https://"),
+    ],
+)
+def test_health_urls_the_option_refuses(value, problem):
+    from byoi_bot.commands import CommandError, parse
+
+    with pytest.raises(CommandError) as caught:
+        parse(f"deploy ns1.example.net https://images.example.net/a.qcow2 health-url={value}",
+              now=T0)  # fmt: skip
+    assert caught.value.argument == "health-url" and problem in str(caught.value)
+
+
+def test_a_spec_without_a_health_url_keeps_the_fingerprint_it_had_before_the_gate():
+    from core_fixtures import spec
+
+    # spec().fingerprint() on main before the boot gate: approvals stored then still count
+    assert (
+        spec().fingerprint() == "c9eff469f9d6246ba7d5299d24e3e274effbfd9cd1d62551aabd7ac0afb34f11"
+    )
+
+
+def test_the_health_url_is_asked_of_the_servers_ip_and_shown_on_the_card(h, monkeypatch):
+    seen = []
+    probe = h.bot.deployments.probe
+    monkeypatch.setattr(probe, "probe", lambda target: seen.append(target) or ProbeResult(
+        True, "SSH-2.0-x; the health URL answered 204"))  # fmt: skip
+    r = deploy(h, health_url="https://web-1.example.net/healthz")
+    assert "done once https://web-1.example.net/healthz answers 2xx" in card_text(h, r)
+    h.poll(advance=INSTALL)
+    assert state(h, r) is State.DONE
+    assert seen == [BootTarget(SERVER, "127.0.0.1", 22, "https://web-1.example.net/healthz")]

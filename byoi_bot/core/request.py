@@ -16,6 +16,7 @@ APIS = ("reinstall", "legacy")
 RAID_LEVELS = (0, 1, 5, 6, 10, 50, 60)  # the reinstall API's hardware RAID levels
 HIDDEN = "(hidden)"  # stands for the user data in a spec stripped of its secrets
 CHECKSUM_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+LATER_FIELDS = ("health_url",)  # spec fields added after requests were first stored
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class DeploySpec:
     raid: int | None = None
     api: str | None = None  # the API generation, fixed when the request is created
     efi_source: str | None = None  # "given" by the user or "image" (found in its ESP)
+    health_url: str | None = None  # the boot gate also asks it of the server (core.boot_gate)
 
     def fingerprint(self) -> str:
         """A hash of exactly what was requested; an approval is bound to it.
@@ -63,6 +65,9 @@ class DeploySpec:
         canonical["image_url"] = _digest(self.image_url)
         canonical["headers"] = [[k, _digest(v)] for k, v in self.headers]
         canonical["user_data"] = _digest(self.user_data) if self.user_data else None
+        for key in LATER_FIELDS:  # unset, they leave older requests' fingerprints as they were
+            if canonical[key] is None:
+                del canonical[key]
         payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -125,6 +130,7 @@ class DeploySpec:
             raid=data.get("raid"),
             api=data.get("api"),
             efi_source=data.get("efi_source"),
+            health_url=data.get("health_url"),
         )
         return spec.with_secrets(secrets) if secrets else spec
 

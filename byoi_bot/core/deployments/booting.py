@@ -122,11 +122,12 @@ class Booting(Workflow):
         return True
 
     def _where(self, request: Request, policy: Policy) -> dict:
-        """Where to probe: the catalog image's SSH port and health URL, else the policy's."""
+        """Where to probe: the catalog image's SSH port, else the policy's; the health URL
+        of the request (or of its catalog image)."""
         image = (request.image_facts or {}).get("catalog") or {}
         return {
             "ssh_port": int(image.get("ssh_port") or policy.boot_ssh_port),
-            "health_url": image.get("health_url"),
+            "health_url": request.spec.health_url,
         }
 
     def _pass(self, request: Request, proof: str, gate: Gate) -> None:
