@@ -134,9 +134,9 @@ def _port(text: str | int) -> int:
 def _public_url(text: str) -> str:
     url = str(text).strip().rstrip("/")
     if url and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[\w.~/-]*)?", url):
-        raise ConfigError(
-            f"`{text}` is not an https:// URL without credentials or query; expected the "
-            "bot's public address, e.g. https://bot.example.net"
+        raise ConfigError(  # the value is not quoted: it may hold credentials
+            "not an https:// URL without credentials or query; expected the bot's public "
+            "address, e.g. https://bot.example.net"
         )
     return url
 

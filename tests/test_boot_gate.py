@@ -427,3 +427,68 @@ def test_the_health_url_is_asked_of_the_servers_ip_and_shown_on_the_card(h, monk
     h.poll(advance=INSTALL)
     assert state(h, r) is State.DONE
     assert seen == [BootTarget(SERVER, "127.0.0.1", 22, "https://web-1.example.net/healthz")]
+
+
+# -- settings, policies and catalog keys -----------------------------------------------------
+
+
+def test_the_gates_settings_policy_and_catalog_keys(tmp_path):
+    from byoi_bot.config import Settings, load_catalog
+
+    config = tmp_path / "byoi.toml"
+    config.write_text(
+        '[[policy]]\npattern = "ns9*"\nboot_gate = false\nboot_timeout = "30m"\n'
+        "boot_ssh_port = 2222\n\n"
+        '[[image]]\nname = "web"\nurl = "https://images.example.net/web.qcow2"\n'
+        'checksum = "sha256:' + "ab" * 32 + '"\nssh_port = 2200\n'
+        'health_url = "https://web.example.net/healthz"\n'
+    )
+    settings = Settings.load({"BYOI_CONFIG": str(config), "BYOI_BOOT_TIMEOUT": "5m"})
+    ns9, other = settings.policies.for_server("ns9.example"), settings.policies.for_server("x")
+    assert (ns9.boot_gate, ns9.boot_timeout.seconds, ns9.boot_ssh_port) == (False, 1800, 2222)
+    assert (other.boot_gate, other.boot_timeout.seconds, other.boot_ssh_port) == (True, 300, 22)
+    [image] = load_catalog(str(config))
+    assert image.boot() == {"ssh_port": 2200}
+    assert image.health_url == "https://web.example.net/healthz"
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"BYOI_BOOT_SSH_PORT": "70000"}, "BYOI_BOOT_SSH_PORT: `70000` is no TCP port"),
+        ({"BYOI_BOOT_SSH_PORT": "ssh"}, "BYOI_BOOT_SSH_PORT: `ssh` is not a whole number"),
+        ({"BYOI_BOOT_TIMEOUT": "15"}, "BYOI_BOOT_TIMEOUT: `15` has no unit"),
+        ({"BYOI_BOOT_GATE": "maybe"}, "BYOI_BOOT_GATE: `maybe` is not on or off"),
+        ({"BYOI_PUBLIC_URL": "http://bot.example.net"}, "BYOI_PUBLIC_URL: not an https://"),
+        ({"BYOI_PUBLIC_URL": "https://u:p@bot.example.net"}, "without credentials"),
+        ({"BYOI_PUBLIC_URL": "https://bot.example.net/?x=1"}, "or query"),
+    ],
+)
+def test_settings_the_gate_refuses(env, problem):
+    from byoi_bot.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env)
+    assert problem in str(caught.value) and "u:p" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        ("ssh_port = 0", "`ssh_port`: `0` must be at least 1"),
+        ('ssh_port = "22a"', "`ssh_port`: `22a` is not a whole number"),
+        ('health_url = "http://web.example.net/"', "`health_url` cannot be used: it must start"),
+        ("health_url = 443", "`health_url` cannot be used: it is not a string"),
+    ],
+)
+def test_catalog_keys_the_gate_refuses(tmp_path, keys, problem):
+    from byoi_bot.config import ConfigError, load_catalog
+
+    config = tmp_path / "byoi.toml"
+    config.write_text(
+        '[[image]]\nname = "web"\nurl = "https://images.example.net/web.qcow2"\n'
+        'checksum = "sha256:' + "ab" * 32 + f'"\n{keys}\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(str(config))
+    assert str(caught.value).startswith("[[image]] #1 `web`: ") and problem in str(caught.value)
