@@ -30,7 +30,7 @@ option), `errors` (wording), `simple` and `deploy` (the sub-command parsers), `p
 from .converters import CONVERTERS, is_hostname, option_value
 from .deploy import catalog_spec
 from .grammar import BY_KEY, OPTIONS, SSH_KEY_TYPES, SUBCOMMANDS, Option, SubCommand
-from .help import help_text, usage_hint
+from .help import help_text, reference_markdown, usage_hint
 from .model import (
     Cancel,
     CatalogChoice,
@@ -70,5 +70,6 @@ __all__ = [
     "is_hostname",
     "option_value",
     "parse",
+    "reference_markdown",
     "usage_hint",
 ]

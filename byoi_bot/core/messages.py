@@ -295,7 +295,7 @@ def catalog(images: tuple[CatalogImage, ...]) -> str:
     if not images:
         return (
             "The image catalog is empty: add `[[image]]` tables to the BYOI_CONFIG file "
-            "(README, section 'Image catalog'), or deploy an image URL."
+            "(docs/catalog.md), or deploy an image URL."
         )
     lines = [f"*Image catalog* ({len(images)})"]
     for image in images:

@@ -35,6 +35,8 @@ class DiskGroup:
     number_of_disks: int = 1
     description: str = ""
     raid_controller: str = ""  # empty: no hardware RAID on this group
+    # Logical bytes per sector of its disks; None: unknown (OVHcloud's API does not say).
+    sector_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ServerFacts:
     disk_groups: tuple[DiskGroup, ...] = ()
     efi_bootloader_path: str | None = None
     power_state: str = "poweron"
+    architecture: str = ""  # OVHcloud's processorArchitecture (x86_64, arm64, …); "": unknown
     ip: str = ""  # the server's own IPv4 address (the boot gate probes it)
 
     def disk_group(self, group_id: int | None) -> DiskGroup | None:
