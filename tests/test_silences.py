@@ -194,3 +194,15 @@ def test_a_bad_template_is_a_configuration_error():
 
     with pytest.raises(ConfigError, match="BYOI_SILENCE_MATCHERS: the silence matchers"):
         Settings.load({"BYOI_SILENCE_MATCHERS": "instance=~'x'"})
+
+
+def test_check_reaches_alertmanager_or_says_why_not(alertmanager):
+    from byoi_bot.checkup import check_alertmanager
+    from byoi_bot.config import Settings
+
+    [good] = check_alertmanager(Settings.load({"BYOI_ALERTMANAGER_URL": alertmanager}))
+    assert good.verdict == "PASS" and "silence(s) of the bot" in good.detail
+    down = Settings.load({"BYOI_ALERTMANAGER_URL": f"http://127.0.0.1:{free_port()}"})
+    [bad] = check_alertmanager(down)
+    assert bad.verdict == "FAIL" and "GET /silences: no answer" in bad.detail
+    assert check_alertmanager(Settings.load({})) == []
