@@ -492,3 +492,19 @@ def test_catalog_keys_the_gate_refuses(tmp_path, keys, problem):
     with pytest.raises(ConfigError) as caught:
         load_catalog(str(config))
     assert str(caught.value).startswith("[[image]] #1 `web`: ") and problem in str(caught.value)
+
+
+def test_the_card_is_redrawn_when_the_servers_answer_changes_not_at_every_probe(h):
+    h.simulator.boots.set(SERVER, Behaviour("never"))
+    r = deploy(h)
+    h.poll(advance=INSTALL)
+    ts = h.bot.store.get(r).message_ts
+    edits = len([c for c in h.slack.calls_to("chat.update") if c.args.get("ts") == ts])
+    for _ in range(5):
+        h.poll(advance=20)
+    assert gate(h, r).probes == 6
+    same = len([c for c in h.slack.calls_to("chat.update") if c.args.get("ts") == ts])
+    assert same == edits, "the same answer: no redraw"
+    h.simulator.boots.set(SERVER, Behaviour("banner", text="HTTP/1.1 400 Bad Request"))
+    h.poll(advance=20)
+    assert "last probe: 127.0.0.1:" in card_text(h, r) and "not SSH" in card_text(h, r)

@@ -449,8 +449,8 @@ def fleet_member_vote(request: Request) -> str:
 
 
 def boot_status(gate: Gate) -> str:
-    """The card's status while the gate waits."""
-    last = f" (probe {gate.probes}: {truncate(gate.last, 120)})" if gate.probes else ""
+    """The card's status while the gate waits (it changes when the server's answer does)."""
+    last = f" (last probe: {truncate(gate.last, 120)})" if gate.probes else ""
     return f"waiting for the server to answer{last}"
 
 

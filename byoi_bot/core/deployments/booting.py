@@ -92,13 +92,12 @@ class Booting(Workflow):
         elif gate.deadline is None or now >= gate.deadline:
             self._fail_boot(request, gate)
         else:
-            posts = [Post.card(request)]
+            status = messages.boot_status(gate)
+            posts = [Post.card(request)] if status != request.last_status else []
             if not gate.waiting_told:
                 gate = replace(gate, waiting_told=True)
                 posts.insert(0, Post.reply(request, messages.boot_waiting(request, gate)))
-            self.store.update(
-                request.id, posts, boot=gate.to_dict(), last_status=messages.boot_status(gate)
-            )
+            self.store.update(request.id, posts, boot=gate.to_dict(), last_status=status)
 
     def phone_home(self, request_id: str, token: str, form: dict[str, str]) -> bool:
         """The server's cloud-init called its one-time URL: True when the token was this
