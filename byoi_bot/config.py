@@ -163,6 +163,16 @@ def _public_url(text: str) -> str:
     return url
 
 
+def _alertmanager_url(text: str) -> str:
+    url = str(text).strip().rstrip("/")
+    if url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[\w.~/-]*)?", url):
+        raise ConfigError(  # the value is not quoted: it may hold credentials
+            "not an http(s):// URL without credentials or query; expected Alertmanager's "
+            "address, e.g. http://alertmanager:9093"
+        )
+    return url
+
+
 def _silence_matchers(text: str) -> str:
     from .core.silences import SilenceError, matchers
 
@@ -217,7 +227,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_BOOT_SSH_PORT", _port, 22, "The SSH port the boot gate probes (a policy's `boot_ssh_port` or a catalog image's `ssh_port` overrides it)"),
     Setting("BYOI_BOOT_PROBE_SECONDS", _positive_int, 20, "Seconds between two probes of a server that has not answered yet (at most one per poll cycle)"),
     Setting("BYOI_PUBLIC_URL", _public_url, "", "The bot's public https:// address in HTTP mode; set, the config drive gets a cloud-init phone_home part and the server's call passes the boot gate"),
-    Setting("BYOI_ALERTMANAGER_URL", str, "", "Alertmanager base URL (e.g. http://alertmanager:9093); set, each server is silenced from approval to the end of its boot gate"),
+    Setting("BYOI_ALERTMANAGER_URL", _alertmanager_url, "", "Alertmanager base URL (e.g. http://alertmanager:9093); set, each server is silenced from approval to the end of its boot gate"),
     Setting("BYOI_SILENCE_MATCHERS", _silence_matchers, 'instance=~"{server}.*"', "The silence's matchers, comma-separated; {server} is the server's name, {short} its first label (regex-escaped in =~ and !~)"),
     Setting("BYOI_SILENCE_MINUTES", _positive_int, 10, "A silence's lifetime; renewed while the deploy runs, so a stopped bot's silence lapses by itself"),
     Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),

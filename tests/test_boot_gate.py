@@ -462,6 +462,8 @@ def test_the_gates_settings_policy_and_catalog_keys(tmp_path):
         ({"BYOI_PUBLIC_URL": "http://bot.example.net"}, "BYOI_PUBLIC_URL: not an https://"),
         ({"BYOI_PUBLIC_URL": "https://u:p@bot.example.net"}, "without credentials"),
         ({"BYOI_PUBLIC_URL": "https://bot.example.net/?x=1"}, "or query"),
+        ({"BYOI_ALERTMANAGER_URL": "alertmanager:9093"}, "BYOI_ALERTMANAGER_URL: not an http"),
+        ({"BYOI_ALERTMANAGER_URL": "http://u:p@am:9093"}, "without credentials"),
     ],
 )
 def test_settings_the_gate_refuses(env, problem):

@@ -343,6 +343,8 @@ def serve(
     else:
         print("  credentials: from OVH_APPLICATION_KEY/SECRET/CONSUMER_KEY", file=sys.stderr)
     print(f"  servers: {', '.join(simulator.world.server_names())}", file=sys.stderr)
+    ports = ", ".join(f"{name} {port}" for name, port in simulator.boots.ports().items())
+    print(f"  their SSH after an install, on 127.0.0.1 (boot_ssh_port): {ports}", file=sys.stderr)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
