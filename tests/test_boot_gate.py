@@ -510,3 +510,41 @@ def test_the_card_is_redrawn_when_the_servers_answer_changes_not_at_every_probe(
     h.simulator.boots.set(SERVER, Behaviour("banner", text="HTTP/1.1 400 Bad Request"))
     h.poll(advance=20)
     assert "last probe: 127.0.0.1:" in card_text(h, r) and "not SSH" in card_text(h, r)
+
+
+def test_a_users_multipart_user_data_is_attached_whole():
+    from byoi_bot.core import phone_home
+
+    own = (
+        'Content-Type: multipart/mixed; boundary="XYZ"\nMIME-Version: 1.0\n\n'
+        "--XYZ\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n"
+        "--XYZ\nContent-Type: text/cloud-config\n\n#cloud-config\npackages: [nginx]\n--XYZ--\n"
+    )
+    message = email.message_from_string(phone_home.user_data(own, "https://bot.example/boot/x"))
+    mine, theirs = message.get_payload()
+    assert mine.get_content_type() == "text/cloud-config"
+    assert theirs.get_content_type() == "multipart/mixed"
+    assert [p.get_payload() for p in theirs.get_payload()] == [
+        "#!/bin/sh\necho hi",
+        "#cloud-config\npackages: [nginx]",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "spec"),
+    [
+        ({"BYOI_BOOT_GATE": "off"}, {"user_data": "#cloud-config\n{}\n"}),  # no gate
+        ({}, {"config_drive": False}),  # the user wants no config drive
+    ],
+)
+def test_no_phone_home_without_a_config_drive_or_the_gate(tmp_path, extra, spec):
+    h = BotHarness(tmp_path, extra_env={"BYOI_PUBLIC_URL": "https://bot.example.net", **extra})
+    try:
+        sent = []
+        start = h.bot.deployments.provider.start
+        h.bot.deployments.provider.start = lambda s: sent.append(s) or start(s)
+        r = deploy(h, **spec)
+        assert sent[-1].user_data == spec.get("user_data")
+        assert h.bot.store.get(r).boot is None
+    finally:
+        h.close()
