@@ -210,13 +210,39 @@ def _audit_command(sub) -> None:
     audit = _command(
         sub,
         "audit",
-        "print the audit trail of a request, or of all",
-        "Print who did what, when, from which state to which, and why, from the store\n"
-        "(BYOI_DB). The store is only read.",
+        "the audit trail: print it, export it, verify its hash chain",
+        "byoi-bot audit [REQUEST_ID] [--json]\n"
+        "    who did what, when, from which state to which, and why (all requests by default)\n"
+        "byoi-bot audit export [--since T] [--until T] [--format jsonl|csv] [--output FILE]\n"
+        "    every row with its prev_hash and hash, for an archive or a SIEM\n"
+        "byoi-bot audit verify [FILE]\n"
+        "    recompute the hash chain over the store, or over an export, and name the first\n"
+        "    row that does not fit (exit status 1)\n\n"
+        "T is an ISO 8601 date or time (2026-12-01, 2026-12-01T18:00+01:00; UTC when no zone).\n"
+        "The store (BYOI_DB) is only read.",
     )
-    audit.add_argument("request_id", nargs="?", help="request id (default: all requests)")
+    audit.add_argument(
+        "what", nargs="?", metavar="REQUEST_ID|export|verify", help="a request id, or a verb"
+    )
+    audit.add_argument("file", nargs="?", help="verify: an export to check (default: the store)")
     audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.add_argument("--since", type=_instant, help="export: rows at or after this time")
+    audit.add_argument("--until", type=_instant, help="export: rows before this time")
+    audit.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="export format")
+    audit.add_argument("--output", help="export: write to this file (default: standard output)")
     audit.set_defaults(func=_audit)
+
+
+def _instant(text: str):
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T18:00Z)"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _config_reference_command(sub) -> None:
@@ -331,20 +357,46 @@ def _inspect(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .store import is_postgres, shown
+    from .store import audit_chain, is_postgres, shown
     from .wiring import open_store
 
+    if args.what == "verify" and args.file:
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"byoi-bot: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            verdict = audit_chain.verify(audit_chain.read_export(text), anchor=None)
+        except (ValueError, KeyError, TypeError) as exc:
+            print(f"byoi-bot: {args.file} is not an audit export: {exc}", file=sys.stderr)
+            return 2
+        print(verdict.describe())
+        return 0 if verdict.ok else 1
     db = Settings.load().db
-    if not is_postgres(db) and db != ":memory:" and not Path(db).exists():
+    if not is_postgres(db) and not Path(db).exists():
         print(f"byoi-bot: no store at {db} (BYOI_DB): nothing recorded yet", file=sys.stderr)
         return 1
     store = open_store(db)
     try:
-        rows = store.audit(args.request_id)
+        if args.what == "verify":
+            verdict = audit_chain.verify(store.audit_chain())
+            print(verdict.describe())
+            return 0 if verdict.ok else 1
+        if args.what == "export":
+            rows = store.audit_chain(args.since, args.until)
+            if not args.output:
+                audit_chain.export(rows, sys.stdout, args.format)
+                return 0
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = audit_chain.export(rows, out, args.format)
+            print(f"{count} audit row(s) written to {args.output}", file=sys.stderr)
+            return 0
+        rows = store.audit(args.what)
     finally:
         store.close()
-    if args.request_id and not rows:
-        print(f"byoi-bot: no request {args.request_id} in {shown(db)}", file=sys.stderr)
+    if args.what and not rows:
+        print(f"byoi-bot: no request {args.what} in {shown(db)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -356,7 +408,3 @@ def _audit(args: argparse.Namespace) -> int:
             f"{change:<32} {row['reason'] or ''}".rstrip()
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,11 +18,18 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .core.catalog import CatalogImage
+from .core.change_control import (
+    WINDOW_EXAMPLE,
+    ChangeControlError,
+    Freeze,
+    Window,
+    parse_windows,
+)
 from .core.policy import Policy, PolicySet
 
 API_GENERATIONS = ("reinstall", "legacy")
@@ -213,6 +220,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_APPROVAL_TTL", parse_duration, timedelta(minutes=30), "How long a request waits for approval before it expires, with its unit (e.g. 30m, 2h, 1h30m; a bare number is refused)"),
     Setting("BYOI_ALLOWED_CHANNELS", _channel_ids, frozenset(), "Channel IDs (C…, G…) where /byoi deploy is accepted (empty: any channel the bot is in)"),
     Setting("BYOI_REQUESTERS", _slack_ids, frozenset(), "User IDs (U…, W…) or group IDs (S…) allowed to request deployments (empty: anyone)"),
+    Setting("BYOI_FREEZE_ADMINS", _slack_ids, frozenset(), "Default policy: user or group IDs who may `/byoi freeze` and `unfreeze` (a freeze of every policy needs an admin of each, this one included)"),
+    Setting("BYOI_EMERGENCY_REQUESTERS", _slack_ids, frozenset(), "Default policy: user or group IDs who may ask for an `emergency=` override of windows and freezes (empty: nobody)"),
     Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
     Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
     Setting("BYOI_POLL_WORKERS", _positive_int, 16, "Status polls run at once (OVHcloud reads in parallel); a 429 pauses them all for its Retry-After"),
@@ -354,7 +363,9 @@ def survey(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Pro
             problems.append(Problem(where, str(exc), setting=setting.env))
             values[setting.key] = setting.default
     problems += _catalog_problems(toml.get("image", []), config)
-    policies, policy_problems = _policies(values, toml.get("policy", []), config)
+    policies, policy_problems = _policies(
+        values, toml.get("policy", []), toml.get("freeze", []), config
+    )
     return Settings(values, policies), problems + policy_problems
 
 
@@ -528,6 +539,15 @@ def _read_toml(path: str) -> dict:
         raise ConfigError(f"BYOI_CONFIG: {path} is not valid TOML: {exc}") from None
 
 
+def _windows(value: object) -> tuple[Window, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'`windows` is a list of strings, e.g. windows = ["{WINDOW_EXAMPLE}"]')
+    try:
+        return parse_windows(value)
+    except ChangeControlError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 POLICY_KEYS = {
     "name": str,
     "pattern": str,
@@ -538,13 +558,20 @@ POLICY_KEYS = {
     "allowed_channels": _channel_ids,
     "requesters": _slack_ids,
     "api": _api,
+    "windows": _windows,
+    "emergency_requesters": _slack_ids,
+    "emergency_required_approvals": _positive_int,
+    "emergency_review_within": parse_duration,
+    "freeze_admins": _slack_ids,
     "boot_gate": _boolean,
     "boot_timeout": parse_duration,
     "boot_ssh_port": _port,
 }
 
 
-def _policies(values: dict, tables: list[dict], config: str) -> tuple[PolicySet, list[Problem]]:
+def _policies(
+    values: dict, tables: list[dict], freeze_tables: list[dict], config: str
+) -> tuple[PolicySet, list[Problem]]:
     """The policy set, and every problem of its `[[policy]]` tables (a bad one is left out)."""
     default = Policy(
         name="default",
@@ -555,6 +582,8 @@ def _policies(values: dict, tables: list[dict], config: str) -> tuple[PolicySet,
         channels=values["allowed_channels"],
         requesters=values["requesters"],
         api=values["api"],
+        freeze_admins=values["freeze_admins"],
+        emergency_requesters=values["emergency_requesters"],
         boot_gate=values["boot_gate"],
         boot_timeout=values["boot_timeout"],
         boot_ssh_port=values["boot_ssh_port"],
@@ -566,6 +595,12 @@ def _policies(values: dict, tables: list[dict], config: str) -> tuple[PolicySet,
         except ConfigError as exc:
             problems.append(Problem(config, str(exc)))
     names = [p.name for p in policies]
+    freezes = []
+    for index, table in enumerate(freeze_tables, 1):
+        try:
+            freezes.append(_freeze(table, [*names, "default"], index))
+        except ConfigError as exc:
+            problems.append(Problem(config, str(exc)))
     for name in sorted(set(names)):
         if name == "default" or names.count(name) > 1:
             problems.append(
@@ -575,7 +610,7 @@ def _policies(values: dict, tables: list[dict], config: str) -> tuple[PolicySet,
                     "environment's policy); give each policy its own name",
                 )
             )
-    return PolicySet((*policies, default)), problems
+    return PolicySet((*policies, default), tuple(freezes)), problems
 
 
 def _policy(table: dict, default: Policy, index: int) -> Policy:
@@ -607,6 +642,49 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
         boot_gate=v.get("boot_gate", default.boot_gate),
         boot_timeout=v.get("boot_timeout", default.boot_timeout),
         boot_ssh_port=v.get("boot_ssh_port", default.boot_ssh_port),
+        windows=v.get("windows", ()),
+        emergency_requesters=v.get("emergency_requesters", frozenset()),
+        emergency_required=v.get("emergency_required_approvals"),
+        review_within=v.get("emergency_review_within", default.review_within),
+        freeze_admins=v.get("freeze_admins", frozenset()),
+    )
+
+
+FREEZE_KEYS = ("from", "to", "reason", "policies")
+
+
+def _freeze(table: dict, policy_names: list[str], index: int) -> Freeze:
+    """A `[[freeze]]` table: `from` and `to` (TOML date-times with an offset, or dates),
+    a `reason`, and optionally the `policies` it holds (all when absent)."""
+    where = f"[[freeze]] #{index}"
+    example = 'from = 2026-12-20T00:00:00Z, to = 2027-01-04T00:00:00Z, reason = "year end"'
+    unknown = set(table) - set(FREEZE_KEYS)
+    missing = [k for k in ("from", "to", "reason") if k not in table]
+    if unknown or missing:
+        raise ConfigError(
+            f"{where}: expected the keys {', '.join(FREEZE_KEYS[:3])} (and optionally "
+            f"policies), e.g. {example}"
+        )
+    starts, ends = (_instant(table[k], f"{where} `{k}`") for k in ("from", "to"))
+    if ends <= starts:
+        raise ConfigError(f"{where}: `to` must be after `from`")
+    scope = table.get("policies", [])
+    if not isinstance(scope, list) or any(p not in policy_names for p in scope):
+        raise ConfigError(f"{where}: `policies` lists policy names among {', '.join(policy_names)}")
+    reason = str(table["reason"]).strip()
+    if not reason:
+        raise ConfigError(f"{where}: `reason` must say why (it is shown on every held card)")
+    return Freeze(f"config-{index}", starts, ends, reason, tuple(scope), "configuration")
+
+
+def _instant(value: object, where: str) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, datetime.min.time(), UTC)
+    raise ConfigError(
+        f"{where} is a TOML date-time with its offset (2026-12-20T00:00:00Z) or a date "
+        "(2026-12-20, taken as midnight UTC)"
     )
 
 

@@ -46,8 +46,10 @@ def _option_line(option: Option) -> str:
 
 
 def usage_hint() -> str:
-    """One line for the Slack manifest's slash-command usage hint."""
-    return " | ".join(f"{c.name} {c.args}".rstrip() for c in SUBCOMMANDS)
+    """One line for the Slack manifest's slash-command usage hint: deploy's arguments, then
+    every other sub-command by name (`/byoi help` has the rest)."""
+    deploy, *others = SUBCOMMANDS
+    return " | ".join([f"{deploy.name} {deploy.args}", *(c.name for c in others)])
 
 
 def reference_markdown() -> str:

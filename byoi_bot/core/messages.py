@@ -91,11 +91,6 @@ def withdrawn(user: str) -> str:
     return f"↩️ {mention(user)} withdrew their approval."
 
 
-def scheduled(request: Request) -> str:
-    when = local_time(request.spec.at) if request.spec.at else "now"
-    return f"🕒 Scheduled: the deployment starts at {when}."
-
-
 def submitted(request: Request) -> str:
     return (
         f"📤 Deployment of {label(request)} started at OVHcloud. "

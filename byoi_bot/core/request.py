@@ -16,7 +16,6 @@ APIS = ("reinstall", "legacy")
 RAID_LEVELS = (0, 1, 5, 6, 10, 50, 60)  # the reinstall API's hardware RAID levels
 HIDDEN = "(hidden)"  # stands for the user data in a spec stripped of its secrets
 CHECKSUM_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
-LATER_FIELDS = ("health_url",)  # spec fields added after requests were first stored
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,12 @@ class DeploySpec:
     api: str | None = None  # the API generation, fixed when the request is created
     efi_source: str | None = None  # "given" by the user or "image" (found in its ESP)
     health_url: str | None = None  # the boot gate also asks it of the server (core.boot_gate)
+    emergency: str | None = None  # why this deploy overrides windows and freezes (break-glass)
+
+    OPTIONAL_FIELDS = (
+        "emergency",
+        "health_url",
+    )  # fields a spec leaves out of its fingerprint when unset
 
     def fingerprint(self) -> str:
         """A hash of exactly what was requested; an approval is bound to it.
@@ -62,12 +67,12 @@ class DeploySpec:
         Secrets enter only as their own hashes, so the fingerprint reveals nothing.
         """
         canonical = self.public_dict()
+        for name in self.OPTIONAL_FIELDS:  # fingerprints of specs without them stay as they were
+            if canonical[name] is None:
+                del canonical[name]
         canonical["image_url"] = _digest(self.image_url)
         canonical["headers"] = [[k, _digest(v)] for k, v in self.headers]
         canonical["user_data"] = _digest(self.user_data) if self.user_data else None
-        for key in LATER_FIELDS:  # unset, they leave older requests' fingerprints as they were
-            if canonical[key] is None:
-                del canonical[key]
         payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -130,6 +135,7 @@ class DeploySpec:
             raid=data.get("raid"),
             api=data.get("api"),
             efi_source=data.get("efi_source"),
+            emergency=data.get("emergency"),
             health_url=data.get("health_url"),
         )
         return spec.with_secrets(secrets) if secrets else spec

@@ -29,7 +29,7 @@ from ..dispatch import run_command
 from ..store import Store
 from .cards import APPROVE_ACTION, REJECT_ACTION
 from .form import CALLBACK_ID, deploy_modal, spec_from_submission
-from .home import home_view
+from .home import REVIEW_ACTION, home_view
 from .manifest import APP_HOME_OPENED, COMMAND, REACTION_ADDED, REACTION_REMOVED
 from .work import BUSY, Work
 
@@ -209,6 +209,12 @@ def build_app(
     def on_reject(ack: Ack, body: dict, action: dict, respond: Respond, client) -> None:
         ack()
         if not work.submit(_vote_and_redraw, deployments.reject, body, action, respond, client):
+            _answer(respond, BUSY)
+
+    @app.action(REVIEW_ACTION)
+    def on_review(ack: Ack, body: dict, action: dict, respond: Respond, client) -> None:
+        ack()
+        if not work.submit(_vote_and_redraw, deployments.review, body, action, respond, client):
             _answer(respond, BUSY)
 
     # Registered last: Bolt runs the first listener that matches. Anything else Slack may

@@ -32,6 +32,7 @@ class Asking(Workflow):
         denied = policy.may_request(requester, channel, groups)
         if denied:
             raise Refused([denied])
+        self.check_change_control(spec, policy, requester, groups)
         busy = self.store.active(spec.server)
         if busy:
             raise Refused([messages.busy(spec.server, busy[0])])
@@ -104,5 +105,3 @@ class Asking(Workflow):
         if running:
             checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
         return facts, checks
-
-    # -- approving ------------------------------------------------------------------

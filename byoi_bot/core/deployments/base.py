@@ -157,10 +157,13 @@ class Workflow:
         return request
 
     def _policy(self, request: Request) -> Policy:
-        return self.policies.by_name(request.policy_name, request.spec.server)
+        """The request's policy; an emergency's quorum may be reduced by it."""
+        policy = self.policies.by_name(request.policy_name, request.spec.server)
+        return policy.for_emergency() if request.spec.emergency else policy
 
     def _groups(self, policy: Policy) -> dict[str, frozenset[str]]:
-        names = {*policy.groups, *(r for r in policy.requesters if r.startswith("S"))}
+        listed = (*policy.requesters, *policy.emergency_requesters, *policy.freeze_admins)
+        names = {*policy.groups, *(r for r in listed if r.startswith("S"))}
         groups = {}
         for group in names:
             try:

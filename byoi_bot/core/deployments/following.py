@@ -90,8 +90,6 @@ class Following(Booting):
                 request.id, [Post.reply(request, heartbeat, latest_only=True)], last_post_at=now
             )
 
-    # -- reading --------------------------------------------------------------------
-
 
 def _failed_step(progress: Progress) -> str:
     step = progress.current_step

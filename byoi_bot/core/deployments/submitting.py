@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from .. import change_messages as words
 from .. import messages, phone_home
 from ..boot_gate import Gate, token_hash
 from ..checks import blocking
@@ -32,15 +33,17 @@ class Submitting(Workflow):
         return expired
 
     def is_due(self, request: Request) -> bool:
-        """True when the request has no `at=` time or it has come."""
-        return not request.spec.at or request.spec.at <= self.clock.now()
+        """True when the request may start now (`at=`, windows, freezes: `start_decision`)."""
+        return self.start_decision(request).now
 
     def submit_when_due(self, request: Request) -> None:
-        """Submit now, or say when it will start (the scheduler runs it then)."""
-        if self.is_due(request):
+        """Submit now, or say when it will start and why (the scheduler runs it then)."""
+        decision = self.start_decision(request)
+        if decision.now:
             self.submit(request.id)
         else:
-            self.store.enqueue([Post.reply(request, messages.scheduled(request))])
+            text = words.waiting_post(decision, self.clock.now())
+            self.store.enqueue([Post.reply(request, text), Post.card(request)])
 
     # -- submitting -----------------------------------------------------------------
 
@@ -53,6 +56,8 @@ class Submitting(Workflow):
         """
         request = self._get(request_id)
         if request.state is not State.APPROVED:
+            return request
+        if not self.is_due(request):  # a freeze came, or a window closed: planned again
             return request
         if checksum_pending(request):
             self.store.enqueue([Post.reply(request, messages.checksum_waiting())])
@@ -136,9 +141,9 @@ class Submitting(Workflow):
             last_post_at=now,
             posts=lambda r: [Post.reply(r, messages.submitted(r)), Post.card(r)],
         )
+        if request.spec.emergency:
+            self.emergency_started(request, self.start_decision(request))
         return request
-
-    # -- checksum ---------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """Settle `submitting` requests after a restart or an unknown outcome.
@@ -171,5 +176,3 @@ class Submitting(Workflow):
                 self._fail(request, State.SUBMITTING, messages.lost_submission())
         except IllegalTransition:
             return  # settled meanwhile
-
-    # -- following ------------------------------------------------------------------

@@ -141,8 +141,6 @@ class Voting(Workflow):
             return messages.cancelled_answer(request)
         raise Refused([messages.not_cancellable(request)])
 
-    # -- time -----------------------------------------------------------------------
-
     def may_vote(self, request: Request, user: str) -> bool:
         """True when `user` may approve or reject `request` (its policy, its groups)."""
         policy = self._policy(request)
