@@ -11,6 +11,8 @@ import urllib.request
 import image_factory
 import pytest
 from bot_harness import FakeClock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tools import require_tool
 
 from byoi_bot.core.boot_gate import BootTarget, health_url_problem
@@ -265,3 +267,15 @@ def test_health_urls_that_cannot_be(url, problem):
 
 def test_a_good_health_url():
     assert health_url_problem("https://web-1.example.net:8443/healthz?deep=1") is None
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(st.binary(max_size=600))
+def test_whatever_a_server_sends_the_probe_answers_in_printable_words(payload):
+    listener = _Listener(payload)
+    try:
+        result = ssh_identification("127.0.0.1", listener.port, 2.0)
+    finally:
+        listener.close()
+    assert result.detail.isprintable() and len(result.detail) <= 300
+    assert result.passed == result.detail.startswith(("SSH-2.0-", "SSH-1.99-"))
