@@ -408,3 +408,7 @@ def _audit(args: argparse.Namespace) -> int:
             f"{change:<32} {row['reason'] or ''}".rstrip()
         )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
