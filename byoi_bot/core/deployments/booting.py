@@ -62,8 +62,7 @@ class Booting(Workflow):
                 progress=record,
                 boot=gate.to_dict(),
                 last_status=messages.boot_status(gate),
-                posts=lambda r: [Post.card(r)],
-            )
+            )  # no post yet: the first probe, right now, says what the card and thread show
         except IllegalTransition:
             return  # moved meanwhile (cancelled, or another poll got there)
         self.follow_boot(request)
