@@ -23,7 +23,7 @@ from .core.text import esc, truncate
 ANSWER_LIMIT = 3900  # Slack splits messages near 4,000 characters
 PAGE = 20
 LISTED_UP_TO = 15  # more active deployments than this are counted per state
-RUNNING = (State.APPROVED, State.SUBMITTING, State.DEPLOYING)
+RUNNING = (State.APPROVED, State.SUBMITTING, State.DEPLOYING, State.BOOTING)
 
 
 def run_command(
@@ -206,7 +206,7 @@ def _catalog_image(d: Deployments, choice: commands.CatalogChoice) -> tuple:
     image = d.catalog.image(choice.image)
     typed = dict(choice.options).get("checksum")
     checksum, origin = (typed, "typed in the request") if typed else d.catalog.checksum(image)
-    return image, checksum, {"image": image.name, "checksum": origin}
+    return image, checksum, {"image": image.name, "checksum": origin} | image.boot()
 
 
 def catalog_spec(d: Deployments, choice: commands.CatalogChoice) -> tuple:

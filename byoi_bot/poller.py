@@ -24,6 +24,8 @@ from .core.states import State
 
 log = logging.getLogger(__name__)
 
+FOLLOWED = (State.DEPLOYING, State.BOOTING)  # OVHcloud's install, then the boot gate
+
 
 class Poller:
     """The poll jobs (`cycle()`, `retry_due()`) and `poll_all()`, one whole cycle now."""
@@ -57,7 +59,7 @@ class Poller:
     def cycle(self) -> dict[str, Future]:
         """Hand every due deploying request to the pool; returns at once, their futures by id."""
         futures = {}
-        for request in self.deployments.store.stream([State.DEPLOYING]):
+        for request in self.deployments.store.stream(FOLLOWED):
             if self.plan.paused():
                 break
             if self.plan.due(request.id) and (future := self._submit(request)):
@@ -69,7 +71,7 @@ class Poller:
         futures = {}
         for request_id in self.plan.retries_due():
             request = self.deployments.store.get(request_id)
-            if request is None or request.state is not State.DEPLOYING:
+            if request is None or request.state not in FOLLOWED:
                 self.plan.forget(request_id)
             elif future := self._submit(request):
                 futures[request_id] = future

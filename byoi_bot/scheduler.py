@@ -19,6 +19,7 @@ from .core.fleets import Fleets
 from .core.ports import Leadership
 from .core.request import Request
 from .core.service import Deployments
+from .core.silences import Silences
 from .core.states import State
 from .poller import Poller
 from .sender import OutboxSender
@@ -29,6 +30,7 @@ EXPIRY_SWEEP = timedelta(seconds=10)
 RETRY_CHECK = timedelta(seconds=1)
 ROLLOUT = timedelta(seconds=2)
 EVENT_MEMORY = timedelta(days=1)
+SILENCES = timedelta(seconds=15)  # silences are renewed well before their end
 
 
 class Jobs:
@@ -41,12 +43,14 @@ class Jobs:
         sender: OutboxSender,
         poller: Poller,
         fleets: Fleets,
+        silences: Silences | None = None,
     ) -> None:
         self.deployments = deployments
         self.leadership = leadership
         self.sender = sender
         self.poller = poller
         self.fleets = fleets
+        self.silences = silences  # Alertmanager silences, when configured (core.silences)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -90,6 +94,19 @@ class Jobs:
             self.fleets.advance_all, "interval", seconds=ROLLOUT.total_seconds(), id="rollout",
             replace_existing=True,
         )  # fmt: skip
+        if self.silences is not None:
+            self.scheduler.add_job(
+                self._silence, "interval", seconds=SILENCES.total_seconds(), id="silences",
+                replace_existing=True, next_run_time=datetime.now(UTC),
+            )  # fmt: skip
+
+    def _silence(self) -> None:
+        """Create, renew and expire Alertmanager silences; an unreachable one is retried."""
+        assert self.silences is not None
+        try:
+            self.silences.sync()
+        except Exception as exc:
+            log.warning("alert silences not synced (next try in %s): %s", SILENCES, exc)
 
     def _follow(self) -> None:
         """Another replica leads now: drop the background jobs and the polls not yet

@@ -27,7 +27,9 @@ from .core.ports import (
     RequestStore,
 )
 from .core.service import Deployments, Timing
+from .core.silences import Silences
 from .poller import Poller
+from .probes import NetworkProbe
 from .scheduler import Jobs
 from .sender import OutboxSender
 from .store import Store, is_postgres, new_request_id
@@ -113,6 +115,21 @@ def make_verifier(settings: Settings) -> ChecksumVerifier | None:
     return HttpChecksumVerifier(allowlist=tuple(settings.url_allowlist))
 
 
+def make_silences(settings: Settings, store: RequestStore) -> Silences | None:
+    """Alert silences while servers are reinstalled, when BYOI_ALERTMANAGER_URL is set."""
+    if not settings.alertmanager_url:
+        return None
+    from .alertmanager import Alertmanager
+
+    return Silences(
+        store,
+        Alertmanager(settings.alertmanager_url),
+        SystemClock(),  # Alertmanager's silences run on the wall clock
+        settings.silence_matchers,
+        timedelta(minutes=settings.silence_minutes),
+    )
+
+
 @dataclass
 class Bot:
     """A running bot's parts; `start()` rebuilds the jobs from the store."""
@@ -146,11 +163,13 @@ def build_bot(
     poll: timedelta | None = None,
     new_id: Callable[[], str] = new_request_id,
     post_interval: float = 1.0,
+    boot_ports: Callable[[str], int | None] | None = None,
 ) -> Bot:
     """Wire a bot for `chat`; `provider`, `inspector`, `clock` and `poll` override settings.
 
     `post_interval` paces the outbox: seconds between two posts of one channel (Slack's
-    limit is about one per second).
+    limit is about one per second). `boot_ports` (the simulator's `boots.port_of`, for tests
+    and the demo only) gives the port a simulated server's SSH answers on.
     """
     from .ovhcloud.errors import explain
 
@@ -161,6 +180,7 @@ def build_bot(
         poll=poll or timedelta(seconds=settings.poll_seconds),
         heartbeat=timedelta(minutes=settings.heartbeat_minutes),
         stall=timedelta(minutes=settings.stall_minutes),
+        probe=timedelta(seconds=settings.boot_probe_seconds),
     )
     deployments = Deployments(
         store=store,
@@ -174,6 +194,8 @@ def build_bot(
         timing=timing,
         verifier=make_verifier(settings),
         catalog=make_catalog(settings),
+        probe=NetworkProbe(ports=boot_ports),
+        public_url=settings.public_url,
     )
     poller = Poller(
         deployments, workers=settings.poll_workers, plan=PollPlan(clock, longest=timing.poll)
@@ -186,6 +208,8 @@ def build_bot(
     courier = Courier(store, store, chat, deployments.card, fleets.view, deployments.card_settled)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
-    jobs = Jobs(deployments, store.leadership(), sender, poller, fleets)
+    jobs = Jobs(
+        deployments, store.leadership(), sender, poller, fleets, make_silences(settings, store)
+    )
     deployments.on_approved = jobs.approved
     return Bot(store, deployments, poller, fleets, jobs, courier, sender)

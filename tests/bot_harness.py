@@ -21,6 +21,7 @@ from byoi_bot.config import Settings
 from byoi_bot.console.image_server import ImageServer
 from byoi_bot.console.images import demo_images
 from byoi_bot.ovhcloud.client import make_client
+from byoi_bot.phone_home_http import phone_home_route
 from byoi_bot.preflight.inspector import HttpImageInspector
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 from byoi_bot.slack.modes import build_slack_bot, http_server, serve_in_thread
@@ -125,10 +126,12 @@ class BotHarness(ChannelView):
             provider=make_provider(settings, client),  # `api` per policy, as in production
             inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
             clock=self.clock,
+            boot_ports=self.simulator.boots.port_of,  # each simulated server's SSH port
         )
         self.bot.store.on_enqueue = self._drain  # posts go out at once, in order
         self.bot.deployments.reconcile()
-        self.server = http_server(self.app, "127.0.0.1", 0, lambda: True, SECRET)
+        phone_home = phone_home_route(self.bot.deployments)
+        self.server = http_server(self.app, "127.0.0.1", 0, lambda: True, SECRET, phone_home)
         serve_in_thread(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"
 

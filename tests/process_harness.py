@@ -95,6 +95,7 @@ class ProcessBot(ChannelView):
             if not k.startswith(_DROPPED_ENV) and k.lower() not in _PROXIES
         }
         self.env = env | {
+            "BYOI_CONFIG": self._boot_ports(),
             "BYOI_DB": self.db,
             "BYOI_APPROVERS": APPROVER,
             "BYOI_POLL_SECONDS": "1",
@@ -109,6 +110,16 @@ class ProcessBot(ChannelView):
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         }
+
+    def _boot_ports(self) -> str:
+        """A policy file giving each simulated server's SSH port to the boot gate (the
+        production way: the IP from OVHcloud, the port from the server's policy)."""
+        path = self.tmp / "boot-ports.toml"
+        path.write_text("".join(
+            f'[[policy]]\npattern = "{name}"\nboot_ssh_port = {port}\n\n'
+            for name, port in self.simulator.boots.ports().items()
+        ))  # fmt: skip
+        return str(path)
 
     # -- the process ----------------------------------------------------------------
 

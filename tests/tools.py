@@ -25,6 +25,7 @@ PACKAGES = {
     "gpg": "gnupg",
     "gpgconf": "gnupg",
     "gpgv": "gpgv",
+    "prometheus-alertmanager": "prometheus-alertmanager",
 }
 REQUIRE_ENV = "BYOI_TEST_REQUIRE_TOOLS"
 

@@ -207,6 +207,7 @@ def open_session(
         inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
         poll=timedelta(seconds=1),
         post_interval=0.0,  # a terminal needs no pacing
+        boot_ports=simulator.boots.port_of,  # the simulated servers' SSH, for the boot gate
     )
     bot.start()
     stack.callback(bot.stop)

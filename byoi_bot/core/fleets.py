@@ -542,7 +542,7 @@ def _blocking(checks: list) -> str | None:
 def _kind(member: Request) -> str | None:
     """What to post about a server: started, done, failed (a server never started and
     cancelled with the rollout is only in the summary)."""
-    if member.state is State.DEPLOYING:
+    if member.state in (State.DEPLOYING, State.BOOTING):
         return "started"
     if member.state is State.DONE:
         return "done"

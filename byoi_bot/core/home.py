@@ -53,7 +53,7 @@ def home_of(
     for request in recent:
         if request.state.is_final and len(history) < HISTORY_SERVERS:
             history.setdefault(request.spec.server, []).append(request)
-    deploying = d.store.in_states([State.DEPLOYING])[:SHOWN]
+    deploying = d.store.in_states([State.DEPLOYING, State.BOOTING])[:SHOWN]
     return Home(
         user=user,
         to_approve=[r for r in pending if not r.fleet_id and d.may_vote(r, user)][:SHOWN],

@@ -54,6 +54,7 @@ class ServerFacts:
     efi_bootloader_path: str | None = None
     power_state: str = "poweron"
     architecture: str = ""  # OVHcloud's processorArchitecture (x86_64, arm64, …); "": unknown
+    ip: str = ""  # the server's own IPv4 address (the boot gate probes it)
 
     def disk_group(self, group_id: int | None) -> DiskGroup | None:
         """The given disk group, or the first one when `group_id` is None."""

@@ -24,6 +24,7 @@ STEP_ICONS = {
     State.APPROVED: "·",
     State.SUBMITTING: "📤",
     State.DEPLOYING: "🚧",
+    State.BOOTING: "🔌",
     State.DONE: "✅",
     State.FAILED: "🔥",
     State.CANCELLED: "🗑️",

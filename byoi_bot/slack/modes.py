@@ -24,6 +24,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from ..config import ConfigError, Settings, token_problem
 from ..errors import CannotStart
+from ..phone_home_http import is_phone_home, phone_home_route
 from ..wiring import Bot, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
@@ -59,6 +60,9 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
         problem = token_problem(env, getattr(settings, env.lower()))
         if problem:
             raise ConfigError(f"{env}: {problem}; see README, section 'Quick start'")
+    if settings.public_url and not http:
+        log.warning("BYOI_PUBLIC_URL is for HTTP mode (--http): no phone-home in Socket Mode")
+        settings = settings.with_values(public_url="")
     # Slack first: nothing (not even the store's file) is created for a token Slack refuses.
     client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
     slack_accepts_the_token(client, settings.slack_api_url, required=not http)
@@ -67,7 +71,10 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     try:
         if http:
             try:
-                server = http_server(app, host, port, healthy(bot), settings.slack_signing_secret)
+                server = http_server(
+                    app, host, port, healthy(bot), settings.slack_signing_secret,
+                    phone_home=phone_home_route(bot.deployments),
+                )  # fmt: skip
             except OSError as exc:
                 raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror}") from None
             signal.signal(signal.SIGTERM, lambda *_: server.stop_in_background())
@@ -117,11 +124,13 @@ def http_server(
     port: int,
     health: Callable[[], bool],
     signing_secret: str,
+    phone_home: Callable[[dict, Callable], Iterable[bytes]] | None = None,
     *,
     body_limit: int = BODY_LIMIT,
 ) -> HttpServer:
     """The HTTP server: Bolt at `/slack/events` (and any other path), a health check at
-    `/healthz`. Routes are WSGI callables in `routes`; add one there.
+    `/healthz`, and with `phone_home` the boot gate's phone-home route (`/boot/…`,
+    `phone_home_http`). Routes are WSGI callables in `routes`; add one there.
 
     A body over `body_limit` bytes is refused (413) by the server before the app reads it.
     The signature is checked before Bolt parses anything, so an unsigned or forged body,
@@ -153,7 +162,10 @@ def http_server(
     routes: dict[str, Callable] = {"/healthz": healthz}
 
     def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        return routes.get(environ.get("PATH_INFO", ""), slack)(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        if phone_home and is_phone_home(path):
+            return phone_home(environ, start_response)
+        return routes.get(path, slack)(environ, start_response)
 
     return HttpServer(wsgi, host, port, body_limit=body_limit)
 

@@ -225,7 +225,14 @@ def _change_control(conn: psycopg.Connection) -> None:
     )
 
 
-MIGRATIONS = (*MIGRATIONS, _change_control)
+# m_gate_01: the boot gate's record per request; `booting` holds its server
+_BOOT_GATE = f"""
+    ALTER TABLE requests ADD COLUMN boot text;
+    DROP INDEX one_active_per_server;
+    CREATE UNIQUE INDEX one_active_per_server ON requests (server) WHERE state IN ({_ACTIVE});
+"""
+
+MIGRATIONS = (*MIGRATIONS, _change_control, _BOOT_GATE)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -6,7 +6,7 @@ of the core; `postgres.py` is the other adapter, for replicas sharing one databa
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-9
+10
 
 Rules it enforces:
 
@@ -247,6 +247,17 @@ def _audit_append_only(db: Database) -> None:
             f"CREATE TRIGGER audit_no_{op.lower()} BEFORE {op} ON audit "
             "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
         )
+
+
+@migrations()
+def m_gate_01_boot_gate(db: Database) -> None:
+    """The boot gate: its record per request, and `booting` holds its server like `deploying`."""
+    db["requests"].add_column("boot", str)
+    states = ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATES))
+    db.execute("DROP INDEX one_active_per_server")
+    db.execute(
+        f"CREATE UNIQUE INDEX one_active_per_server ON requests(server) WHERE state IN ({states})"
+    )
 
 
 STREAM_PAGE = 200  # rows per page of `stream()`

@@ -11,6 +11,7 @@ the use cases here, which share their ports and helpers through `base.Workflow`:
   and the reviews of emergency overrides;
 - `submitting`: the one destructive call, when due, and its reconciliation;
 - `following`: an install's progress read and told in the thread;
+- `booting`: after OVHcloud's done, the boot gate (the server must answer before `done`);
 - `reading`: finding requests and drawing a card.
 
 None of them imports Slack, HTTP or SQLite; everything arrives through `core.ports`.

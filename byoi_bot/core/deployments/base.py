@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .. import messages
 from ..authorization import Authorization
+from ..boot_gate import BootProbe
 from ..checks import Severity
 from ..fleet import Fleet
 from ..policy import PolicySet
@@ -36,7 +37,7 @@ APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_b
 REJECT_REACTIONS = frozenset({"x", "no_entry"})
 SYSTEM = "byoi-bot"
 CHECKSUM = "checksum"
-PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.FAILED, State.CANCELLED})
+PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.BOOTING, State.FAILED, State.CANCELLED})
 
 
 class Refused(Exception):
@@ -54,6 +55,7 @@ class Timing:
     poll: timedelta = timedelta(seconds=20)
     heartbeat: timedelta = timedelta(minutes=5)
     stall: timedelta = timedelta(minutes=30)
+    probe: timedelta = timedelta(seconds=20)  # between two boot gate probes of one server
 
 
 class FleetVotes(Protocol):
@@ -85,6 +87,8 @@ class Workflow:
         verifier: ChecksumVerifier | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
         catalog: ImageCatalog | None = None,
+        probe: BootProbe | None = None,
+        public_url: str = "",
     ) -> None:
         self.store = store
         self.provider = provider
@@ -104,6 +108,8 @@ class Workflow:
         self.background = background or _in_thread
         self._cards = threading.Condition()  # cards whose first post a command waits for
         self._awaited: dict[str, tuple[str | None, str | None] | None] = {}  # `cards.Cards`
+        self.probe = probe  # None: no boot gate, done at OVHcloud's done (core.boot_gate)
+        self.public_url = public_url  # set (HTTP mode): servers phone home (core.phone_home)
 
     def _finish(
         self,

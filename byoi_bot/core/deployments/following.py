@@ -10,10 +10,11 @@ from ..posts import Post
 from ..progress import Phase, Progress
 from ..request import Request
 from ..states import State
-from .base import SYSTEM, Workflow
+from .base import SYSTEM
+from .booting import Booting
 
 
-class Following(Workflow):
+class Following(Booting):
     """Poll one deployment; post progress, heartbeats and stall warnings; finish it."""
 
     def poll(self, request: Request) -> None:
@@ -22,6 +23,9 @@ class Following(Workflow):
         Raises `ProviderError` when OVHcloud could not be read (nothing is posted); the
         poller (`byoi_bot.poller`) decides when to try again.
         """
+        if request.state is State.BOOTING:
+            self.follow_boot(request)
+            return
         now = self.clock.now()
         try:
             progress = self.provider.progress(request.spec.server, request.provider_handle or "")
@@ -30,7 +34,7 @@ class Following(Workflow):
             raise
         self.provider_seen = (True, now)
         if progress.phase is Phase.DONE:
-            self._finish(request, State.DONE, SYSTEM, "OVHcloud reports done", progress)
+            self.installed(request, progress)
             return
         if progress.phase is Phase.FAILED:
             explanation = self.explain(progress.message or _failed_step(progress))
