@@ -20,6 +20,7 @@ from .core.ports import Leadership
 from .core.request import Request
 from .core.service import Deployments
 from .core.states import State
+from .logs import about
 from .poller import Poller
 from .sender import OutboxSender
 
@@ -47,6 +48,7 @@ class Jobs:
         self.sender = sender
         self.poller = poller
         self.fleets = fleets
+        self.leading = False  # this process runs the background work now
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -69,6 +71,7 @@ class Jobs:
     def _lead(self) -> None:
         """Start the outbox's sender, reconcile interrupted submissions, re-plan approved
         requests, start the jobs."""
+        self.leading = True
         self.sender.start()
         d = self.deployments
         d.reconcile()
@@ -94,6 +97,7 @@ class Jobs:
     def _follow(self) -> None:
         """Another replica leads now: drop the background jobs and the polls not yet
         started, stop sending."""
+        self.leading = False
         self.scheduler.remove_all_jobs()
         self.poller.pause()
         self.sender.stop()
@@ -130,7 +134,7 @@ class Jobs:
 
     def _plan(self, request: Request) -> None:
         self.scheduler.add_job(
-            self.deployments.submit,
+            self._submit,
             "date",
             run_date=self._on_scheduler_time(request.spec.at),
             args=[request.id],
@@ -138,6 +142,10 @@ class Jobs:
             replace_existing=True,
         )
         log.info("%s scheduled for %s", request.id, request.spec.at)
+
+    def _submit(self, request_id: str) -> None:
+        with about(request_id):
+            self.deployments.submit(request_id)
 
     def _on_scheduler_time(self, when: datetime) -> datetime:
         """`when` on the bot's clock, as APScheduler's wall-clock time: the same instant in

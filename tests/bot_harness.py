@@ -20,6 +20,8 @@ from fakes.slack_api import FakeSlack
 from byoi_bot.config import Settings
 from byoi_bot.console.image_server import ImageServer
 from byoi_bot.console.images import demo_images
+from byoi_bot.health import SlackToken, bot_checks
+from byoi_bot.ops_http import OpsRoutes
 from byoi_bot.ovhcloud.client import make_client
 from byoi_bot.preflight.inspector import HttpImageInspector
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
@@ -128,7 +130,9 @@ class BotHarness(ChannelView):
         )
         self.bot.store.on_enqueue = self._drain  # posts go out at once, in order
         self.bot.deployments.reconcile()
-        self.server = http_server(self.app, "127.0.0.1", 0, lambda: True, SECRET)
+        health = bot_checks(self.bot, stopping=lambda: False, slack_token=SlackToken())
+        routes = OpsRoutes(health, self.bot.metrics.registry)
+        self.server = http_server(self.app, "127.0.0.1", 0, routes.answer, SECRET)
         serve_in_thread(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"
 

@@ -97,6 +97,7 @@ class Deployments:
         self.timing = timing
         self.on_approved = on_approved or self.submit_when_due
         self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
+        self.on_finished: Callable[[Request], None] = lambda _request: None  # done or failed
         self.catalog = catalog
         self.fleets: Fleets | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
@@ -651,6 +652,7 @@ class Deployments:
             )
         except IllegalTransition:
             return None
+        self.on_finished(request)
         return request
 
     def _fail(self, request: Request, expected: State, text: str) -> Request:

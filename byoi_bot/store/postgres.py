@@ -698,6 +698,19 @@ class PostgresStore:
         rows = self._rows("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')")
         return rows[0]["n"]
 
+    def request_counts(self) -> dict[str, int]:
+        """How many requests are in each state (states with none are left out)."""
+        rows = self._rows("SELECT state, count(*) AS n FROM requests GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
+
+    def outbox_waiting(self) -> tuple[int, datetime | None]:
+        """How many posts wait to be sent, and when the oldest of them was queued."""
+        (row,) = self._rows(
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox "
+            "WHERE state IN ('queued', 'sending')"
+        )
+        return row["n"], row["oldest"]
+
     def by_reply(self, channel: str, ts: str) -> Request | None:
         """The request in whose thread the bot posted the message `ts`, or None."""
         rows = self._rows(
@@ -802,6 +815,10 @@ class AdvisoryLeader:
         if self._thread:
             self._thread.join(timeout=10)
         self._drop()
+
+    def leader_known(self) -> bool:
+        """This replica leads, or the last election reached the database (another leads)."""
+        return self.leading or self._conn is not None
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -227,6 +227,10 @@ class SoleLeader:
     def stop(self) -> None:
         """Nothing to release."""
 
+    def leader_known(self) -> bool:
+        """Always: this process."""
+        return True
+
 
 class Store:
     """The request store over one SQLite file (WAL mode), safe to share between threads."""
@@ -746,6 +750,20 @@ class Store:
             return self.db.execute(
                 "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')"
             ).fetchone()[0]
+
+    def request_counts(self) -> dict[str, int]:
+        """How many requests are in each state (states with none are left out)."""
+        with self._lock:
+            rows = self.db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
+            return dict(rows.fetchall())
+
+    def outbox_waiting(self) -> tuple[int, datetime | None]:
+        """How many posts wait to be sent, and when the oldest of them was queued."""
+        with self._lock:
+            count, oldest = self.db.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state IN ('queued', 'sending')"
+            ).fetchone()
+        return count, datetime.fromisoformat(oldest) if oldest else None
 
     def by_reply(self, channel: str, ts: str) -> Request | None:
         """The request in whose thread the bot posted the message `ts`, or None."""

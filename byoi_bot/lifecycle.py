@@ -1,0 +1,72 @@
+"""A bounded, graceful stop on SIGTERM or SIGINT, in every run mode and as PID 1.
+
+`Stopper.install()` takes both signals (as PID 1 in a container, a signal without a handler
+is ignored). The first one sets `requested`, calls `on_signal` (HTTP mode: stop accepting
+connections) and starts a watchdog: if the process has not called `done()` within the stop
+timeout, it logs what it was still doing and exits 1 at once, leaving the work in hand to
+the next start (the store is the truth: a poll is simply taken again, a start call whose
+answer was lost is reconciled). A second signal exits at once the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+FORCED_EXIT = 1
+
+
+class Stopper:
+    """Turns SIGTERM and SIGINT into a stop that ends within `timeout` seconds."""
+
+    def __init__(self, timeout: float, exit: Callable[[int], None] = os._exit) -> None:
+        self.timeout = timeout
+        self.requested = threading.Event()
+        self._done = threading.Event()
+        self._exit = exit
+        self._on_signal: Callable[[], None] = lambda: None
+
+    def install(self, on_signal: Callable[[], None] = lambda: None) -> None:
+        """Handle SIGTERM and SIGINT from now on (call from the main thread)."""
+        self._on_signal = on_signal
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def wait(self) -> None:
+        """Block until a stop is requested."""
+        self.requested.wait()
+
+    def done(self) -> None:
+        """The stop is complete: the watchdog stands down."""
+        self._done.set()
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.requested.is_set():
+            log.warning("%s again: exiting now", name)
+            self._force()
+            return
+        self.requested.set()
+        log.info("%s: stopping (at most %.0f s)", name, self.timeout)
+        threading.Thread(target=self._watch, name="byoi-stop-watchdog", daemon=True).start()
+        self._on_signal()
+
+    def _watch(self) -> None:
+        if not self._done.wait(self.timeout):
+            busy = sorted(t.name for t in threading.enumerate() if not t.daemon)
+            log.error(
+                "not stopped after %.0f s (still running: %s); exiting, the next start "
+                "resumes the work",
+                self.timeout,
+                ", ".join(busy) or "nothing",
+            )
+            self._force()
+
+    def _force(self) -> None:
+        logging.shutdown()
+        self._exit(FORCED_EXIT)
