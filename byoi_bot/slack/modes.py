@@ -140,7 +140,11 @@ def _serve_socket_mode(app: App, settings: Settings, stopper: Stopper) -> None:
         raise CannotStart(_unreachable(settings.slack_api_url, exc)) from None
     log.info("connected to Slack in Socket Mode")
     stopper.wait()
+    # slack_sdk's client has no drain: its `closed` flag ends the loop that hands envelopes
+    # to the workers (within a second); the workers then finish, acks included, while the
+    # connection is still open; `close()` then closes it.
     client = handler.client
+    client.closed, client.auto_reconnect_enabled = True, False
     client.message_processor.shutdown()
     client.message_workers.shutdown(wait=True)
     handler.close()
