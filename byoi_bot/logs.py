@@ -26,7 +26,7 @@ from pythonjsonlogger.json import JsonFormatter
 from . import __version__
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-JSON_FIELDS = {"asctime": "time", "levelname": "level", "name": "logger"}
+JSON_FIELDS = {"levelname": "level", "name": "logger"}
 REQUEST_ID = re.compile(r"[rf]-[a-z2-9]{6}")
 # Bolt reads SLACK_BOT_TOKEN from the environment although it is given a client, then warns
 # at every start that the token will be unused; there is no setting to say it is expected.
@@ -99,9 +99,7 @@ class _TextFormatter(logging.Formatter):
 class _JsonFormatter(JsonFormatter):
     def __init__(self) -> None:
         super().__init__(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields=JSON_FIELDS,
-            datefmt="%Y-%m-%dT%H:%M:%S%z",
+            "%(levelname)s %(name)s %(message)s", rename_fields=JSON_FIELDS, timestamp="time"
         )
 
 
