@@ -17,10 +17,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -40,14 +39,11 @@ BYTE_BUCKETS = (4096, 16384, 65536, 262144, 1048576, 4194304)
 CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 60)
 ERROR_CODE = re.compile(r"[a-z0-9_]{1,48}")
+API_METHOD = re.compile(r"[a-zA-Z0-9_.]{1,64}")
 SEVERITIES = (Severity.OK, Severity.WARNING, Severity.BLOCKING)  # best to worst
 
 
-class StoreFigures(Protocol):
-    """What the store tells the scrape (both store adapters have it)."""
-
-    def request_counts(self) -> dict[str, int]: ...
-    def outbox_waiting(self) -> tuple[int, datetime | None]: ...
+disable_created_metrics()  # no `_created` series: they double the page and say little
 
 
 class Metrics:
@@ -118,7 +114,7 @@ class Metrics:
 
     def slack_error(self, method: str, error: str) -> None:
         """A Slack Web API call failed with `error` (Slack's error code)."""
-        method = method if ERROR_CODE.fullmatch(method.replace(".", "_")) else "other"
+        method = method if API_METHOD.fullmatch(method) else "other"
         error = error if ERROR_CODE.fullmatch(error) else "other"
         self.slack_errors.labels(method, error).inc()
 

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from .health import Health, Kind
+from .health import Health, Kind, SlackToken, bot_checks
 from .slack.http import HttpServer
+
+if TYPE_CHECKING:
+    from .wiring import Bot
 
 StartResponse = Callable[..., object]
 REPORTS: dict[str, Kind] = {"/healthz": "live", "/readyz": "ready"}
@@ -74,6 +78,15 @@ class OpsRoutes:
                 "(e.g. ?exclude=ovhcloud)"
             )
         return frozenset(names), None
+
+
+def bot_routes(bot: Bot, slack_token: SlackToken, stopping: Callable[[], bool]) -> OpsRoutes:
+    """The routes of a running bot: its checks (`health.bot_checks`) and its metrics, the
+    store and the process read at each scrape."""
+    bot.metrics.watch(bot, slack_token)
+    return OpsRoutes(
+        bot_checks(bot, stopping=stopping, slack_token=slack_token), bot.metrics.registry
+    )
 
 
 def serve(routes: OpsRoutes, port: int, host: str = "0.0.0.0") -> HttpServer:

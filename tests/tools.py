@@ -25,6 +25,8 @@ PACKAGES = {
     "gpg": "gnupg",
     "gpgconf": "gnupg",
     "gpgv": "gpgv",
+    "promtool": "prometheus",
+    "systemd-analyze": "systemd",
 }
 REQUIRE_ENV = "BYOI_TEST_REQUIRE_TOOLS"
 

@@ -25,10 +25,10 @@ from slack_sdk.signature import SignatureVerifier
 
 from .. import logs
 from ..config import ConfigError, Settings, token_problem
-from ..health import SlackToken, bot_checks
+from ..health import SlackToken
 from ..lifecycle import Stopper
 from ..metrics import Metrics
-from ..ops_http import OpsRoutes, serve
+from ..ops_http import OpsRoutes, bot_routes, serve
 from ..store import is_postgres, shown
 from ..wiring import Bot, CannotStart, build_bot
 from .app import build_app
@@ -77,9 +77,7 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
         token.accepted(f"accepted by auth.test at start-up (team {identity.get('team_id')})")
     log.info(_startup_line(settings, "http" if http else "socket", identity))
     stopper = Stopper(settings.stop_timeout.total_seconds())
-    health = bot_checks(bot, stopping=stopper.requested.is_set, slack_token=token)
-    bot.metrics.watch(bot, token)
-    routes = OpsRoutes(health, bot.metrics.registry)
+    routes = bot_routes(bot, token, stopping=stopper.requested.is_set)
     ops = _ops_server(routes, settings.metrics_port)
     bot.start()
     try:
