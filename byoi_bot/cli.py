@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(func=_audit)
 
+    backup = sub.add_parser("backup", help="copy the SQLite store to PATH, also while running")
+    backup.add_argument("path", help="the backup file to write (must not exist)")
+    backup.set_defaults(func=_backup)
+
+    restore = sub.add_parser("restore", help="replace the SQLite store with a backup (bot stopped)")
+    restore.add_argument("path", help="the backup file to restore")
+    restore.set_defaults(func=_restore)
+
     ref = sub.add_parser("config-reference", help="print the settings reference (Markdown)")
     ref.set_defaults(func=lambda _args: print(reference_markdown()))
     return parser
@@ -184,6 +192,32 @@ def _audit(args: argparse.Namespace) -> int:
             f"{row['at']}  {row['request_id']}  {row['actor']:<12} {row['action']:<16} "
             f"{change:<32} {row['reason'] or ''}".rstrip()
         )
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from .backup import BackupError, backup
+
+    try:
+        copied = backup(Settings.load().db, args.path)
+    except BackupError as exc:
+        print(f"byoi-bot: backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {copied.requests} requests to {copied.path} ({copied.size} bytes)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from .backup import BackupError, restore
+
+    try:
+        copied, kept = restore(Settings.load().db, args.path)
+    except BackupError as exc:
+        print(f"byoi-bot: restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {copied.requests} requests into {copied.path}")
+    if kept:
+        print(f"the store it replaced is kept as {kept}")
     return 0
 
 

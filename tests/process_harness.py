@@ -46,6 +46,7 @@ from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 SECRET = "8f742231b10e8888abcd99aaabbb85a5"
 REQUESTER, APPROVER = "U0ALICE", "U0BOB"
 SERVER = "ns1001.ip-51-75-1.eu"
+EVENTS = "/slack/events"
 ROOT = Path(__file__).resolve().parents[1]  # the checkout, so the child imports this code
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _DROPPED_ENV = ("BYOI_", "SLACK_", "OVH_")
@@ -144,9 +145,10 @@ class ProcessBot(ChannelView):
                 cwd=self.tmp,
             )
             log.close()
-            self.url = f"http://127.0.0.1:{port}/slack/events"
+            self.url = f"http://127.0.0.1:{port}{EVENTS}"
             self.ops_url = f"http://127.0.0.1:{ops_port}"
-            if self._healthy(f"{self.ops_url}/healthz", timeout):
+            health = f"{self.ops_url if self.socket_mode else self.url[: -len(EVENTS)]}/healthz"
+            if self._healthy(health, timeout):
                 if self.socket_mode:
                     wait_until(self._connected, timeout, "the Socket Mode connection")
                 return

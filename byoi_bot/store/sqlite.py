@@ -43,6 +43,7 @@ from ..core.outbox import Post, Queued
 from ..core.ports import Clock, ServerBusy
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+from .lockfile import hold_shared
 from .rows import (
     column,
     fleet_approved,
@@ -240,6 +241,7 @@ class Store:
     ) -> None:
         self._clock = clock or SystemClock()  # stamps approvals, audit rows and event ids
         conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
+        self._holder = hold_shared(path)  # `byoi-bot restore` waits for it (`lockfile`)
         self.db = Database(conn)
         self._lock = threading.RLock()
         self._file = os.path.realpath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -257,6 +259,8 @@ class Store:
         statement of another thread can crash the interpreter)."""
         with self._lock:
             self.db.close()
+            if self._holder is not None:
+                self._holder.close()
 
     def probe(self) -> None:
         """Take and release the write lock: proves the file is writable (`byoi-bot check`)."""
