@@ -6,6 +6,9 @@ connections) and starts a watchdog: if the process has not called `done()` withi
 timeout, it logs what it was still doing and exits 1 at once, leaving the work in hand to
 the next start (the store is the truth: a poll is simply taken again, a start call whose
 answer was lost is reconciled). A second signal exits at once the same way.
+
+Under systemd (`Type=notify`), `ready()` tells it the bot serves (READY=1) and a stop
+request tells it the bot is stopping (STOPPING=1); without NOTIFY_SOCKET nothing is sent.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 
@@ -37,6 +41,10 @@ class Stopper:
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
+    def ready(self) -> None:
+        """The bot serves Slack now."""
+        tell_systemd("READY=1")
+
     def wait(self) -> None:
         """Block until a stop is requested."""
         self.requested.wait()
@@ -52,6 +60,7 @@ class Stopper:
             self._force()
             return
         self.requested.set()
+        tell_systemd("STOPPING=1")
         log.info("%s: stopping (at most %.0f s)", name, self.timeout)
         threading.Thread(target=self._watch, name="byoi-stop-watchdog", daemon=True).start()
         self._on_signal()
@@ -70,3 +79,18 @@ class Stopper:
     def _force(self) -> None:
         logging.shutdown()
         self._exit(FORCED_EXIT)
+
+
+def tell_systemd(state: str) -> None:
+    """sd_notify(3): one datagram to $NOTIFY_SOCKET, if set. Hand-written: the protocol is
+    that one datagram, and sdnotify, its PyPI client, is unmaintained (2018) and sdist-only."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(state.encode(), address)
+        except OSError as exc:
+            log.warning("could not tell systemd %s: %s", state, exc.strerror or exc)

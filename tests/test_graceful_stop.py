@@ -2,11 +2,13 @@
 resumes the deployment without a second start call (issue 22).
 
 The bot runs as a child process against the fake Slack (Web API, and Socket Mode through a
-FakeSocketMode) and the OVHcloud simulator, which counts the start calls.
+FakeSocketMode) and the OVHcloud simulator, which counts the start calls; a datagram socket
+plays systemd's NOTIFY_SOCKET (READY=1, STOPPING=1).
 """
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -22,8 +24,13 @@ def test_sigterm_mid_deploy_stops_within_the_timeout_and_the_next_run_resumes(
     tmp_path, socket_mode
 ):
     bot = ProcessBot(tmp_path, deploy_seconds=12.0, socket_mode=socket_mode)
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd's for Type=notify
+    systemd.bind(str(tmp_path / "notify"))
+    systemd.settimeout(10)
+    bot.env["NOTIFY_SOCKET"] = str(tmp_path / "notify")
     try:
         bot.start()
+        assert systemd.recv(100) == b"READY=1"
         card = bot.deploy()
         bot.react(APPROVER, card["ts"])
         bot.wait_state("deploying")
@@ -36,12 +43,14 @@ def test_sigterm_mid_deploy_stops_within_the_timeout_and_the_next_run_resumes(
         assert "SIGTERM: stopping" in log and log.rstrip().endswith("stopped"), log
         assert "Traceback" not in log
         assert bot.state() == "deploying"
+        assert systemd.recv(100) == b"STOPPING=1"
 
         bot.start()
         assert bot.wait_state("done", timeout=40)["state"] == "done"
         assert bot.starts() == 1, "the next process resumed the deployment, not restarted it"
     finally:
         bot.close()
+        systemd.close()
 
 
 def test_a_poll_that_outlives_the_stop_timeout_is_left_to_the_next_run(tmp_path):

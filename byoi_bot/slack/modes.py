@@ -118,6 +118,7 @@ def _serve_http(
         raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     stopper.install(on_signal=server.stop_in_background)
     log.info("listening on http://%s:%s/slack/events", host, server.server_port)
+    stopper.ready()
     server.serve_forever()
     log.info("stopped serving; finishing the work in hand")
 
@@ -137,6 +138,7 @@ def _serve_socket_mode(app: App, settings: Settings, stopper: Stopper) -> None:
     except OSError as exc:  # URLError too
         raise CannotStart(_unreachable(settings.slack_api_url, exc)) from None
     log.info("connected to Slack in Socket Mode")
+    stopper.ready()
     stopper.wait()
     # slack_sdk's client has no drain: its `closed` flag ends the loop that hands envelopes
     # to the workers (within a second); the workers then finish, acks included, while the
