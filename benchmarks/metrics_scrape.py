@@ -61,7 +61,7 @@ def main() -> None:
         settings = Settings.load({"BYOI_DB": db, "BYOI_APPROVERS": APPROVER})
         bot = build_bot(settings, _Idle(), provider=_Idle(), inspector=_Idle())
         seed(bot, args.deployments)
-        routes = bot_routes(bot, SlackToken(), stopping=lambda: False)
+        routes = bot_routes(bot, SlackToken(), serving=lambda: True)
         reference = OpsRoutes(routes.health, _counters_only(bot))
         rows = []
         for label, app in (("prometheus-client alone (reference)", reference), ("bot", routes)):

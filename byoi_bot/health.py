@@ -87,10 +87,11 @@ class SlackToken:
 
 
 def bot_checks(
-    bot: Bot, *, stopping: Callable[[], bool], slack_token: Callable[[], Result]
+    bot: Bot, *, serving: Callable[[], bool], slack_token: Callable[[], Result]
 ) -> Health:
-    """The checks of a running bot: its threads (live); not stopping, the store, Slack's
-    answer to its token, OVHcloud's answer to the last poll, a known leader (ready)."""
+    """The checks of a running bot: its threads (live); serving Slack (connected or
+    listening, not stopping), the store, Slack's answer to its token, OVHcloud's answer to
+    the last poll, a known leader (ready)."""
     health = Health()
     jobs = bot.jobs
 
@@ -104,8 +105,10 @@ def bot_checks(
         alive = bot.sender.running
         return Result(alive, "sending" if alive else "the outbox's sender thread is dead")
 
-    def not_stopping() -> Result:
-        return Result(False, "stopping") if stopping() else Result(True, "running")
+    def serves() -> Result:
+        if serving():
+            return Result(True, "serving Slack")
+        return Result(False, "not serving Slack: starting or stopping")
 
     def store() -> Result:
         waiting = bot.store.backlog()
@@ -130,7 +133,7 @@ def bot_checks(
 
     health.add("live", "scheduler", scheduler)
     health.add("live", "sender", sender)
-    health.add("ready", "stopping", not_stopping)
+    health.add("ready", "serving", serves)
     health.add("ready", "store", store)
     health.add("ready", "slack", slack_token)
     health.add("ready", "ovhcloud", ovhcloud)

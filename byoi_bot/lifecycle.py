@@ -31,6 +31,7 @@ class Stopper:
     def __init__(self, timeout: float, exit: Callable[[int], None] = os._exit) -> None:
         self.timeout = timeout
         self.requested = threading.Event()
+        self._ready = threading.Event()
         self._done = threading.Event()
         self._exit = exit
         self._on_signal: Callable[[], None] = lambda: None
@@ -43,7 +44,12 @@ class Stopper:
 
     def ready(self) -> None:
         """The bot serves Slack now."""
+        self._ready.set()
         tell_systemd("READY=1")
+
+    def serving(self) -> bool:
+        """Ready, and no stop requested."""
+        return self._ready.is_set() and not self.requested.is_set()
 
     def wait(self) -> None:
         """Block until a stop is requested."""

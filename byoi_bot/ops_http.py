@@ -80,12 +80,12 @@ class OpsRoutes:
         return frozenset(names), None
 
 
-def bot_routes(bot: Bot, slack_token: SlackToken, stopping: Callable[[], bool]) -> OpsRoutes:
+def bot_routes(bot: Bot, slack_token: SlackToken, serving: Callable[[], bool]) -> OpsRoutes:
     """The routes of a running bot: its checks (`health.bot_checks`) and its metrics, the
     store and the process read at each scrape."""
     bot.metrics.watch(bot, slack_token)
     return OpsRoutes(
-        bot_checks(bot, stopping=stopping, slack_token=slack_token), bot.metrics.registry
+        bot_checks(bot, serving=serving, slack_token=slack_token), bot.metrics.registry
     )
 
 

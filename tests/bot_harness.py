@@ -133,7 +133,7 @@ class BotHarness(ChannelView):
         self.bot.metrics.watch_ovhcloud(client._session)  # as `make_provider` does
         self.bot.store.on_enqueue = self._drain  # posts go out at once, in order
         self.bot.deployments.reconcile()
-        routes = bot_routes(self.bot, self.slack_token, stopping=lambda: False)
+        routes = bot_routes(self.bot, self.slack_token, serving=lambda: True)
         self.server = http_server(self.app, "127.0.0.1", 0, routes.answer, SECRET)
         serve_in_thread(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"

@@ -65,7 +65,7 @@ def test_liveness_and_readiness_name_each_check(harness):
     status, body = get(harness, "/readyz")
     report = json.loads(body)
     assert status == 200 and report["ok"] is True, report
-    assert report["checks"].keys() == {"stopping", "store", "slack", "ovhcloud", "leader"}
+    assert report["checks"].keys() == {"serving", "store", "slack", "ovhcloud", "leader"}
     assert report["checks"]["leader"]["detail"] == "this process leads"
     assert report["checks"]["ovhcloud"]["detail"] == "no poll yet"
 
@@ -119,7 +119,7 @@ def test_an_ovhcloud_that_does_not_answer_polls_makes_the_bot_unready(harness):
 @pytest.mark.parametrize(
     ("path", "status", "says"),
     [
-        ("/readyz?exclude=nope", 400, "no check named 'nope'; the checks are stopping, store"),
+        ("/readyz?exclude=nope", 400, "no check named 'nope'; the checks are serving, store"),
         ("/readyz?verbose=1", 400, "unknown parameter 'verbose'; only exclude"),
         ("/readyz?exclude", 400, "not name=value pairs"),
         ("/healthz?exclude=" + "x" * 5000, 400, "no check named 'xxxxxxxx"),

@@ -77,7 +77,7 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
         token.accepted(f"accepted by auth.test at start-up (team {identity.get('team_id')})")
     log.info(_startup_line(settings, "http" if http else "socket", identity))
     stopper = Stopper(settings.stop_timeout.total_seconds())
-    routes = bot_routes(bot, token, stopping=stopper.requested.is_set)
+    routes = bot_routes(bot, token, serving=stopper.serving)
     ops = _ops_server(routes, settings.metrics_port)
     bot.start()
     try:
