@@ -18,7 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY byoi_bot ./byoi_bot
 RUN pip install --no-deps '.[postgres]' \
  && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin byoi \

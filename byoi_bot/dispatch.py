@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import commands
-from .core import messages
+from .core import change_messages, messages
 from .core.catalog import CatalogError
 from .core.fleet import Rollout
 from .core.fleets import FLEET_PREFIX, Fleets, expand
@@ -95,6 +95,14 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             return messages.listing(
                 f"History of {esc(server)}", past, f"No deployments of {esc(server)} yet."
             )
+        case commands.Freeze(starts=starts, ends=ends, reason=reason, policies=scope):
+            return change_messages.freeze_set(d.freeze(user, starts, ends, reason, scope))
+        case commands.Unfreeze(freeze_id=freeze_id):
+            return change_messages.freeze_lifted(d.unfreeze(user, freeze_id))
+        case commands.Freezes():
+            return change_messages.freeze_list(d.freezes_in_force(d.clock.now()))
+        case commands.Review(request_id=request_id):
+            return d.review(request_id, user)
     raise AssertionError(f"unhandled command {command!r}")
 
 

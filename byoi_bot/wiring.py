@@ -37,11 +37,6 @@ if TYPE_CHECKING:
     import ovh
 
 
-class CannotStart(Exception):
-    """The bot cannot start for a reason outside its configuration (Slack unreachable, port
-    taken); the message says which and what to do."""
-
-
 def make_provider(
     settings: Settings, client: ovh.Client | None = None, metrics: Metrics | None = None
 ) -> Provider:

@@ -12,7 +12,7 @@ from bot_harness import APPROVER, CHANNEL, BotHarness
 from prometheus_client.parser import text_string_to_metric_families
 from tools import require_tool
 
-from byoi_bot.core.outbox import Post
+from byoi_bot.core.posts import Post
 from byoi_bot.metrics import ovhcloud_route
 
 SERVER = "ns1001.ip-51-75-1.eu"

@@ -89,11 +89,6 @@ def withdrawn(user: str) -> str:
     return f"↩️ {mention(user)} withdrew their approval."
 
 
-def scheduled(request: Request) -> str:
-    when = local_time(request.spec.at) if request.spec.at else "now"
-    return f"🕒 Scheduled: the deployment starts at {when}."
-
-
 def submitted(request: Request) -> str:
     return (
         f"📤 Deployment of {label(request)} started at OVHcloud. "
@@ -293,7 +288,7 @@ def catalog(images: tuple[CatalogImage, ...]) -> str:
     if not images:
         return (
             "The image catalog is empty: add `[[image]]` tables to the BYOI_CONFIG file "
-            "(README, section 'Image catalog'), or deploy an image URL."
+            "(docs/catalog.md), or deploy an image URL."
         )
     lines = [f"*Image catalog* ({len(images)})"]
     for image in images:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from .catalog import CatalogImage
+from .change_control import Freeze
 from .checks import Check
 from .fleet import Fleet, FleetState
 from .progress import Progress
@@ -20,7 +21,7 @@ from .request import Checksum, DeploySpec, Request
 from .states import State
 
 if TYPE_CHECKING:
-    from .outbox import Post
+    from .posts import Post
 
 GiB = 1024**3
 
@@ -35,6 +36,8 @@ class DiskGroup:
     number_of_disks: int = 1
     description: str = ""
     raid_controller: str = ""  # empty: no hardware RAID on this group
+    # Logical bytes per sector of its disks; None: unknown (OVHcloud's API does not say).
+    sector_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ServerFacts:
     disk_groups: tuple[DiskGroup, ...] = ()
     efi_bootloader_path: str | None = None
     power_state: str = "poweron"
+    architecture: str = ""  # OVHcloud's processorArchitecture (x86_64, arm64, …); "": unknown
 
     def disk_group(self, group_id: int | None) -> DiskGroup | None:
         """The given disk group, or the first one when `group_id` is None."""
@@ -226,7 +230,7 @@ class Chat(Protocol):
         ...
 
     def update_card(self, view: CardView) -> None:
-        """Redraw the card in place (raises `outbox.RetryLater` / `outbox.Undeliverable`)."""
+        """Redraw the card in place (raises `posts.RetryLater` / `posts.Undeliverable`)."""
         ...
 
     def reply(
@@ -236,7 +240,7 @@ class Chat(Protocol):
 
         `post_id` is the outbox's id of the post; with `maybe_posted`, an earlier attempt
         may have gone through: return that message instead of posting again. Raises
-        `outbox.RetryLater` or `outbox.Undeliverable`; any other error means "maybe posted".
+        `posts.RetryLater` or `posts.Undeliverable`; any other error means "maybe posted".
         """
         ...
 
@@ -339,6 +343,23 @@ class RequestStore(Protocol):
     def approvals(self, request_id: str, fingerprint: str) -> list[str]: ...
     def note(self, request_id: str, actor: str, action: str, reason: str) -> None: ...
     def audit(self, request_id: str | None = None) -> list[dict]: ...
+    def audit_chain(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[dict]:
+        """Every audit row with its `prev_hash` and `hash`, oldest first (store.audit_chain)."""
+        ...
+
+    # change control (core.change_control): freezes and reviews of emergency overrides
+    def add_freeze(self, freeze: Freeze) -> None: ...
+    def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None: ...
+    def freezes(self, *, ending_after: datetime) -> list[Freeze]: ...
+    def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None: ...
+    def review(self, request_id: str, user: str, posts: list[Post]) -> bool: ...
+    def unreviewed(self) -> list[dict]:
+        """Open reviews: request_id, policy_name, due_at (a datetime), reminded_at."""
+        ...
+
+    def remind_review(self, request_id: str, posts: list[Post]) -> bool: ...
     def first_delivery(self, event_id: str) -> bool: ...
     # fleets (deploys to many servers; core.fleets)
     def create_fleet(self, fleet: Fleet, children: list[tuple[Request, dict | None]]) -> None: ...

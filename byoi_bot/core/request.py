@@ -53,6 +53,9 @@ class DeploySpec:
     raid: int | None = None
     api: str | None = None  # the API generation, fixed when the request is created
     efi_source: str | None = None  # "given" by the user or "image" (found in its ESP)
+    emergency: str | None = None  # why this deploy overrides windows and freezes (break-glass)
+
+    OPTIONAL_FIELDS = ("emergency",)  # fields a spec leaves out of its fingerprint when unset
 
     def fingerprint(self) -> str:
         """A hash of exactly what was requested; an approval is bound to it.
@@ -60,6 +63,9 @@ class DeploySpec:
         Secrets enter only as their own hashes, so the fingerprint reveals nothing.
         """
         canonical = self.public_dict()
+        for name in self.OPTIONAL_FIELDS:  # fingerprints of specs without them stay as they were
+            if canonical[name] is None:
+                del canonical[name]
         canonical["image_url"] = _digest(self.image_url)
         canonical["headers"] = [[k, _digest(v)] for k, v in self.headers]
         canonical["user_data"] = _digest(self.user_data) if self.user_data else None
@@ -125,6 +131,7 @@ class DeploySpec:
             raid=data.get("raid"),
             api=data.get("api"),
             efi_source=data.get("efi_source"),
+            emergency=data.get("emergency"),
         )
         return spec.with_secrets(secrets) if secrets else spec
 

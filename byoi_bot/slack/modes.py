@@ -25,12 +25,13 @@ from slack_sdk.signature import SignatureVerifier
 
 from .. import logs
 from ..config import ConfigError, Settings, token_problem
+from ..errors import CannotStart
 from ..health import SlackToken
 from ..lifecycle import Stopper
 from ..metrics import Metrics
 from ..ops_http import OpsRoutes, bot_routes, serve
 from ..store import is_postgres, shown
-from ..wiring import Bot, CannotStart, build_bot
+from ..wiring import Bot, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
 from .http import HttpServer
@@ -66,15 +67,19 @@ def build_slack_bot(
 def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     """Run the bot until SIGTERM or SIGINT, then stop within BYOI_STOP_TIMEOUT; 0 when clean."""
     logs.configure(settings.log_level, settings.library_log_level, settings.log_format)
+    for warning in settings.warnings:  # e.g. a misspelt variable, with its likely name
+        log.warning("%s", warning)
     for env in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN"):
         problem = token_problem(env, getattr(settings, env.lower()))
         if problem:
-            raise ConfigError(f"{env}: {problem}; see README, section 'Set up the Slack app'")
+            raise ConfigError(f"{env}: {problem}; see README, section 'Quick start'")
+    # Slack first: nothing (not even the store's file) is created for a token Slack refuses.
+    client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
+    identity = slack_accepts_the_token(client, settings.slack_api_url, required=not http)
     token = SlackToken()
-    bot, app = build_slack_bot(settings, token)
-    identity = slack_accepts_the_token(app.client, settings.slack_api_url, required=not http)
     if identity:
         token.accepted(f"accepted by auth.test at start-up (team {identity.get('team_id')})")
+    bot, app = build_slack_bot(settings, token)
     log.info(_startup_line(settings, "http" if http else "socket", identity))
     stopper = Stopper(settings.stop_timeout.total_seconds())
     routes = bot_routes(bot, token, serving=stopper.serving)
