@@ -1,8 +1,8 @@
 """A bounded, graceful stop on SIGTERM or SIGINT, in every run mode and as PID 1.
 
 `Stopper.install()` takes both signals (as PID 1 in a container, a signal without a handler
-is ignored). The first one sets `requested`, calls `on_signal` (HTTP mode: stop accepting
-connections) and starts a watchdog: if the process has not called `done()` within the stop
+is ignored). The first one sets `requested`, calls the `on_stop` callback (HTTP mode: stop
+accepting connections) and starts a watchdog: if the process has not called `done()` within the stop
 timeout, it logs what it was still doing and exits 1 at once, leaving the work in hand to
 the next start (the store is the truth: a poll is simply taken again, a start call whose
 answer was lost is reconciled). A second signal exits at once the same way.
@@ -36,11 +36,17 @@ class Stopper:
         self._exit = exit
         self._on_signal: Callable[[], None] = lambda: None
 
-    def install(self, on_signal: Callable[[], None] = lambda: None) -> None:
-        """Handle SIGTERM and SIGINT from now on (call from the main thread)."""
-        self._on_signal = on_signal
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT from now on (call from the main thread, early: a signal
+        during start-up stops the bot as soon as it can)."""
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when a stop is requested (at once if it was already)."""
+        self._on_signal = callback
+        if self.requested.is_set():
+            callback()
 
     def ready(self) -> None:
         """The bot serves Slack now."""

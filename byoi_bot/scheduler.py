@@ -129,9 +129,10 @@ class Jobs:
     def approved(self, request: Request) -> None:
         """Submit now, or say when and plan a one-off job at the request's `at=` time (the
         leader plans one too; the claim in the store lets only one of them submit)."""
-        if not self.deployments.is_due(request):
-            self._plan(request)
-        self.deployments.submit_when_due(request)
+        with about(request.id):
+            if not self.deployments.is_due(request):
+                self._plan(request)
+            self.deployments.submit_when_due(request)
 
     def _plan(self, request: Request) -> None:
         """A one-off job at the time the request may start (`at=`, its window, the end of a

@@ -67,6 +67,8 @@ def build_slack_bot(
 def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     """Run the bot until SIGTERM or SIGINT, then stop within BYOI_STOP_TIMEOUT; 0 when clean."""
     logs.configure(settings.log_level, settings.library_log_level, settings.log_format)
+    stopper = Stopper(settings.stop_timeout.total_seconds())
+    stopper.install()
     for warning in settings.warnings:  # e.g. a misspelt variable, with its likely name
         log.warning("%s", warning)
     for env in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN"):
@@ -81,7 +83,6 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
         token.accepted(f"accepted by auth.test at start-up (team {identity.get('team_id')})")
     bot, app = build_slack_bot(settings, token)
     log.info(_startup_line(settings, "http" if http else "socket", identity))
-    stopper = Stopper(settings.stop_timeout.total_seconds())
     routes = bot_routes(bot, token, serving=stopper.serving)
     ops = _ops_server(routes, settings.metrics_port)
     bot.start()
@@ -121,7 +122,7 @@ def _serve_http(
         server = http_server(app, host, port, routes.answer, settings.slack_signing_secret)
     except OSError as exc:
         raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    stopper.install(on_signal=server.stop_in_background)
+    stopper.on_stop(server.stop_in_background)
     log.info("listening on http://%s:%s/slack/events", host, server.server_port)
     stopper.ready()
     server.serve_forever()
@@ -132,7 +133,6 @@ def _serve_socket_mode(app: App, settings: Settings, stopper: Stopper) -> None:
     """Connect, wait for a stop, then take no new envelope, let the listeners running send
     their acks, and close the connection (Slack redelivers what was never acked)."""
     handler = SocketModeHandler(app, settings.slack_app_token)
-    stopper.install()
     try:
         handler.connect()
     except SlackApiError as exc:
