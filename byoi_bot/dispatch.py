@@ -136,7 +136,6 @@ def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: 
     refused: list[tuple[str, str]] = []
     if command.catalog is not None:
         image, checksum, source = _catalog_image(d, command.catalog)
-        shown = f"catalog image `{esc(image.name)}` ({esc(image.url)})"
         specs = []
         for server in servers:
             if image.allows(server):
@@ -146,16 +145,19 @@ def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: 
                 refused.append((server, f"outside the image's servers {list(image.servers)}"))
     else:
         assert command.spec is not None
-        shown, source = esc(command.spec.display_url), None
+        source = None
         specs = [replace(command.spec, server=server) for server in servers]
     if not specs:
         raise Refused([f"Nothing was requested. {messages.fleet_summary(0, refused)}"])
     rollout = Rollout(plan.parallel, plan.canary, plan.stop_on_failure)
     made = fleets.request(
-        specs, refused, rollout, user, channel, image=shown, pattern=plan.pattern, source=source
+        specs, refused, rollout, user, channel, pattern=plan.pattern, source=source
     )
     summary = messages.fleet_summary(len(made.servers), list(made.refused))
-    return f"Fleet request `{made.id}` is posted: {summary} One approval covers them all."
+    return (
+        f"Fleet request `{made.id}` is posted: {summary} Each server's policy must approve it "
+        "before anything happens."
+    )
 
 
 def _fleet_servers(d: Deployments, plan: commands.Fleet, limit: int) -> list[str]:

@@ -243,3 +243,26 @@ def test_cli_refuses_what_is_not_an_export_or_a_time(tmp_path, capsys, monkeypat
     with pytest.raises(SystemExit):
         run_cli("export", "--since", "yesterday")
     assert "is not an ISO 8601 date or time" in capsys.readouterr().err
+
+
+def test_two_replicas_appending_at_once_keep_one_chain(postgres_dsn):
+    replicas = [open_store(postgres_dsn, Clock()) for _ in range(2)]
+    try:
+
+        def write(store, k: int) -> None:
+            for i in range(15):
+                store.note(f"r-{k}-{i}", "U1", "note", "from one replica")
+
+        threads = [
+            threading.Thread(target=write, args=(store, k)) for k, store in enumerate(replicas * 2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rows = list(replicas[0].audit_chain())
+        assert len(rows) == 60
+        assert verify(rows).ok
+    finally:
+        for store in replicas:
+            store.close()

@@ -16,19 +16,18 @@ def countdown(when: datetime, now: datetime) -> str:
 
 
 def waiting_to_start(decision: StartDecision, now: datetime) -> str:
-    """Why an approved deploy has not started, and when it will."""
-    return (
-        f"approved — starts at {local_time(decision.start_at)} "
-        f"({countdown(decision.start_at, now)}), after {decision.reason}"
-    )
+    """The card's word on an approved deploy that waits: when it starts, and why."""
+    return f"approved — starts at {_when(decision, now)}"
 
 
 def waiting_post(decision: StartDecision, now: datetime) -> str:
     """The thread's word when an approved deploy has to wait."""
-    return (
-        f"🕒 Scheduled: the deployment starts at {local_time(decision.start_at)} "
-        f"({countdown(decision.start_at, now)}), after {decision.reason}."
-    )
+    return f"🕒 Scheduled: the deployment starts at {_when(decision, now)}."
+
+
+def _when(decision: StartDecision, now: datetime) -> str:
+    start = decision.start_at
+    return f"{local_time(start)} ({countdown(start, now)}), after {decision.reason}"
 
 
 def window_closes(ends: datetime) -> str:

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -572,15 +572,16 @@ class PostgresStore:
                 f"UPDATE fleets SET {assignments} WHERE id = %s", [*values.values(), fleet_id]
             )
 
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
-        """Record `user`'s approval of every server's exact spec (one approval row per server,
-        bound to its fingerprint); False if already recorded."""
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
+        """Record `user`'s approval of the exact spec of each of the fleet's servers in
+        `request_ids` (one approval row per server, bound to its fingerprint); False if
+        already recorded."""
         with self._tx() as conn:
             added = conn.execute(
                 'INSERT INTO approvals (request_id, "user", fingerprint, at) '
                 "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s "
-                "ON CONFLICT DO NOTHING",
-                [user, iso(self._clock.now()), fleet.id],
+                "AND id = ANY(%s) ON CONFLICT DO NOTHING",
+                [user, iso(self._clock.now()), fleet.id, list(request_ids)],
             ).rowcount
             if added:
                 conn.execute(

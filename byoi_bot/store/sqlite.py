@@ -30,7 +30,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -626,14 +626,15 @@ class Store:
                 f"UPDATE fleets SET {assignments} WHERE id = ?", [*values.values(), fleet_id]
             )
 
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
-        """Record `user`'s approval of every server's exact spec; False if already recorded."""
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
+        """Record `user`'s approval of the exact spec of each of the fleet's servers in
+        `request_ids` (those whose policy lists `user`); False if already recorded."""
         with self._write() as db:
             rows = list(
                 db.query("SELECT id, fingerprint FROM requests WHERE fleet_id = ?", [fleet.id])
             )
             added = 0
-            for row in rows:
+            for row in (r for r in rows if r["id"] in request_ids):
                 added += db.execute(
                     "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
                     "VALUES (?, ?, ?, ?)",
