@@ -7,12 +7,16 @@
   signal until the process has exited; reference: the same stop of an idle bot;
 - idle log lines per hour at the default levels, counted over `--idle` seconds after ready
   and scaled to an hour; reference: the same run with BYOI_LIBRARY_LOG_LEVEL=INFO, which is
-  what main logged before (every library at INFO).
+  what main logged before (every library at INFO);
+- with `--postgres`: two HTTP-mode replicas on one PostgreSQL database; the time from the
+  leader's SIGTERM until the other one leads (its `byoi_leader` is 1); reference: the
+  follower's election interval (1 s), which bounds it when the leader lets go at once.
 
 Everything runs against the tests' fakes (fake Slack Web API and Socket Mode, the OVHcloud
 simulator, the demo image server) on 127.0.0.1.
 
-Run: `python benchmarks/service_lifecycle.py [--runs 3] [--idle 120]`.
+Run: `python benchmarks/service_lifecycle.py [--runs 3] [--idle 120] [--postgres URL]`
+(`--postgres`: a role that may create a database; one is made and dropped).
 """
 
 from __future__ import annotations
@@ -32,7 +36,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--idle", type=float, default=120.0, help="seconds of idle logging")
+    parser.add_argument("--postgres", help="also measure the leader's handover on SIGTERM")
     args = parser.parse_args()
+    if args.postgres:
+        from stores import bench_database
+
+        with bench_database(args.postgres) as dsn:
+            took = [_handover(dsn) for _ in range(args.runs)]
+        print(table(["PostgreSQL, 2 replicas", "median s", "max s", "× reference"], [
+            ("SIGTERM to the other replica leading", f"{median(took):.2f}", f"{max(took):.2f}",
+             f"{median(took) / 1.0:.2f}"),
+        ]))  # fmt: skip
+        print()
     version = [_version_time() for _ in range(args.runs)]
     rows = [("`byoi-bot --version` (reference)", f"{median(version):.2f}", "", "", "", "")]
     for mode in ("socket", "http"):
@@ -91,6 +106,26 @@ def _one_run(socket_mode: bool) -> tuple[float, float, float]:
             return ready, busy, idle
         finally:
             bot.close()
+
+
+def _handover(dsn: str) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        leader = ProcessBot(Path(folder), db=dsn)
+        leader.name = "a"
+        follower = leader.replica("b")
+        try:
+            leader.start()
+            follower.start()
+            wait_until(lambda: b"byoi_leader 1.0" in leader.get("/metrics")[1], 10, "a leads")
+            started = time.perf_counter()
+            leader.proc.terminate()
+            wait_until(lambda: b"byoi_leader 1.0" in follower.get("/metrics")[1], 10, step=0.01)
+            took = time.perf_counter() - started
+            leader.proc.wait(15)
+            return took
+        finally:
+            follower.close()
+            leader.close()
 
 
 def _idle_lines(seconds: float, env: dict[str, str]) -> int:
