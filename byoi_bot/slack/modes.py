@@ -146,10 +146,11 @@ def _serve_socket_mode(app: App, settings: Settings, stopper: Stopper) -> None:
     stopper.ready()
     stopper.wait()
     # slack_sdk's client has no drain: its `closed` flag ends the loop that hands envelopes
-    # to the workers (within a second); the workers then finish, acks included, while the
-    # connection is still open; `close()` then closes it.
+    # to the workers; the workers then finish, acks included, while the connection is still
+    # open; `close()` then closes it.
     client = handler.client
     client.closed, client.auto_reconnect_enabled = True, False
+    client.message_queue.put(None)  # wakes the loop now (it skips None), not in a second
     client.message_processor.shutdown()
     client.message_workers.shutdown(wait=True)
     handler.close()
