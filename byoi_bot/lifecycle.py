@@ -28,13 +28,12 @@ FORCED_EXIT = 1
 class Stopper:
     """Turns SIGTERM and SIGINT into a stop that ends within `timeout` seconds."""
 
-    def __init__(self, timeout: float, exit: Callable[[int], None] = os._exit) -> None:
+    def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.requested = threading.Event()
         self._ready = threading.Event()
         self._done = threading.Event()
-        self._exit = exit
-        self._on_signal: Callable[[], None] = lambda: None
+        self._on_stop: Callable[[], None] = lambda: None
 
     def install(self) -> None:
         """Handle SIGTERM and SIGINT from now on (call from the main thread, early: a signal
@@ -44,7 +43,7 @@ class Stopper:
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Call `callback` when a stop is requested (at once if it was already)."""
-        self._on_signal = callback
+        self._on_stop = callback
         if self.requested.is_set():
             callback()
 
@@ -75,7 +74,7 @@ class Stopper:
         tell_systemd("STOPPING=1")
         log.info("%s: stopping (at most %.0f s)", name, self.timeout)
         threading.Thread(target=self._watch, name="byoi-stop-watchdog", daemon=True).start()
-        self._on_signal()
+        self._on_stop()
 
     def _watch(self) -> None:
         if not self._done.wait(self.timeout):
@@ -90,7 +89,7 @@ class Stopper:
 
     def _force(self) -> None:
         logging.shutdown()
-        self._exit(FORCED_EXIT)
+        os._exit(FORCED_EXIT)
 
 
 def tell_systemd(state: str) -> None:

@@ -197,3 +197,21 @@ def test_metric_names_follow_prometheus_conventions(harness):
 )  # fmt: skip
 def test_ovhcloud_paths_become_their_schema_route(path, route):
     assert ovhcloud_route(path) == route
+
+
+def test_a_store_that_fails_makes_the_bot_unready_without_saying_why_in_public(
+    harness, monkeypatch
+):
+    def broken(*_args):
+        raise RuntimeError("postgresql://byoi:s3cret@db/byoi is down")
+
+    monkeypatch.setattr(harness.bot.store, "backlog", broken)
+    monkeypatch.setattr(harness.bot.store, "request_counts", broken)
+    status, body = get(harness, "/readyz")
+    assert status == 503 and b"s3cret" not in body
+    assert json.loads(body)["checks"]["store"]["detail"] == "check failed: RuntimeError"
+    figures = samples(harness)
+    assert (
+        figures[("byoi_store_up", ())] == 0
+        and ("byoi_requests", (("state", "done"),)) not in figures
+    )
