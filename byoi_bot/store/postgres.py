@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -75,6 +76,7 @@ AUDIT_SPACE = 0x6279_6F61  # "byoa": held by the durable transaction extending t
 LEADER_SPACE = 0x6279_6F6C  # "byol": held by the replica that runs the background work
 AUDIT_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 CLAIM_SPACE = 0x6279_6F63  # "byoc": a request being submitted or reconciled
+STOP_CHECK = 0.1  # seconds: how soon a leader that is asked to stop lets go of the lead
 OUTBOX_CHANNEL = "byoi_outbox"  # NOTIFY at every enqueue: wakes the leader's sender
 DISPLAY_FIELDS = {"progress", "last_status", "last_post_at"}  # lost in a crash: read again
 STREAM_PAGE = 200  # rows per page of `stream()`
@@ -953,11 +955,14 @@ class AdvisoryLeader:
             self._step()
 
     def _listen(self) -> None:
-        """Wait up to `interval` for the outbox's notifications, waking the sender on each."""
+        """Wait up to `interval` for the outbox's notifications, waking the sender on each;
+        in slices of `STOP_CHECK`, so that `stop()` lets go of the lead at once."""
+        deadline = time.monotonic() + self.interval
         try:
             assert self._conn is not None
-            for _ in self._conn.notifies(timeout=self.interval):
-                self._on_notified()
+            while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                for _ in self._conn.notifies(timeout=min(left, STOP_CHECK)):
+                    self._on_notified()
         except psycopg.Error as exc:
             log.warning("leader connection lost: %s", type(exc).__name__)
             self._drop()
