@@ -86,6 +86,7 @@ class ProcessBot(ChannelView):
         deploy_seconds: float = 70.0,
         db: str | None = None,
         socket_mode: bool = False,
+        simulator_clock: Callable[[], float] | None = None,
     ) -> None:
         self.tmp = tmp_path
         self.name = "bot"
@@ -94,7 +95,9 @@ class ProcessBot(ChannelView):
         self.socket_mode = FakeSocketMode().start() if socket_mode else None
         if self.socket_mode:
             self.slack.attach_socket_mode(self.socket_mode)
-        self.simulator = Simulator(deploy_seconds=deploy_seconds, credentials=DEMO_CREDENTIALS)
+        self.simulator = Simulator(
+            deploy_seconds=deploy_seconds, clock=simulator_clock, credentials=DEMO_CREDENTIALS
+        )
         self.endpoint = self.simulator.start(host="127.0.0.1", port=0)
         self.images = ImageServer(demo_images()).start()
         self.db = db or str(tmp_path / "byoi.db")  # a SQLite file or a PostgreSQL URL

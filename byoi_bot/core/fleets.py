@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import suppress
 
-from . import messages, sent
+from . import change_messages, messages, sent
 from .authorization import Authorization
 from .checks import Check, Severity, blocking
 from .deployments.base import (
@@ -481,8 +481,18 @@ class Fleets:
             fleet=fleet,
             members=members,
             standings=tuple(self.d.authorization.standings(members)),
-            status_line=messages.fleet_status(fleet, members),
+            status_line=messages.fleet_status(fleet, members) + self._waiting(fleet, members),
         )
+
+    def _waiting(self, fleet: Fleet, members: tuple[Request, ...]) -> str:
+        """Why the next wave has not started (a window, a freeze, `at=`), and when it will."""
+        left = [m for m in members if m.state is State.APPROVED]
+        if fleet.state is not FleetState.RUNNING or not left:
+            return ""
+        latest = max((self.d.start_decision(m) for m in members), key=lambda x: x.start_at)
+        if latest.now:
+            return ""
+        return "\n⏸️ " + change_messages.next_wave(latest, self.d.clock.now())
 
     def redraw(self, fleet: Fleet) -> None:
         """Queue a redraw of the fleet's card (the outbox draws it when sending)."""
