@@ -140,6 +140,7 @@ def test_the_routes_answer_get_only(harness):
 def test_metrics_after_a_deployment_count_it_without_naming_server_or_request(harness):
     h = harness
     deploy_to_done(h)
+    h.slack.wait_for(lambda: h.bot.store.backlog() == 0)  # the last card edit is sent
     figures = samples(h)
     assert figures[("byoi_requests", (("state", "done"),))] == 1
     assert figures[("byoi_requests", (("state", "deploying"),))] == 0
