@@ -8,6 +8,7 @@ plays systemd's NOTIFY_SOCKET (READY=1, STOPPING=1).
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 
@@ -94,3 +95,24 @@ def test_postgresql_leadership_is_given_up_at_once_on_sigterm(tmp_path, postgres
     finally:
         b.close()
         a.close()
+
+
+def test_a_second_signal_during_a_stop_exits_at_once(tmp_path):
+    bot = ProcessBot(tmp_path, deploy_seconds=12.0)
+    try:
+        bot.start()
+        card = bot.deploy()
+        bot.react(APPROVER, card["ts"])
+        bot.wait_state("deploying")
+        bot.simulator.inject(delay_seconds=30, method="GET", paths=f"/dedicated/server/{SERVER}/*")
+        calls = len(bot.simulator.calls())
+        wait_until(lambda: len(bot.simulator.calls()) > calls, what="a poll held by OVHcloud")
+        bot.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "SIGTERM: stopping" in bot.log(), what="the stop")
+        started = time.monotonic()
+        bot.proc.send_signal(signal.SIGINT)
+        assert bot.proc.wait(timeout=STOP_TIMEOUT) == 1
+        assert time.monotonic() - started < 2
+        assert "SIGINT again: exiting now" in bot.log()
+    finally:
+        bot.close()
