@@ -147,6 +147,23 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ConfigError(f"`{text}` is neither `text` nor `json`")
+    return text
+
+
+def _port_or_off(text: str | int) -> int:
+    """A TCP port (1-65535), or 0 / empty for off."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{text}` is not a port number; expected e.g. 9090 (0: off)") from None
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"`{text}` is not a port number; expected 1 to 65535 (0: off)")
+    return value
+
+
 def _fleet_refused(text: str) -> str:
     if text not in ("leave-out", "block"):
         raise ConfigError(f"`{text}` is neither `leave-out` nor `block`")
@@ -250,6 +267,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_SILENCE_MINUTES", _positive_int, 10, "A silence's lifetime; renewed while the deploy runs, so a stopped bot's silence lapses by itself"),
     Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),
     Setting("BYOI_LOG_LEVEL", _log_level, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
+    Setting("BYOI_LIBRARY_LOG_LEVEL", _log_level, "WARNING", "Log level of the libraries (Slack, APScheduler, waitress, the OVHcloud client…): DEBUG, INFO, WARNING or ERROR"),
+    Setting("BYOI_LOG_FORMAT", _log_format, "text", "Log lines as `text` or `json` (one JSON object per line, for Loki or ELK)"),
+    Setting("BYOI_METRICS_PORT", _port_or_off, 0, "Port of the health and metrics server (`/healthz`, `/readyz`, `/metrics`) on all addresses, in both modes (0: none; HTTP mode serves them on its own port too)"),
+    Setting("BYOI_STOP_TIMEOUT", parse_duration, timedelta(seconds=10), "Longest clean stop after SIGTERM or SIGINT (e.g. 10s); work still running then is left for the next start"),
     Setting("SLACK_BOT_TOKEN", str, "", "Bot token (xoxb-…) from the Slack app's OAuth page", secret=True),
     Setting("SLACK_APP_TOKEN", str, "", "App-level token (xapp-…) with `connections:write`, for Socket Mode", secret=True),
     Setting("SLACK_SIGNING_SECRET", str, "", "Signing secret, for HTTP mode (`byoi-bot run --http`)", secret=True),
@@ -710,7 +731,8 @@ def reference_markdown() -> str:
 
 def _show_default(value: Any) -> str:
     if isinstance(value, timedelta):
-        return f"`{int(value.total_seconds() // 60)}m`"
+        seconds = int(value.total_seconds())
+        return f"`{seconds // 60}m`" if seconds % 60 == 0 else f"`{seconds}s`"
     if value in ("", frozenset()):
         return "(empty)"
     return f"`{value}`"

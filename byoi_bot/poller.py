@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from .core.poll_plan import PollPlan
@@ -21,6 +22,7 @@ from .core.ports import ProviderError
 from .core.request import Request
 from .core.service import Deployments
 from .core.states import State
+from .logs import about
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Poller:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no poll is in flight
         self._paused = threading.Event()  # set while another replica leads
+        self.on_cycle: Callable[[Sequence[Future]], None] = lambda _futures: None
 
     def pause(self) -> None:
         """Another replica leads: queued polls are dropped, and none is queued until
@@ -64,6 +67,7 @@ class Poller:
                 break
             if self.plan.due(request.id) and (future := self._submit(request)):
                 futures[request.id] = future
+        self.on_cycle(list(futures.values()))
         return futures
 
     def retry_due(self) -> dict[str, Future]:
@@ -101,6 +105,10 @@ class Poller:
             return None
 
     def _poll(self, request: Request) -> None:
+        with about(request.id):
+            self._poll_one(request)
+
+    def _poll_one(self, request: Request) -> None:
         try:
             if self._paused.is_set():
                 return  # queued before this replica lost the lead

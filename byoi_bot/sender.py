@@ -17,6 +17,7 @@ import threading
 import time
 
 from .core.outbox import Courier
+from .logs import about
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ class OutboxSender:
                 return 0.0
             wait = self._ready_at.get(head.lane, 0.0) - time.monotonic()
             if wait <= 0:
-                retry = self.courier.deliver(head)
+                with about(head.post.request_id):
+                    retry = self.courier.deliver(head)
                 pause = self.interval if retry is None else max(retry, self.interval)
                 self._ready_at[head.lane] = time.monotonic() + pause
                 wait = 0.0 if retry is None else pause

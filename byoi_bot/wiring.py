@@ -28,6 +28,7 @@ from .core.ports import (
 )
 from .core.service import Deployments, Timing
 from .core.silences import Silences
+from .metrics import MeteredInspector, Metrics
 from .poller import Poller
 from .probes import NetworkProbe
 from .scheduler import Jobs
@@ -38,10 +39,13 @@ if TYPE_CHECKING:
     import ovh
 
 
-def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provider:
+def make_provider(
+    settings: Settings, client: ovh.Client | None = None, metrics: Metrics | None = None
+) -> Provider:
     """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, over one client.
 
     Without `client`, one is made from the `ovh` client's own configuration (env, ovh.conf).
+    With `metrics`, the client's answers are counted.
     """
     from .ovhcloud.client import make_client
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
@@ -52,6 +56,8 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
             timeout=(5, settings.ovh_timeout),
             connections=settings.poll_workers,
         )
+    if metrics is not None:
+        metrics.watch_ovhcloud(client._session)  # the `ovh` client's requests.Session
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
@@ -141,6 +147,7 @@ class Bot:
     jobs: Jobs
     courier: Courier
     sender: OutboxSender
+    metrics: Metrics
 
     def start(self) -> None:
         """Start the jobs: once this process leads, the outbox's sender starts, what a
@@ -164,16 +171,19 @@ def build_bot(
     new_id: Callable[[], str] = new_request_id,
     post_interval: float = 1.0,
     boot_ports: Callable[[str], int | None] | None = None,
+    metrics: Metrics | None = None,
 ) -> Bot:
     """Wire a bot for `chat`; `provider`, `inspector`, `clock` and `poll` override settings.
 
     `post_interval` paces the outbox: seconds between two posts of one channel (Slack's
     limit is about one per second). `boot_ports` (the simulator's `boots.port_of`, for tests
-    and the demo only) gives the port a simulated server's SSH answers on.
+    and the demo only) gives the port a simulated server's SSH answers on. `metrics` counts what
+    happens (a new one by default).
     """
     from .ovhcloud.errors import explain
 
-    provider = provider or make_provider(settings)  # configuration errors before any file
+    metrics = metrics or Metrics()
+    provider = provider or make_provider(settings, metrics=metrics)  # errors before any file
     clock = clock or SystemClock()
     store = open_store(settings.db, clock)
     timing = Timing(
@@ -185,7 +195,7 @@ def build_bot(
     deployments = Deployments(
         store=store,
         provider=provider,
-        inspector=inspector or make_inspector(settings),
+        inspector=MeteredInspector(inspector or make_inspector(settings), metrics),
         chat=chat,
         policies=settings.policies,
         clock=clock,
@@ -212,4 +222,6 @@ def build_bot(
         deployments, store.leadership(), sender, poller, fleets, make_silences(settings, store)
     )
     deployments.on_approved = jobs.approved
-    return Bot(store, deployments, poller, fleets, jobs, courier, sender)
+    deployments.on_finished = metrics.deploy_finished
+    poller.on_cycle = metrics.poll_cycle
+    return Bot(store, deployments, poller, fleets, jobs, courier, sender, metrics)

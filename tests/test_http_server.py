@@ -29,6 +29,7 @@ def harness(tmp_path):
 
 def test_one_keep_alive_connection_carries_many_acks(harness):
     h = harness
+    h.bot.start()  # /healthz: the scheduler runs
     conn = http.client.HTTPConnection("127.0.0.1", h.server.server_port, timeout=5)
     conn.connect()
     first_socket = conn.sock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import logging
 import threading
 
@@ -13,7 +14,6 @@ from fakes.signing import event_body, post_signed
 
 from byoi_bot.core import messages
 from byoi_bot.core.states import State
-from byoi_bot.slack.modes import healthy, http_server, serve_in_thread
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,23 +90,17 @@ def test_slack_saying_the_token_is_gone_is_logged_and_turns_health_red(h, caplog
     h.slack.wait_for(lambda: not h.bot.courier.health.ok)
     (line,) = [r.getMessage() for r in caplog.records if kind in r.getMessage()]
     assert "SLACK_BOT_TOKEN" in line
-    server = http_server(h.app, "127.0.0.1", 0, healthy(h.bot), SECRET)
-    serve_in_thread(server)
-    try:
-        h.bot.jobs.scheduler.start(paused=True)
-        assert healthz(server) == 503, "not healthy while the token is refused"
-        h.bot.courier.health.accepted()
-        assert healthz(server) == 200
-    finally:
-        h.bot.jobs.scheduler.shutdown(wait=False)
-        server.stop()
+    assert readiness_of_slack(h) is False, "not ready while the token is refused"
+    h.bot.courier.health.accepted()
+    assert readiness_of_slack(h) is True
 
 
-def healthz(server) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+def readiness_of_slack(h) -> bool:
+    """`/readyz`'s Slack check on the harness's HTTP server."""
+    conn = http.client.HTTPConnection("127.0.0.1", h.server.server_port, timeout=5)
     try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status
+        conn.request("GET", "/readyz")
+        return json.loads(conn.getresponse().read())["checks"]["slack"]["ok"]
     finally:
         conn.close()
 

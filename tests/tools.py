@@ -26,6 +26,8 @@ PACKAGES = {
     "gpgconf": "gnupg",
     "gpgv": "gpgv",
     "prometheus-alertmanager": "prometheus-alertmanager",
+    "promtool": "prometheus",
+    "systemd-analyze": "systemd",
 }
 REQUIRE_ENV = "BYOI_TEST_REQUIRE_TOOLS"
 

@@ -302,6 +302,10 @@ class Leadership(Protocol):
         """Stop campaigning and give the lead up."""
         ...
 
+    def leader_known(self) -> bool:
+        """True when this process leads or knows that another one does."""
+        ...
+
 
 class RequestStore(Protocol):
     """Durable requests, approvals, secrets and audit log (store/: SQLite or PostgreSQL).

@@ -26,6 +26,7 @@ from ..core.text import esc, truncate
 from .cards import card_blocks
 from .errors import TOKEN_ERRORS, MaybePosted, failed, token_refused
 from .fleet_card import fleet_blocks
+from .observed import ObservedWebClient, Observer
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,13 @@ GROUP_CACHE_SECONDS = 300
 HISTORY_PAGES = 3  # of 200 messages: how far back a card maybe posted is looked for
 
 
-def make_web_client(token: str, base_url: str) -> WebClient:
-    """A WebClient that honours Retry-After on 429 and retries 5xx and connection errors."""
-    return WebClient(
+def make_web_client(token: str, base_url: str, observe: Observer | None = None) -> WebClient:
+    """A WebClient that honours Retry-After on 429 and retries 5xx and connection errors;
+    `observe(method, error)` hears of every failed call."""
+    return ObservedWebClient(
         token=token,
         base_url=base_url,
+        observe=observe,
         timeout=15,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
@@ -89,8 +92,12 @@ class SlackChat:
         self.client = client
         # The outbox's posts: no automatic retries (a retried POST may post twice, a 429
         # must not hold the sender's thread); the outbox retries, paced and deduplicated.
-        self.once = WebClient(
-            token=client.token, base_url=client.base_url, timeout=client.timeout, retry_handlers=[]
+        self.once = ObservedWebClient(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            retry_handlers=[],
+            observe=getattr(client, "observe", None),
         )
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()

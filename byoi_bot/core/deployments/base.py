@@ -102,6 +102,7 @@ class Workflow:
         self.timing = timing
         self.on_approved = on_approved or self.submit_when_due
         self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
+        self.on_finished: Callable[[Request], None] = lambda _request: None  # done or failed
         self.catalog = catalog
         self.fleets: FleetVotes | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
@@ -139,6 +140,7 @@ class Workflow:
             )
         except IllegalTransition:
             return None
+        self.on_finished(request)
         return request
 
     def _fail(self, request: Request, expected: State, text: str) -> Request:
