@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from .core.outbox import ChatHealth
+from .slack.errors import token_refused
 
 if TYPE_CHECKING:
     from .wiring import Bot
@@ -96,7 +97,7 @@ class SlackToken:
     def seen(self, method: str, error: str) -> None:
         """A Web API call failed with `error`."""
         if error in self.REFUSED:
-            self._health.refused(f"Slack refused the bot token ({error}, on {method})")
+            self._health.refused(f"{token_refused(error)} (seen on {method})")
 
 
 def bot_checks(

@@ -79,7 +79,7 @@ def test_a_revoked_slack_token_makes_the_bot_unready_and_is_counted(harness):
     status, body = get(h, "/readyz")
     slack = json.loads(body)["checks"]["slack"]
     assert status == 503 and slack["ok"] is False
-    assert slack["detail"] == "Slack refused the bot token (token_revoked, on chat.postMessage)"
+    assert slack["detail"].startswith("Slack refused SLACK_BOT_TOKEN (token_revoked)")
     assert get(h, "/readyz?exclude=slack")[0] == 200
     figures = samples(h)
     errors = (("error", "token_revoked"), ("method", "chat.postMessage"))

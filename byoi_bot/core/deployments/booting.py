@@ -148,7 +148,7 @@ class Booting(Workflow):
     def _end(self, request: Request, to: State, reason: str, say, **fields: object) -> None:
         now = self.clock.now()
         try:
-            self.store.transition(
+            ended, _ = self.store.transition(
                 request.id,
                 request.state,
                 to,
@@ -160,3 +160,5 @@ class Booting(Workflow):
             )
         except IllegalTransition:
             log.info("%s moved meanwhile; its gate's end is left to that change", request.id)
+            return
+        self.on_finished(ended)  # the deploy's whole duration, the gate included
