@@ -42,7 +42,7 @@ from ..core.ports import Clock, ServerBusy
 from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
-from . import audit_chain
+from . import audit_chain, sql
 from .rows import (
     AUDIT_PAGE,
     CURRENT_FREEZES,
@@ -328,10 +328,7 @@ class PostgresStore:
             with self._tx() as conn:
                 self._insert(conn, "requests", to_row(request))
                 if secrets and any(secrets.values()):
-                    conn.execute(
-                        "INSERT INTO secrets (request_id, data) VALUES (%s, %s)",
-                        [request.id, json.dumps(secrets)],
-                    )
+                    conn.execute(sql.ADD_SECRETS, [request.id, json.dumps(secrets)])
                 r = request
                 self._audit(conn, r.id, r.requester, "created", None, r.state, reason)
         except psycopg.errors.UniqueViolation:
@@ -341,13 +338,11 @@ class PostgresStore:
             raise ServerBusy(request.spec.server, other[0]) from None
 
     def get(self, request_id: str) -> Request | None:
-        rows = self._rows("SELECT * FROM requests WHERE id = %s", [request_id])
+        rows = self._rows(sql.REQUEST, [request_id])
         return from_row(rows[0]) if rows else None
 
     def by_message(self, channel: str, ts: str) -> Request | None:
-        rows = self._rows(
-            "SELECT * FROM requests WHERE channel = %s AND message_ts = %s", [channel, ts]
-        )
+        rows = self._rows(sql.REQUEST_BY_CARD, [channel, ts])
         return from_row(rows[0]) if rows else None
 
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
@@ -399,25 +394,22 @@ class PostgresStore:
         changed request): one conditional UPDATE, so only one replica ever wins
         (`IllegalTransition` for the others)."""
         check_transition(request_id, expected, to)
-        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
-        assignments = ", ".join(f"{k} = %s" for k in values) + ", version = version + 1"
+        changes, values = sql.assignments(fields | {"state": to})
         taken, queued = None, 0
         with self._tx() as conn:
             row = conn.execute(
-                f"UPDATE requests SET {assignments} WHERE id = %s AND state = %s RETURNING *",
-                [*values.values(), request_id, str(expected)],
+                sql.CHANGE_STATE.format(assignments=changes) + " RETURNING *",
+                [*values, request_id, str(expected)],
             ).fetchone()
             if row is None:
-                found = conn.execute("SELECT state FROM requests WHERE id = %s", [request_id])
+                found = conn.execute(sql.STATE_OF, [request_id])
                 current = (found.fetchone() or {}).get("state")
                 raise IllegalTransition(
                     request_id, State(current) if current else expected, to,
                     f"it is {current or 'unknown'} now",
                 )  # fmt: skip
             if take_secrets or to.is_final:
-                gone = conn.execute(
-                    "DELETE FROM secrets WHERE request_id = %s RETURNING data", [request_id]
-                ).fetchone()
+                gone = conn.execute(sql.DELETE_SECRETS + " RETURNING data", [request_id]).fetchone()
                 if take_secrets and gone and gone["data"]:
                     taken = json.loads(gone["data"])
             self._audit(conn, request_id, actor, "transition", expected, to, reason)
@@ -433,20 +425,16 @@ class PostgresStore:
         and its post, and the next poll reads them again)."""
         if "state" in fields:
             raise ValueError("state changes go through transition()")
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = %s" for k in values) + ", version = version + 1"
-        with self._tx(durable=not values.keys() <= DISPLAY_FIELDS) as conn:
+        changes, values = sql.assignments(fields)
+        with self._tx(durable=not fields.keys() <= DISPLAY_FIELDS) as conn:
             if values:
-                conn.execute(
-                    f"UPDATE requests SET {assignments} WHERE id = %s",
-                    [*values.values(), request_id],
-                )
+                conn.execute(sql.CHANGE_REQUEST.format(assignments=changes), [*values, request_id])
             queued = self._enqueue(conn, posts)
         if queued:
             self.on_enqueue()
 
     def secrets(self, request_id: str) -> dict | None:
-        rows = self._rows("SELECT data FROM secrets WHERE request_id = %s", [request_id])
+        rows = self._rows(sql.SECRETS_OF, [request_id])
         return json.loads(rows[0]["data"]) if rows else None
 
     @contextmanager
@@ -467,19 +455,12 @@ class PostgresStore:
         """True when the card may show `version`: no newer version was drawn or is being.
         Bookkeeping only: committed without waiting for the disk."""
         with self._tx(durable=False) as conn:
-            cursor = conn.execute(
-                "UPDATE requests SET card_version = %s WHERE id = %s AND card_version < %s",
-                [version, request_id, version],
-            )
-            return cursor.rowcount == 1
+            return conn.execute(sql.CLAIM_CARD, [version, request_id, version]).rowcount == 1
 
     def release_card(self, request_id: str, version: int) -> None:
         """Undo `claim_card(request_id, version)` when the card could not be drawn."""
-        with self.pool.connection() as db:
-            db.execute(
-                "UPDATE requests SET card_version = 0 WHERE id = %s AND card_version = %s",
-                [request_id, version],
-            )
+        with self.pool.connection() as conn:
+            conn.execute(sql.RELEASE_CARD, [request_id, version])
 
     # -- fleets (deploys to many servers) ---------------------------------------------
 
@@ -495,10 +476,7 @@ class PostgresStore:
                 for child, secrets in children:
                     self._insert(conn, "requests", to_row(child))
                     if secrets and any(secrets.values()):
-                        conn.execute(
-                            "INSERT INTO secrets (request_id, data) VALUES (%s, %s)",
-                            [child.id, json.dumps(secrets)],
-                        )
+                        conn.execute(sql.ADD_SECRETS, [child.id, json.dumps(secrets)])
                     c = child
                     self._audit(conn, c.id, c.requester, "created", None, c.state, fleet.id)
         except psycopg.errors.UniqueViolation:
@@ -647,7 +625,7 @@ class PostgresStore:
     @staticmethod
     def _bump(conn: psycopg.Connection, request_id: str) -> None:
         """A new version of the request (its card shows the votes)."""
-        conn.execute("UPDATE requests SET version = version + 1 WHERE id = %s", [request_id])
+        conn.execute(sql.BUMP, [request_id])
 
     def approvals(self, request_id: str, fingerprint: str) -> list[str]:
         with self.pool.connection() as conn:

@@ -44,7 +44,7 @@ from ..core.ports import Clock, ServerBusy
 from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
-from . import audit_chain
+from . import audit_chain, sql
 from .rows import (
     AUDIT_PAGE,
     CURRENT_FREEZES,
@@ -331,20 +331,13 @@ class Store:
 
     def claim_card(self, request_id: str, version: int) -> bool:
         """True when the card may show `version`: no newer version was drawn or is being."""
-        with self._write() as db:
-            cursor = db.execute(
-                "UPDATE requests SET card_version = ? WHERE id = ? AND card_version < ?",
-                [version, request_id, version],
-            )
-            return cursor.rowcount == 1
+        with self._write():
+            return self._run(sql.CLAIM_CARD, [version, request_id, version]).rowcount == 1
 
     def release_card(self, request_id: str, version: int) -> None:
         """Undo `claim_card(request_id, version)` when the card could not be drawn."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE requests SET card_version = 0 WHERE id = ? AND card_version = ?",
-                [request_id, version],
-            )
+        with self._write():
+            self._run(sql.RELEASE_CARD, [request_id, version])
 
     @contextmanager
     def _write(self, notify: bool = True) -> Iterator[Database]:
@@ -365,6 +358,15 @@ class Store:
         if enqueued and notify:
             self.on_enqueue()
 
+    def _run(self, statement: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Execute one of `sql`'s statements (placeholders turned into SQLite's)."""
+        return self.db.execute(qmark(statement), list(params))
+
+    def _rows(self, statement: str, params: Iterable[Any] = ()) -> list[dict]:
+        """The rows one of `sql`'s queries answers."""
+        with self._lock:
+            return list(self.db.query(qmark(statement), list(params)))
+
     # -- requests -------------------------------------------------------------------
 
     def create(self, request: Request, secrets: dict | None, reason: str = "requested") -> None:
@@ -378,23 +380,17 @@ class Store:
                 raise ServerBusy(request.spec.server, other)
             db["requests"].insert(to_row(request))
             if secrets and any(secrets.values()):
-                db["secrets"].insert({"request_id": request.id, "data": json.dumps(secrets)})
+                self._run(sql.ADD_SECRETS, [request.id, json.dumps(secrets)])
             self._audit(request.id, request.requester, "created", None, request.state, reason)
 
     def get(self, request_id: str) -> Request | None:
         """The request with this id, or None."""
-        with self._lock:
-            rows = list(self.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
+        rows = self._rows(sql.REQUEST, [request_id])
         return from_row(rows[0]) if rows else None
 
     def by_message(self, channel: str, ts: str) -> Request | None:
         """The request whose card is the message `ts` in `channel`, or None."""
-        with self._lock:
-            rows = list(
-                self.db.query(
-                    "SELECT * FROM requests WHERE channel = ? AND message_ts = ?", [channel, ts]
-                )
-            )
+        rows = self._rows(sql.REQUEST_BY_CARD, [channel, ts])
         return from_row(rows[0]) if rows else None
 
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
@@ -471,13 +467,11 @@ class Store:
         transaction).
         """
         check_transition(request_id, expected, to)
-        values = {k: column(v) for k, v in fields.items()}
-        values["state"] = str(to)
-        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
-        with self._write(notify=False) as db:
-            cursor = db.execute(
-                f"UPDATE requests SET {assignments} WHERE id = ? AND state = ?",
-                [*values.values(), request_id, str(expected)],
+        changes, values = sql.assignments(fields | {"state": to})
+        with self._write(notify=False):
+            cursor = self._run(
+                sql.CHANGE_STATE.format(assignments=changes),
+                [*values, request_id, str(expected)],
             )
             if cursor.rowcount != 1:
                 current = self._state_of(request_id)
@@ -487,9 +481,7 @@ class Store:
             taken = self._secrets(request_id) if take_secrets else None
             deleted = 0
             if take_secrets or to.is_final:
-                deleted = db.execute(
-                    "DELETE FROM secrets WHERE request_id = ?", [request_id]
-                ).rowcount
+                deleted = self._run(sql.DELETE_SECRETS, [request_id]).rowcount
             self._audit(request_id, actor, "transition", expected, to, reason)
             if posts:
                 changed = self.get(request_id)
@@ -508,14 +500,10 @@ class Store:
         posts that report them, in one transaction."""
         if "state" in fields:
             raise ValueError("state changes go through transition()")
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
-        with self._write() as db:
+        changes, values = sql.assignments(fields)
+        with self._write():
             if values:
-                db.execute(
-                    f"UPDATE requests SET {assignments} WHERE id = ?",
-                    [*values.values(), request_id],
-                )
+                self._run(sql.CHANGE_REQUEST.format(assignments=changes), [*values, request_id])
             self._enqueue(posts)
 
     def _checkpoint(self) -> None:
@@ -524,7 +512,7 @@ class Store:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _state_of(self, request_id: str) -> State | None:
-        rows = list(self.db.query("SELECT state FROM requests WHERE id = ?", [request_id]))
+        rows = self._rows(sql.STATE_OF, [request_id])
         return State(rows[0]["state"]) if rows else None
 
     def secrets(self, request_id: str) -> dict | None:
@@ -533,7 +521,7 @@ class Store:
             return self._secrets(request_id)
 
     def _secrets(self, request_id: str) -> dict | None:
-        rows = list(self.db.query("SELECT data FROM secrets WHERE request_id = ?", [request_id]))
+        rows = self._rows(sql.SECRETS_OF, [request_id])
         return json.loads(rows[0]["data"]) if rows else None
 
     # -- fleets (deploys to many servers) ---------------------------------------------
@@ -553,7 +541,7 @@ class Store:
             for child, secrets in children:
                 db["requests"].insert(to_row(child))
                 if secrets and any(secrets.values()):
-                    db["secrets"].insert({"request_id": child.id, "data": json.dumps(secrets)})
+                    self._run(sql.ADD_SECRETS, [child.id, json.dumps(secrets)])
                 self._audit(child.id, child.requester, "created", None, child.state, fleet.id)
 
     def fleet(self, fleet_id: str) -> Fleet | None:
@@ -697,7 +685,7 @@ class Store:
 
     def _bump(self, request_id: str) -> None:
         """A new version of the request (its card shows the votes)."""
-        self.db.execute("UPDATE requests SET version = version + 1 WHERE id = ?", [request_id])
+        self._run(sql.BUMP, [request_id])
 
     # -- outbox ---------------------------------------------------------------------
 

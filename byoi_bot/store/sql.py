@@ -1,0 +1,49 @@
+"""The SQL both stores run, written once with PostgreSQL's placeholders (``%s``).
+
+The PostgreSQL store runs these statements as they are; the SQLite store passes each one
+through `rows.qmark()` first, which turns ``%s`` into SQLite's ``?``:
+
+>>> from .rows import qmark
+>>> qmark(REQUEST)
+'SELECT * FROM requests WHERE id = ?'
+
+Only SQL that both databases read alike lives here: ``"user"`` is quoted (a reserved word
+in PostgreSQL, a plain identifier in SQLite). What really differs stays in each adapter:
+transactions and locks, migrations, ``RETURNING`` (PostgreSQL answers in the same statement,
+SQLite reads again under its write lock), ``= ANY(%s)`` against ``IN (?, ?)``, and the
+PostgreSQL-only ``seq`` column that breaks ties between requests created in the same instant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .rows import column
+
+# -- requests ------------------------------------------------------------------------------
+
+REQUEST = "SELECT * FROM requests WHERE id = %s"
+REQUEST_BY_CARD = "SELECT * FROM requests WHERE channel = %s AND message_ts = %s"
+STATE_OF = "SELECT state FROM requests WHERE id = %s"
+# `{assignments}` comes from `assignments()`; every write makes a new version of the card.
+CHANGE_STATE = (
+    "UPDATE requests SET {assignments}, version = version + 1 WHERE id = %s AND state = %s"
+)
+CHANGE_REQUEST = "UPDATE requests SET {assignments}, version = version + 1 WHERE id = %s"
+BUMP = "UPDATE requests SET version = version + 1 WHERE id = %s"
+CLAIM_CARD = "UPDATE requests SET card_version = %s WHERE id = %s AND card_version < %s"
+RELEASE_CARD = "UPDATE requests SET card_version = 0 WHERE id = %s AND card_version = %s"
+
+ADD_SECRETS = "INSERT INTO secrets (request_id, data) VALUES (%s, %s)"
+SECRETS_OF = "SELECT data FROM secrets WHERE request_id = %s"
+DELETE_SECRETS = "DELETE FROM secrets WHERE request_id = %s"
+
+
+def assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The ``SET`` list of an UPDATE writing `fields`, and the values as they are stored.
+
+    >>> from datetime import UTC, datetime
+    >>> assignments({"last_status": "done", "finished_at": datetime(2026, 1, 2, tzinfo=UTC)})
+    ('last_status = %s, finished_at = %s', ['done', '2026-01-02T00:00:00+00:00'])
+    """
+    return ", ".join(f"{name} = %s" for name in fields), [column(v) for v in fields.values()]
