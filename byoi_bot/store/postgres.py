@@ -50,7 +50,6 @@ from .rows import (
     SYSTEM_ACTOR,
     UNREVIEWED,
     audit_row,
-    column,
     dt,
     fleet_approved,
     fleet_change,
@@ -495,13 +494,11 @@ class PostgresStore:
         )
 
     def fleet(self, fleet_id: str) -> Fleet | None:
-        rows = self._rows("SELECT * FROM fleets WHERE id = %s", [fleet_id])
+        rows = self._rows(sql.FLEET, [fleet_id])
         return fleet_from_row(rows[0]) if rows else None
 
     def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
-        rows = self._rows(
-            "SELECT * FROM fleets WHERE channel = %s AND message_ts = %s", [channel, ts]
-        )
+        rows = self._rows(sql.FLEET_BY_CARD, [channel, ts])
         return fleet_from_row(rows[0]) if rows else None
 
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
@@ -512,7 +509,7 @@ class PostgresStore:
         return [fleet_from_row(r) for r in rows]
 
     def fleet_members(self, fleet: Fleet) -> list[Request]:
-        rows = self._rows("SELECT * FROM requests WHERE fleet_id = %s", [fleet.id])
+        rows = self._rows(sql.FLEET_MEMBERS, [fleet.id])
         return in_rollout_order(fleet, map(from_row, rows))
 
     def fleet_transition(
@@ -526,12 +523,11 @@ class PostgresStore:
     ) -> bool:
         """Compare-and-set of the fleet's state with its audit row: one conditional UPDATE,
         so of two replicas only one moves the fleet; False for the other."""
-        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
-        assignments = ", ".join(f"{k} = %s" for k in values)
+        changes, values = sql.assignments(fields | {"state": to})
         with self._tx() as conn:
             cursor = conn.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = %s AND state = %s",
-                [*values.values(), fleet_id, str(expected)],
+                sql.CHANGE_FLEET_STATE.format(assignments=changes),
+                [*values, fleet_id, str(expected)],
             )
             if cursor.rowcount != 1:
                 return False
@@ -543,42 +539,27 @@ class PostgresStore:
         """Write fleet fields that are not its state (card ts, what was announced)."""
         if "state" in fields:
             raise ValueError("state changes go through fleet_transition()")
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = %s" for k in values)
+        changes, values = sql.assignments(fields)
         with self.pool.connection() as conn:
-            conn.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = %s", [*values.values(), fleet_id]
-            )
+            conn.execute(sql.CHANGE_FLEET.format(assignments=changes), [*values, fleet_id])
 
     def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Record `user`'s approval of every server's exact spec (one approval row per server,
         bound to its fingerprint); False if already recorded."""
         with self._tx() as conn:
-            added = conn.execute(
-                'INSERT INTO approvals (request_id, "user", fingerprint, at) '
-                "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s "
-                "ON CONFLICT DO NOTHING",
-                [user, iso(self._clock.now()), fleet.id],
-            ).rowcount
+            now = iso(self._clock.now())
+            added = conn.execute(sql.APPROVE_FLEET, [user, now, fleet.id]).rowcount
             if added:
-                conn.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = %s", [fleet.id]
-                )
+                conn.execute(sql.BUMP_FLEET, [fleet.id])
                 self._audit(conn, fleet.id, user, "approval", None, None, fleet_approved(added))
         return bool(added)
 
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Withdraw `user`'s approval of the fleet; False if there was none."""
         with self._tx() as conn:
-            removed = conn.execute(
-                'DELETE FROM approvals WHERE "user" = %s AND request_id IN '
-                "(SELECT id FROM requests WHERE fleet_id = %s)",
-                [user, fleet.id],
-            ).rowcount
+            removed = conn.execute(sql.WITHDRAW_FROM_FLEET, [user, fleet.id]).rowcount
             if removed:
-                conn.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = %s", [fleet.id]
-                )
+                conn.execute(sql.BUMP_FLEET, [fleet.id])
                 self._audit(conn, fleet.id, user, "withdrawal", None, None, "approval withdrawn")
         return bool(removed)
 
@@ -594,9 +575,7 @@ class PostgresStore:
         queued = 0
         with self._tx() as conn:
             cursor = conn.execute(
-                'INSERT INTO approvals (request_id, "user", fingerprint, at) '
-                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [request_id, user, fingerprint, iso(self._clock.now())],
+                sql.APPROVE, [request_id, user, fingerprint, iso(self._clock.now())]
             )
             if cursor.rowcount:
                 self._bump(conn, request_id)
@@ -611,9 +590,7 @@ class PostgresStore:
     def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:
         queued = 0
         with self._tx() as conn:
-            cursor = conn.execute(
-                'DELETE FROM approvals WHERE request_id = %s AND "user" = %s', [request_id, user]
-            )
+            cursor = conn.execute(sql.WITHDRAW, [request_id, user])
             if cursor.rowcount:
                 self._bump(conn, request_id)
                 self._audit(conn, request_id, user, "withdrawal", None, None, "approval withdrawn")
@@ -633,10 +610,7 @@ class PostgresStore:
 
     @staticmethod
     def _approvals(conn: psycopg.Connection, request_id: str, fingerprint: str) -> list[str]:
-        rows = conn.execute(
-            'SELECT "user" FROM approvals WHERE request_id = %s AND fingerprint = %s ORDER BY at',
-            [request_id, fingerprint],
-        ).fetchall()
+        rows = conn.execute(sql.APPROVERS, [request_id, fingerprint]).fetchall()
         return [r["user"] for r in rows]
 
     # -- outbox ---------------------------------------------------------------------

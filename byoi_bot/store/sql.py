@@ -38,6 +38,34 @@ ADD_SECRETS = "INSERT INTO secrets (request_id, data) VALUES (%s, %s)"
 SECRETS_OF = "SELECT data FROM secrets WHERE request_id = %s"
 DELETE_SECRETS = "DELETE FROM secrets WHERE request_id = %s"
 
+# -- fleets (deploys to many servers) --------------------------------------------------------
+
+FLEET = "SELECT * FROM fleets WHERE id = %s"
+FLEET_BY_CARD = "SELECT * FROM fleets WHERE channel = %s AND message_ts = %s"
+FLEET_MEMBERS = "SELECT * FROM requests WHERE fleet_id = %s"
+CHANGE_FLEET_STATE = "UPDATE fleets SET {assignments} WHERE id = %s AND state = %s"
+CHANGE_FLEET = "UPDATE fleets SET {assignments} WHERE id = %s"
+BUMP_FLEET = "UPDATE requests SET version = version + 1 WHERE fleet_id = %s"
+# One approval row per server, bound to that server's fingerprint. (SQLite reads the ON of
+# ON CONFLICT after `INSERT … SELECT` as a join's unless the SELECT has a WHERE: it has.)
+APPROVE_FLEET = (
+    'INSERT INTO approvals (request_id, "user", fingerprint, at) '
+    "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s ON CONFLICT DO NOTHING"
+)
+WITHDRAW_FROM_FLEET = (
+    'DELETE FROM approvals WHERE "user" = %s AND request_id IN '
+    "(SELECT id FROM requests WHERE fleet_id = %s)"
+)
+
+# -- approvals -------------------------------------------------------------------------------
+
+APPROVE = (
+    'INSERT INTO approvals (request_id, "user", fingerprint, at) VALUES (%s, %s, %s, %s) '
+    "ON CONFLICT DO NOTHING"
+)
+WITHDRAW = 'DELETE FROM approvals WHERE request_id = %s AND "user" = %s'
+APPROVERS = 'SELECT "user" FROM approvals WHERE request_id = %s AND fingerprint = %s ORDER BY at'
+
 
 def assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
     """The ``SET`` list of an UPDATE writing `fields`, and the values as they are stored.

@@ -54,7 +54,6 @@ from .rows import (
     SYSTEM_ACTOR,
     UNREVIEWED,
     audit_row,
-    column,
     dt,
     fleet_approved,
     fleet_change,
@@ -546,18 +545,12 @@ class Store:
 
     def fleet(self, fleet_id: str) -> Fleet | None:
         """The fleet request with this id, or None."""
-        with self._lock:
-            rows = list(self.db.query("SELECT * FROM fleets WHERE id = ?", [fleet_id]))
+        rows = self._rows(sql.FLEET, [fleet_id])
         return fleet_from_row(rows[0]) if rows else None
 
     def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
         """The fleet whose card is the message `ts` in `channel`, or None."""
-        with self._lock:
-            rows = list(
-                self.db.query(
-                    "SELECT * FROM fleets WHERE channel = ? AND message_ts = ?", [channel, ts]
-                )
-            )
+        rows = self._rows(sql.FLEET_BY_CARD, [channel, ts])
         return fleet_from_row(rows[0]) if rows else None
 
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
@@ -570,8 +563,7 @@ class Store:
 
     def fleet_members(self, fleet: Fleet) -> list[Request]:
         """The fleet's server requests, in rollout order."""
-        with self._lock:
-            rows = list(self.db.query("SELECT * FROM requests WHERE fleet_id = ?", [fleet.id]))
+        rows = self._rows(sql.FLEET_MEMBERS, [fleet.id])
         return in_rollout_order(fleet, map(from_row, rows))
 
     def fleet_transition(
@@ -584,12 +576,11 @@ class Store:
         **fields: Any,
     ) -> bool:
         """Compare-and-set of the fleet's state with its audit row; False if it moved."""
-        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
-        assignments = ", ".join(f"{k} = ?" for k in values)
-        with self._write() as db:
-            cursor = db.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = ? AND state = ?",
-                [*values.values(), fleet_id, str(expected)],
+        changes, values = sql.assignments(fields | {"state": to})
+        with self._write():
+            cursor = self._run(
+                sql.CHANGE_FLEET_STATE.format(assignments=changes),
+                [*values, fleet_id, str(expected)],
             )
             if cursor.rowcount != 1:
                 return False
@@ -599,45 +590,26 @@ class Store:
 
     def update_fleet(self, fleet_id: str, **fields: Any) -> None:
         """Write fleet fields that are not its state (card ts, what was announced)."""
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values)
-        with self._write() as db:
-            db.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = ?", [*values.values(), fleet_id]
-            )
+        changes, values = sql.assignments(fields)
+        with self._write():
+            self._run(sql.CHANGE_FLEET.format(assignments=changes), [*values, fleet_id])
 
     def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Record `user`'s approval of every server's exact spec; False if already recorded."""
-        with self._write() as db:
-            rows = list(
-                db.query("SELECT id, fingerprint FROM requests WHERE fleet_id = ?", [fleet.id])
-            )
-            added = 0
-            for row in rows:
-                added += db.execute(
-                    "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
-                    "VALUES (?, ?, ?, ?)",
-                    [row["id"], user, row["fingerprint"], iso(self._clock.now())],
-                ).rowcount
+        with self._write():
+            now = iso(self._clock.now())
+            added = self._run(sql.APPROVE_FLEET, [user, now, fleet.id]).rowcount
             if added:
-                db.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
-                )
+                self._bump_fleet(fleet.id)
                 self._audit(fleet.id, user, "approval", None, None, fleet_approved(added))
             return bool(added)
 
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Withdraw `user`'s approval of the fleet; False if there was none."""
-        with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM approvals WHERE user = ? AND request_id IN "
-                "(SELECT id FROM requests WHERE fleet_id = ?)",
-                [user, fleet.id],
-            )
+        with self._write():
+            cursor = self._run(sql.WITHDRAW_FROM_FLEET, [user, fleet.id])
             if cursor.rowcount:
-                db.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
-                )
+                self._bump_fleet(fleet.id)
                 self._audit(fleet.id, user, "withdrawal", None, None, "approval withdrawn")
             return bool(cursor.rowcount)
 
@@ -654,12 +626,8 @@ class Store:
 
         `posts`, given the approvals of `fingerprint` this one included, says what to tell
         the chat (queued in the same transaction)."""
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
-                "VALUES (?, ?, ?, ?)",
-                [request_id, user, fingerprint, iso(self._clock.now())],
-            )
+        with self._write():
+            cursor = self._run(sql.APPROVE, [request_id, user, fingerprint, iso(self._clock.now())])
             if cursor.rowcount:
                 self._bump(request_id)
                 self._audit(request_id, user, "approval", None, None, "approved")
@@ -669,10 +637,8 @@ class Store:
 
     def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:
         """Withdraw `user`'s approval (and queue `posts`); False if there was none."""
-        with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM approvals WHERE request_id = ? AND user = ?", [request_id, user]
-            )
+        with self._write():
+            cursor = self._run(sql.WITHDRAW, [request_id, user])
             if cursor.rowcount:
                 self._bump(request_id)
                 self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
@@ -681,7 +647,7 @@ class Store:
 
     def _bump_fleet(self, fleet_id: str) -> None:
         """A new version of every server's request of the fleet (their votes changed)."""
-        self.db.execute("UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet_id])
+        self._run(sql.BUMP_FLEET, [fleet_id])
 
     def _bump(self, request_id: str) -> None:
         """A new version of the request (its card shows the votes)."""
@@ -805,12 +771,8 @@ class Store:
 
     def approvals(self, request_id: str, fingerprint: str) -> list[str]:
         """Users whose approval is bound to `fingerprint` (approvals of anything else are void)."""
-        with self._lock:
-            rows = self.db.query(
-                "SELECT user FROM approvals WHERE request_id = ? AND fingerprint = ? ORDER BY at",
-                [request_id, fingerprint],
-            )
-            return [r["user"] for r in rows]
+        rows = self._rows(sql.APPROVERS, [request_id, fingerprint])
+        return [r["user"] for r in rows]
 
     # -- audit and events -------------------------------------------------------------
 
