@@ -61,6 +61,7 @@ from .rows import (
     in_rollout_order,
     iso,
     prev_hash,
+    queued_from_row,
     time_range,
     to_row,
 )
@@ -619,9 +620,7 @@ class PostgresStore:
         """Posts a dead sender was sending go back in line, marked unsure (they may have been
         posted): called when this replica's sender starts."""
         with self.pool.connection() as conn:
-            conn.execute(
-                "UPDATE outbox SET state = 'queued', unsure = true WHERE state = 'sending'"
-            )
+            conn.execute(sql.RESUME_SENDING)
 
     def enqueue(self, posts: Iterable[Post]) -> None:
         """Queue posts that report no stored change (e.g. "starts at 12:00")."""
@@ -633,45 +632,20 @@ class PostgresStore:
     def _enqueue(self, conn: psycopg.Connection, posts: Iterable[Post]) -> int:
         """Queue `posts` in `conn`'s transaction (a waiting post with the same key takes the
         new text instead) and notify the leader's sender at commit; how many were queued."""
-        count = 0
-        for post in posts:
-            count += 1
-            if post.key:
-                cursor = conn.execute(
-                    "UPDATE outbox SET text = %s WHERE key = %s AND state = 'queued'",
-                    [post.text, post.key],
-                )
-                if cursor.rowcount:
-                    continue
-            conn.execute(
-                "INSERT INTO outbox (kind, request_id, channel, key, text, state, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, 'queued', %s)",
-                [post.kind, post.request_id, post.channel, post.key, post.text,
-                 iso(self._clock.now())],
-            )  # fmt: skip
+        count = sql.queue(conn.execute, posts, self._clock)
         if count:
             conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
         return count
 
     def heads(self) -> list[Queued]:
         """The oldest waiting post of every lane (channel and kind) not sending one now."""
-        rows = self._rows(
-            "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox "
-            "WHERE state = 'queued' GROUP BY channel, kind) AND NOT EXISTS (SELECT 1 "
-            "FROM outbox o WHERE o.state = 'sending' AND o.channel = outbox.channel "
-            "AND o.kind = outbox.kind) ORDER BY id"
-        )
-        return [_queued(r) for r in rows]
+        return [queued_from_row(r) for r in self._rows(sql.LANE_HEADS)]
 
     def claim(self, post_id: int) -> Queued | None:
         """Mark a waiting post as being sent; None when it is not waiting any more."""
         with self.pool.connection() as conn:
-            row = conn.execute(
-                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-                "WHERE id = %s AND state = 'queued' RETURNING *",
-                [post_id],
-            ).fetchone()
-        return _queued(row) if row else None
+            row = conn.execute(sql.CLAIM_POST + " RETURNING *", [post_id]).fetchone()
+        return queued_from_row(row) if row else None
 
     def sent(self, post_id: int, ts: str | None) -> None:
         self._settle(post_id, "sent", ts=ts)
@@ -679,43 +653,29 @@ class PostgresStore:
     def requeue(self, post_id: int, *, unsure: bool) -> None:
         """Put a post back in its place; dropped instead when a newer one replaces it."""
         with self.pool.connection() as conn:
-            conn.execute(
-                "UPDATE outbox SET state = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 "
-                "FROM outbox o WHERE o.key = outbox.key AND o.state = 'queued' AND o.id > "
-                "outbox.id) THEN 'dropped' ELSE 'queued' END, unsure = %s WHERE id = %s",
-                [unsure, post_id],
-            )
+            conn.execute(sql.REQUEUE_POST, [unsure, post_id])
 
     def drop(self, post_id: int, reason: str) -> None:
         self._settle(post_id, "dropped", error=reason[:200])
 
     def _settle(self, post_id: int, state: str, **fields: Any) -> None:
-        values = {"state": state, "done_at": iso(self._clock.now()), **fields}
-        assignments = ", ".join(f"{k} = %s" for k in values)
+        changes, values = sql.assignments({"state": state, "done_at": self._clock.now(), **fields})
         with self.pool.connection() as conn:
-            conn.execute(
-                f"UPDATE outbox SET {assignments} WHERE id = %s", [*values.values(), post_id]
-            )
+            conn.execute(f"UPDATE outbox SET {changes} WHERE id = %s", [*values, post_id])
 
     def backlog(self) -> int:
         """How many posts wait to be sent."""
-        rows = self._rows("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')")
-        return rows[0]["n"]
+        return self._rows(sql.BACKLOG)[0]["n"]
 
     def by_reply(self, channel: str, ts: str) -> Request | None:
         """The request in whose thread the bot posted the message `ts`, or None."""
-        rows = self._rows(
-            "SELECT request_id FROM outbox WHERE channel = %s AND ts = %s", [channel, ts]
-        )
+        rows = self._rows(sql.REPLIED_IN, [channel, ts])
         return self.get(rows[0]["request_id"]) if rows else None
 
     def forget_sent(self, before: datetime) -> int:
         """Drop settled posts older than `before` (kept a while to recognise thread replies)."""
         with self.pool.connection() as conn:
-            return conn.execute(
-                "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < %s",
-                [iso(before)],
-            ).rowcount
+            return conn.execute(sql.FORGET_SENT, [iso(before)]).rowcount
 
     # -- audit and events -------------------------------------------------------------
 
@@ -835,11 +795,6 @@ class PostgresStore:
     def forget_events(self, before: datetime) -> int:
         with self.pool.connection() as conn:
             return conn.execute("DELETE FROM events WHERE at < %s", [iso(before)]).rowcount
-
-
-def _queued(row: dict) -> Queued:
-    post = Post(row["kind"], row["request_id"], row["channel"], row["text"] or "", row["key"])
-    return Queued(row["id"], post, row["attempts"], bool(row["unsure"]))
 
 
 class AdvisoryLeader:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core.change_control import Freeze
 from ..core.fleet import Fleet, FleetState, Rollout
+from ..core.posts import Post, Queued
 from ..core.request import DeploySpec, Request
 from ..core.states import State
 from .audit_chain import GENESIS
@@ -154,6 +155,12 @@ def fleet_from_row(row: dict) -> Fleet:
         started_at=dt(row["started_at"]),
         finished_at=dt(row["finished_at"]),
     )
+
+
+def queued_from_row(row: dict) -> Queued:
+    """The waiting post of an `outbox` row."""
+    post = Post(row["kind"], row["request_id"], row["channel"], row["text"] or "", row["key"])
+    return Queued(row["id"], post, row["attempts"], bool(row["unsure"]))
 
 
 def in_rollout_order(fleet: Fleet, members: Iterable[Request]) -> list[Request]:

@@ -16,9 +16,12 @@ PostgreSQL-only ``seq`` column that breaks ties between requests created in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from .rows import column
+from ..core.ports import Clock
+from ..core.posts import Post
+from .rows import column, iso
 
 # -- requests ------------------------------------------------------------------------------
 
@@ -65,6 +68,52 @@ APPROVE = (
 )
 WITHDRAW = 'DELETE FROM approvals WHERE request_id = %s AND "user" = %s'
 APPROVERS = 'SELECT "user" FROM approvals WHERE request_id = %s AND fingerprint = %s ORDER BY at'
+
+# -- outbox: what the bot has to say, sent in order per lane (channel and kind) --------------
+
+COALESCE_POST = "UPDATE outbox SET text = %s WHERE key = %s AND state = 'queued'"
+QUEUE_POST = (
+    "INSERT INTO outbox (kind, request_id, channel, key, text, state, attempts, unsure, "
+    "created_at) VALUES (%s, %s, %s, %s, %s, 'queued', 0, false, %s)"
+)
+# The oldest waiting post of every lane that is not sending one now.
+LANE_HEADS = (
+    "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox "
+    "WHERE state = 'queued' GROUP BY channel, kind) AND NOT EXISTS (SELECT 1 "
+    "FROM outbox o WHERE o.state = 'sending' AND o.channel = outbox.channel "
+    "AND o.kind = outbox.kind) ORDER BY id"
+)
+POST = "SELECT * FROM outbox WHERE id = %s"
+CLAIM_POST = (
+    "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
+    "WHERE id = %s AND state = 'queued'"
+)
+# Back in line, or dropped when a newer post with its key waits.
+REQUEUE_POST = (
+    "UPDATE outbox SET state = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 "
+    "FROM outbox o WHERE o.key = outbox.key AND o.state = 'queued' AND o.id > "
+    "outbox.id) THEN 'dropped' ELSE 'queued' END, unsure = %s WHERE id = %s"
+)
+RESUME_SENDING = "UPDATE outbox SET state = 'queued', unsure = true WHERE state = 'sending'"
+BACKLOG = "SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')"
+REPLIED_IN = "SELECT request_id FROM outbox WHERE channel = %s AND ts = %s"
+FORGET_SENT = "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < %s"
+
+
+def queue(execute: Callable[[str, list[Any]], Any], posts: Iterable[Post], clock: Clock) -> int:
+    """Queue `posts` with `execute` (the adapter's, in its open transaction); how many.
+
+    A waiting post with the same key takes the new text instead of queueing another: only
+    the latest progress line or card of a request is worth sending.
+    """
+    count = 0
+    for post in posts:
+        count += 1
+        if post.key and execute(COALESCE_POST, [post.text, post.key]).rowcount:
+            continue
+        post_row = [post.kind, post.request_id, post.channel, post.key, post.text]
+        execute(QUEUE_POST, [*post_row, iso(clock.now())])
+    return count
 
 
 def assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:

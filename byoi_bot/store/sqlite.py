@@ -66,6 +66,7 @@ from .rows import (
     iso,
     prev_hash,
     qmark,
+    queued_from_row,
     time_range,
     to_row,
 )
@@ -658,8 +659,8 @@ class Store:
     def resume_sending(self) -> None:
         """Posts a sender was sending when it died go back in line, marked unsure (they may
         have been posted); at start-up, before the sender starts."""
-        with self._write() as db:
-            db.execute("UPDATE outbox SET state = 'queued', unsure = 1 WHERE state = 'sending'")
+        with self._write():
+            self._run(sql.RESUME_SENDING)
 
     def enqueue(self, posts: Iterable[Post]) -> None:
         """Queue posts that report no stored change (e.g. "starts at 12:00")."""
@@ -669,52 +670,20 @@ class Store:
     def _enqueue(self, posts: Iterable[Post]) -> None:
         """Queue `posts` in the current transaction; a waiting post with the same key takes
         the new text instead (only the latest progress or card is worth sending)."""
-        for post in posts:
+        if sql.queue(self._run, posts, self._clock):
             self._enqueued = True
-            if post.key:
-                cursor = self.db.execute(
-                    "UPDATE outbox SET text = ? WHERE key = ? AND state = 'queued'",
-                    [post.text, post.key],
-                )
-                if cursor.rowcount:
-                    continue
-            self.db["outbox"].insert(
-                {
-                    "kind": post.kind,
-                    "request_id": post.request_id,
-                    "channel": post.channel,
-                    "key": post.key,
-                    "text": post.text,
-                    "state": "queued",
-                    "attempts": 0,
-                    "unsure": 0,
-                    "created_at": iso(self._clock.now()),
-                }
-            )
 
     def heads(self) -> list[Queued]:
         """The oldest waiting post of every lane (channel and kind) not sending one now."""
-        with self._lock:
-            rows = self.db.query(
-                "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox "
-                "WHERE state = 'queued' GROUP BY channel, kind) AND NOT EXISTS (SELECT 1 "
-                "FROM outbox o WHERE o.state = 'sending' AND o.channel = outbox.channel "
-                "AND o.kind = outbox.kind) ORDER BY id"
-            )
-            return [self._queued(r) for r in rows]
+        return [queued_from_row(r) for r in self._rows(sql.LANE_HEADS)]
 
     def claim(self, post_id: int) -> Queued | None:
         """Mark a waiting post as being sent; None when it is not waiting any more."""
-        with self._write() as db:
-            cursor = db.execute(
-                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-                "WHERE id = ? AND state = 'queued'",
-                [post_id],
-            )
-            if cursor.rowcount != 1:
+        with self._write():
+            if self._run(sql.CLAIM_POST, [post_id]).rowcount != 1:
                 return None
-            row = next(db.query("SELECT * FROM outbox WHERE id = ?", [post_id]))
-        return self._queued(row)
+            row = self._rows(sql.POST, [post_id])[0]
+        return queued_from_row(row)
 
     def sent(self, post_id: int, ts: str | None) -> None:
         """The post is in the chat (`ts`: its message id, for replies)."""
@@ -722,13 +691,8 @@ class Store:
 
     def requeue(self, post_id: int, *, unsure: bool) -> None:
         """Put a post back in its place; dropped instead when a newer one replaces it."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET state = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 "
-                "FROM outbox o WHERE o.key = outbox.key AND o.state = 'queued' AND o.id > "
-                "outbox.id) THEN 'dropped' ELSE 'queued' END, unsure = ? WHERE id = ?",
-                [int(unsure), post_id],
-            )
+        with self._write():
+            self._run(sql.REQUEUE_POST, [unsure, post_id])
 
     def drop(self, post_id: int, reason: str) -> None:
         """Give up on a post the chat will never take."""
@@ -741,33 +705,17 @@ class Store:
 
     def backlog(self) -> int:
         """How many posts wait to be sent."""
-        with self._lock:
-            return self.db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')"
-            ).fetchone()[0]
+        return self._rows(sql.BACKLOG)[0]["n"]
 
     def by_reply(self, channel: str, ts: str) -> Request | None:
         """The request in whose thread the bot posted the message `ts`, or None."""
-        with self._lock:
-            rows = list(
-                self.db.query(
-                    "SELECT request_id FROM outbox WHERE channel = ? AND ts = ?", [channel, ts]
-                )
-            )
+        rows = self._rows(sql.REPLIED_IN, [channel, ts])
         return self.get(rows[0]["request_id"]) if rows else None
 
     def forget_sent(self, before: datetime) -> int:
         """Drop settled posts older than `before` (kept a while to recognise thread replies)."""
-        with self._write() as db:
-            return db.execute(
-                "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < ?",
-                [iso(before)],
-            ).rowcount
-
-    @staticmethod
-    def _queued(row: dict) -> Queued:
-        post = Post(row["kind"], row["request_id"], row["channel"], row["text"] or "", row["key"])
-        return Queued(row["id"], post, row["attempts"], bool(row["unsure"]))
+        with self._write():
+            return self._run(sql.FORGET_SENT, [iso(before)]).rowcount
 
     def approvals(self, request_id: str, fingerprint: str) -> list[str]:
         """Users whose approval is bound to `fingerprint` (approvals of anything else are void)."""
