@@ -45,10 +45,7 @@ from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transit
 from . import audit_chain, sql
 from .rows import (
     AUDIT_PAGE,
-    CURRENT_FREEZES,
-    LIFTABLE_FREEZE,
     SYSTEM_ACTOR,
-    UNREVIEWED,
     audit_row,
     dt,
     fleet_approved,
@@ -694,7 +691,7 @@ class PostgresStore:
         reason: str,
     ) -> None:
         """Append one audit row in `conn`'s (durable) transaction, chained to the last."""
-        last = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        last = conn.execute(sql.LAST_HASH).fetchone()
         row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
         sealed = audit_chain.seal(row | {"reason": reason}, prev_hash(last))
         conn.execute(
@@ -703,21 +700,15 @@ class PostgresStore:
         )
 
     def audit(self, request_id: str | None = None) -> list[dict]:
-        sql, params = "SELECT * FROM audit", []
-        if request_id:
-            sql, params = sql + " WHERE request_id = %s", [request_id]
-        return [r | {"at": iso(r["at"])} for r in self._rows(sql + " ORDER BY id", params)]
+        rows = self._rows(sql.AUDIT_OF, [request_id]) if request_id else self._rows(sql.AUDIT)
+        return [r | {"at": iso(r["at"])} for r in rows]
 
     def audit_chain(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> Iterator[dict]:
         last = 0
         while True:
-            page = self._rows(
-                "SELECT * FROM audit WHERE id > %s AND at >= %s AND at < %s ORDER BY id "
-                f"LIMIT {AUDIT_PAGE}",
-                [last, *time_range(since, until)],
-            )
+            page = self._rows(sql.AUDIT_CHAIN_PAGE, [last, *time_range(since, until)])
             yield from (r | {"at": iso(r["at"])} for r in page)
             if len(page) < AUDIT_PAGE:
                 return
@@ -733,34 +724,25 @@ class PostgresStore:
     def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None:
         now = iso(self._clock.now())
         with self._tx() as conn:
-            row = conn.execute(LIFTABLE_FREEZE + " FOR UPDATE", [freeze_id, now]).fetchone()
+            row = conn.execute(sql.LIFTABLE_FREEZE + " FOR UPDATE", [freeze_id, now]).fetchone()
             if row is None:
                 return None
-            conn.execute(
-                "UPDATE freezes SET lifted_by = %s, lifted_at = %s WHERE id = %s",
-                [user, now, freeze_id],
-            )
+            conn.execute(sql.LIFT_FREEZE, [user, now, freeze_id])
             self._audit(conn, freeze_id, user, "unfreeze", None, None, "freeze lifted")
         return freeze_from_row(row)
 
     def freezes(self, *, ending_after: datetime) -> list[Freeze]:
-        return [freeze_from_row(r) for r in self._rows(CURRENT_FREEZES, [iso(ending_after)])]
+        return [freeze_from_row(r) for r in self._rows(sql.CURRENT_FREEZES, [iso(ending_after)])]
 
     def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO reviews (request_id, policy_name, due_at) VALUES (%s, %s, %s) "
-                "ON CONFLICT DO NOTHING",
-                [request_id, policy_name, iso(due)],
-            )
+            conn.execute(sql.OPEN_REVIEW, [request_id, policy_name, iso(due)])
             self._audit(conn, request_id, SYSTEM_ACTOR, "emergency_override", None, None, why)
 
     def review(self, request_id: str, user: str, posts: list[Post]) -> bool:
         with self._tx() as conn:
             changed = conn.execute(
-                "UPDATE reviews SET reviewed_by = %s, reviewed_at = %s "
-                "WHERE request_id = %s AND reviewed_by IS NULL",
-                [user, iso(self._clock.now()), request_id],
+                sql.REVIEWED, [user, iso(self._clock.now()), request_id]
             ).rowcount
             if changed:
                 self._audit(conn, request_id, user, "emergency_review", None, None, "reviewed")
@@ -770,14 +752,11 @@ class PostgresStore:
         return bool(changed)
 
     def unreviewed(self) -> list[dict]:
-        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(UNREVIEWED)]
+        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(sql.UNREVIEWED)]
 
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         with self._tx() as conn:
-            changed = conn.execute(
-                "UPDATE reviews SET reminded_at = %s WHERE request_id = %s AND reminded_at IS NULL",
-                [iso(self._clock.now()), request_id],
-            ).rowcount
+            changed = conn.execute(sql.REMINDED, [iso(self._clock.now()), request_id]).rowcount
             if changed:
                 self._enqueue(conn, posts)
         if changed:
@@ -786,15 +765,12 @@ class PostgresStore:
 
     def first_delivery(self, event_id: str) -> bool:
         with self.pool.connection() as conn:
-            cursor = conn.execute(
-                "INSERT INTO events (event_id, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [event_id, iso(self._clock.now())],
-            )
+            cursor = conn.execute(sql.FIRST_DELIVERY, [event_id, iso(self._clock.now())])
             return bool(cursor.rowcount)
 
     def forget_events(self, before: datetime) -> int:
         with self.pool.connection() as conn:
-            return conn.execute("DELETE FROM events WHERE at < %s", [iso(before)]).rowcount
+            return conn.execute(sql.FORGET_EVENTS, [iso(before)]).rowcount
 
 
 class AdvisoryLeader:

@@ -1,4 +1,4 @@
-"""What both stores share: request ids, requests to and from table rows, change control's SQL.
+"""What both stores share: request ids, requests to and from table rows, change control's rows.
 
 Timestamps are written as ISO 8601 text (PostgreSQL casts it to `timestamptz`) and read back
 from either text or a `datetime`; JSON fields are text in both databases.
@@ -202,17 +202,6 @@ REVIEW_COLUMNS = {
     "reviewed_at": str,
     "reminded_at": str,
 }
-# Placeholders in PostgreSQL's style; `qmark()` turns them into SQLite's.
-LIFTABLE_FREEZE = "SELECT * FROM freezes WHERE id = %s AND lifted_by IS NULL AND ends_at > %s"
-CURRENT_FREEZES = (
-    "SELECT * FROM freezes WHERE lifted_by IS NULL AND ends_at > %s ORDER BY starts_at"
-)
-UNREVIEWED = "SELECT * FROM reviews WHERE reviewed_by IS NULL ORDER BY due_at, request_id"
-
-
-def qmark(sql: str) -> str:
-    """A statement of this section with SQLite's placeholders."""
-    return sql.replace("%s", "?")
 
 
 def audit_row(

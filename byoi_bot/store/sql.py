@@ -1,9 +1,8 @@
 """The SQL both stores run, written once with PostgreSQL's placeholders (``%s``).
 
 The PostgreSQL store runs these statements as they are; the SQLite store passes each one
-through `rows.qmark()` first, which turns ``%s`` into SQLite's ``?``:
+through `qmark()` first, which turns ``%s`` into SQLite's ``?``:
 
->>> from .rows import qmark
 >>> qmark(REQUEST)
 'SELECT * FROM requests WHERE id = ?'
 
@@ -21,7 +20,13 @@ from typing import Any
 
 from ..core.ports import Clock
 from ..core.posts import Post
-from .rows import column, iso
+from .rows import AUDIT_PAGE, column, iso
+
+
+def qmark(statement: str) -> str:
+    """`statement` with SQLite's placeholders."""
+    return statement.replace("%s", "?")
+
 
 # -- requests ------------------------------------------------------------------------------
 
@@ -114,6 +119,35 @@ def queue(execute: Callable[[str, list[Any]], Any], posts: Iterable[Post], clock
         post_row = [post.kind, post.request_id, post.channel, post.key, post.text]
         execute(QUEUE_POST, [*post_row, iso(clock.now())])
     return count
+
+
+# -- audit, change control and Slack's deliveries ------------------------------------------
+
+LAST_HASH = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
+AUDIT = "SELECT * FROM audit ORDER BY id"
+AUDIT_OF = "SELECT * FROM audit WHERE request_id = %s ORDER BY id"
+# A page of the whole chain after row id %s, in [since, until).
+AUDIT_CHAIN_PAGE = (
+    f"SELECT * FROM audit WHERE id > %s AND at >= %s AND at < %s ORDER BY id LIMIT {AUDIT_PAGE}"
+)
+LIFTABLE_FREEZE = "SELECT * FROM freezes WHERE id = %s AND lifted_by IS NULL AND ends_at > %s"
+LIFT_FREEZE = "UPDATE freezes SET lifted_by = %s, lifted_at = %s WHERE id = %s"
+CURRENT_FREEZES = (
+    "SELECT * FROM freezes WHERE lifted_by IS NULL AND ends_at > %s ORDER BY starts_at"
+)
+OPEN_REVIEW = (
+    "INSERT INTO reviews (request_id, policy_name, due_at) VALUES (%s, %s, %s) "
+    "ON CONFLICT DO NOTHING"
+)
+REVIEWED = (
+    "UPDATE reviews SET reviewed_by = %s, reviewed_at = %s "
+    "WHERE request_id = %s AND reviewed_by IS NULL"
+)
+UNREVIEWED = "SELECT * FROM reviews WHERE reviewed_by IS NULL ORDER BY due_at, request_id"
+REMINDED = "UPDATE reviews SET reminded_at = %s WHERE request_id = %s AND reminded_at IS NULL"
+
+FIRST_DELIVERY = "INSERT INTO events (event_id, at) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+FORGET_EVENTS = "DELETE FROM events WHERE at < %s"
 
 
 def assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -47,12 +47,9 @@ from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transit
 from . import audit_chain, sql
 from .rows import (
     AUDIT_PAGE,
-    CURRENT_FREEZES,
     FREEZE_COLUMNS,
-    LIFTABLE_FREEZE,
     REVIEW_COLUMNS,
     SYSTEM_ACTOR,
-    UNREVIEWED,
     audit_row,
     dt,
     fleet_approved,
@@ -65,7 +62,6 @@ from .rows import (
     in_rollout_order,
     iso,
     prev_hash,
-    qmark,
     queued_from_row,
     time_range,
     to_row,
@@ -360,12 +356,12 @@ class Store:
 
     def _run(self, statement: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Execute one of `sql`'s statements (placeholders turned into SQLite's)."""
-        return self.db.execute(qmark(statement), list(params))
+        return self.db.execute(sql.qmark(statement), list(params))
 
     def _rows(self, statement: str, params: Iterable[Any] = ()) -> list[dict]:
         """The rows one of `sql`'s queries answers."""
         with self._lock:
-            return list(self.db.query(qmark(statement), list(params)))
+            return list(self.db.query(sql.qmark(statement), list(params)))
 
     # -- requests -------------------------------------------------------------------
 
@@ -739,17 +735,13 @@ class Store:
         reason: str,
     ) -> None:
         """Append one audit row, chained to the last (inside `_write()`'s transaction)."""
-        last = self.db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        last = self._run(sql.LAST_HASH).fetchone()
         row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
         self.db["audit"].insert(audit_chain.seal(row | {"reason": reason}, prev_hash(last)))
 
     def audit(self, request_id: str | None = None) -> list[dict]:
         """The audit trail of one request, or of all, oldest first."""
-        sql, params = "SELECT * FROM audit", []
-        if request_id:
-            sql, params = sql + " WHERE request_id = ?", [request_id]
-        with self._lock:
-            return list(self.db.query(sql + " ORDER BY id", params))
+        return self._rows(sql.AUDIT_OF, [request_id]) if request_id else self._rows(sql.AUDIT)
 
     def audit_chain(
         self, since: datetime | None = None, until: datetime | None = None
@@ -758,14 +750,7 @@ class Store:
         the whole chain never holds it all)."""
         last = 0
         while True:
-            with self._lock:
-                page = list(
-                    self.db.query(
-                        "SELECT * FROM audit WHERE id > ? AND at >= ? AND at < ? ORDER BY id "
-                        f"LIMIT {AUDIT_PAGE}",
-                        [last, *time_range(since, until)],
-                    )
-                )
+            page = self._rows(sql.AUDIT_CHAIN_PAGE, [last, *time_range(since, until)])
             yield from page
             if len(page) < AUDIT_PAGE:
                 return
@@ -782,40 +767,28 @@ class Store:
     def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None:
         """End a freeze now (None when no such freeze is still in force)."""
         now = iso(self._clock.now())
-        with self._write() as db:
-            row = next(db.query(qmark(LIFTABLE_FREEZE), [freeze_id, now]), None)
-            if row is None:
+        with self._write():
+            rows = self._rows(sql.LIFTABLE_FREEZE, [freeze_id, now])
+            if not rows:
                 return None
-            db.execute(
-                "UPDATE freezes SET lifted_by = ?, lifted_at = ? WHERE id = ?",
-                [user, now, freeze_id],
-            )
+            self._run(sql.LIFT_FREEZE, [user, now, freeze_id])
             self._audit(freeze_id, user, "unfreeze", None, None, "freeze lifted")
-        return freeze_from_row(row)
+        return freeze_from_row(rows[0])
 
     def freezes(self, *, ending_after: datetime) -> list[Freeze]:
         """The freezes not lifted that end after `ending_after`, earliest first."""
-        with self._lock:
-            rows = self.db.query(qmark(CURRENT_FREEZES), [iso(ending_after)])
-            return [freeze_from_row(r) for r in rows]
+        return [freeze_from_row(r) for r in self._rows(sql.CURRENT_FREEZES, [iso(ending_after)])]
 
     def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
         """An emergency override to be reviewed by `due`, flagged in the audit trail."""
-        with self._write() as db:
-            db["reviews"].insert(
-                {"request_id": request_id, "policy_name": policy_name, "due_at": iso(due)},
-                ignore=True,
-            )
+        with self._write():
+            self._run(sql.OPEN_REVIEW, [request_id, policy_name, iso(due)])
             self._audit(request_id, SYSTEM_ACTOR, "emergency_override", None, None, why)
 
     def review(self, request_id: str, user: str, posts: list[Post]) -> bool:
         """Record `user`'s review of an emergency override; False if it was reviewed."""
-        with self._write() as db:
-            changed = db.execute(
-                "UPDATE reviews SET reviewed_by = ?, reviewed_at = ? "
-                "WHERE request_id = ? AND reviewed_by IS NULL",
-                [user, iso(self._clock.now()), request_id],
-            ).rowcount
+        with self._write():
+            changed = self._run(sql.REVIEWED, [user, iso(self._clock.now()), request_id]).rowcount
             if changed:
                 self._audit(request_id, user, "emergency_review", None, None, "reviewed")
                 self._enqueue(posts)
@@ -823,30 +796,22 @@ class Store:
 
     def unreviewed(self) -> list[dict]:
         """Emergency overrides nobody has reviewed yet, oldest due first."""
-        with self._lock:
-            return [r | {"due_at": dt(r["due_at"])} for r in self.db.query(UNREVIEWED)]
+        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(sql.UNREVIEWED)]
 
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         """Mark the reminder of an overdue review as sent, queueing `posts`, once."""
         with self._write():
-            changed = self.db.execute(
-                "UPDATE reviews SET reminded_at = ? WHERE request_id = ? AND reminded_at IS NULL",
-                [iso(self._clock.now()), request_id],
-            ).rowcount
+            changed = self._run(sql.REMINDED, [iso(self._clock.now()), request_id]).rowcount
             if changed:
                 self._enqueue(posts)
         return bool(changed)
 
     def first_delivery(self, event_id: str) -> bool:
         """True the first time `event_id` is seen: Slack's retried deliveries count once."""
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO events (event_id, at) VALUES (?, ?)",
-                [event_id, iso(self._clock.now())],
-            )
-            return bool(cursor.rowcount)
+        with self._write():
+            return bool(self._run(sql.FIRST_DELIVERY, [event_id, iso(self._clock.now())]).rowcount)
 
     def forget_events(self, before: datetime) -> int:
         """Drop delivery ids seen before `before` (Slack retries within minutes, not days)."""
-        with self._write() as db:
-            return db.execute("DELETE FROM events WHERE at < ?", [iso(before)]).rowcount
+        with self._write():
+            return self._run(sql.FORGET_EVENTS, [iso(before)]).rowcount
