@@ -324,8 +324,7 @@ class PostgresStore:
         try:
             with self._tx() as conn:
                 self._insert(conn, "requests", to_row(request))
-                if secrets and any(secrets.values()):
-                    conn.execute(sql.ADD_SECRETS, [request.id, json.dumps(secrets)])
+                sql.keep_secrets(conn.execute, request.id, secrets)
                 r = request
                 self._audit(conn, r.id, r.requester, "created", None, r.state, reason)
         except psycopg.errors.UniqueViolation:
@@ -472,8 +471,7 @@ class PostgresStore:
                             "fleet requested")  # fmt: skip
                 for child, secrets in children:
                     self._insert(conn, "requests", to_row(child))
-                    if secrets and any(secrets.values()):
-                        conn.execute(sql.ADD_SECRETS, [child.id, json.dumps(secrets)])
+                    sql.keep_secrets(conn.execute, child.id, secrets)
                     c = child
                     self._audit(conn, c.id, c.requester, "created", None, c.state, fleet.id)
         except psycopg.errors.UniqueViolation:

@@ -15,12 +15,17 @@ PostgreSQL-only ``seq`` column that breaks ties between requests created in the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core.ports import Clock
 from ..core.posts import Post
 from .rows import AUDIT_PAGE, column, iso
+
+# An adapter's way to run one of these statements in its open transaction: the psycopg
+# connection's `execute`, or the SQLite store's `_run` (which applies `qmark()`).
+Execute = Callable[[str, list[Any]], Any]
 
 
 def qmark(statement: str) -> str:
@@ -45,6 +50,14 @@ RELEASE_CARD = "UPDATE requests SET card_version = 0 WHERE id = %s AND card_vers
 ADD_SECRETS = "INSERT INTO secrets (request_id, data) VALUES (%s, %s)"
 SECRETS_OF = "SELECT data FROM secrets WHERE request_id = %s"
 DELETE_SECRETS = "DELETE FROM secrets WHERE request_id = %s"
+
+
+def keep_secrets(execute: Execute, request_id: str, secrets: dict | None) -> None:
+    """Keep a new request's secrets until its submission; a request without any (no header
+    values, user data or URL credentials) gets no row."""
+    if secrets and any(secrets.values()):
+        execute(ADD_SECRETS, [request_id, json.dumps(secrets)])
+
 
 # -- fleets (deploys to many servers) --------------------------------------------------------
 
@@ -105,7 +118,7 @@ REPLIED_IN = "SELECT request_id FROM outbox WHERE channel = %s AND ts = %s"
 FORGET_SENT = "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < %s"
 
 
-def queue(execute: Callable[[str, list[Any]], Any], posts: Iterable[Post], clock: Clock) -> int:
+def queue(execute: Execute, posts: Iterable[Post], clock: Clock) -> int:
     """Queue `posts` with `execute` (the adapter's, in its open transaction); how many.
 
     A waiting post with the same key takes the new text instead of queueing another: only

@@ -375,8 +375,7 @@ class Store:
             if other:
                 raise ServerBusy(request.spec.server, other)
             db["requests"].insert(to_row(request))
-            if secrets and any(secrets.values()):
-                self._run(sql.ADD_SECRETS, [request.id, json.dumps(secrets)])
+            sql.keep_secrets(self._run, request.id, secrets)
             self._audit(request.id, request.requester, "created", None, request.state, reason)
 
     def get(self, request_id: str) -> Request | None:
@@ -536,8 +535,7 @@ class Store:
             self._audit(fleet.id, fleet.requester, "created", None, None, "fleet requested")
             for child, secrets in children:
                 db["requests"].insert(to_row(child))
-                if secrets and any(secrets.values()):
-                    self._run(sql.ADD_SECRETS, [child.id, json.dumps(secrets)])
+                sql.keep_secrets(self._run, child.id, secrets)
                 self._audit(child.id, child.requester, "created", None, child.state, fleet.id)
 
     def fleet(self, fleet_id: str) -> Fleet | None:
