@@ -43,11 +43,11 @@ from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
 from . import audit_chain, sql
+from .reads import Reads
 from .rows import (
     AUDIT_PAGE,
     SYSTEM_ACTOR,
     audit_row,
-    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
@@ -55,7 +55,6 @@ from .rows import (
     freeze_from_row,
     freeze_to_row,
     from_row,
-    in_rollout_order,
     iso,
     prev_hash,
     queued_from_row,
@@ -267,7 +266,7 @@ def inspect(dsn: str) -> tuple[int, int]:
     return version, SCHEMA_VERSION
 
 
-class PostgresStore:
+class PostgresStore(Reads):
     """The request store over a PostgreSQL database, safe to share between threads and
     between processes."""
 
@@ -312,9 +311,9 @@ class PostgresStore:
                 conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
+    def _rows(self, statement: str, params: Iterable[Any] = ()) -> list[dict]:
         with self.pool.connection() as conn:
-            return conn.execute(sql, list(params)).fetchall()
+            return conn.execute(statement, list(params)).fetchall()
 
     # -- requests -------------------------------------------------------------------
 
@@ -332,14 +331,6 @@ class PostgresStore:
             if not other:
                 raise
             raise ServerBusy(request.spec.server, other[0]) from None
-
-    def get(self, request_id: str) -> Request | None:
-        rows = self._rows(sql.REQUEST, [request_id])
-        return from_row(rows[0]) if rows else None
-
-    def by_message(self, channel: str, ts: str) -> Request | None:
-        rows = self._rows(sql.REQUEST_BY_CARD, [channel, ts])
-        return from_row(rows[0]) if rows else None
 
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
         sql, params = "SELECT * FROM requests WHERE state = ANY(%s)", [[str(s) for s in states]]
@@ -363,9 +354,6 @@ class PostgresStore:
             if len(rows) < page:
                 return
             after = [rows[-1]["created_at"], rows[-1]["id"]]
-
-    def active(self, server: str | None = None) -> list[Request]:
-        return self.in_states(ACTIVE_STATES, server)
 
     def recent(self, limit: int = 20, server: str | None = None) -> list[Request]:
         sql, params = "SELECT * FROM requests", []
@@ -429,10 +417,6 @@ class PostgresStore:
         if queued:
             self.on_enqueue()
 
-    def secrets(self, request_id: str) -> dict | None:
-        rows = self._rows(sql.SECRETS_OF, [request_id])
-        return json.loads(rows[0]["data"]) if rows else None
-
     @contextmanager
     def claim_request(self, request_id: str) -> Iterator[bool]:
         """Work on `request_id` alone while the block runs (a session advisory lock: yields
@@ -489,24 +473,12 @@ class PostgresStore:
             list(row.values()),
         )
 
-    def fleet(self, fleet_id: str) -> Fleet | None:
-        rows = self._rows(sql.FLEET, [fleet_id])
-        return fleet_from_row(rows[0]) if rows else None
-
-    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
-        rows = self._rows(sql.FLEET_BY_CARD, [channel, ts])
-        return fleet_from_row(rows[0]) if rows else None
-
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
         rows = self._rows(
             "SELECT * FROM fleets WHERE state = ANY(%s) ORDER BY created_at, id",
             [[str(s) for s in states]],
         )
         return [fleet_from_row(r) for r in rows]
-
-    def fleet_members(self, fleet: Fleet) -> list[Request]:
-        rows = self._rows(sql.FLEET_MEMBERS, [fleet.id])
-        return in_rollout_order(fleet, map(from_row, rows))
 
     def fleet_transition(
         self,
@@ -600,10 +572,6 @@ class PostgresStore:
         """A new version of the request (its card shows the votes)."""
         conn.execute(sql.BUMP, [request_id])
 
-    def approvals(self, request_id: str, fingerprint: str) -> list[str]:
-        with self.pool.connection() as conn:
-            return self._approvals(conn, request_id, fingerprint)
-
     @staticmethod
     def _approvals(conn: psycopg.Connection, request_id: str, fingerprint: str) -> list[str]:
         rows = conn.execute(sql.APPROVERS, [request_id, fingerprint]).fetchall()
@@ -632,10 +600,6 @@ class PostgresStore:
             conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
         return count
 
-    def heads(self) -> list[Queued]:
-        """The oldest waiting post of every lane (channel and kind) not sending one now."""
-        return [queued_from_row(r) for r in self._rows(sql.LANE_HEADS)]
-
     def claim(self, post_id: int) -> Queued | None:
         """Mark a waiting post as being sent; None when it is not waiting any more."""
         with self.pool.connection() as conn:
@@ -657,15 +621,6 @@ class PostgresStore:
         changes, values = sql.assignments({"state": state, "done_at": self._clock.now(), **fields})
         with self.pool.connection() as conn:
             conn.execute(f"UPDATE outbox SET {changes} WHERE id = %s", [*values, post_id])
-
-    def backlog(self) -> int:
-        """How many posts wait to be sent."""
-        return self._rows(sql.BACKLOG)[0]["n"]
-
-    def by_reply(self, channel: str, ts: str) -> Request | None:
-        """The request in whose thread the bot posted the message `ts`, or None."""
-        rows = self._rows(sql.REPLIED_IN, [channel, ts])
-        return self.get(rows[0]["request_id"]) if rows else None
 
     def forget_sent(self, before: datetime) -> int:
         """Drop settled posts older than `before` (kept a while to recognise thread replies)."""
@@ -729,9 +684,6 @@ class PostgresStore:
             self._audit(conn, freeze_id, user, "unfreeze", None, None, "freeze lifted")
         return freeze_from_row(row)
 
-    def freezes(self, *, ending_after: datetime) -> list[Freeze]:
-        return [freeze_from_row(r) for r in self._rows(sql.CURRENT_FREEZES, [iso(ending_after)])]
-
     def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
         with self._tx() as conn:
             conn.execute(sql.OPEN_REVIEW, [request_id, policy_name, iso(due)])
@@ -748,9 +700,6 @@ class PostgresStore:
         if changed:
             self.on_enqueue()
         return bool(changed)
-
-    def unreviewed(self) -> list[dict]:
-        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(sql.UNREVIEWED)]
 
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         with self._tx() as conn:

@@ -26,7 +26,6 @@ The list, status and poll queries are answered from indexes (state, creation tim
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -45,13 +44,13 @@ from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
 from . import audit_chain, sql
+from .reads import Reads
 from .rows import (
     AUDIT_PAGE,
     FREEZE_COLUMNS,
     REVIEW_COLUMNS,
     SYSTEM_ACTOR,
     audit_row,
-    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
@@ -59,7 +58,6 @@ from .rows import (
     freeze_from_row,
     freeze_to_row,
     from_row,
-    in_rollout_order,
     iso,
     prev_hash,
     queued_from_row,
@@ -269,7 +267,7 @@ class SoleLeader:
         """Nothing to release."""
 
 
-class Store:
+class Store(Reads):
     """The request store over one SQLite file (WAL mode), safe to share between threads."""
 
     def __init__(
@@ -378,16 +376,6 @@ class Store:
             sql.keep_secrets(self._run, request.id, secrets)
             self._audit(request.id, request.requester, "created", None, request.state, reason)
 
-    def get(self, request_id: str) -> Request | None:
-        """The request with this id, or None."""
-        rows = self._rows(sql.REQUEST, [request_id])
-        return from_row(rows[0]) if rows else None
-
-    def by_message(self, channel: str, ts: str) -> Request | None:
-        """The request whose card is the message `ts` in `channel`, or None."""
-        rows = self._rows(sql.REQUEST_BY_CARD, [channel, ts])
-        return from_row(rows[0]) if rows else None
-
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
         """Requests in any of `states` (optionally of one server), oldest first."""
         wanted = [str(s) for s in states]
@@ -421,10 +409,6 @@ class Store:
             if len(rows) < page:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
-
-    def active(self, server: str | None = None) -> list[Request]:
-        """Requests that hold their server: pending, approved, submitting or deploying."""
-        return self.in_states(ACTIVE_STATES, server)
 
     def recent(self, limit: int = 20, server: str | None = None) -> list[Request]:
         """The newest requests (of one server, if given), newest first."""
@@ -473,7 +457,7 @@ class Store:
                 raise IllegalTransition(
                     request_id, current or expected, to, f"it is {current or 'unknown'} now"
                 )
-            taken = self._secrets(request_id) if take_secrets else None
+            taken = self.secrets(request_id) if take_secrets else None
             deleted = 0
             if take_secrets or to.is_final:
                 deleted = self._run(sql.DELETE_SECRETS, [request_id]).rowcount
@@ -510,15 +494,6 @@ class Store:
         rows = self._rows(sql.STATE_OF, [request_id])
         return State(rows[0]["state"]) if rows else None
 
-    def secrets(self, request_id: str) -> dict | None:
-        """The request's secrets while it has them (before submission), else None."""
-        with self._lock:
-            return self._secrets(request_id)
-
-    def _secrets(self, request_id: str) -> dict | None:
-        rows = self._rows(sql.SECRETS_OF, [request_id])
-        return json.loads(rows[0]["data"]) if rows else None
-
     # -- fleets (deploys to many servers) ---------------------------------------------
 
     def create_fleet(self, fleet: Fleet, children: list[tuple[Request, dict | None]]) -> None:
@@ -538,16 +513,6 @@ class Store:
                 sql.keep_secrets(self._run, child.id, secrets)
                 self._audit(child.id, child.requester, "created", None, child.state, fleet.id)
 
-    def fleet(self, fleet_id: str) -> Fleet | None:
-        """The fleet request with this id, or None."""
-        rows = self._rows(sql.FLEET, [fleet_id])
-        return fleet_from_row(rows[0]) if rows else None
-
-    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
-        """The fleet whose card is the message `ts` in `channel`, or None."""
-        rows = self._rows(sql.FLEET_BY_CARD, [channel, ts])
-        return fleet_from_row(rows[0]) if rows else None
-
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
         """Fleet requests in any of `states`, oldest first."""
         wanted = [str(s) for s in states]
@@ -555,11 +520,6 @@ class Store:
         with self._lock:
             rows = list(self.db.query(sql + " ORDER BY created_at", wanted))
         return [fleet_from_row(r) for r in rows]
-
-    def fleet_members(self, fleet: Fleet) -> list[Request]:
-        """The fleet's server requests, in rollout order."""
-        rows = self._rows(sql.FLEET_MEMBERS, [fleet.id])
-        return in_rollout_order(fleet, map(from_row, rows))
 
     def fleet_transition(
         self,
@@ -667,10 +627,6 @@ class Store:
         if sql.queue(self._run, posts, self._clock):
             self._enqueued = True
 
-    def heads(self) -> list[Queued]:
-        """The oldest waiting post of every lane (channel and kind) not sending one now."""
-        return [queued_from_row(r) for r in self._rows(sql.LANE_HEADS)]
-
     def claim(self, post_id: int) -> Queued | None:
         """Mark a waiting post as being sent; None when it is not waiting any more."""
         with self._write():
@@ -697,24 +653,10 @@ class Store:
             done = {"state": state, "done_at": iso(self._clock.now())}
             db["outbox"].update(post_id, {**done, **fields})
 
-    def backlog(self) -> int:
-        """How many posts wait to be sent."""
-        return self._rows(sql.BACKLOG)[0]["n"]
-
-    def by_reply(self, channel: str, ts: str) -> Request | None:
-        """The request in whose thread the bot posted the message `ts`, or None."""
-        rows = self._rows(sql.REPLIED_IN, [channel, ts])
-        return self.get(rows[0]["request_id"]) if rows else None
-
     def forget_sent(self, before: datetime) -> int:
         """Drop settled posts older than `before` (kept a while to recognise thread replies)."""
         with self._write():
             return self._run(sql.FORGET_SENT, [iso(before)]).rowcount
-
-    def approvals(self, request_id: str, fingerprint: str) -> list[str]:
-        """Users whose approval is bound to `fingerprint` (approvals of anything else are void)."""
-        rows = self._rows(sql.APPROVERS, [request_id, fingerprint])
-        return [r["user"] for r in rows]
 
     # -- audit and events -------------------------------------------------------------
 
@@ -773,10 +715,6 @@ class Store:
             self._audit(freeze_id, user, "unfreeze", None, None, "freeze lifted")
         return freeze_from_row(rows[0])
 
-    def freezes(self, *, ending_after: datetime) -> list[Freeze]:
-        """The freezes not lifted that end after `ending_after`, earliest first."""
-        return [freeze_from_row(r) for r in self._rows(sql.CURRENT_FREEZES, [iso(ending_after)])]
-
     def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
         """An emergency override to be reviewed by `due`, flagged in the audit trail."""
         with self._write():
@@ -791,10 +729,6 @@ class Store:
                 self._audit(request_id, user, "emergency_review", None, None, "reviewed")
                 self._enqueue(posts)
         return bool(changed)
-
-    def unreviewed(self) -> list[dict]:
-        """Emergency overrides nobody has reviewed yet, oldest due first."""
-        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(sql.UNREVIEWED)]
 
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         """Mark the reminder of an overdue review as sent, queueing `posts`, once."""
