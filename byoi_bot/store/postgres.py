@@ -515,21 +515,18 @@ class PostgresStore(Reads):
         """Record `user`'s approval of every server's exact spec (one approval row per server,
         bound to its fingerprint); False if already recorded."""
         with self._tx() as conn:
-            now = iso(self._clock.now())
-            added = conn.execute(sql.APPROVE_FLEET, [user, now, fleet.id]).rowcount
+            added = sql.approve_fleet(conn.execute, fleet.id, user, iso(self._clock.now()))
             if added:
-                conn.execute(sql.BUMP_FLEET, [fleet.id])
                 self._audit(conn, fleet.id, user, "approval", None, None, fleet_approved(added))
         return bool(added)
 
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Withdraw `user`'s approval of the fleet; False if there was none."""
         with self._tx() as conn:
-            removed = conn.execute(sql.WITHDRAW_FROM_FLEET, [user, fleet.id]).rowcount
+            removed = sql.withdraw_from_fleet(conn.execute, fleet.id, user)
             if removed:
-                conn.execute(sql.BUMP_FLEET, [fleet.id])
                 self._audit(conn, fleet.id, user, "withdrawal", None, None, "approval withdrawn")
-        return bool(removed)
+        return removed
 
     # -- approvals ------------------------------------------------------------------
 
@@ -542,35 +539,27 @@ class PostgresStore(Reads):
     ) -> bool:
         queued = 0
         with self._tx() as conn:
-            cursor = conn.execute(
-                sql.APPROVE, [request_id, user, fingerprint, iso(self._clock.now())]
-            )
-            if cursor.rowcount:
-                self._bump(conn, request_id)
+            now = iso(self._clock.now())
+            added = sql.approve(conn.execute, request_id, user, fingerprint, now)
+            if added:
                 self._audit(conn, request_id, user, "approval", None, None, "approved")
                 if posts:
                     voters = self._approvals(conn, request_id, fingerprint)
                     queued = self._enqueue(conn, posts(voters))
         if queued:
             self.on_enqueue()
-        return bool(cursor.rowcount)
+        return added
 
     def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:
         queued = 0
         with self._tx() as conn:
-            cursor = conn.execute(sql.WITHDRAW, [request_id, user])
-            if cursor.rowcount:
-                self._bump(conn, request_id)
+            removed = sql.withdraw(conn.execute, request_id, user)
+            if removed:
                 self._audit(conn, request_id, user, "withdrawal", None, None, "approval withdrawn")
                 queued = self._enqueue(conn, posts)
         if queued:
             self.on_enqueue()
-        return bool(cursor.rowcount)
-
-    @staticmethod
-    def _bump(conn: psycopg.Connection, request_id: str) -> None:
-        """A new version of the request (its card shows the votes)."""
-        conn.execute(sql.BUMP, [request_id])
+        return removed
 
     @staticmethod
     def _approvals(conn: psycopg.Connection, request_id: str, fingerprint: str) -> list[str]:

@@ -87,6 +87,42 @@ APPROVE = (
 WITHDRAW = 'DELETE FROM approvals WHERE request_id = %s AND "user" = %s'
 APPROVERS = 'SELECT "user" FROM approvals WHERE request_id = %s AND fingerprint = %s ORDER BY at'
 
+
+def approve(execute: Execute, request_id: str, user: str, fingerprint: str, at: str) -> bool:
+    """Record `user`'s approval of exactly `fingerprint`; a new one gives the request a new
+    version (its card shows the votes). False if it was already recorded."""
+    added = execute(APPROVE, [request_id, user, fingerprint, at]).rowcount
+    if added:
+        execute(BUMP, [request_id])
+    return bool(added)
+
+
+def withdraw(execute: Execute, request_id: str, user: str) -> bool:
+    """Withdraw `user`'s approval of a request (a new version of it); False if there was none."""
+    removed = execute(WITHDRAW, [request_id, user]).rowcount
+    if removed:
+        execute(BUMP, [request_id])
+    return bool(removed)
+
+
+def approve_fleet(execute: Execute, fleet_id: str, user: str, at: str) -> int:
+    """Record `user`'s approval of every server of a fleet, each bound to its own request's
+    fingerprint, and give those requests a new version; how many approvals were new."""
+    added = execute(APPROVE_FLEET, [user, at, fleet_id]).rowcount
+    if added:
+        execute(BUMP_FLEET, [fleet_id])
+    return added
+
+
+def withdraw_from_fleet(execute: Execute, fleet_id: str, user: str) -> bool:
+    """Withdraw `user`'s approvals of a fleet's servers (new versions of their requests);
+    False if there were none."""
+    removed = execute(WITHDRAW_FROM_FLEET, [user, fleet_id]).rowcount
+    if removed:
+        execute(BUMP_FLEET, [fleet_id])
+    return bool(removed)
+
+
 # -- outbox: what the bot has to say, sent in order per lane (channel and kind) --------------
 
 COALESCE_POST = "UPDATE outbox SET text = %s WHERE key = %s AND state = 'queued'"

@@ -552,21 +552,18 @@ class Store(Reads):
     def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Record `user`'s approval of every server's exact spec; False if already recorded."""
         with self._write():
-            now = iso(self._clock.now())
-            added = self._run(sql.APPROVE_FLEET, [user, now, fleet.id]).rowcount
+            added = sql.approve_fleet(self._run, fleet.id, user, iso(self._clock.now()))
             if added:
-                self._bump_fleet(fleet.id)
                 self._audit(fleet.id, user, "approval", None, None, fleet_approved(added))
             return bool(added)
 
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Withdraw `user`'s approval of the fleet; False if there was none."""
         with self._write():
-            cursor = self._run(sql.WITHDRAW_FROM_FLEET, [user, fleet.id])
-            if cursor.rowcount:
-                self._bump_fleet(fleet.id)
+            removed = sql.withdraw_from_fleet(self._run, fleet.id, user)
+            if removed:
                 self._audit(fleet.id, user, "withdrawal", None, None, "approval withdrawn")
-            return bool(cursor.rowcount)
+            return removed
 
     # -- approvals ------------------------------------------------------------------
 
@@ -582,31 +579,22 @@ class Store(Reads):
         `posts`, given the approvals of `fingerprint` this one included, says what to tell
         the chat (queued in the same transaction)."""
         with self._write():
-            cursor = self._run(sql.APPROVE, [request_id, user, fingerprint, iso(self._clock.now())])
-            if cursor.rowcount:
-                self._bump(request_id)
+            now = iso(self._clock.now())
+            added = sql.approve(self._run, request_id, user, fingerprint, now)
+            if added:
                 self._audit(request_id, user, "approval", None, None, "approved")
                 if posts:
                     self._enqueue(posts(self.approvals(request_id, fingerprint)))
-            return bool(cursor.rowcount)
+            return added
 
     def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:
         """Withdraw `user`'s approval (and queue `posts`); False if there was none."""
         with self._write():
-            cursor = self._run(sql.WITHDRAW, [request_id, user])
-            if cursor.rowcount:
-                self._bump(request_id)
+            removed = sql.withdraw(self._run, request_id, user)
+            if removed:
                 self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
                 self._enqueue(posts)
-            return bool(cursor.rowcount)
-
-    def _bump_fleet(self, fleet_id: str) -> None:
-        """A new version of every server's request of the fleet (their votes changed)."""
-        self._run(sql.BUMP_FLEET, [fleet_id])
-
-    def _bump(self, request_id: str) -> None:
-        """A new version of the request (its card shows the votes)."""
-        self._run(sql.BUMP, [request_id])
+            return removed
 
     # -- outbox ---------------------------------------------------------------------
 
