@@ -56,7 +56,6 @@ from .rows import (
     freeze_to_row,
     from_row,
     iso,
-    prev_hash,
     queued_from_row,
     time_range,
     to_row,
@@ -467,11 +466,7 @@ class PostgresStore(Reads):
 
     @staticmethod
     def _insert(conn: psycopg.Connection, table: str, row: dict) -> None:
-        names = ", ".join(row)
-        conn.execute(
-            f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(row))})",
-            list(row.values()),
-        )
+        conn.execute(sql.insert(table, row), list(row.values()))
 
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
         rows = self._rows(
@@ -633,13 +628,8 @@ class PostgresStore(Reads):
         reason: str,
     ) -> None:
         """Append one audit row in `conn`'s (durable) transaction, chained to the last."""
-        last = conn.execute(sql.LAST_HASH).fetchone()
         row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
-        sealed = audit_chain.seal(row | {"reason": reason}, prev_hash(last))
-        conn.execute(
-            f"INSERT INTO audit ({', '.join(sealed)}) VALUES ({', '.join(['%s'] * len(sealed))})",
-            list(sealed.values()),
-        )
+        sql.append_audit(conn.execute, row | {"reason": reason})
 
     def audit(self, request_id: str | None = None) -> list[dict]:
         rows = self._rows(sql.AUDIT_OF, [request_id]) if request_id else self._rows(sql.AUDIT)

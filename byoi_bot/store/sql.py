@@ -21,7 +21,8 @@ from typing import Any
 
 from ..core.ports import Clock
 from ..core.posts import Post
-from .rows import AUDIT_PAGE, column, iso
+from . import audit_chain
+from .rows import AUDIT_PAGE, column, iso, prev_hash
 
 # An adapter's way to run one of these statements in its open transaction: the psycopg
 # connection's `execute`, or the SQLite store's `_run` (which applies `qmark()`).
@@ -179,6 +180,17 @@ AUDIT_OF = "SELECT * FROM audit WHERE request_id = %s ORDER BY id"
 AUDIT_CHAIN_PAGE = (
     f"SELECT * FROM audit WHERE id > %s AND at >= %s AND at < %s ORDER BY id LIMIT {AUDIT_PAGE}"
 )
+
+
+def append_audit(execute: Execute, entry: dict) -> None:
+    """Append `entry` (an `audit_row()` and its reason) to the audit log, sealed with the hash
+    of the row before it. Run it in the adapter's write transaction: that transaction holds
+    the chain's lock (SQLite's write lock, PostgreSQL's advisory lock), so no two rows ever
+    chain to the same one."""
+    sealed = audit_chain.seal(entry, prev_hash(execute(LAST_HASH, []).fetchone()))
+    execute(insert("audit", sealed), list(sealed.values()))
+
+
 LIFTABLE_FREEZE = "SELECT * FROM freezes WHERE id = %s AND lifted_by IS NULL AND ends_at > %s"
 LIFT_FREEZE = "UPDATE freezes SET lifted_by = %s, lifted_at = %s WHERE id = %s"
 CURRENT_FREEZES = (
@@ -197,6 +209,15 @@ REMINDED = "UPDATE reviews SET reminded_at = %s WHERE request_id = %s AND remind
 
 FIRST_DELIVERY = "INSERT INTO events (event_id, at) VALUES (%s, %s) ON CONFLICT DO NOTHING"
 FORGET_EVENTS = "DELETE FROM events WHERE at < %s"
+
+
+def insert(table: str, row: dict) -> str:
+    """The INSERT of `row` (column names to values) into `table`.
+
+    >>> insert("events", {"event_id": "Ev1", "at": "2026-01-02T00:00:00+00:00"})
+    'INSERT INTO events (event_id, at) VALUES (%s, %s)'
+    """
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})"
 
 
 def assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:

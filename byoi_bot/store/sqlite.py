@@ -59,7 +59,6 @@ from .rows import (
     freeze_to_row,
     from_row,
     iso,
-    prev_hash,
     queued_from_row,
     time_range,
     to_row,
@@ -663,9 +662,8 @@ class Store(Reads):
         reason: str,
     ) -> None:
         """Append one audit row, chained to the last (inside `_write()`'s transaction)."""
-        last = self._run(sql.LAST_HASH).fetchone()
         row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
-        self.db["audit"].insert(audit_chain.seal(row | {"reason": reason}, prev_hash(last)))
+        sql.append_audit(self._run, row | {"reason": reason})
 
     def audit(self, request_id: str | None = None) -> list[dict]:
         """The audit trail of one request, or of all, oldest first."""
