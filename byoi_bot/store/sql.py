@@ -7,10 +7,13 @@ through `qmark()` first, which turns ``%s`` into SQLite's ``?``:
 'SELECT * FROM requests WHERE id = ?'
 
 Only SQL that both databases read alike lives here: ``"user"`` is quoted (a reserved word
-in PostgreSQL, a plain identifier in SQLite). What really differs stays in each adapter:
-transactions and locks, migrations, ``RETURNING`` (PostgreSQL answers in the same statement,
-SQLite reads again under its write lock), ``= ANY(%s)`` against ``IN (?, ?)``, and the
-PostgreSQL-only ``seq`` column that breaks ties between requests created in the same instant.
+in PostgreSQL, a plain identifier in SQLite); ``INSERT … ON CONFLICT DO NOTHING`` and
+``true``/``false`` need SQLite 3.24 or later (Debian 12 has 3.40).
+
+What really differs stays in each adapter: transactions and locks, migrations,
+``RETURNING`` (PostgreSQL answers in the same statement, SQLite reads again under its write
+lock), ``= ANY(%s)`` against ``IN (?, ?)``, and the PostgreSQL-only ``seq`` column that
+breaks ties between requests created in the same instant.
 """
 
 from __future__ import annotations
