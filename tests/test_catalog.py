@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
-import subprocess
 from pathlib import Path
 
 import pytest
 from bot_harness import APPROVER, BotHarness
 from fakes.files import FileServer
+from fakes.openpgp import Signer
 from tools import require_tool
 
 from byoi_bot.catalog.fetch import FetchError, fetch_small
+from byoi_bot.catalog.resolver import FileCatalog
 from byoi_bot.catalog.signature import verify_detached
 from byoi_bot.config import ConfigError, Settings, load_catalog
 from byoi_bot.core.catalog import (
@@ -174,30 +176,40 @@ def test_checksum_files_are_fetched_under_the_image_url_guard(files):
         fetch_small(f"{files.base_url}/big", allowed, limit=1024)
 
 
+def test_a_checksum_file_that_drips_is_given_up_at_the_overall_time_limit(files):
+    """One byte every 0.2 s (each read is quick, so the 10 s per-read time-out never fires):
+    the fetch stops at its 1 s limit instead of waiting the 20 s the drip lasts."""
+    files.files["/SHA256SUMS"] = f"{SHA256}  {IMAGE}\n".encode()
+    files.drips["/SHA256SUMS"] = 0.2
+    try:
+        with pytest.raises(FetchError, match="took more than 1 s"):
+            fetch_small(f"{files.base_url}/SHA256SUMS", UrlGuard(("127.0.0.1/32",)), time_limit=1)
+    finally:
+        files.stop_dripping.set()
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"]
+)
+def test_checksum_files_with_a_bom_or_in_utf16_are_read(files, tmp_path, encoding):
+    text = f"{SHA256}  {IMAGE}\r\n{OTHER}  other.qcow2\r\n"  # a BOM would precede the hash
+    data = text.encode(encoding)
+    if encoding in ("utf-16-le", "utf-16-be"):  # as Windows writes them: with their BOM
+        data = (codecs.BOM_UTF16_LE if encoding.endswith("le") else codecs.BOM_UTF16_BE) + data
+    files.files["/SHA256SUMS"] = data
+    config = tmp_path / "byoi.toml"
+    config.write_text(
+        "[[image]]\n"
+        'name = "debian-12"\n'
+        f'url = "https://images.example.net/{IMAGE}"\n'
+        f'checksum_url = "{files.base_url}/SHA256SUMS"\n'
+    )
+    catalog = FileCatalog(str(config), UrlGuard(("127.0.0.1/32",)))
+    checksum, _ = catalog.checksum(catalog.image("debian-12"))
+    assert checksum == Checksum("sha256", SHA256)
+
+
 # -- signatures (gpg makes the keys and signatures, gpgv checks them) ----------------------
-
-
-class Signer:
-    """A throw-away OpenPGP key in its own GnuPG home, and its exported public keyring."""
-
-    def __init__(self, home: Path, name: str) -> None:
-        self.home = home
-        home.mkdir(mode=0o700)
-        self.gpg("--passphrase", "", "--quick-gen-key", f"{name} <{name}@example.net>",
-                 "ed25519", "sign", "never")  # fmt: skip
-        self.keyring = home / "keyring.gpg"
-        self.keyring.write_bytes(self.gpg("--export"))
-
-    def gpg(self, *args: str, data: bytes | None = None) -> bytes:
-        command = ["gpg", "--batch", "--homedir", str(self.home), "--pinentry-mode", "loopback"]
-        return subprocess.run([*command, *args], input=data, capture_output=True, check=True).stdout
-
-    def sign(self, data: bytes) -> bytes:
-        return self.gpg("--passphrase", "", "--detach-sign", "--output", "-", data=data)
-
-    def close(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
-                       capture_output=True, check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -324,3 +336,19 @@ def test_a_bad_signature_or_a_missing_line_refuses_the_request(catalog_bot):
     h.slash(f"deploy {SERVER} debian-12")
     assert "has no line for `debian-12.qcow2`" in h.wait_answer("has no line")
     assert h.cards() == []
+
+
+def test_a_checksum_file_signed_by_a_revoked_pinned_key_refuses_the_request(catalog_bot, tmp_path):
+    """gpgv exits 0 here (REVKEYSIG beside VALIDSIG); the bot still refuses (issue 18)."""
+    start, files, _, config = catalog_bot
+    revoked = Signer(tmp_path / "revoked", "revoked")
+    try:
+        files.files["/SHA256SUMS.gpg"] = revoked.sign(files.files["/SHA256SUMS"])
+        revoked.revoke()
+        h = start(debian_table(None, files, revoked.keyring))
+        config.write_text(debian_table(h, files, revoked.keyring))
+        h.slash(f"deploy {SERVER} debian-12")
+        assert "which its owner has revoked" in h.wait_answer("Bad signature")
+        assert h.cards() == [] and h.simulator.calls() == []
+    finally:
+        revoked.close()

@@ -225,6 +225,8 @@ def test_fleet_waves_start_only_inside_the_window(h):
     assert fleet.state is FleetState.RUNNING
     h.bot.fleets.advance_all()
     assert h.starts() == 0
+    h.bot.fleets.redraw(fleet)
+    assert "next wave starts at" in card_text(h, card)
     until(h, TUESDAY_22_PARIS)
     h.bot.fleets.advance_all()
     assert h.starts() == 1, "one wave of one server: parallel=1"

@@ -146,11 +146,23 @@ def _server_pattern(option: Option, raw: str) -> str:
     return value
 
 
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number of at most 9 ASCII digits, else None.
+
+    Not `str.isdigit`: it accepts `²` or `١`, which `int` then refuses or reads as digits.
+    """
+    return int(text) if _DIGITS.fullmatch(text) else None
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
 def _count(option: Option, raw: str, least: int) -> int:
     value = as_name(raw)
-    if not value.isdigit() or not least <= int(value) <= 1000:
+    number = whole_number(value)
+    if number is None or not least <= number <= 1000:
         option_error(option, f"`{show(value, 20)}` is not a whole number from {least} to 1000.")
-    return int(value)
+    return number
 
 
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -167,14 +179,12 @@ def _image_name(option: Option, raw: str) -> str:
     return value
 
 
-_DISK_GROUP = re.compile(r"[0-9]{1,9}")
-
-
 def _disk_group(option: Option, raw: str, now: datetime) -> int:
     value = as_name(raw)
-    if not _DISK_GROUP.fullmatch(value):
+    number = whole_number(value)
+    if number is None:
         option_error(option, f"`{show(value, 20)}` is not a non-negative whole number.")
-    return int(value)
+    return number
 
 
 _PRIVATE_MARKERS = ("PRIVATE KEY", "PuTTY-User-Key-File", "b3BlbnNzaC1rZXktdjE")
@@ -266,9 +276,10 @@ def _os(option: Option, raw: str, now: datetime) -> str:
 
 def _raid(option: Option, raw: str, now: datetime) -> int:
     value = as_name(raw).lower().removeprefix("raid")
-    if not value.isdigit() or int(value) not in RAID_LEVELS:
+    level = whole_number(value)
+    if level not in RAID_LEVELS:
         option_error(option, f"`{show(value, 20)}` is not a hardware RAID level.")
-    return int(value)
+    return level
 
 
 _METADATA_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")

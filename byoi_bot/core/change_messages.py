@@ -25,6 +25,11 @@ def waiting_post(decision: StartDecision, now: datetime) -> str:
     return f"🕒 Scheduled: the deployment starts at {_when(decision, now)}."
 
 
+def next_wave(decision: StartDecision, now: datetime) -> str:
+    """A fleet card's word while its rollout waits (new waves start only when allowed)."""
+    return f"next wave starts at {_when(decision, now)}"
+
+
 def _when(decision: StartDecision, now: datetime) -> str:
     start = decision.start_at
     return f"{local_time(start)} ({countdown(start, now)}), after {decision.reason}"

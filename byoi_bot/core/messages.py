@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from .authorization import Standing
 from .catalog import CatalogImage
 from .checks import Check
 from .fleet import Fleet, FleetState
-from .policy import Policy, Tally
+from .policy import Tally
 from .ports import Explanation
 from .progress import Progress
 from .request import Request, mask_url
@@ -44,9 +45,10 @@ def busy(server: str, other: Request) -> str:
 
 
 def card_failed() -> str:
+    """A card the chat could not take for now (busy, down, slow): a retry can help."""
     return (
-        "Slack did not accept the request card, so nobody could approve it: the request is "
-        "cancelled and nothing was changed. Try again in a minute."
+        "Slack did not take the request card (busy or unavailable), so nobody could approve "
+        "it: the request is cancelled and nothing was changed. Try again in a minute."
     )
 
 
@@ -219,23 +221,40 @@ def cancelled_answer(request: Request) -> str:
     return f"{label(request)} is cancelled."
 
 
-def summary_line(request: Request) -> str:
-    """One line of `/byoi status`, `list` and `history`."""
+def summary_line(request: Request, url_limit: int | None = None) -> str:
+    """One line of `/byoi status`, `list` and `history` (the URL cut to `url_limit`)."""
+    url = request.spec.display_url
     line = (
         f"{STATE_ICONS[request.state]} {label(request)} {request.state} · "
-        f"{esc(request.spec.display_url)} · by {mention(request.requester)} · "
-        f"{local_time(request.created_at)}"
+        f"{esc(truncate(url, url_limit) if url_limit else url)} · "
+        f"by {mention(request.requester)} · {local_time(request.created_at)}"
     )
     if request.state is State.DEPLOYING and request.last_status:
         line += f" · {esc(request.last_status)}"
     return line
 
 
-def listing(title: str, requests: list[Request], empty: str) -> str:
-    """A titled list of summary lines, or `empty` when there is nothing."""
+LISTING_URL_LIMITS = (None, 120, 80, 50, 30)  # URL lengths `listing` tries, longest first
+
+
+def listing(title: str, requests: list[Request], empty: str, limit: int | None = None) -> str:
+    """A titled list of summary lines, or `empty` when there is nothing.
+
+    With `limit`, the list fits in `limit` characters and every request keeps its line:
+    long URLs are shortened first, and only if that is not enough, every line.
+    """
     if not requests:
         return empty
-    return "\n".join([f"*{title}*", *(summary_line(r) for r in requests)])
+    heading = f"*{title}*"
+    if limit is None:
+        return "\n".join([heading, *(summary_line(r) for r in requests)])
+    room = limit - len(heading)
+    for url_limit in LISTING_URL_LIMITS:
+        lines = [summary_line(r, url_limit) for r in requests]
+        if sum(len(line) + 1 for line in lines) <= room:
+            return "\n".join([heading, *lines])
+    share = room // len(requests) - 1
+    return "\n".join([heading, *(truncate(line, share) for line in lines)])
 
 
 def checksum_progress(done: int, total: int | None) -> str:
@@ -323,14 +342,6 @@ def fleet_summary(ready: int, refused: list[tuple[str, str]]) -> str:
     return f"{line} ({reasons}{more})."
 
 
-def fleet_policy_note(policy: Policy, names: list[str]) -> str:
-    """Which policy the fleet follows, and that it is the strictest of its servers'."""
-    if len(names) == 1:
-        return f"policy `{esc(policy.name)}`"
-    others = ", ".join(f"`{esc(n)}`" for n in names)
-    return f"policy `{esc(policy.name)}`: the strictest of the servers' policies ({others})"
-
-
 def fleet_status(fleet: Fleet, members: tuple[Request, ...]) -> str:
     """The card's status line: the fleet's state and its servers' counts."""
     counts: dict[str, int] = {}
@@ -340,16 +351,62 @@ def fleet_status(fleet: Fleet, members: tuple[Request, ...]) -> str:
     return f"*{fleet.state.replace('_', ' ').capitalize()}* · {len(members)} servers: {parts}"
 
 
-def fleet_approved(fleet: Fleet, user: str, tally: Tally) -> str:
-    """Quorum reached: who approved last, and how the rollout goes."""
+def fleet_counted(standings: list[Standing]) -> str:
+    """Each policy's approvals against its quorum: "`lab` 1/1, `production` 0/1"."""
+    return ", ".join(
+        f"`{esc(s.policy)}` {len(s.approved_by)}/{s.required}" + (" ✔" if s.met else "")
+        for s in standings
+    )
+
+
+def fleet_approval(user: str, standings: list[Standing]) -> str:
+    """A vote on a fleet counted, and what each policy still needs."""
+    waiting = [s for s in standings if not s.met]
+    needs = "; ".join(f"`{esc(s.policy)}` ({servers_of(s)}) {_still(s)}" for s in waiting)
+    return f"✅ {mention(user)} approved: {fleet_counted(standings)}. Still needed: {needs}."
+
+
+def _still(s: Standing) -> str:
+    missing = s.required - len(s.approved_by)
+    parts = [f"{missing} more approval(s)"] if missing > 0 else []
+    if s.missing_groups:
+        parts.append("one approver from " + ", ".join(f"<!subteam^{g}>" for g in s.missing_groups))
+    return " and ".join(parts) or "its approvals"
+
+
+def servers_of(s: Standing) -> str:
+    """The servers a policy governs in a fleet, shortened past three."""
+    shown = ", ".join(f"`{esc(n)}`" for n in s.servers[:3])
+    return shown + (f" and {len(s.servers) - 3} more" if len(s.servers) > 3 else "")
+
+
+def fleet_approved(fleet: Fleet, user: str, standings: list[Standing]) -> str:
+    """Every server's policy met: who approved last, and how the rollout goes."""
     r = fleet.rollout
     canary = f", the first {r.canary} done before the others" if r.canary else ""
     stop = "stops after a failure" if r.stop_on_failure else "goes on after a failure"
     return (
-        f"👍 {mention(user)} approved ({len(tally.counted)}/{tally.required}): "
-        f"{len(fleet.servers)} servers, at most {r.parallel} at once{canary}; "
-        f"the rollout {stop}."
+        f"👍 {mention(user)} approved; every server's policy is met "
+        f"({fleet_counted(standings)}): {len(fleet.servers)} servers, at most {r.parallel} "
+        f"at once{canary}; the rollout {stop}."
     )
+
+
+def fleet_window_closed(s: Standing) -> str:
+    return (
+        f"the approval window of policy `{esc(s.policy)}` ({servers_of(s)}) closed with "
+        f"{len(s.approved_by)}/{s.required} approvals"
+    )
+
+
+def fleet_checksum_failed(fleet: Fleet, text: str) -> str:
+    return f"🔥 {text} No server of `{fleet.id}` is installed."
+
+
+def fleet_stopped_by(member: Request, reason: str | None) -> str:
+    """Why a rollout stopped: which server ended early, and how."""
+    how = f"{member.state}: {truncate(esc(reason), 300)}" if reason else str(member.state)
+    return f"`{esc(member.spec.server)}` {how}"
 
 
 def fleet_started(members: list[Request]) -> str:
@@ -377,8 +434,8 @@ def fleet_wave(number: int, total: int, wave: list[Request]) -> str:
     return f"🌊 Wave {number}/{total} finished: {done} done, {len(wave) - done} failed."
 
 
-def fleet_finished(fleet: Fleet, members: list[Request]) -> str:
-    """The final summary, with elapsed times."""
+def fleet_finished(fleet: Fleet, members: list[Request], why: str | None) -> str:
+    """The final summary, with elapsed times; a stopped rollout says `why`."""
     done = [m for m in members if m.state is State.DONE]
     failed = [m for m in members if m.state is State.FAILED]
     skipped = [m for m in members if m.state is State.CANCELLED and not m.submitted_at]
@@ -388,7 +445,10 @@ def fleet_finished(fleet: Fleet, members: list[Request]) -> str:
         else ""
     )
     head = "🏁 Rollout finished" if fleet.state is FleetState.DONE else "🛑 Rollout stopped"
-    lines = [f"{head}{took}: {len(done)} done, {len(failed)} failed, {len(skipped)} not started."]
+    head += f"{took}: {len(done)} done, {len(failed)} failed, {len(skipped)} not started."
+    if fleet.state is FleetState.STOPPED:
+        head += f" Why: {why or 'no server was left to start'}."
+    lines = [head]
     if done:
         times = sorted(
             (m.finished_at - m.submitted_at) for m in done if m.finished_at and m.submitted_at
@@ -408,9 +468,10 @@ FLEET_ICONS = {
 }
 
 
-def fleet_ended(fleet: Fleet, actor: str) -> str:
+def fleet_ended(fleet: Fleet, actor: str, reason: str) -> str:
+    """The fleet ended before its rollout did: how, by whom, and (from the bot) why."""
     what = fleet.state.replace("_", " ")
-    by = "" if actor == "byoi-bot" else f" by {mention(actor)}"
+    by = f": {reason}" if actor == "byoi-bot" else f" by {mention(actor)}"
     icon = FLEET_ICONS.get(fleet.state, "🗑️")
     return f"{icon} Fleet request {what}{by}; no new installation starts."
 
@@ -431,8 +492,15 @@ def fleet_cancelled(
     return "\n".join(lines)
 
 
+def fleet_member_cancel(request: Request) -> str:
+    return (
+        f"{label(request)} is one server of the fleet request `{request.fleet_id}`; a fleet is "
+        f"cancelled as a whole: `/byoi cancel {request.fleet_id}`."
+    )
+
+
 def fleet_member_vote(request: Request) -> str:
     return (
         f"{label(request)} is one server of the fleet request `{request.fleet_id}`: vote on the "
-        "fleet's card, where one approval covers every server."
+        "fleet's card, where a vote counts for every server whose policy lists you."
     )

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from .authorization import Standing
 from .catalog import CatalogImage
 from .change_control import Freeze
 from .checks import Check
@@ -206,12 +207,8 @@ class FleetView:
 
     fleet: Fleet
     members: tuple[Request, ...]
-    approvers: tuple[str, ...]
-    approved_by: tuple[str, ...]
-    required: int
+    standings: tuple[Standing, ...]  # per policy of its servers: what it needs and has
     status_line: str
-    image: str  # the image, as the card shows it
-    missing_groups: tuple[str, ...] = ()
 
 
 class Chat(Protocol):
@@ -311,7 +308,16 @@ class RequestStore(Protocol):
         ...
 
     def active(self, server: str | None = None) -> list[Request]: ...
-    def recent(self, limit: int = ..., server: str | None = None) -> list[Request]: ...
+    def recent(
+        self, limit: int = ..., server: str | None = None, offset: int = ...
+    ) -> list[Request]:
+        """The newest requests (of one server, if given), newest first, skipping `offset`."""
+        ...
+
+    def count(self) -> int:
+        """How many requests there are, in every state."""
+        ...
+
     def transition(
         self,
         request_id: str,
@@ -373,7 +379,7 @@ class RequestStore(Protocol):
         **fields: object,
     ) -> bool: ...
     def update_fleet(self, fleet_id: str, **fields: object) -> None: ...
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool: ...
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool: ...
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool: ...
     def forget_events(self, before: datetime) -> int: ...
     def forget_sent(self, before: datetime) -> int: ...

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -354,12 +354,16 @@ class PostgresStore(Reads):
                 return
             after = [rows[-1]["created_at"], rows[-1]["id"]]
 
-    def recent(self, limit: int = 20, server: str | None = None) -> list[Request]:
+    def recent(self, limit: int = 20, server: str | None = None, offset: int = 0) -> list[Request]:
         sql, params = "SELECT * FROM requests", []
         if server:
             sql, params = sql + " WHERE server = %s", [server]
-        rows = self._rows(sql + " ORDER BY created_at DESC, seq DESC LIMIT %s", [*params, limit])
+        sql += " ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
+        rows = self._rows(sql, [*params, limit, offset])
         return [from_row(r) for r in rows]
+
+    def count(self) -> int:
+        return self._rows("SELECT COUNT(*) AS n FROM requests")[0]["n"]
 
     def transition(
         self,
@@ -506,11 +510,13 @@ class PostgresStore(Reads):
         with self.pool.connection() as conn:
             conn.execute(sql.CHANGE_FLEET.format(assignments=changes), [*values, fleet_id])
 
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
-        """Record `user`'s approval of every server's exact spec (one approval row per server,
-        bound to its fingerprint); False if already recorded."""
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
+        """Record `user`'s approval of the exact spec of each of the fleet's servers in
+        `request_ids` (one approval row per server, bound to its fingerprint); False if
+        already recorded."""
         with self._tx() as conn:
-            added = sql.approve_fleet(conn.execute, fleet.id, user, iso(self._clock.now()))
+            now = iso(self._clock.now())
+            added = sql.approve_fleet(conn.execute, fleet.id, user, now, request_ids)
             if added:
                 self._audit(conn, fleet.id, user, "approval", None, None, fleet_approved(added))
         return bool(added)

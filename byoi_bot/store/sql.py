@@ -19,7 +19,7 @@ breaks ties between requests created in the same instant.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..core.ports import Clock
@@ -71,11 +71,13 @@ FLEET_MEMBERS = "SELECT * FROM requests WHERE fleet_id = %s"
 CHANGE_FLEET_STATE = "UPDATE fleets SET {assignments} WHERE id = %s AND state = %s"
 CHANGE_FLEET = "UPDATE fleets SET {assignments} WHERE id = %s"
 BUMP_FLEET = "UPDATE requests SET version = version + 1 WHERE fleet_id = %s"
-# One approval row per server, bound to that server's fingerprint. (SQLite reads the ON of
-# ON CONFLICT after `INSERT … SELECT` as a join's unless the SELECT has a WHERE: it has.)
+# One approval row per server among `{ids}` (one %s each), bound to that server's
+# fingerprint. (SQLite reads the ON of ON CONFLICT after `INSERT … SELECT` as a join's unless
+# the SELECT has a WHERE: it has.)
 APPROVE_FLEET = (
     'INSERT INTO approvals (request_id, "user", fingerprint, at) '
-    "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s ON CONFLICT DO NOTHING"
+    "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s AND id IN ({ids}) "
+    "ON CONFLICT DO NOTHING"
 )
 WITHDRAW_FROM_FLEET = (
     'DELETE FROM approvals WHERE "user" = %s AND request_id IN '
@@ -109,10 +111,16 @@ def withdraw(execute: Execute, request_id: str, user: str) -> bool:
     return bool(removed)
 
 
-def approve_fleet(execute: Execute, fleet_id: str, user: str, at: str) -> int:
-    """Record `user`'s approval of every server of a fleet, each bound to its own request's
-    fingerprint, and give those requests a new version; how many approvals were new."""
-    added = execute(APPROVE_FLEET, [user, at, fleet_id]).rowcount
+def approve_fleet(
+    execute: Execute, fleet_id: str, user: str, at: str, request_ids: Sequence[str]
+) -> int:
+    """Record `user`'s approval of the fleet's servers in `request_ids`, each bound to its own
+    request's fingerprint, and give the fleet's requests a new version; how many approvals
+    were new (none for no `request_ids`)."""
+    if not request_ids:
+        return 0
+    ids = ", ".join(["%s"] * len(request_ids))
+    added = execute(APPROVE_FLEET.format(ids=ids), [user, at, fleet_id, *request_ids]).rowcount
     if added:
         execute(BUMP_FLEET, [fleet_id])
     return added

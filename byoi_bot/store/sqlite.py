@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -409,14 +409,19 @@ class Store(Reads):
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
 
-    def recent(self, limit: int = 20, server: str | None = None) -> list[Request]:
-        """The newest requests (of one server, if given), newest first."""
+    def recent(self, limit: int = 20, server: str | None = None, offset: int = 0) -> list[Request]:
+        """The newest requests (of one server, if given), newest first, skipping `offset`."""
         sql, params = "SELECT * FROM requests", []
         if server:
             sql, params = sql + " WHERE server = ?", [server]
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # pages never overlap
         with self._lock:
-            rows = list(self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit]))
+            rows = list(self.db.query(sql, [*params, limit, offset]))
         return [from_row(r) for r in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return self.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
 
     def _active_on(self, server: str) -> Request | None:
         found = self.active(server)
@@ -548,10 +553,12 @@ class Store(Reads):
         with self._write():
             self._run(sql.CHANGE_FLEET.format(assignments=changes), [*values, fleet_id])
 
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
-        """Record `user`'s approval of every server's exact spec; False if already recorded."""
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
+        """Record `user`'s approval of the exact spec of each of the fleet's servers in
+        `request_ids` (those whose policy lists `user`); False if already recorded."""
         with self._write():
-            added = sql.approve_fleet(self._run, fleet.id, user, iso(self._clock.now()))
+            now = iso(self._clock.now())
+            added = sql.approve_fleet(self._run, fleet.id, user, now, request_ids)
             if added:
                 self._audit(fleet.id, user, "approval", None, None, fleet_approved(added))
             return bool(added)

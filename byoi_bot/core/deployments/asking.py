@@ -27,12 +27,11 @@ class Asking(Workflow):
         `source` says where a catalog image came from (its name, its checksum's source); the
         card shows it.
         """
-        policy = self.policies.for_server(spec.server)
-        groups = self._groups(policy)
-        denied = policy.may_request(requester, channel, groups)
+        denied = self.authorization.may_request([spec.server], requester, channel)
         if denied:
-            raise Refused([denied])
-        self.check_change_control(spec, policy, requester, groups)
+            raise Refused(denied)
+        policy = self.policies.for_server(spec.server)
+        self.check_change_control(spec, policy, requester, self.authorization.groups(policy))
         busy = self.store.active(spec.server)
         if busy:
             raise Refused([messages.busy(spec.server, busy[0])])

@@ -24,7 +24,7 @@ class ChangeControl(Workflow):
         """When `request` may start: its `at=`, its policy's windows, the freezes in force
         (skipped by an emergency)."""
         now = self.clock.now()
-        policy = self._policy(request)
+        policy = self.authorization.policy(request)
         return decide(
             now,
             at=request.spec.at,
@@ -65,7 +65,7 @@ class ChangeControl(Workflow):
         if unknown:
             raise Refused([f"No policy named `{unknown[0]}`; policies: {', '.join(names)}."])
         for policy in [p for p in self.policies.policies if not scope or p.name in scope]:
-            refusal = policy.may_freeze(user, self._groups(policy))
+            refusal = policy.may_freeze(user, self.authorization.groups(policy))
             if refusal:
                 raise Refused([refusal])
         freeze = Freeze(f"fz-{secrets.token_hex(3)}", starts, ends, reason, scope, user)
@@ -86,7 +86,7 @@ class ChangeControl(Workflow):
             raise Refused([f"No freeze `{freeze_id}` can be lifted here; {where}."])
         for policy in self.policies.policies:
             if not freeze.policies or policy.name in freeze.policies:
-                refusal = policy.may_freeze(user, self._groups(policy))
+                refusal = policy.may_freeze(user, self.authorization.groups(policy))
                 if refusal:
                     raise Refused([refusal])
         lifted = self.store.lift_freeze(freeze_id, user)
@@ -99,7 +99,7 @@ class ChangeControl(Workflow):
     def emergency_started(self, request: Request, decision: StartDecision) -> None:
         """Flag a started emergency override in the audit trail, tell the thread, and open
         its review."""
-        policy = self._policy(request)
+        policy = self.authorization.policy(request)
         due = self.clock.now() + policy.review_within
         why = f"{request.spec.emergency}; skipped: {', '.join(decision.overridden) or 'nothing'}"
         self.store.open_review(request.id, policy.name, due, why)
@@ -112,8 +112,7 @@ class ChangeControl(Workflow):
         request = self._get(request_id)
         if not request.spec.emergency:
             raise Refused([f"`{request_id}` was not an emergency override; nothing to review."])
-        policy = self._policy(request)
-        refusal = policy.may_approve(user, request.requester, self._groups(policy))
+        refusal = self.authorization.may_vote(request, user)
         if refusal:
             raise Refused([refusal])
         if not self.store.review(request.id, user, [Post.reply(request, words.reviewed(user))]):

@@ -24,20 +24,18 @@ class Reading(Workflow):
 
     def card(self, request: Request) -> CardView:
         """The card of `request` as it stands now (drawn when the outbox sends it)."""
-        policy = self._policy(request)
-        groups = self._groups(policy)
-        tally = self._tally(request, policy, groups)
+        [standing] = self.authorization.standings([request])
         fraction = None
         if request.progress and request.state in PROGRESS_SHOWN:
             fraction = _fraction(request.progress)
         return CardView(
             request=request,
-            approvers=tuple(sorted(policy.approvers)),
-            approved_by=tally.counted,
-            required=policy.required,
-            missing_groups=tally.missing_groups,
-            unsatisfiable=policy.unsatisfiable(request.requester, groups),
-            status_line=self._status_line(request, policy),
+            approvers=standing.approvers,
+            approved_by=standing.approved_by,
+            required=standing.required,
+            missing_groups=standing.missing_groups,
+            unsatisfiable=standing.unsatisfiable,
+            status_line=self._status_line(request, self.authorization.policy(request)),
             progress_fraction=1.0 if request.state is State.DONE else fraction,
         )
 

@@ -20,11 +20,12 @@ class Submitting(Workflow):
     """Expire, schedule, re-check and start approved requests; settle unknown outcomes."""
 
     def expire_due(self) -> list[Request]:
-        """Expire pending requests whose approval window has closed."""
+        """Expire pending requests whose approval window has closed (a fleet's servers
+        expire with their fleet: `Fleets.advance`)."""
         now = self.clock.now()
         expired = []
         for request in self.store.stream([State.PENDING_APPROVAL]):
-            if request.expires_at <= now:
+            if request.expires_at <= now and not request.fleet_id:  # a fleet expires whole
                 done = self._finish(request, State.EXPIRED, SYSTEM, "approval window closed")
                 if done:
                     expired.append(done)
@@ -75,8 +76,7 @@ class Submitting(Workflow):
 
     def _recheck(self, request: Request) -> tuple[str | None, str]:
         """What stops the submission (or None), and the provider's mark taken just before."""
-        policy = self._policy(request)
-        tally = self._tally(request, policy, self._groups(policy))
+        tally = self.authorization.tally(request)
         if not tally.met:
             return messages.quorum_lost(tally), ""
         spec = request.spec.with_secrets(self.store.secrets(request.id))
