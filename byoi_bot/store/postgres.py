@@ -362,9 +362,6 @@ class PostgresStore(Reads):
         rows = self._rows(sql, [*params, limit, offset])
         return [from_row(r) for r in rows]
 
-    def count(self) -> int:
-        return self._rows("SELECT COUNT(*) AS n FROM requests")[0]["n"]
-
     def transition(
         self,
         request_id: str,

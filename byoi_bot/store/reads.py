@@ -55,6 +55,10 @@ class Reads:
         """Requests that hold their server: pending, approved, submitting or deploying."""
         return self.in_states(ACTIVE_STATES, server)
 
+    def count(self) -> int:
+        """How many requests there are, in every state (for the pages of `/byoi list`)."""
+        return self._rows(sql.REQUEST_COUNT)[0]["n"]
+
     def secrets(self, request_id: str) -> dict | None:
         """The request's secrets while it has them (before submission), else None."""
         rows = self._rows(sql.SECRETS_OF, [request_id])

@@ -42,6 +42,7 @@ def qmark(statement: str) -> str:
 REQUEST = "SELECT * FROM requests WHERE id = %s"
 REQUEST_BY_CARD = "SELECT * FROM requests WHERE channel = %s AND message_ts = %s"
 STATE_OF = "SELECT state FROM requests WHERE id = %s"
+REQUEST_COUNT = "SELECT count(*) AS n FROM requests"
 # `{assignments}` comes from `assignments()`; every write makes a new version of the card.
 CHANGE_STATE = (
     "UPDATE requests SET {assignments}, version = version + 1 WHERE id = %s AND state = %s"

@@ -419,10 +419,6 @@ class Store(Reads):
             rows = list(self.db.query(sql, [*params, limit, offset]))
         return [from_row(r) for r in rows]
 
-    def count(self) -> int:
-        with self._lock:
-            return self.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
-
     def _active_on(self, server: str) -> Request | None:
         found = self.active(server)
         return found[0] if found else None
