@@ -43,16 +43,12 @@ from ..core.ports import Clock, ServerBusy
 from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
-from . import audit_chain
+from . import audit_chain, sql
+from .reads import Reads
 from .rows import (
     AUDIT_PAGE,
-    CURRENT_FREEZES,
-    LIFTABLE_FREEZE,
     SYSTEM_ACTOR,
-    UNREVIEWED,
     audit_row,
-    column,
-    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
@@ -60,9 +56,8 @@ from .rows import (
     freeze_from_row,
     freeze_to_row,
     from_row,
-    in_rollout_order,
     iso,
-    prev_hash,
+    queued_from_row,
     time_range,
     to_row,
 )
@@ -279,7 +274,7 @@ def inspect(dsn: str) -> tuple[int, int]:
     return version, SCHEMA_VERSION
 
 
-class PostgresStore:
+class PostgresStore(Reads):
     """The request store over a PostgreSQL database, safe to share between threads and
     between processes."""
 
@@ -324,9 +319,9 @@ class PostgresStore:
                 conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
+    def _rows(self, statement: str, params: Iterable[Any] = ()) -> list[dict]:
         with self.pool.connection() as conn:
-            return conn.execute(sql, list(params)).fetchall()
+            return conn.execute(statement, list(params)).fetchall()
 
     # -- requests -------------------------------------------------------------------
 
@@ -336,11 +331,7 @@ class PostgresStore:
         try:
             with self._tx() as conn:
                 self._insert(conn, "requests", to_row(request))
-                if secrets and any(secrets.values()):
-                    conn.execute(
-                        "INSERT INTO secrets (request_id, data) VALUES (%s, %s)",
-                        [request.id, json.dumps(secrets)],
-                    )
+                sql.keep_secrets(conn.execute, request.id, secrets)
                 r = request
                 self._audit(conn, r.id, r.requester, "created", None, r.state, reason)
         except psycopg.errors.UniqueViolation:
@@ -348,16 +339,6 @@ class PostgresStore:
             if not other:
                 raise
             raise ServerBusy(request.spec.server, other[0]) from None
-
-    def get(self, request_id: str) -> Request | None:
-        rows = self._rows("SELECT * FROM requests WHERE id = %s", [request_id])
-        return from_row(rows[0]) if rows else None
-
-    def by_message(self, channel: str, ts: str) -> Request | None:
-        rows = self._rows(
-            "SELECT * FROM requests WHERE channel = %s AND message_ts = %s", [channel, ts]
-        )
-        return from_row(rows[0]) if rows else None
 
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
         sql, params = "SELECT * FROM requests WHERE state = ANY(%s)", [[str(s) for s in states]]
@@ -382,9 +363,6 @@ class PostgresStore:
                 return
             after = [rows[-1]["created_at"], rows[-1]["id"]]
 
-    def active(self, server: str | None = None) -> list[Request]:
-        return self.in_states(ACTIVE_STATES, server)
-
     def recent(self, limit: int = 20, server: str | None = None, offset: int = 0) -> list[Request]:
         sql, params = "SELECT * FROM requests", []
         if server:
@@ -392,9 +370,6 @@ class PostgresStore:
         sql += " ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
         rows = self._rows(sql, [*params, limit, offset])
         return [from_row(r) for r in rows]
-
-    def count(self) -> int:
-        return self._rows("SELECT COUNT(*) AS n FROM requests")[0]["n"]
 
     def transition(
         self,
@@ -412,25 +387,22 @@ class PostgresStore:
         changed request): one conditional UPDATE, so only one replica ever wins
         (`IllegalTransition` for the others)."""
         check_transition(request_id, expected, to)
-        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
-        assignments = ", ".join(f"{k} = %s" for k in values) + ", version = version + 1"
+        changes, values = sql.assignments(fields | {"state": to})
         taken, queued = None, 0
         with self._tx() as conn:
             row = conn.execute(
-                f"UPDATE requests SET {assignments} WHERE id = %s AND state = %s RETURNING *",
-                [*values.values(), request_id, str(expected)],
+                sql.CHANGE_STATE.format(assignments=changes) + " RETURNING *",
+                [*values, request_id, str(expected)],
             ).fetchone()
             if row is None:
-                found = conn.execute("SELECT state FROM requests WHERE id = %s", [request_id])
+                found = conn.execute(sql.STATE_OF, [request_id])
                 current = (found.fetchone() or {}).get("state")
                 raise IllegalTransition(
                     request_id, State(current) if current else expected, to,
                     f"it is {current or 'unknown'} now",
                 )  # fmt: skip
             if take_secrets or to.is_final:
-                gone = conn.execute(
-                    "DELETE FROM secrets WHERE request_id = %s RETURNING data", [request_id]
-                ).fetchone()
+                gone = conn.execute(sql.DELETE_SECRETS + " RETURNING data", [request_id]).fetchone()
                 if take_secrets and gone and gone["data"]:
                     taken = json.loads(gone["data"])
             self._audit(conn, request_id, actor, "transition", expected, to, reason)
@@ -446,21 +418,13 @@ class PostgresStore:
         and its post, and the next poll reads them again)."""
         if "state" in fields:
             raise ValueError("state changes go through transition()")
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = %s" for k in values) + ", version = version + 1"
-        with self._tx(durable=not values.keys() <= DISPLAY_FIELDS) as conn:
+        changes, values = sql.assignments(fields)
+        with self._tx(durable=not fields.keys() <= DISPLAY_FIELDS) as conn:
             if values:
-                conn.execute(
-                    f"UPDATE requests SET {assignments} WHERE id = %s",
-                    [*values.values(), request_id],
-                )
+                conn.execute(sql.CHANGE_REQUEST.format(assignments=changes), [*values, request_id])
             queued = self._enqueue(conn, posts)
         if queued:
             self.on_enqueue()
-
-    def secrets(self, request_id: str) -> dict | None:
-        rows = self._rows("SELECT data FROM secrets WHERE request_id = %s", [request_id])
-        return json.loads(rows[0]["data"]) if rows else None
 
     @contextmanager
     def claim_request(self, request_id: str) -> Iterator[bool]:
@@ -480,19 +444,12 @@ class PostgresStore:
         """True when the card may show `version`: no newer version was drawn or is being.
         Bookkeeping only: committed without waiting for the disk."""
         with self._tx(durable=False) as conn:
-            cursor = conn.execute(
-                "UPDATE requests SET card_version = %s WHERE id = %s AND card_version < %s",
-                [version, request_id, version],
-            )
-            return cursor.rowcount == 1
+            return conn.execute(sql.CLAIM_CARD, [version, request_id, version]).rowcount == 1
 
     def release_card(self, request_id: str, version: int) -> None:
         """Undo `claim_card(request_id, version)` when the card could not be drawn."""
-        with self.pool.connection() as db:
-            db.execute(
-                "UPDATE requests SET card_version = 0 WHERE id = %s AND card_version = %s",
-                [request_id, version],
-            )
+        with self.pool.connection() as conn:
+            conn.execute(sql.RELEASE_CARD, [request_id, version])
 
     # -- fleets (deploys to many servers) ---------------------------------------------
 
@@ -507,11 +464,7 @@ class PostgresStore:
                             "fleet requested")  # fmt: skip
                 for child, secrets in children:
                     self._insert(conn, "requests", to_row(child))
-                    if secrets and any(secrets.values()):
-                        conn.execute(
-                            "INSERT INTO secrets (request_id, data) VALUES (%s, %s)",
-                            [child.id, json.dumps(secrets)],
-                        )
+                    sql.keep_secrets(conn.execute, child.id, secrets)
                     c = child
                     self._audit(conn, c.id, c.requester, "created", None, c.state, fleet.id)
         except psycopg.errors.UniqueViolation:
@@ -523,21 +476,7 @@ class PostgresStore:
 
     @staticmethod
     def _insert(conn: psycopg.Connection, table: str, row: dict) -> None:
-        names = ", ".join(row)
-        conn.execute(
-            f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(row))})",
-            list(row.values()),
-        )
-
-    def fleet(self, fleet_id: str) -> Fleet | None:
-        rows = self._rows("SELECT * FROM fleets WHERE id = %s", [fleet_id])
-        return fleet_from_row(rows[0]) if rows else None
-
-    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
-        rows = self._rows(
-            "SELECT * FROM fleets WHERE channel = %s AND message_ts = %s", [channel, ts]
-        )
-        return fleet_from_row(rows[0]) if rows else None
+        conn.execute(sql.insert(table, row), list(row.values()))
 
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
         rows = self._rows(
@@ -545,10 +484,6 @@ class PostgresStore:
             [[str(s) for s in states]],
         )
         return [fleet_from_row(r) for r in rows]
-
-    def fleet_members(self, fleet: Fleet) -> list[Request]:
-        rows = self._rows("SELECT * FROM requests WHERE fleet_id = %s", [fleet.id])
-        return in_rollout_order(fleet, map(from_row, rows))
 
     def fleet_transition(
         self,
@@ -561,12 +496,11 @@ class PostgresStore:
     ) -> bool:
         """Compare-and-set of the fleet's state with its audit row: one conditional UPDATE,
         so of two replicas only one moves the fleet; False for the other."""
-        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
-        assignments = ", ".join(f"{k} = %s" for k in values)
+        changes, values = sql.assignments(fields | {"state": to})
         with self._tx() as conn:
             cursor = conn.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = %s AND state = %s",
-                [*values.values(), fleet_id, str(expected)],
+                sql.CHANGE_FLEET_STATE.format(assignments=changes),
+                [*values, fleet_id, str(expected)],
             )
             if cursor.rowcount != 1:
                 return False
@@ -578,45 +512,28 @@ class PostgresStore:
         """Write fleet fields that are not its state (card ts, what was announced)."""
         if "state" in fields:
             raise ValueError("state changes go through fleet_transition()")
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = %s" for k in values)
+        changes, values = sql.assignments(fields)
         with self.pool.connection() as conn:
-            conn.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = %s", [*values.values(), fleet_id]
-            )
+            conn.execute(sql.CHANGE_FLEET.format(assignments=changes), [*values, fleet_id])
 
     def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
         """Record `user`'s approval of the exact spec of each of the fleet's servers in
         `request_ids` (one approval row per server, bound to its fingerprint); False if
         already recorded."""
         with self._tx() as conn:
-            added = conn.execute(
-                'INSERT INTO approvals (request_id, "user", fingerprint, at) '
-                "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s "
-                "AND id = ANY(%s) ON CONFLICT DO NOTHING",
-                [user, iso(self._clock.now()), fleet.id, list(request_ids)],
-            ).rowcount
+            now = iso(self._clock.now())
+            added = sql.approve_fleet(conn.execute, fleet.id, user, now, request_ids)
             if added:
-                conn.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = %s", [fleet.id]
-                )
                 self._audit(conn, fleet.id, user, "approval", None, None, fleet_approved(added))
         return bool(added)
 
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Withdraw `user`'s approval of the fleet; False if there was none."""
         with self._tx() as conn:
-            removed = conn.execute(
-                'DELETE FROM approvals WHERE "user" = %s AND request_id IN '
-                "(SELECT id FROM requests WHERE fleet_id = %s)",
-                [user, fleet.id],
-            ).rowcount
+            removed = sql.withdraw_from_fleet(conn.execute, fleet.id, user)
             if removed:
-                conn.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = %s", [fleet.id]
-                )
                 self._audit(conn, fleet.id, user, "withdrawal", None, None, "approval withdrawn")
-        return bool(removed)
+        return removed
 
     # -- approvals ------------------------------------------------------------------
 
@@ -629,50 +546,31 @@ class PostgresStore:
     ) -> bool:
         queued = 0
         with self._tx() as conn:
-            cursor = conn.execute(
-                'INSERT INTO approvals (request_id, "user", fingerprint, at) '
-                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [request_id, user, fingerprint, iso(self._clock.now())],
-            )
-            if cursor.rowcount:
-                self._bump(conn, request_id)
+            now = iso(self._clock.now())
+            added = sql.approve(conn.execute, request_id, user, fingerprint, now)
+            if added:
                 self._audit(conn, request_id, user, "approval", None, None, "approved")
                 if posts:
                     voters = self._approvals(conn, request_id, fingerprint)
                     queued = self._enqueue(conn, posts(voters))
         if queued:
             self.on_enqueue()
-        return bool(cursor.rowcount)
+        return added
 
     def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:
         queued = 0
         with self._tx() as conn:
-            cursor = conn.execute(
-                'DELETE FROM approvals WHERE request_id = %s AND "user" = %s', [request_id, user]
-            )
-            if cursor.rowcount:
-                self._bump(conn, request_id)
+            removed = sql.withdraw(conn.execute, request_id, user)
+            if removed:
                 self._audit(conn, request_id, user, "withdrawal", None, None, "approval withdrawn")
                 queued = self._enqueue(conn, posts)
         if queued:
             self.on_enqueue()
-        return bool(cursor.rowcount)
-
-    @staticmethod
-    def _bump(conn: psycopg.Connection, request_id: str) -> None:
-        """A new version of the request (its card shows the votes)."""
-        conn.execute("UPDATE requests SET version = version + 1 WHERE id = %s", [request_id])
-
-    def approvals(self, request_id: str, fingerprint: str) -> list[str]:
-        with self.pool.connection() as conn:
-            return self._approvals(conn, request_id, fingerprint)
+        return removed
 
     @staticmethod
     def _approvals(conn: psycopg.Connection, request_id: str, fingerprint: str) -> list[str]:
-        rows = conn.execute(
-            'SELECT "user" FROM approvals WHERE request_id = %s AND fingerprint = %s ORDER BY at',
-            [request_id, fingerprint],
-        ).fetchall()
+        rows = conn.execute(sql.APPROVERS, [request_id, fingerprint]).fetchall()
         return [r["user"] for r in rows]
 
     # -- outbox ---------------------------------------------------------------------
@@ -681,9 +579,7 @@ class PostgresStore:
         """Posts a dead sender was sending go back in line, marked unsure (they may have been
         posted): called when this replica's sender starts."""
         with self.pool.connection() as conn:
-            conn.execute(
-                "UPDATE outbox SET state = 'queued', unsure = true WHERE state = 'sending'"
-            )
+            conn.execute(sql.RESUME_SENDING)
 
     def enqueue(self, posts: Iterable[Post]) -> None:
         """Queue posts that report no stored change (e.g. "starts at 12:00")."""
@@ -695,45 +591,16 @@ class PostgresStore:
     def _enqueue(self, conn: psycopg.Connection, posts: Iterable[Post]) -> int:
         """Queue `posts` in `conn`'s transaction (a waiting post with the same key takes the
         new text instead) and notify the leader's sender at commit; how many were queued."""
-        count = 0
-        for post in posts:
-            count += 1
-            if post.key:
-                cursor = conn.execute(
-                    "UPDATE outbox SET text = %s WHERE key = %s AND state = 'queued'",
-                    [post.text, post.key],
-                )
-                if cursor.rowcount:
-                    continue
-            conn.execute(
-                "INSERT INTO outbox (kind, request_id, channel, key, text, state, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, 'queued', %s)",
-                [post.kind, post.request_id, post.channel, post.key, post.text,
-                 iso(self._clock.now())],
-            )  # fmt: skip
+        count = sql.queue(conn.execute, posts, self._clock)
         if count:
             conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
         return count
 
-    def heads(self) -> list[Queued]:
-        """The oldest waiting post of every lane (channel and kind) not sending one now."""
-        rows = self._rows(
-            "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox "
-            "WHERE state = 'queued' GROUP BY channel, kind) AND NOT EXISTS (SELECT 1 "
-            "FROM outbox o WHERE o.state = 'sending' AND o.channel = outbox.channel "
-            "AND o.kind = outbox.kind) ORDER BY id"
-        )
-        return [_queued(r) for r in rows]
-
     def claim(self, post_id: int) -> Queued | None:
         """Mark a waiting post as being sent; None when it is not waiting any more."""
         with self.pool.connection() as conn:
-            row = conn.execute(
-                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-                "WHERE id = %s AND state = 'queued' RETURNING *",
-                [post_id],
-            ).fetchone()
-        return _queued(row) if row else None
+            row = conn.execute(sql.CLAIM_POST + " RETURNING *", [post_id]).fetchone()
+        return queued_from_row(row) if row else None
 
     def sent(self, post_id: int, ts: str | None) -> None:
         self._settle(post_id, "sent", ts=ts)
@@ -741,56 +608,20 @@ class PostgresStore:
     def requeue(self, post_id: int, *, unsure: bool) -> None:
         """Put a post back in its place; dropped instead when a newer one replaces it."""
         with self.pool.connection() as conn:
-            conn.execute(
-                "UPDATE outbox SET state = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 "
-                "FROM outbox o WHERE o.key = outbox.key AND o.state = 'queued' AND o.id > "
-                "outbox.id) THEN 'dropped' ELSE 'queued' END, unsure = %s WHERE id = %s",
-                [unsure, post_id],
-            )
+            conn.execute(sql.REQUEUE_POST, [unsure, post_id])
 
     def drop(self, post_id: int, reason: str) -> None:
         self._settle(post_id, "dropped", error=reason[:200])
 
     def _settle(self, post_id: int, state: str, **fields: Any) -> None:
-        values = {"state": state, "done_at": iso(self._clock.now()), **fields}
-        assignments = ", ".join(f"{k} = %s" for k in values)
+        changes, values = sql.assignments({"state": state, "done_at": self._clock.now(), **fields})
         with self.pool.connection() as conn:
-            conn.execute(
-                f"UPDATE outbox SET {assignments} WHERE id = %s", [*values.values(), post_id]
-            )
-
-    def backlog(self) -> int:
-        """How many posts wait to be sent."""
-        rows = self._rows("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')")
-        return rows[0]["n"]
-
-    def request_counts(self) -> dict[str, int]:
-        """How many requests are in each state (states with none are left out)."""
-        rows = self._rows("SELECT state, count(*) AS n FROM requests GROUP BY state")
-        return {r["state"]: r["n"] for r in rows}
-
-    def outbox_waiting(self) -> tuple[int, datetime | None]:
-        """How many posts wait to be sent, and when the oldest of them was queued."""
-        (row,) = self._rows(
-            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox "
-            "WHERE state IN ('queued', 'sending')"
-        )
-        return row["n"], row["oldest"]
-
-    def by_reply(self, channel: str, ts: str) -> Request | None:
-        """The request in whose thread the bot posted the message `ts`, or None."""
-        rows = self._rows(
-            "SELECT request_id FROM outbox WHERE channel = %s AND ts = %s", [channel, ts]
-        )
-        return self.get(rows[0]["request_id"]) if rows else None
+            conn.execute(f"UPDATE outbox SET {changes} WHERE id = %s", [*values, post_id])
 
     def forget_sent(self, before: datetime) -> int:
         """Drop settled posts older than `before` (kept a while to recognise thread replies)."""
         with self.pool.connection() as conn:
-            return conn.execute(
-                "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < %s",
-                [iso(before)],
-            ).rowcount
+            return conn.execute(sql.FORGET_SENT, [iso(before)]).rowcount
 
     # -- audit and events -------------------------------------------------------------
 
@@ -809,30 +640,19 @@ class PostgresStore:
         reason: str,
     ) -> None:
         """Append one audit row in `conn`'s (durable) transaction, chained to the last."""
-        last = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
-        sealed = audit_chain.seal(row | {"reason": reason}, prev_hash(last))
-        conn.execute(
-            f"INSERT INTO audit ({', '.join(sealed)}) VALUES ({', '.join(['%s'] * len(sealed))})",
-            list(sealed.values()),
-        )
+        sql.append_audit(conn.execute, row | {"reason": reason})
 
     def audit(self, request_id: str | None = None) -> list[dict]:
-        sql, params = "SELECT * FROM audit", []
-        if request_id:
-            sql, params = sql + " WHERE request_id = %s", [request_id]
-        return [r | {"at": iso(r["at"])} for r in self._rows(sql + " ORDER BY id", params)]
+        rows = self._rows(sql.AUDIT_OF, [request_id]) if request_id else self._rows(sql.AUDIT)
+        return [r | {"at": iso(r["at"])} for r in rows]
 
     def audit_chain(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> Iterator[dict]:
         last = 0
         while True:
-            page = self._rows(
-                "SELECT * FROM audit WHERE id > %s AND at >= %s AND at < %s ORDER BY id "
-                f"LIMIT {AUDIT_PAGE}",
-                [last, *time_range(since, until)],
-            )
+            page = self._rows(sql.AUDIT_CHAIN_PAGE, [last, *time_range(since, until)])
             yield from (r | {"at": iso(r["at"])} for r in page)
             if len(page) < AUDIT_PAGE:
                 return
@@ -848,34 +668,22 @@ class PostgresStore:
     def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None:
         now = iso(self._clock.now())
         with self._tx() as conn:
-            row = conn.execute(LIFTABLE_FREEZE + " FOR UPDATE", [freeze_id, now]).fetchone()
+            row = conn.execute(sql.LIFTABLE_FREEZE + " FOR UPDATE", [freeze_id, now]).fetchone()
             if row is None:
                 return None
-            conn.execute(
-                "UPDATE freezes SET lifted_by = %s, lifted_at = %s WHERE id = %s",
-                [user, now, freeze_id],
-            )
+            conn.execute(sql.LIFT_FREEZE, [user, now, freeze_id])
             self._audit(conn, freeze_id, user, "unfreeze", None, None, "freeze lifted")
         return freeze_from_row(row)
 
-    def freezes(self, *, ending_after: datetime) -> list[Freeze]:
-        return [freeze_from_row(r) for r in self._rows(CURRENT_FREEZES, [iso(ending_after)])]
-
     def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO reviews (request_id, policy_name, due_at) VALUES (%s, %s, %s) "
-                "ON CONFLICT DO NOTHING",
-                [request_id, policy_name, iso(due)],
-            )
+            conn.execute(sql.OPEN_REVIEW, [request_id, policy_name, iso(due)])
             self._audit(conn, request_id, SYSTEM_ACTOR, "emergency_override", None, None, why)
 
     def review(self, request_id: str, user: str, posts: list[Post]) -> bool:
         with self._tx() as conn:
             changed = conn.execute(
-                "UPDATE reviews SET reviewed_by = %s, reviewed_at = %s "
-                "WHERE request_id = %s AND reviewed_by IS NULL",
-                [user, iso(self._clock.now()), request_id],
+                sql.REVIEWED, [user, iso(self._clock.now()), request_id]
             ).rowcount
             if changed:
                 self._audit(conn, request_id, user, "emergency_review", None, None, "reviewed")
@@ -884,15 +692,9 @@ class PostgresStore:
             self.on_enqueue()
         return bool(changed)
 
-    def unreviewed(self) -> list[dict]:
-        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(UNREVIEWED)]
-
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         with self._tx() as conn:
-            changed = conn.execute(
-                "UPDATE reviews SET reminded_at = %s WHERE request_id = %s AND reminded_at IS NULL",
-                [iso(self._clock.now()), request_id],
-            ).rowcount
+            changed = conn.execute(sql.REMINDED, [iso(self._clock.now()), request_id]).rowcount
             if changed:
                 self._enqueue(conn, posts)
         if changed:
@@ -901,20 +703,12 @@ class PostgresStore:
 
     def first_delivery(self, event_id: str) -> bool:
         with self.pool.connection() as conn:
-            cursor = conn.execute(
-                "INSERT INTO events (event_id, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [event_id, iso(self._clock.now())],
-            )
+            cursor = conn.execute(sql.FIRST_DELIVERY, [event_id, iso(self._clock.now())])
             return bool(cursor.rowcount)
 
     def forget_events(self, before: datetime) -> int:
         with self.pool.connection() as conn:
-            return conn.execute("DELETE FROM events WHERE at < %s", [iso(before)]).rowcount
-
-
-def _queued(row: dict) -> Queued:
-    post = Post(row["kind"], row["request_id"], row["channel"], row["text"] or "", row["key"])
-    return Queued(row["id"], post, row["attempts"], bool(row["unsure"]))
+            return conn.execute(sql.FORGET_EVENTS, [iso(before)]).rowcount
 
 
 class AdvisoryLeader:

@@ -1,4 +1,4 @@
-"""What both stores share: request ids, requests to and from table rows, change control's SQL.
+"""What both stores share: request ids, requests to and from table rows, change control's rows.
 
 Timestamps are written as ISO 8601 text (PostgreSQL casts it to `timestamptz`) and read back
 from either text or a `datetime`; JSON fields are text in both databases.
@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core.change_control import Freeze
 from ..core.fleet import Fleet, FleetState, Rollout
+from ..core.posts import Post, Queued
 from ..core.request import DeploySpec, Request
 from ..core.states import State
 from .audit_chain import GENESIS
@@ -156,6 +157,12 @@ def fleet_from_row(row: dict) -> Fleet:
     )
 
 
+def queued_from_row(row: dict) -> Queued:
+    """The waiting post of an `outbox` row."""
+    post = Post(row["kind"], row["request_id"], row["channel"], row["text"] or "", row["key"])
+    return Queued(row["id"], post, row["attempts"], bool(row["unsure"]))
+
+
 def in_rollout_order(fleet: Fleet, members: Iterable[Request]) -> list[Request]:
     """A fleet's server requests in the order of its rollout (`fleet.servers`)."""
     order = {server: i for i, server in enumerate(fleet.servers)}
@@ -195,17 +202,6 @@ REVIEW_COLUMNS = {
     "reviewed_at": str,
     "reminded_at": str,
 }
-# Placeholders in PostgreSQL's style; `qmark()` turns them into SQLite's.
-LIFTABLE_FREEZE = "SELECT * FROM freezes WHERE id = %s AND lifted_by IS NULL AND ends_at > %s"
-CURRENT_FREEZES = (
-    "SELECT * FROM freezes WHERE lifted_by IS NULL AND ends_at > %s ORDER BY starts_at"
-)
-UNREVIEWED = "SELECT * FROM reviews WHERE reviewed_by IS NULL ORDER BY due_at, request_id"
-
-
-def qmark(sql: str) -> str:
-    """A statement of this section with SQLite's placeholders."""
-    return sql.replace("%s", "?")
 
 
 def audit_row(

@@ -26,7 +26,6 @@ The list, status and poll queries are answered from indexes (state, creation tim
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -44,19 +43,15 @@ from ..core.ports import Clock, ServerBusy
 from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
-from . import audit_chain
+from . import audit_chain, sql
 from .lockfile import hold_shared
+from .reads import Reads
 from .rows import (
     AUDIT_PAGE,
-    CURRENT_FREEZES,
     FREEZE_COLUMNS,
-    LIFTABLE_FREEZE,
     REVIEW_COLUMNS,
     SYSTEM_ACTOR,
-    UNREVIEWED,
     audit_row,
-    column,
-    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
@@ -64,10 +59,8 @@ from .rows import (
     freeze_from_row,
     freeze_to_row,
     from_row,
-    in_rollout_order,
     iso,
-    prev_hash,
-    qmark,
+    queued_from_row,
     time_range,
     to_row,
 )
@@ -289,7 +282,7 @@ class SoleLeader:
         return True
 
 
-class Store:
+class Store(Reads):
     """The request store over one SQLite file (WAL mode), safe to share between threads."""
 
     def __init__(
@@ -350,20 +343,13 @@ class Store:
 
     def claim_card(self, request_id: str, version: int) -> bool:
         """True when the card may show `version`: no newer version was drawn or is being."""
-        with self._write() as db:
-            cursor = db.execute(
-                "UPDATE requests SET card_version = ? WHERE id = ? AND card_version < ?",
-                [version, request_id, version],
-            )
-            return cursor.rowcount == 1
+        with self._write():
+            return self._run(sql.CLAIM_CARD, [version, request_id, version]).rowcount == 1
 
     def release_card(self, request_id: str, version: int) -> None:
         """Undo `claim_card(request_id, version)` when the card could not be drawn."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE requests SET card_version = 0 WHERE id = ? AND card_version = ?",
-                [request_id, version],
-            )
+        with self._write():
+            self._run(sql.RELEASE_CARD, [request_id, version])
 
     @contextmanager
     def _write(self, notify: bool = True) -> Iterator[Database]:
@@ -384,6 +370,15 @@ class Store:
         if enqueued and notify:
             self.on_enqueue()
 
+    def _run(self, statement: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Execute one of `sql`'s statements (placeholders turned into SQLite's)."""
+        return self.db.execute(sql.qmark(statement), list(params))
+
+    def _rows(self, statement: str, params: Iterable[Any] = ()) -> list[dict]:
+        """The rows one of `sql`'s queries answers."""
+        with self._lock:
+            return list(self.db.query(sql.qmark(statement), list(params)))
+
     # -- requests -------------------------------------------------------------------
 
     def create(self, request: Request, secrets: dict | None, reason: str = "requested") -> None:
@@ -396,25 +391,8 @@ class Store:
             if other:
                 raise ServerBusy(request.spec.server, other)
             db["requests"].insert(to_row(request))
-            if secrets and any(secrets.values()):
-                db["secrets"].insert({"request_id": request.id, "data": json.dumps(secrets)})
+            sql.keep_secrets(self._run, request.id, secrets)
             self._audit(request.id, request.requester, "created", None, request.state, reason)
-
-    def get(self, request_id: str) -> Request | None:
-        """The request with this id, or None."""
-        with self._lock:
-            rows = list(self.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
-        return from_row(rows[0]) if rows else None
-
-    def by_message(self, channel: str, ts: str) -> Request | None:
-        """The request whose card is the message `ts` in `channel`, or None."""
-        with self._lock:
-            rows = list(
-                self.db.query(
-                    "SELECT * FROM requests WHERE channel = ? AND message_ts = ?", [channel, ts]
-                )
-            )
-        return from_row(rows[0]) if rows else None
 
     def in_states(self, states: Iterable[State], server: str | None = None) -> list[Request]:
         """Requests in any of `states` (optionally of one server), oldest first."""
@@ -450,10 +428,6 @@ class Store:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
 
-    def active(self, server: str | None = None) -> list[Request]:
-        """Requests that hold their server: pending, approved, submitting or deploying."""
-        return self.in_states(ACTIVE_STATES, server)
-
     def recent(self, limit: int = 20, server: str | None = None, offset: int = 0) -> list[Request]:
         """The newest requests (of one server, if given), newest first, skipping `offset`."""
         sql, params = "SELECT * FROM requests", []
@@ -463,10 +437,6 @@ class Store:
         with self._lock:
             rows = list(self.db.query(sql, [*params, limit, offset]))
         return [from_row(r) for r in rows]
-
-    def count(self) -> int:
-        with self._lock:
-            return self.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
 
     def _active_on(self, server: str) -> Request | None:
         found = self.active(server)
@@ -495,25 +465,21 @@ class Store:
         transaction).
         """
         check_transition(request_id, expected, to)
-        values = {k: column(v) for k, v in fields.items()}
-        values["state"] = str(to)
-        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
-        with self._write(notify=False) as db:
-            cursor = db.execute(
-                f"UPDATE requests SET {assignments} WHERE id = ? AND state = ?",
-                [*values.values(), request_id, str(expected)],
+        changes, values = sql.assignments(fields | {"state": to})
+        with self._write(notify=False):
+            cursor = self._run(
+                sql.CHANGE_STATE.format(assignments=changes),
+                [*values, request_id, str(expected)],
             )
             if cursor.rowcount != 1:
                 current = self._state_of(request_id)
                 raise IllegalTransition(
                     request_id, current or expected, to, f"it is {current or 'unknown'} now"
                 )
-            taken = self._secrets(request_id) if take_secrets else None
+            taken = self.secrets(request_id) if take_secrets else None
             deleted = 0
             if take_secrets or to.is_final:
-                deleted = db.execute(
-                    "DELETE FROM secrets WHERE request_id = ?", [request_id]
-                ).rowcount
+                deleted = self._run(sql.DELETE_SECRETS, [request_id]).rowcount
             self._audit(request_id, actor, "transition", expected, to, reason)
             if posts:
                 changed = self.get(request_id)
@@ -532,14 +498,10 @@ class Store:
         posts that report them, in one transaction."""
         if "state" in fields:
             raise ValueError("state changes go through transition()")
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values) + ", version = version + 1"
-        with self._write() as db:
+        changes, values = sql.assignments(fields)
+        with self._write():
             if values:
-                db.execute(
-                    f"UPDATE requests SET {assignments} WHERE id = ?",
-                    [*values.values(), request_id],
-                )
+                self._run(sql.CHANGE_REQUEST.format(assignments=changes), [*values, request_id])
             self._enqueue(posts)
 
     def _checkpoint(self) -> None:
@@ -548,17 +510,8 @@ class Store:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _state_of(self, request_id: str) -> State | None:
-        rows = list(self.db.query("SELECT state FROM requests WHERE id = ?", [request_id]))
+        rows = self._rows(sql.STATE_OF, [request_id])
         return State(rows[0]["state"]) if rows else None
-
-    def secrets(self, request_id: str) -> dict | None:
-        """The request's secrets while it has them (before submission), else None."""
-        with self._lock:
-            return self._secrets(request_id)
-
-    def _secrets(self, request_id: str) -> dict | None:
-        rows = list(self.db.query("SELECT data FROM secrets WHERE request_id = ?", [request_id]))
-        return json.loads(rows[0]["data"]) if rows else None
 
     # -- fleets (deploys to many servers) ---------------------------------------------
 
@@ -576,25 +529,8 @@ class Store:
             self._audit(fleet.id, fleet.requester, "created", None, None, "fleet requested")
             for child, secrets in children:
                 db["requests"].insert(to_row(child))
-                if secrets and any(secrets.values()):
-                    db["secrets"].insert({"request_id": child.id, "data": json.dumps(secrets)})
+                sql.keep_secrets(self._run, child.id, secrets)
                 self._audit(child.id, child.requester, "created", None, child.state, fleet.id)
-
-    def fleet(self, fleet_id: str) -> Fleet | None:
-        """The fleet request with this id, or None."""
-        with self._lock:
-            rows = list(self.db.query("SELECT * FROM fleets WHERE id = ?", [fleet_id]))
-        return fleet_from_row(rows[0]) if rows else None
-
-    def fleet_by_message(self, channel: str, ts: str) -> Fleet | None:
-        """The fleet whose card is the message `ts` in `channel`, or None."""
-        with self._lock:
-            rows = list(
-                self.db.query(
-                    "SELECT * FROM fleets WHERE channel = ? AND message_ts = ?", [channel, ts]
-                )
-            )
-        return fleet_from_row(rows[0]) if rows else None
 
     def fleets_in_states(self, states: Iterable[FleetState]) -> list[Fleet]:
         """Fleet requests in any of `states`, oldest first."""
@@ -603,12 +539,6 @@ class Store:
         with self._lock:
             rows = list(self.db.query(sql + " ORDER BY created_at", wanted))
         return [fleet_from_row(r) for r in rows]
-
-    def fleet_members(self, fleet: Fleet) -> list[Request]:
-        """The fleet's server requests, in rollout order."""
-        with self._lock:
-            rows = list(self.db.query("SELECT * FROM requests WHERE fleet_id = ?", [fleet.id]))
-        return in_rollout_order(fleet, map(from_row, rows))
 
     def fleet_transition(
         self,
@@ -620,12 +550,11 @@ class Store:
         **fields: Any,
     ) -> bool:
         """Compare-and-set of the fleet's state with its audit row; False if it moved."""
-        values = {k: column(v) for k, v in fields.items()} | {"state": str(to)}
-        assignments = ", ".join(f"{k} = ?" for k in values)
-        with self._write() as db:
-            cursor = db.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = ? AND state = ?",
-                [*values.values(), fleet_id, str(expected)],
+        changes, values = sql.assignments(fields | {"state": to})
+        with self._write():
+            cursor = self._run(
+                sql.CHANGE_FLEET_STATE.format(assignments=changes),
+                [*values, fleet_id, str(expected)],
             )
             if cursor.rowcount != 1:
                 return False
@@ -635,48 +564,27 @@ class Store:
 
     def update_fleet(self, fleet_id: str, **fields: Any) -> None:
         """Write fleet fields that are not its state (card ts, what was announced)."""
-        values = {k: column(v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = ?" for k in values)
-        with self._write() as db:
-            db.execute(
-                f"UPDATE fleets SET {assignments} WHERE id = ?", [*values.values(), fleet_id]
-            )
+        changes, values = sql.assignments(fields)
+        with self._write():
+            self._run(sql.CHANGE_FLEET.format(assignments=changes), [*values, fleet_id])
 
     def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
         """Record `user`'s approval of the exact spec of each of the fleet's servers in
         `request_ids` (those whose policy lists `user`); False if already recorded."""
-        with self._write() as db:
-            rows = list(
-                db.query("SELECT id, fingerprint FROM requests WHERE fleet_id = ?", [fleet.id])
-            )
-            added = 0
-            for row in (r for r in rows if r["id"] in request_ids):
-                added += db.execute(
-                    "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
-                    "VALUES (?, ?, ?, ?)",
-                    [row["id"], user, row["fingerprint"], iso(self._clock.now())],
-                ).rowcount
+        with self._write():
+            now = iso(self._clock.now())
+            added = sql.approve_fleet(self._run, fleet.id, user, now, request_ids)
             if added:
-                db.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
-                )
                 self._audit(fleet.id, user, "approval", None, None, fleet_approved(added))
             return bool(added)
 
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool:
         """Withdraw `user`'s approval of the fleet; False if there was none."""
-        with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM approvals WHERE user = ? AND request_id IN "
-                "(SELECT id FROM requests WHERE fleet_id = ?)",
-                [user, fleet.id],
-            )
-            if cursor.rowcount:
-                db.execute(
-                    "UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet.id]
-                )
+        with self._write():
+            removed = sql.withdraw_from_fleet(self._run, fleet.id, user)
+            if removed:
                 self._audit(fleet.id, user, "withdrawal", None, None, "approval withdrawn")
-            return bool(cursor.rowcount)
+            return removed
 
     # -- approvals ------------------------------------------------------------------
 
@@ -691,46 +599,31 @@ class Store:
 
         `posts`, given the approvals of `fingerprint` this one included, says what to tell
         the chat (queued in the same transaction)."""
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
-                "VALUES (?, ?, ?, ?)",
-                [request_id, user, fingerprint, iso(self._clock.now())],
-            )
-            if cursor.rowcount:
-                self._bump(request_id)
+        with self._write():
+            now = iso(self._clock.now())
+            added = sql.approve(self._run, request_id, user, fingerprint, now)
+            if added:
                 self._audit(request_id, user, "approval", None, None, "approved")
                 if posts:
                     self._enqueue(posts(self.approvals(request_id, fingerprint)))
-            return bool(cursor.rowcount)
+            return added
 
     def remove_approval(self, request_id: str, user: str, posts: Iterable[Post] = ()) -> bool:
         """Withdraw `user`'s approval (and queue `posts`); False if there was none."""
-        with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM approvals WHERE request_id = ? AND user = ?", [request_id, user]
-            )
-            if cursor.rowcount:
-                self._bump(request_id)
+        with self._write():
+            removed = sql.withdraw(self._run, request_id, user)
+            if removed:
                 self._audit(request_id, user, "withdrawal", None, None, "approval withdrawn")
                 self._enqueue(posts)
-            return bool(cursor.rowcount)
-
-    def _bump_fleet(self, fleet_id: str) -> None:
-        """A new version of every server's request of the fleet (their votes changed)."""
-        self.db.execute("UPDATE requests SET version = version + 1 WHERE fleet_id = ?", [fleet_id])
-
-    def _bump(self, request_id: str) -> None:
-        """A new version of the request (its card shows the votes)."""
-        self.db.execute("UPDATE requests SET version = version + 1 WHERE id = ?", [request_id])
+            return removed
 
     # -- outbox ---------------------------------------------------------------------
 
     def resume_sending(self) -> None:
         """Posts a sender was sending when it died go back in line, marked unsure (they may
         have been posted); at start-up, before the sender starts."""
-        with self._write() as db:
-            db.execute("UPDATE outbox SET state = 'queued', unsure = 1 WHERE state = 'sending'")
+        with self._write():
+            self._run(sql.RESUME_SENDING)
 
     def enqueue(self, posts: Iterable[Post]) -> None:
         """Queue posts that report no stored change (e.g. "starts at 12:00")."""
@@ -740,52 +633,16 @@ class Store:
     def _enqueue(self, posts: Iterable[Post]) -> None:
         """Queue `posts` in the current transaction; a waiting post with the same key takes
         the new text instead (only the latest progress or card is worth sending)."""
-        for post in posts:
+        if sql.queue(self._run, posts, self._clock):
             self._enqueued = True
-            if post.key:
-                cursor = self.db.execute(
-                    "UPDATE outbox SET text = ? WHERE key = ? AND state = 'queued'",
-                    [post.text, post.key],
-                )
-                if cursor.rowcount:
-                    continue
-            self.db["outbox"].insert(
-                {
-                    "kind": post.kind,
-                    "request_id": post.request_id,
-                    "channel": post.channel,
-                    "key": post.key,
-                    "text": post.text,
-                    "state": "queued",
-                    "attempts": 0,
-                    "unsure": 0,
-                    "created_at": iso(self._clock.now()),
-                }
-            )
-
-    def heads(self) -> list[Queued]:
-        """The oldest waiting post of every lane (channel and kind) not sending one now."""
-        with self._lock:
-            rows = self.db.query(
-                "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox "
-                "WHERE state = 'queued' GROUP BY channel, kind) AND NOT EXISTS (SELECT 1 "
-                "FROM outbox o WHERE o.state = 'sending' AND o.channel = outbox.channel "
-                "AND o.kind = outbox.kind) ORDER BY id"
-            )
-            return [self._queued(r) for r in rows]
 
     def claim(self, post_id: int) -> Queued | None:
         """Mark a waiting post as being sent; None when it is not waiting any more."""
-        with self._write() as db:
-            cursor = db.execute(
-                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-                "WHERE id = ? AND state = 'queued'",
-                [post_id],
-            )
-            if cursor.rowcount != 1:
+        with self._write():
+            if self._run(sql.CLAIM_POST, [post_id]).rowcount != 1:
                 return None
-            row = next(db.query("SELECT * FROM outbox WHERE id = ?", [post_id]))
-        return self._queued(row)
+            row = self._rows(sql.POST, [post_id])[0]
+        return queued_from_row(row)
 
     def sent(self, post_id: int, ts: str | None) -> None:
         """The post is in the chat (`ts`: its message id, for replies)."""
@@ -793,13 +650,8 @@ class Store:
 
     def requeue(self, post_id: int, *, unsure: bool) -> None:
         """Put a post back in its place; dropped instead when a newer one replaces it."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET state = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 "
-                "FROM outbox o WHERE o.key = outbox.key AND o.state = 'queued' AND o.id > "
-                "outbox.id) THEN 'dropped' ELSE 'queued' END, unsure = ? WHERE id = ?",
-                [int(unsure), post_id],
-            )
+        with self._write():
+            self._run(sql.REQUEUE_POST, [unsure, post_id])
 
     def drop(self, post_id: int, reason: str) -> None:
         """Give up on a post the chat will never take."""
@@ -810,58 +662,10 @@ class Store:
             done = {"state": state, "done_at": iso(self._clock.now())}
             db["outbox"].update(post_id, {**done, **fields})
 
-    def backlog(self) -> int:
-        """How many posts wait to be sent."""
-        with self._lock:
-            return self.db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')"
-            ).fetchone()[0]
-
-    def request_counts(self) -> dict[str, int]:
-        """How many requests are in each state (states with none are left out)."""
-        with self._lock:
-            rows = self.db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
-            return dict(rows.fetchall())
-
-    def outbox_waiting(self) -> tuple[int, datetime | None]:
-        """How many posts wait to be sent, and when the oldest of them was queued."""
-        with self._lock:
-            count, oldest = self.db.execute(
-                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state IN ('queued', 'sending')"
-            ).fetchone()
-        return count, datetime.fromisoformat(oldest) if oldest else None
-
-    def by_reply(self, channel: str, ts: str) -> Request | None:
-        """The request in whose thread the bot posted the message `ts`, or None."""
-        with self._lock:
-            rows = list(
-                self.db.query(
-                    "SELECT request_id FROM outbox WHERE channel = ? AND ts = ?", [channel, ts]
-                )
-            )
-        return self.get(rows[0]["request_id"]) if rows else None
-
     def forget_sent(self, before: datetime) -> int:
         """Drop settled posts older than `before` (kept a while to recognise thread replies)."""
-        with self._write() as db:
-            return db.execute(
-                "DELETE FROM outbox WHERE state IN ('sent', 'dropped') AND done_at < ?",
-                [iso(before)],
-            ).rowcount
-
-    @staticmethod
-    def _queued(row: dict) -> Queued:
-        post = Post(row["kind"], row["request_id"], row["channel"], row["text"] or "", row["key"])
-        return Queued(row["id"], post, row["attempts"], bool(row["unsure"]))
-
-    def approvals(self, request_id: str, fingerprint: str) -> list[str]:
-        """Users whose approval is bound to `fingerprint` (approvals of anything else are void)."""
-        with self._lock:
-            rows = self.db.query(
-                "SELECT user FROM approvals WHERE request_id = ? AND fingerprint = ? ORDER BY at",
-                [request_id, fingerprint],
-            )
-            return [r["user"] for r in rows]
+        with self._write():
+            return self._run(sql.FORGET_SENT, [iso(before)]).rowcount
 
     # -- audit and events -------------------------------------------------------------
 
@@ -880,17 +684,12 @@ class Store:
         reason: str,
     ) -> None:
         """Append one audit row, chained to the last (inside `_write()`'s transaction)."""
-        last = self.db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
-        self.db["audit"].insert(audit_chain.seal(row | {"reason": reason}, prev_hash(last)))
+        sql.append_audit(self._run, row | {"reason": reason})
 
     def audit(self, request_id: str | None = None) -> list[dict]:
         """The audit trail of one request, or of all, oldest first."""
-        sql, params = "SELECT * FROM audit", []
-        if request_id:
-            sql, params = sql + " WHERE request_id = ?", [request_id]
-        with self._lock:
-            return list(self.db.query(sql + " ORDER BY id", params))
+        return self._rows(sql.AUDIT_OF, [request_id]) if request_id else self._rows(sql.AUDIT)
 
     def audit_chain(
         self, since: datetime | None = None, until: datetime | None = None
@@ -899,14 +698,7 @@ class Store:
         the whole chain never holds it all)."""
         last = 0
         while True:
-            with self._lock:
-                page = list(
-                    self.db.query(
-                        "SELECT * FROM audit WHERE id > ? AND at >= ? AND at < ? ORDER BY id "
-                        f"LIMIT {AUDIT_PAGE}",
-                        [last, *time_range(since, until)],
-                    )
-                )
+            page = self._rows(sql.AUDIT_CHAIN_PAGE, [last, *time_range(since, until)])
             yield from page
             if len(page) < AUDIT_PAGE:
                 return
@@ -923,71 +715,43 @@ class Store:
     def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None:
         """End a freeze now (None when no such freeze is still in force)."""
         now = iso(self._clock.now())
-        with self._write() as db:
-            row = next(db.query(qmark(LIFTABLE_FREEZE), [freeze_id, now]), None)
-            if row is None:
+        with self._write():
+            rows = self._rows(sql.LIFTABLE_FREEZE, [freeze_id, now])
+            if not rows:
                 return None
-            db.execute(
-                "UPDATE freezes SET lifted_by = ?, lifted_at = ? WHERE id = ?",
-                [user, now, freeze_id],
-            )
+            self._run(sql.LIFT_FREEZE, [user, now, freeze_id])
             self._audit(freeze_id, user, "unfreeze", None, None, "freeze lifted")
-        return freeze_from_row(row)
-
-    def freezes(self, *, ending_after: datetime) -> list[Freeze]:
-        """The freezes not lifted that end after `ending_after`, earliest first."""
-        with self._lock:
-            rows = self.db.query(qmark(CURRENT_FREEZES), [iso(ending_after)])
-            return [freeze_from_row(r) for r in rows]
+        return freeze_from_row(rows[0])
 
     def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
         """An emergency override to be reviewed by `due`, flagged in the audit trail."""
-        with self._write() as db:
-            db["reviews"].insert(
-                {"request_id": request_id, "policy_name": policy_name, "due_at": iso(due)},
-                ignore=True,
-            )
+        with self._write():
+            self._run(sql.OPEN_REVIEW, [request_id, policy_name, iso(due)])
             self._audit(request_id, SYSTEM_ACTOR, "emergency_override", None, None, why)
 
     def review(self, request_id: str, user: str, posts: list[Post]) -> bool:
         """Record `user`'s review of an emergency override; False if it was reviewed."""
-        with self._write() as db:
-            changed = db.execute(
-                "UPDATE reviews SET reviewed_by = ?, reviewed_at = ? "
-                "WHERE request_id = ? AND reviewed_by IS NULL",
-                [user, iso(self._clock.now()), request_id],
-            ).rowcount
+        with self._write():
+            changed = self._run(sql.REVIEWED, [user, iso(self._clock.now()), request_id]).rowcount
             if changed:
                 self._audit(request_id, user, "emergency_review", None, None, "reviewed")
                 self._enqueue(posts)
         return bool(changed)
 
-    def unreviewed(self) -> list[dict]:
-        """Emergency overrides nobody has reviewed yet, oldest due first."""
-        with self._lock:
-            return [r | {"due_at": dt(r["due_at"])} for r in self.db.query(UNREVIEWED)]
-
     def remind_review(self, request_id: str, posts: list[Post]) -> bool:
         """Mark the reminder of an overdue review as sent, queueing `posts`, once."""
         with self._write():
-            changed = self.db.execute(
-                "UPDATE reviews SET reminded_at = ? WHERE request_id = ? AND reminded_at IS NULL",
-                [iso(self._clock.now()), request_id],
-            ).rowcount
+            changed = self._run(sql.REMINDED, [iso(self._clock.now()), request_id]).rowcount
             if changed:
                 self._enqueue(posts)
         return bool(changed)
 
     def first_delivery(self, event_id: str) -> bool:
         """True the first time `event_id` is seen: Slack's retried deliveries count once."""
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO events (event_id, at) VALUES (?, ?)",
-                [event_id, iso(self._clock.now())],
-            )
-            return bool(cursor.rowcount)
+        with self._write():
+            return bool(self._run(sql.FIRST_DELIVERY, [event_id, iso(self._clock.now())]).rowcount)
 
     def forget_events(self, before: datetime) -> int:
         """Drop delivery ids seen before `before` (Slack retries within minutes, not days)."""
-        with self._write() as db:
-            return db.execute("DELETE FROM events WHERE at < ?", [iso(before)]).rowcount
+        with self._write():
+            return self._run(sql.FORGET_EVENTS, [iso(before)]).rowcount
