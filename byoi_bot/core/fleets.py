@@ -111,20 +111,9 @@ class Fleets:
         for spec, facts in ready:
             policy = d.policies.for_server(spec.server)
             checks = facts["checks"] + (waiting if verify else [])
-            child = Request(
-                id=d.new_id(),
-                spec=spec.with_secrets(None),
-                requester=requester,
-                channel=channel,
-                state=State.PENDING_APPROVAL,
-                created_at=now,
-                expires_at=now + policy.ttl,
-                policy_name=policy.name,
-                fingerprint=spec.fingerprint(),
-                checks=[c.to_dict() for c in checks],
-                server_facts=facts.get("server"),
-                image_facts=facts.get("image", {}) | ({"catalog": source} if source else {}),
-                fleet_id=fleet_id,
+            image = facts.get("image", {}) | ({"catalog": source} if source else {})
+            child = d.pending(
+                spec, requester, channel, policy, checks, facts.get("server"), image, fleet_id
             )
             children.append((child, spec.secrets()))
         names = list(dict.fromkeys(c.policy_name for c, _ in children))

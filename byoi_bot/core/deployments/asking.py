@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import messages, sent
 from ..checks import Check, Severity, blocking
+from ..policy import Policy
 from ..ports import ProviderError, ServerBusy, ServerFacts
 from ..request import DeploySpec, Request
 from ..server_checks import server_checks
@@ -41,20 +42,14 @@ class Asking(Workflow):
         verify = self.verifier is not None and spec.checksum is not None
         if verify:
             checks.append(Check(CHECKSUM, Severity.WARNING, messages.checksum_progress(0, None)))
-        now = self.clock.now()
-        request = Request(
-            id=self.new_id(),
-            spec=spec.with_secrets(None),
-            requester=requester,
-            channel=channel,
-            state=State.PENDING_APPROVAL,
-            created_at=now,
-            expires_at=now + policy.ttl,
-            policy_name=policy.name,
-            fingerprint=spec.fingerprint(),
-            checks=[c.to_dict() for c in checks],
-            server_facts=facts.to_dict() if facts else None,
-            image_facts=image_facts | ({"catalog": source} if source else {}),
+        request = self.pending(
+            spec,
+            requester,
+            channel,
+            policy,
+            checks,
+            facts.to_dict() if facts else None,
+            image_facts | ({"catalog": source} if source else {}),
         )
         try:
             self.store.create(request, spec.secrets())
@@ -85,3 +80,33 @@ class Asking(Workflow):
         if running:
             checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
         return facts, checks
+
+    def pending(
+        self,
+        spec: DeploySpec,
+        requester: str,
+        channel: str,
+        policy: Policy,
+        checks: list[Check],
+        server_facts: dict | None,
+        image_facts: dict,
+        fleet_id: str | None = None,
+    ) -> Request:
+        """A new request waiting for approval (stored by the caller), its secrets stripped,
+        its approval window and fingerprint set; one server of a fleet names its `fleet_id`."""
+        now = self.clock.now()
+        return Request(
+            id=self.new_id(),
+            spec=spec.with_secrets(None),
+            requester=requester,
+            channel=channel,
+            state=State.PENDING_APPROVAL,
+            created_at=now,
+            expires_at=now + policy.ttl,
+            policy_name=policy.name,
+            fingerprint=spec.fingerprint(),
+            checks=[c.to_dict() for c in checks],
+            server_facts=server_facts,
+            image_facts=image_facts,
+            fleet_id=fleet_id,
+        )
