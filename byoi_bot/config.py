@@ -124,6 +124,20 @@ def _fleet_refused(text: str) -> str:
     return text
 
 
+def _disk_groups(value: object) -> tuple[int, ...]:
+    """`keep_disks = [2, 3]`: disk group ids (positive integers), each once."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise ConfigError(
+            f"keep_disks must be a list of disk group ids (positive integers), e.g. "
+            f"keep_disks = [2, 3]; got {value!r}"
+        )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"keep_disks lists a disk group more than once: {value!r}")
+    return tuple(value)
+
+
 def _api(text: str) -> str:
     if text not in API_GENERATIONS:
         raise ConfigError(f"`{text}` is not an API generation; expected one of {API_GENERATIONS}")
@@ -347,6 +361,7 @@ POLICY_KEYS = {
     "allowed_channels": _channel_ids,
     "requesters": _slack_ids,
     "api": _api,
+    "keep_disks": _disk_groups,
 }
 
 
@@ -396,6 +411,7 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
         channels=v.get("allowed_channels", default.channels),
         requesters=v.get("requesters", default.requesters),
         api=v.get("api", default.api),
+        keep_disks=v.get("keep_disks", ()),
     )
 
 

@@ -81,7 +81,9 @@ class Fleets:
             resolved, unsendable = spec, []
             if not why:
                 image = facts.get("image", {})
-                resolved, unsendable = sent.resolve(spec, own.api, image, facts.get("facts"))
+                resolved, unsendable = sent.resolve(
+                    spec, own.api, image, facts.get("facts"), own.keep_disks
+                )
             if why or unsendable:
                 left_out.append((spec.server, why or "; ".join(unsendable)))
             else:

@@ -56,6 +56,7 @@ class Policy:
     channels: frozenset[str] = frozenset()
     requesters: frozenset[str] = frozenset()
     api: str = "reinstall"
+    keep_disks: tuple[int, ...] = ()  # disk groups a deploy keeps unless it says otherwise
 
     @property
     def groups(self) -> tuple[str, ...]:

@@ -415,11 +415,17 @@ def reinstall_body(spec: DeploySpec) -> dict:
     if spec.metadata:
         custom["configDriveMetadata"] = dict(spec.metadata)
     body = {"operatingSystem": OPERATING_SYSTEMS[spec.os], "customizations": custom}
+    storage = []
     if spec.disk_group is not None or spec.raid is not None:
-        storage: dict = {"diskGroupId": spec.disk_group or 0}  # 0: the API chooses
+        target: dict = {"diskGroupId": spec.disk_group or 0}  # 0: the API chooses
         if spec.raid is not None:
-            storage["hardwareRaid"] = [{"raidLevel": spec.raid}]
-        body["storage"] = [storage]
+            target["hardwareRaid"] = [{"raidLevel": spec.raid}]
+        storage.append(target)
+    # Kept disk groups (partitioning guide, ovh/ovhcloud-docs#531): `core.sent.resolve` has
+    # named the OS disk group above and checked these against the server's groups.
+    storage += [{"diskGroupId": group, "erase": False} for group in spec.keep_disks or ()]
+    if storage:
+        body["storage"] = storage
     return body
 
 
