@@ -755,7 +755,7 @@ def test_grammar_fields_are_deploy_spec_fields_with_converters():
     spec_fields = {f.name for f in dataclasses.fields(DeploySpec)}
     fleet = {"fleet_pattern", "fleet_parallel", "fleet_canary", "fleet_stop"}
     assert {o.field for o in OPTIONS} - {"image"} - fleet <= spec_fields  # the catalog's, fleet
-    assert set(commands._CONVERTERS) == {o.field for o in OPTIONS}
+    assert set(commands.CONVERTERS) == {o.field for o in OPTIONS}
     assert len(all_keys()) == len(set(all_keys()))
     assert [o.name for o in OPTIONS if o.repeatable] == ["header", "metadata"]
 
@@ -782,7 +782,7 @@ def test_help_lists_every_option_and_only_those(topic):
     listed = set(re.findall(r"`([a-z0-9-]+)=", text))
     assert listed == set(all_keys())
     for key in listed:  # the parser accepts every key the help lists
-        option = commands._BY_KEY[key]
+        option = commands.BY_KEY[key]
         example = option.example_command().replace(f" {option.name}=", f" {key}=", 1)
         assert key in example
         parse(example.removeprefix("/byoi "), now=NOW)

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from benchlib import APPROVER, CHANNEL, FrozenClock, inventory, seed_deploying, server_names
 
 from byoi_bot.config import Settings
-from byoi_bot.core.outbox import Post
+from byoi_bot.core.posts import Post
 from byoi_bot.core.states import IllegalTransition, State
 from byoi_bot.ovhcloud.client import make_client
 from byoi_bot.ovhcloud.provider import ReinstallProvider

@@ -344,7 +344,7 @@ def test_a_leader_that_loses_its_session_steps_down_and_campaigns_again(postgres
 
 
 def test_posts_queued_on_any_replica_wake_the_leaders_sender(postgres_dsn):
-    from byoi_bot.core.outbox import Post
+    from byoi_bot.core.posts import Post
     from byoi_bot.store.postgres import PostgresStore
 
     leader_store, other = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)

@@ -3,7 +3,8 @@
 import pytest
 from bot_harness import APPROVER, OUTSIDER, REQUESTER, BotHarness
 
-from byoi_bot.core.outbox import Courier, RetryLater
+from byoi_bot.core.outbox import Courier
+from byoi_bot.core.posts import RetryLater
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.core.service import Refused
 from byoi_bot.core.states import State

@@ -16,6 +16,7 @@ from contextlib import suppress
 
 from . import messages, sent
 from .checks import blocking
+from .deployments.base import APPROVE_REACTIONS, REJECT_REACTIONS, SYSTEM, Refused
 from .fleet import (
     RUNNING_STATES,
     Fleet,
@@ -26,10 +27,10 @@ from .fleet import (
     to_start,
     waves,
 )
-from .outbox import Post, Undeliverable
 from .ports import FleetView, ServerBusy
+from .posts import Post, Undeliverable
 from .request import DeploySpec, Request
-from .service import APPROVE_REACTIONS, REJECT_REACTIONS, SYSTEM, Deployments, Refused
+from .service import Deployments
 from .states import IllegalTransition, State
 
 log = logging.getLogger(__name__)

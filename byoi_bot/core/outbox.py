@@ -15,67 +15,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from .fleet import Fleet
 from .ports import CardView, Chat, FleetView, RequestStore
+from .posts import CARD, Queued, RetryLater, Undeliverable
 from .request import Request
 
 log = logging.getLogger(__name__)
 
-REPLY, CARD = "reply", "card"
 GIVE_UP_AFTER = 8  # attempts whose outcome stayed unknown
 MAX_BACKOFF = 60.0
-
-
-@dataclass(frozen=True)
-class Post:
-    """A thread reply or a card edit of one request; posts with one `key` replace each other."""
-
-    kind: str
-    request_id: str
-    channel: str
-    text: str = ""
-    key: str | None = None
-
-    @classmethod
-    def reply(cls, request: Request | Fleet, text: str, *, latest_only: bool = False) -> Post:
-        """A reply in the card's thread; `latest_only` for progress that a newer one supersedes."""
-        key = f"progress:{request.id}" if latest_only else None
-        return cls(REPLY, request.id, request.channel, text, key)
-
-    @classmethod
-    def card(cls, request: Request | Fleet) -> Post:
-        """Redraw the card as it stands when sent."""
-        return cls(CARD, request.id, request.channel, key=f"card:{request.id}")
-
-
-@dataclass(frozen=True)
-class Queued:
-    """A post waiting in the outbox."""
-
-    id: int
-    post: Post
-    attempts: int = 0
-    unsure: bool = False  # a previous attempt may have been posted
-
-    @property
-    def lane(self) -> tuple[str, str]:
-        """Posts of one lane go out in order, paced together."""
-        return (self.post.channel, self.post.kind)
-
-
-class RetryLater(Exception):
-    """The chat refused for now (rate limit): nothing was posted; retry after `seconds`."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"retry after {seconds:g} s")
-        self.seconds = seconds
-
-
-class Undeliverable(Exception):
-    """The chat will never take this post (e.g. the bot was removed from the channel)."""
 
 
 class Outbox(Protocol):

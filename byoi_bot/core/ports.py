@@ -20,7 +20,7 @@ from .request import Checksum, DeploySpec, Request
 from .states import State
 
 if TYPE_CHECKING:
-    from .outbox import Post
+    from .posts import Post
 
 GiB = 1024**3
 
@@ -226,7 +226,7 @@ class Chat(Protocol):
         ...
 
     def update_card(self, view: CardView) -> None:
-        """Redraw the card in place (raises `outbox.RetryLater` / `outbox.Undeliverable`)."""
+        """Redraw the card in place (raises `posts.RetryLater` / `posts.Undeliverable`)."""
         ...
 
     def reply(
@@ -236,7 +236,7 @@ class Chat(Protocol):
 
         `post_id` is the outbox's id of the post; with `maybe_posted`, an earlier attempt
         may have gone through: return that message instead of posting again. Raises
-        `outbox.RetryLater` or `outbox.Undeliverable`; any other error means "maybe posted".
+        `posts.RetryLater` or `posts.Undeliverable`; any other error means "maybe posted".
         """
         ...
 

@@ -17,8 +17,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from ..core.fleet import Fleet
-from ..core.outbox import RetryLater, Undeliverable
 from ..core.ports import CardView, FleetView
+from ..core.posts import RetryLater, Undeliverable
 from ..core.request import Request
 from ..core.text import truncate
 from .cards import card_blocks

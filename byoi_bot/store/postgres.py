@@ -37,8 +37,8 @@ from psycopg_pool import ConnectionPool
 
 from ..clock import SystemClock
 from ..core.fleet import Fleet, FleetState
-from ..core.outbox import Post, Queued
 from ..core.ports import Clock, ServerBusy
+from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
 from .rows import (

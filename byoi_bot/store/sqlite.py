@@ -14,7 +14,7 @@ Rules it enforces:
   transaction as its audit row: two concurrent approvals cannot both submit;
 - at most one active request per server (a partial unique index);
 - the audit log is append-only (triggers refuse UPDATE and DELETE);
-- what the bot has to say about a change (`core.outbox.Post`) is written to the outbox in
+- what the bot has to say about a change (`core.posts.Post`) is written to the outbox in
   the change's own transaction; the outbox holds chat text only, never secrets;
 - secrets (header values, user data, URL credentials) live in their own table until
   submission, when `transition(..., take_secrets=True)` hands them out once and deletes them
@@ -39,8 +39,8 @@ from sqlite_utils import Database, Migrations
 
 from ..clock import SystemClock
 from ..core.fleet import Fleet, FleetState
-from ..core.outbox import Post, Queued
 from ..core.ports import Clock, ServerBusy
+from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
 from .rows import (

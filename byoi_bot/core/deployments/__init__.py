@@ -1,0 +1,14 @@
+"""The deployment workflow of SPEC section 2, one module per use case.
+
+`Deployments` (in `core.service`) is what every chat adapter drives. It is assembled from
+the use cases here, which share their ports and helpers through `base.Workflow`:
+
+- `asking`: a new request is validated, preflighted, stored and its card posted;
+- `voting`: reactions, approvals, rejections, withdrawals and cancellations;
+- `checksums`: an image's checksum verified before it may start;
+- `submitting`: the one destructive call, when due, and its reconciliation;
+- `following`: an install's progress read and told in the thread;
+- `reading`: finding requests and drawing a card.
+
+None of them imports Slack, HTTP or SQLite; everything arrives through `core.ports`.
+"""

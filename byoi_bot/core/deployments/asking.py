@@ -1,0 +1,108 @@
+"""Asking: a new request is validated, preflighted, stored and its card posted."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import messages, sent
+from ..checks import Check, Severity, blocking
+from ..ports import ProviderError, ServerBusy, ServerFacts
+from ..posts import Undeliverable
+from ..request import DeploySpec, Request
+from ..server_checks import server_checks
+from ..states import State
+from .base import CHECKSUM, SYSTEM, Refused, Workflow
+
+log = logging.getLogger(__name__)
+
+
+class Asking(Workflow):
+    """Turn a deploy spec into a stored request waiting for approval."""
+
+    def request(
+        self, spec: DeploySpec, requester: str, channel: str, source: dict | None = None
+    ) -> Request:
+        """Validate, preflight, store and post a new request; raise `Refused` with reasons.
+
+        `source` says where a catalog image came from (its name, its checksum's source); the
+        card shows it.
+        """
+        policy = self.policies.for_server(spec.server)
+        groups = self._groups(policy)
+        denied = policy.may_request(requester, channel, groups)
+        if denied:
+            raise Refused([denied])
+        busy = self.store.active(spec.server)
+        if busy:
+            raise Refused([messages.busy(spec.server, busy[0])])
+        facts, checks, image_facts = self.preflight(spec)
+        if blockers := blocking(checks):
+            raise Refused(
+                [messages.refused_by_checks(), *(messages.check_line(c) for c in blockers)]
+            )
+        spec, unsendable = sent.resolve(spec, policy.api, image_facts, facts, policy.keep_disks)
+        if unsendable:
+            raise Refused(unsendable)
+        verify = self.verifier is not None and spec.checksum is not None
+        if verify:
+            checks.append(Check(CHECKSUM, Severity.WARNING, messages.checksum_progress(0, None)))
+        now = self.clock.now()
+        request = Request(
+            id=self.new_id(),
+            spec=spec.with_secrets(None),
+            requester=requester,
+            channel=channel,
+            state=State.PENDING_APPROVAL,
+            created_at=now,
+            expires_at=now + policy.ttl,
+            policy_name=policy.name,
+            fingerprint=spec.fingerprint(),
+            checks=[c.to_dict() for c in checks],
+            server_facts=facts.to_dict() if facts else None,
+            image_facts=image_facts | ({"catalog": source} if source else {}),
+        )
+        try:
+            self.store.create(request, spec.secrets())
+        except ServerBusy as exc:
+            raise Refused([messages.busy(spec.server, exc.other)]) from None
+        try:
+            ts = self.chat.post_card(self.card(request))
+        except Exception as exc:
+            log.exception("could not post the card of %s; cancelling it", request.id)
+            self.store.transition(
+                request.id, State.PENDING_APPROVAL, State.CANCELLED, SYSTEM, "card not posted"
+            )
+            why = str(exc) if isinstance(exc, Undeliverable) else messages.card_failed()
+            raise Refused([why]) from None
+        self.store.update(request.id, message_ts=ts)
+        request.message_ts = ts
+        try:
+            self.chat.offer_votes(request)
+        except Exception:
+            log.exception("could not add the vote reactions to %s", request.id)
+        if verify:
+            self._start_verifying(request.id)
+        return request
+
+    def preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check], dict]:
+        """Server and image checks (SPEC section 4); an unreadable server is blocking."""
+        facts, checks = self.server_preflight(spec)
+        if facts is None or self.inspector is None:
+            return facts, checks, {}
+        report = self.inspector.inspect(spec, facts)
+        return facts, checks + list(report.checks), dict(report.facts)
+
+    def server_preflight(self, spec: DeploySpec) -> tuple[ServerFacts | None, list[Check]]:
+        """The server's facts and checks (None and a blocking check when it cannot be read)."""
+        try:
+            facts = self.provider.server_facts(spec.server)
+            running = self.provider.find_active(spec.server)
+        except ProviderError as exc:
+            e = exc.explanation
+            return None, [Check("server", Severity.BLOCKING, f"{e.summary} {e.action}")]
+        checks = server_checks(facts)
+        if running:
+            checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
+        return facts, checks
+
+    # -- approving ------------------------------------------------------------------
