@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import ovh.exceptions as E
 import pytest
 from bot_harness import APPROVER, BotHarness
 from ovh_fixtures import BIG, UEFI, client_for, providers, simulator_fixtures, spec
 
+from byoi_bot.commands import CommandError, Deploy, parse
 from byoi_bot.config import ConfigError, Settings
 from byoi_bot.core.ports import DiskGroup, ServerFacts
 from byoi_bot.core.sent import disk_plan, resolve, sent_fields
@@ -166,3 +168,52 @@ def test_the_bot_keeps_the_policys_disk_groups_says_so_and_sends_it(h):
     assert [b["storage"] for b in bodies] == [
         [{"diskGroupId": 1}, {"diskGroupId": 2, "erase": False}]
     ]
+
+
+# -- the option -----------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+BASE = f"deploy {UEFI} https://images.example.net/debian-12.qcow2"
+
+
+@pytest.mark.parametrize(
+    ("option", "groups"),
+    [("keep-disks=2", (2,)), ("keep-disks=2,3", (2, 3)), ('keep-disks="3, 2"', (3, 2)),
+     ("keep-disks=NONE", ()), ("", None)],
+)  # fmt: skip
+def test_keep_disks_parses(option, groups):
+    command = parse(f"{BASE} {option}", now=NOW)
+    assert isinstance(command, Deploy) and command.spec.keep_disks == groups
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("2,2", "disk group 2 is listed more than once"),
+        ("0", "positive whole numbers"),
+        ("-1", "positive whole numbers"),
+        ("2,", "positive whole numbers"),
+        ("two", "positive whole numbers"),
+        ("1e3", "positive whole numbers"),
+        ("9" * 12, "positive whole numbers"),
+        ("２", "positive whole numbers"),  # a full-width digit
+        ("2;rm -rf /", "positive whole numbers"),
+    ],
+)
+def test_hostile_keep_disks_values_are_refused_with_an_example(value, words):
+    with pytest.raises(CommandError) as caught:
+        parse(f'{BASE} keep-disks="{value}"', now=NOW)
+    assert caught.value.argument == "keep-disks" and words in caught.value.problem
+    assert parse(caught.value.example.removeprefix("/byoi "), now=NOW)
+
+
+def test_keep_disks_twice_is_refused():
+    with pytest.raises(CommandError) as caught:
+        parse(f"{BASE} keep-disks=2 keep-disks=3", now=NOW)
+    assert caught.value.argument == "keep-disks"
+
+
+def test_a_user_keeps_a_disk_group_and_a_kept_os_group_is_refused_before_any_card(h):
+    h.slash(f"deploy {BIG} {h.images.base_url}/debian-12.qcow2 keep-disks=1")
+    answer = h.wait_answer("receives the operating system")
+    assert "disk-group=2" in answer and h.cards() == []
