@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(func=_audit)
 
+    iam = sub.add_parser(
+        "iam-policy", help="print the IAM policy a service account needs (OVHcloud's JSON)"
+    )
+    iam.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        help="a server the policy covers (repeat it); default: a placeholder to replace",
+    )
+    iam.add_argument("--name", default="byoi-bot", help="the policy's name (default byoi-bot)")
+    iam.set_defaults(func=_iam_policy)
+
     ref = sub.add_parser("config-reference", help="print the settings reference (Markdown)")
     ref.set_defaults(func=lambda _args: print(reference_markdown()))
     return parser
@@ -133,6 +145,31 @@ def _check(args: argparse.Namespace) -> int:
     from .checkup import run_check
 
     return run_check(Settings.load(), offline=args.offline)
+
+
+def _iam_policy(args: argparse.Namespace) -> int:
+    import os
+
+    from .commands import is_hostname
+    from .ovhcloud import iam
+
+    if bad := [s for s in args.server if not is_hostname(s)]:
+        raise ConfigError(
+            f"--server {bad[0][:80]!r} is not a server name; give one as OVHcloud lists it, "
+            "e.g. --server ns1001.ip-51-75-1.eu"
+        )
+    settings = Settings.load()
+    endpoint = settings.ovh_endpoint or os.environ.get("OVH_ENDPOINT", "")
+    client_id = os.environ.get("OVH_CLIENT_ID") or None
+    policy = iam.policy(sorted(set(args.server)), endpoint, client_id, args.name)
+    print(json.dumps(policy, indent=2))
+    if any(p.api == "legacy" for p in settings.policies.policies):
+        print(
+            "byoi-bot: a policy uses the legacy /bringYourOwnImage API, which OVHcloud's "
+            "schema lists without IAM actions; grant them by hand or move to the reinstall API",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:

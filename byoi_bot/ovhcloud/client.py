@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from urllib.parse import urlsplit
+
 import ovh
 from ovh.config import ConfigurationManager
 from ovh.exceptions import InvalidConfiguration, InvalidRegion
@@ -13,6 +16,7 @@ ENDPOINT_EXPECTED = (
     "set OVH_ENDPOINT to an endpoint name (ovh-eu, ovh-ca, ovh-us, kimsufi-eu, …) or an "
     "http(s)://…/1.0 URL such as the simulator's (http://127.0.0.1:8080/1.0)"
 )
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 KEYS_EXPECTED = (
     "set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY (or OVH_CLIENT_ID "
     "and OVH_CLIENT_SECRET), or put them in ovh.conf; see README, section 'OVHcloud credentials'"
@@ -77,7 +81,8 @@ def _credentials_problem(message: str) -> str:
 
 
 def register_endpoint(endpoint: str | None) -> str | None:
-    """The endpoint name to give `ovh.Client`; a URL is added to `ovh.client.ENDPOINTS`."""
+    """The endpoint name to give `ovh.Client`; a URL is added to `ovh.client.ENDPOINTS`, and
+    its OAuth2 token URL to `ovh.client.OAUTH2_TOKEN_URLS` (see `token_url`)."""
     if not endpoint or not endpoint.lower().startswith(("http://", "https://")):
         return endpoint
     url = endpoint.rstrip("/")
@@ -86,7 +91,22 @@ def register_endpoint(endpoint: str | None) -> str | None:
             f"OVH_ENDPOINT: the URL `{url}` must end with /1.0 (e.g. https://eu.api.ovh.com/1.0)"
         )
     ovh.client.ENDPOINTS[url] = url
+    ovh.client.OAUTH2_TOKEN_URLS[url] = token_url(url)
+    parts = urlsplit(url)
+    if parts.scheme == "http" and parts.hostname in LOOPBACK:
+        # oauthlib sends tokens over HTTPS only; a simulator on this machine speaks HTTP.
+        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
     return url
+
+
+def token_url(api_url: str) -> str:
+    """The OAuth2 token URL of an API URL: the region's (as `ovh` knows it) for an OVHcloud
+    API URL, else `/auth/oauth2/token` on the same host (the simulator serves it there)."""
+    for name, known in ovh.client.ENDPOINTS.items():
+        if known == api_url and name in ovh.client.OAUTH2_TOKEN_URLS and name != api_url:
+            return ovh.client.OAUTH2_TOKEN_URLS[name]
+    parts = urlsplit(api_url)
+    return f"{parts.scheme}://{parts.netloc}/auth/oauth2/token"
 
 
 def _configured_endpoint(config_file: str | None) -> str | None:
