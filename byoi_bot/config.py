@@ -124,6 +124,14 @@ def _fleet_refused(text: str) -> str:
     return text
 
 
+def _names(value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f'accounts must be a list of account names, e.g. accounts = ["ca"]; got {value!r}'
+        )
+    return frozenset(value)
+
+
 def _disk_groups(value: object) -> tuple[int, ...]:
     """`keep_disks = [2, 3]`: disk group ids (positive integers), each once."""
     if not isinstance(value, list) or not all(
@@ -251,7 +259,12 @@ class Settings:
             except ConfigError as exc:
                 raise ConfigError(f"{setting.env}: {exc}") from None
         _catalog(toml.get("image", []), _folder(env.get("BYOI_CONFIG", "")))  # checked early
-        return cls(values, _policies(values, toml.get("policy", [])))
+        from .ovhcloud.accounts import parse_accounts
+
+        values["accounts"] = parse_accounts(toml.get("account", []))
+        policies = _policies(values, toml.get("policy", []))
+        _check_policy_accounts(policies, values["accounts"])
+        return cls(values, policies)
 
 
 def load_catalog(path: str) -> tuple[CatalogImage, ...]:
@@ -362,7 +375,19 @@ POLICY_KEYS = {
     "requesters": _slack_ids,
     "api": _api,
     "keep_disks": _disk_groups,
+    "accounts": _names,
 }
+
+
+def _check_policy_accounts(policies: PolicySet, accounts: tuple) -> None:
+    known = {"default", *(a.name for a in accounts)}
+    for policy in policies.policies:
+        unknown = sorted(policy.accounts - known)
+        if unknown:
+            raise ConfigError(
+                f"[[policy]] `{policy.name}`: no [[account]] is named `{unknown[0]}` "
+                f"(accounts: {', '.join(sorted(known))})"
+            )
 
 
 def _policies(values: dict, tables: list[dict]) -> PolicySet:
@@ -412,6 +437,7 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
         requesters=v.get("requesters", default.requesters),
         api=v.get("api", default.api),
         keep_disks=v.get("keep_disks", ()),
+        accounts=v.get("accounts", frozenset()),
     )
 
 

@@ -54,7 +54,8 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             request = d.request(spec, user, channel, source)
             return f"Request `{request.id}` is posted; it needs approval before anything happens."
         case commands.Images():
-            return messages.catalog(d.catalog.images() if d.catalog else ())
+            images = messages.catalog(d.catalog.images() if d.catalog else ())
+            return images + messages.accounts_line(d.provider.accounts())
         case commands.Status(target=None | "all" as target):
             active = d.store.in_states(RUNNING)
             if target is None:

@@ -42,19 +42,35 @@ class CannotStart(Exception):
 
 
 def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provider:
-    """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, over one client.
+    """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, per account.
 
-    Without `client`, one is made from the `ovh` client's own configuration (env, ovh.conf).
+    Without `[[account]]` tables (or given `client`), one account over one client, made
+    from the `ovh` client's own configuration (env, ovh.conf) when not given. With them,
+    each account's client, plus the `OVH_*` account when its endpoint is configured.
     """
-    from .ovhcloud.client import make_client
+    import os
+
+    from .ovhcloud.accounts import DEFAULT, AccountsProvider, without_default_credentials
+    from .ovhcloud.client import configured_endpoint, make_client
+
+    options = {"timeout": (5, settings.ovh_timeout), "connections": settings.poll_workers}
+    if client is not None or not settings.accounts:
+        return _by_api(settings, client or make_client(settings.ovh_endpoint or None, **options))
+    providers = {}
+    if endpoint := settings.ovh_endpoint or configured_endpoint(None):
+        providers[DEFAULT] = _by_api(settings, make_client(endpoint, **options))
+    for account in settings.accounts:
+        credentials = account.credentials(os.environ)
+        with without_default_credentials():
+            own = make_client(account.endpoint, **options, **credentials)
+        providers[account.name] = _by_api(settings, own)
+    return AccountsProvider(providers)
+
+
+def _by_api(settings: Settings, client: ovh.Client) -> Provider:
+    """`reinstall` or `legacy` per policy pattern, over one client."""
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
 
-    if client is None:
-        client = make_client(
-            settings.ovh_endpoint or None,
-            timeout=(5, settings.ovh_timeout),
-            connections=settings.poll_workers,
-        )
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
     return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))

@@ -27,7 +27,7 @@ from .fleet import (
     to_start,
     waves,
 )
-from .ports import FleetView, ServerBusy
+from .ports import FleetView, ProviderError, ServerBusy
 from .posts import Post, Undeliverable
 from .request import DeploySpec, Request
 from .service import Deployments
@@ -71,7 +71,7 @@ class Fleets:
         the policy setting says so. Raises `Refused`.
         """
         d = self.d
-        policies = [d.policies.for_server(s.server) for s in specs]
+        policies = [d.policies.for_server(s.server, self._account(s.server)) for s in specs]
         policy = strictest(policies)
         denied = policy.may_request(requester, channel, d._groups(policy))
         if denied:
@@ -146,6 +146,14 @@ class Fleets:
         except Exception:
             log.exception("could not add the vote reactions to %s", fleet.id)
         return fleet
+
+    def _account(self, server: str) -> str | None:
+        """The server's account; None when none (or several) list it: its preflight then
+        leaves it out with the reason."""
+        try:
+            return self.d.provider.account_of(server)
+        except ProviderError:
+            return None
 
     def _preflight(self, specs: Sequence[DeploySpec]) -> list[tuple[str | None, dict]]:
         """Per server: why it cannot go (or None) and its facts; the image is read once."""

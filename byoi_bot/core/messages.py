@@ -233,6 +233,8 @@ def summary_line(request: Request) -> str:
     )
     if request.state is State.DEPLOYING and request.last_status:
         line += f" · {esc(request.last_status)}"
+    if account := (request.server_facts or {}).get("account"):
+        line += f" · account `{esc(account)}`"
     return line
 
 
@@ -286,6 +288,14 @@ def no_request_for(server: str) -> str:
         f"No request for server `{esc(server)}` yet. `/byoi list all` shows recent requests; "
         f"`/byoi deploy {esc(server)} <image URL>` asks for one."
     )
+
+
+def accounts_line(accounts: dict[str, int]) -> str:
+    """Under `/byoi images` when several OVHcloud accounts are configured: where servers are."""
+    if not accounts:
+        return ""
+    listed = ", ".join(f"`{esc(name)}` ({count} servers)" for name, count in accounts.items())
+    return f"\nOVHcloud accounts: {listed}"
 
 
 def catalog(images: tuple[CatalogImage, ...]) -> str:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 
 Groups = Mapping[str, frozenset[str]]
+DEFAULT_ACCOUNT = "default"  # the OVHcloud account of the OVH_* settings
 
 
 def is_group_id(entry: str) -> bool:
@@ -57,14 +58,18 @@ class Policy:
     requesters: frozenset[str] = frozenset()
     api: str = "reinstall"
     keep_disks: tuple[int, ...] = ()  # disk groups a deploy keeps unless it says otherwise
+    accounts: frozenset[str] = frozenset()  # OVHcloud accounts it applies to; empty: any
 
     @property
     def groups(self) -> tuple[str, ...]:
         """The group IDs among the approvers, sorted."""
         return tuple(sorted(a for a in self.approvers if is_group_id(a)))
 
-    def matches(self, server: str) -> bool:
-        """True when this policy applies to `server` (shell-style pattern, case-insensitive)."""
+    def matches(self, server: str, account: str | None = None) -> bool:
+        """True when this policy applies to `server` (shell-style pattern, case-insensitive)
+        of `account` (when the policy names accounts)."""
+        if self.accounts and account not in self.accounts:
+            return False
         return fnmatchcase(server.lower(), self.pattern.lower())
 
     def pool(self, groups: Groups) -> frozenset[str]:
@@ -135,13 +140,14 @@ class PolicySet:
 
     policies: tuple[Policy, ...] = field(default_factory=lambda: (Policy(),))
 
-    def for_server(self, server: str) -> Policy:
-        """The policy that applies to `server` (the last one is the catch-all default)."""
+    def for_server(self, server: str, account: str | None = None) -> Policy:
+        """The policy that applies to `server` of `account` (the last one is the catch-all
+        default)."""
         for policy in self.policies:
-            if policy.matches(server):
+            if policy.matches(server, account):
                 return policy
         return self.policies[-1]
 
-    def by_name(self, name: str, server: str) -> Policy:
+    def by_name(self, name: str, server: str, account: str | None = None) -> Policy:
         """The policy called `name`; if it is gone from the configuration, `server`'s policy."""
-        return next((p for p in self.policies if p.name == name), self.for_server(server))
+        return next((p for p in self.policies if p.name == name), self.for_server(server, account))

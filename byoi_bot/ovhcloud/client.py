@@ -44,7 +44,7 @@ def make_client(
     Raises `ConfigError` (one line naming the setting) for a missing or unknown endpoint and
     for missing or half-given credentials; nothing is sent over the network here.
     """
-    name = register_endpoint(endpoint or _configured_endpoint(config_file))
+    name = register_endpoint(endpoint or configured_endpoint(config_file))
     if not name:
         raise ConfigError(
             f"OVH_ENDPOINT is not set (nor `endpoint` in ovh.conf); {ENDPOINT_EXPECTED}"
@@ -109,7 +109,7 @@ def token_url(api_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/auth/oauth2/token"
 
 
-def _configured_endpoint(config_file: str | None) -> str | None:
+def configured_endpoint(config_file: str | None) -> str | None:
     configuration = ConfigurationManager()
     if config_file:
         configuration.read(config_file)

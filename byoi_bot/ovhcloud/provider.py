@@ -20,6 +20,7 @@ import ovh.exceptions as ovh_errors
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from ..core.policy import DEFAULT_ACCOUNT
 from ..core.ports import DiskGroup, Explanation, Provider, ProviderError, ServerFacts
 from ..core.progress import Phase, Progress, Step
 from ..core.request import OPERATING_SYSTEMS, DeploySpec
@@ -125,6 +126,13 @@ class _OvhProvider(ABC):
     def list_servers(self) -> list[str]:
         """GET /dedicated/server: the account's server names, lower-case."""
         return sorted(str(name).lower() for name in self._read("/dedicated/server") or [])
+
+    def account_of(self, server: str) -> str:
+        """One client, one account: the zero-configuration one."""
+        return DEFAULT_ACCOUNT
+
+    def accounts(self) -> dict[str, int]:
+        return {}
 
     def _read(self, path: str, *, retry_not_found: bool = True, retried: bool = True, **query: str):
         """GET `path`, retrying transient failures (unless not `retried`); raises
@@ -385,6 +393,12 @@ class RoutingProvider:
 
     def list_servers(self) -> list[str]:
         return self.default.list_servers()
+
+    def account_of(self, server: str) -> str:
+        return self.default.account_of(server)
+
+    def accounts(self) -> dict[str, int]:
+        return self.default.accounts()
 
     def _owner(self, server: str, handle: str) -> Provider:
         routed = self.for_server(server)

@@ -67,6 +67,8 @@ def _server_facts(view: CardView) -> str:
     r = view.request
     facts = r.server_facts or {}
     lines = [f"`{esc(r.spec.server)}`"]
+    if facts.get("account"):
+        lines[0] += f" · account `{esc(facts['account'])}`"
     if facts:
         lines.append(
             f"{esc(facts.get('datacenter', '?'))} · {size(facts.get('ram_bytes'))} RAM · "

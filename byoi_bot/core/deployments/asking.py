@@ -27,7 +27,11 @@ class Asking(Workflow):
         `source` says where a catalog image came from (its name, its checksum's source); the
         card shows it.
         """
-        policy = self.policies.for_server(spec.server)
+        try:
+            account = self.provider.account_of(spec.server)
+        except ProviderError as exc:
+            raise Refused([f"{exc.explanation.summary} {exc.explanation.action}"]) from None
+        policy = self.policies.for_server(spec.server, account)
         groups = self._groups(policy)
         denied = policy.may_request(requester, channel, groups)
         if denied:

@@ -151,7 +151,8 @@ class Workflow:
         return request
 
     def _policy(self, request: Request) -> Policy:
-        return self.policies.by_name(request.policy_name, request.spec.server)
+        account = (request.server_facts or {}).get("account") or None
+        return self.policies.by_name(request.policy_name, request.spec.server, account)
 
     def _groups(self, policy: Policy) -> dict[str, frozenset[str]]:
         names = {*policy.groups, *(r for r in policy.requesters if r.startswith("S"))}
