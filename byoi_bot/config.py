@@ -186,6 +186,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),
     Setting("BYOI_VERIFY_CHECKSUM", _switch, False, "Stream each image that has a checksum= once and compare it before the start call (the start waits for a match, a mismatch fails the request)"),
     Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),
+    Setting("BYOI_OVH_CALLS_PER_MINUTE", _positive_int, 60, "OVHcloud calls a minute at most, per account (polls, preflight, commands, reconciliation; polls leave a tenth to the others); an [[account]] may set its own `calls_per_minute`"),
     Setting("BYOI_LOG_LEVEL", _log_level, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("SLACK_BOT_TOKEN", str, "", "Bot token (xoxb-…) from the Slack app's OAuth page", secret=True),
     Setting("SLACK_APP_TOKEN", str, "", "App-level token (xapp-…) with `connections:write`, for Socket Mode", secret=True),

@@ -6,6 +6,12 @@ same time, and a slow or failing server holds one worker, never the cycle. A fai
 not retried in place: `PollPlan` gives it a retry time, which `retry_due()` (a job every
 second) honours between cycles; a 429 pauses every poll for its Retry-After.
 
+Under an account's call budget (`core.budget`, given by `budget_of`), polls are not a fixed
+cycle: every second (`retry_due()`), as many polls as the budget leaves room for go to the
+deployments `PollPlan.pick` chooses (where a step is likely to have ended), and `pace_of()`
+tells how often each deployment is then read (the card says so when it is slower than the
+poll interval). Only the leader polls, so with two replicas the polls are counted once.
+
 The jobs run on the leader only (`scheduler.Jobs`); a replica that loses the lead `pause()`s
 its poller, so the polls it had queued are dropped, not run.
 """
@@ -14,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from .core.budget import WINDOW, CallBudget, polling
 from .core.poll_plan import PollPlan
 from .core.ports import ProviderError
 from .core.request import Request
@@ -28,9 +36,21 @@ log = logging.getLogger(__name__)
 class Poller:
     """The poll jobs (`cycle()`, `retry_due()`) and `poll_all()`, one whole cycle now."""
 
-    def __init__(self, deployments: Deployments, *, workers: int, plan: PollPlan) -> None:
+    def __init__(
+        self,
+        deployments: Deployments,
+        *,
+        workers: int,
+        plan: PollPlan,
+        budget_of: Callable[[str], CallBudget | None] | None = None,
+        round_robin: bool = False,
+    ) -> None:
         self.deployments = deployments
         self.plan = plan
+        self.budgeted = budget_of is not None
+        self.budget_of = budget_of or (lambda _: None)
+        self.round_robin = round_robin  # the uniform reference the benchmark compares with
+        self._pace: dict[int, float] = {}  # id(budget) -> seconds between two polls of one
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="poll")
         self._slots = threading.BoundedSemaphore(2 * workers)  # queued + running polls
         self._in_flight: set[str] = set()
@@ -55,17 +75,54 @@ class Poller:
         wait(self.cycle().values())
 
     def cycle(self) -> dict[str, Future]:
-        """Hand every due deploying request to the pool; returns at once, their futures by id."""
-        futures = {}
+        """Hand every due deploying request without a budget to the pool, and spend the
+        budgets; returns at once, their futures by id."""
+        futures, budgeted = {}, []
         for request in self.deployments.store.stream([State.DEPLOYING]):
             if self.plan.paused():
                 break
-            if self.plan.due(request.id) and (future := self._submit(request)):
+            if self._budget(request) is not None:
+                budgeted.append(request)
+            elif self.plan.due(request.id) and (future := self._submit(request)):
                 futures[request.id] = future
+        return futures | self._spend(budgeted)
+
+    def pace_of(self, server: str) -> float | None:
+        """Seconds between two polls of one deployment of `server`'s account, as its budget
+        allows now (None: no budget)."""
+        budget = self.budget_of(server)
+        return self._pace.get(id(budget)) if budget is not None else None
+
+    def _spend(self, requests: list[Request]) -> dict[str, Future]:
+        """As many polls as each budget leaves room for, where a change is most likely."""
+        groups: dict[int, tuple[CallBudget, list[Request]]] = {}
+        for request in requests:
+            budget = self._budget(request)
+            groups.setdefault(id(budget), (budget, []))[1].append(request)
+        futures = {}
+        for key, (budget, members) in groups.items():
+            self._pace[key] = WINDOW * len(members) / budget.poll_capacity()
+            with self._lock:
+                running = sum(1 for r in members if r.id in self._in_flight)
+            by_id = {r.id: r for r in members}
+            chosen = self.plan.pick(list(by_id), budget.headroom() - running, self.round_robin)
+            for request_id in chosen:
+                if future := self._submit(by_id[request_id]):
+                    futures[request_id] = future
         return futures
 
+    def _budget(self, request: Request) -> CallBudget | None:
+        try:
+            return self.budget_of(request.spec.server)
+        except ProviderError:
+            return None  # no account lists it: its poll says why
+
     def retry_due(self) -> dict[str, Future]:
-        """Hand the requests whose retry time has come to the pool (a job every second)."""
+        """Hand the requests whose retry time has come to the pool, and spend the budgets
+        (a job every second)."""
+        if self.budgeted:
+            requests = list(self.deployments.store.stream([State.DEPLOYING]))
+            return self._spend([r for r in requests if self._budget(r) is not None])
         futures = {}
         for request_id in self.plan.retries_due():
             request = self.deployments.store.get(request_id)
@@ -102,8 +159,15 @@ class Poller:
         try:
             if self._paused.is_set():
                 return  # queued before this replica lost the lead
-            self.deployments.poll(request)
+            with polling():
+                self.deployments.poll(request)
             self.plan.succeeded(request.id)
+            if self.budgeted:
+                fresh = self.deployments.store.get(request.id)
+                if fresh is None or fresh.state is not State.DEPLOYING:
+                    self.plan.forget(request.id)
+                else:
+                    self.plan.observed(request.id, fresh.progress)
         except ProviderError as exc:
             if exc.transient:
                 delay = self.plan.failed(request.id, exc.retry_after)

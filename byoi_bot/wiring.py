@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .clock import SystemClock
 from .config import ConfigError, Settings
+from .core.budget import CallBudget
 from .core.fleets import Fleets
 from .core.outbox import Courier
 from .core.poll_plan import PollPlan
@@ -54,26 +55,46 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
     from .ovhcloud.client import configured_endpoint, make_client
 
     options = {"timeout": (5, settings.ovh_timeout), "connections": settings.poll_workers}
-    if client is not None or not settings.accounts:
-        return _by_api(settings, client or make_client(settings.ovh_endpoint or None, **options))
+    if client is not None:  # given (tests, benchmarks): its calls are not budgeted
+        return _by_api(settings, client, None)
+    if not settings.accounts:
+        client = make_client(settings.ovh_endpoint or None, **options)
+        return _by_api(settings, client, CallBudget(settings.ovh_calls_per_minute))
     providers = {}
     if endpoint := settings.ovh_endpoint or configured_endpoint(None):
-        providers[DEFAULT] = _by_api(settings, make_client(endpoint, **options))
+        budget = CallBudget(settings.ovh_calls_per_minute)
+        providers[DEFAULT] = _by_api(settings, make_client(endpoint, **options), budget)
     for account in settings.accounts:
         credentials = account.credentials(os.environ)
         with without_default_credentials():
             own = make_client(account.endpoint, **options, **credentials)
-        providers[account.name] = _by_api(settings, own)
+        budget = CallBudget(account.calls_per_minute or settings.ovh_calls_per_minute)
+        providers[account.name] = _by_api(settings, own, budget)
     return AccountsProvider(providers)
 
 
-def _by_api(settings: Settings, client: ovh.Client) -> Provider:
-    """`reinstall` or `legacy` per policy pattern, over one client."""
+def _by_api(settings: Settings, client: ovh.Client, budget: CallBudget | None) -> Provider:
+    """`reinstall` or `legacy` per policy pattern, over one client (every call of which takes
+    a slot of `budget`, when given)."""
+    from .ovhcloud.client import with_budget
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
 
+    if budget is not None:
+        client = with_budget(client, budget)
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
-    return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
+    return RoutingProvider(
+        by_api[settings.api], routes, others=list(by_api.values()), budget=budget
+    )
+
+
+def _budget_lookup(provider: Provider) -> Callable[[str], CallBudget | None] | None:
+    """The provider's per-server budget lookup when its calls are budgeted, else None."""
+    from .ovhcloud.accounts import AccountsProvider
+
+    if isinstance(provider, AccountsProvider) or getattr(provider, "budget", None) is not None:
+        return provider.budget_of  # type: ignore[attr-defined]
+    return None
 
 
 def open_store(location: str, clock: Clock | None = None) -> RequestStore:
@@ -197,8 +218,12 @@ def build_bot(
         catalog=make_catalog(settings),
     )
     poller = Poller(
-        deployments, workers=settings.poll_workers, plan=PollPlan(clock, longest=timing.poll)
+        deployments,
+        workers=settings.poll_workers,
+        plan=PollPlan(clock, longest=timing.poll),
+        budget_of=_budget_lookup(provider),
     )
+    deployments.poll_pace = poller.pace_of
     fleets = Fleets(
         deployments,
         limit=settings.fleet_limit,

@@ -127,11 +127,15 @@ def status_line(request: Request, p: Progress) -> str:
     return f"{p.phase}: {step.name} ({step.status})" if step else str(p.phase)
 
 
-def card_status(request: Request) -> str:
+def card_status(request: Request, pace: float | None = None, interval: float = 20) -> str:
+    """The card's status line; says so when the API budget polls less often than `interval`
+    (`pace`: seconds between two polls of this deployment)."""
     icon = STATE_ICONS[request.state]
     text = f"{icon} *{request.state.replace('_', ' ')}*"
     if request.state is State.DEPLOYING and request.last_status:
         text += f" — {esc(request.last_status)}"
+    if request.state is State.DEPLOYING and pace is not None and pace > interval:
+        text += f" · updates every ~{round(pace, -1 if pace >= 60 else 0):.0f} s: API budget"
     return text
 
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ..config import ConfigError
+from ..core.budget import CallBudget
 from ..core.policy import DEFAULT_ACCOUNT
 from ..core.ports import Explanation, Progress, Provider, ProviderError, ServerFacts
 from ..core.request import DeploySpec
@@ -204,6 +205,10 @@ class AccountsProvider:
         self._owner = {s: names[0] for s, names in listed.items() if len(names) == 1}
         self._twice = {s: tuple(names) for s, names in listed.items() if len(names) > 1}
         self._read_at = now
+
+    def budget_of(self, server: str) -> CallBudget | None:
+        """The call budget of `server`'s account."""
+        return getattr(self._of(server), "budget_of", lambda _: None)(server)
 
     def _of(self, server: str) -> Provider:
         return self.providers[self.account_of(server)]

@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 import ovh
 from ovh.config import ConfigurationManager
-from ovh.exceptions import InvalidConfiguration, InvalidRegion
+from ovh.exceptions import APIError, InvalidConfiguration, InvalidRegion
 from requests.adapters import HTTPAdapter
 
 from ..config import ConfigError
+from ..core.budget import CallBudget
 
 ENDPOINT_EXPECTED = (
     "set OVH_ENDPOINT to an endpoint name (ovh-eu, ovh-ca, ovh-us, kimsufi-eu, …) or an "
@@ -114,3 +115,21 @@ def configured_endpoint(config_file: str | None) -> str | None:
     if config_file:
         configuration.read(config_file)
     return configuration.get("default", "endpoint")  # OVH_ENDPOINT first, then ovh.conf
+
+
+def with_budget(client: ovh.Client, budget: CallBudget) -> ovh.Client:
+    """`client` with every API call taking a slot of `budget` first (polls after commands,
+    as `core.budget` decides), and a 429 answer shrinking the budget."""
+    call = client.call
+
+    def budgeted(method, path, data=None, need_auth=True):
+        budget.take()
+        try:
+            return call(method, path, data, need_auth)
+        except APIError as exc:
+            if getattr(getattr(exc, "response", None), "status_code", None) == 429:
+                budget.throttled()
+            raise
+
+    client.call = budgeted
+    return client

@@ -20,6 +20,7 @@ import ovh.exceptions as ovh_errors
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from ..core.budget import CallBudget
 from ..core.policy import DEFAULT_ACCOUNT
 from ..core.ports import DiskGroup, Explanation, Provider, ProviderError, ServerFacts
 from ..core.progress import Phase, Progress, Step
@@ -350,10 +351,12 @@ class RoutingProvider:
         default: Provider,
         by_pattern: Sequence[tuple[str, Provider]] = (),
         others: Sequence[Provider] = (),
+        budget: CallBudget | None = None,
     ) -> None:
         self.default = default
         self.by_pattern = list(by_pattern)
         self.others = list(others)
+        self.budget = budget  # the account's call budget (None: calls are not counted)
 
     def for_server(self, server: str) -> Provider:
         """The provider that handles `server`."""
@@ -399,6 +402,9 @@ class RoutingProvider:
 
     def accounts(self) -> dict[str, int]:
         return self.default.accounts()
+
+    def budget_of(self, server: str) -> CallBudget | None:
+        return self.budget
 
     def _owner(self, server: str, handle: str) -> Provider:
         routed = self.for_server(server)

@@ -96,6 +96,8 @@ class Workflow:
         self.fleets: FleetVotes | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
+        # seconds between two polls of a server's deployment under its API budget (poller)
+        self.poll_pace: Callable[[str], float | None] = lambda server: None
 
     def _finish(
         self,

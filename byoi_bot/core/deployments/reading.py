@@ -34,7 +34,9 @@ class Reading(Workflow):
             required=policy.required,
             missing_groups=tally.missing_groups,
             unsatisfiable=policy.unsatisfiable(request.requester, groups),
-            status_line=messages.card_status(request),
+            status_line=messages.card_status(
+                request, self.poll_pace(request.spec.server), self.timing.poll.total_seconds()
+            ),
             progress_fraction=1.0 if request.state is State.DONE else fraction,
         )
 

@@ -1,0 +1,129 @@
+"""A budget, not a race: calls per account in any 60-s window, commands first, 429s shrink it,
+and polls planned where a change is likely (install step timings)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import ovh.exceptions as E
+import pytest
+from core_fixtures import request
+
+from byoi_bot.core.budget import COMMAND, POLL, CallBudget, polling
+from byoi_bot.core.messages import card_status
+from byoi_bot.core.poll_plan import MIN_GAP, PollPlan, StepTimings
+from byoi_bot.core.states import State
+from byoi_bot.ovhcloud.client import make_client, with_budget
+from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def now(self) -> datetime:
+        return self.at + timedelta(seconds=self.t)
+
+
+def test_no_60_second_window_ever_holds_more_than_the_budget():
+    clock, rng = Clock(), random.Random(7)
+    budget = CallBudget(60, monotonic=clock.monotonic)
+    taken = []
+    for _ in range(20_000):
+        clock.t += rng.choice((0.0, 0.01, 0.5, 1.0, 3.0))
+        if budget.try_take(rng.choice((POLL, COMMAND))):
+            taken.append(clock.t)
+    assert len(taken) > 1000
+    for i, start in enumerate(taken):
+        assert sum(1 for t in taken[i : i + 61] if t < start + 60) <= 60
+
+
+def test_commands_find_room_before_polls():
+    clock = Clock()
+    budget = CallBudget(60, monotonic=clock.monotonic)
+    polls = 0
+    while budget.try_take(POLL):
+        polls += 1
+    assert polls == 54, "polls leave a tenth of the budget to commands"
+    assert sum(budget.try_take(COMMAND) for _ in range(10)) == 6
+    with polling():
+        assert not budget.try_take(), "calls inside polling() are polls"
+
+
+def test_a_429_halves_the_budget_until_quiet_minutes_restore_it():
+    clock = Clock()
+    budget = CallBudget(60, monotonic=clock.monotonic)
+    budget.throttled()
+    assert budget.limit == 30 and budget.headroom(COMMAND) == 30
+    clock.t += 60
+    assert budget.headroom(COMMAND) == 36
+    clock.t += 60 * 5
+    budget.headroom()
+    budget.headroom()
+    for _ in range(5):
+        clock.t += 60
+        budget.headroom()
+    assert budget.limit == 60
+
+
+def test_every_client_call_takes_a_slot_and_a_429_shrinks_the_budget():
+    with Simulator(credentials=DEMO_CREDENTIALS) as sim:
+        budget = CallBudget(60)
+        client = with_budget(make_client(sim.url, timeout=(2, 5), **DEMO_CREDENTIALS), budget)
+        client.get("/dedicated/server")
+        calls = budget.calls_in_window()
+        assert calls == len(sim.calls()) == 2, "the call and the clock read (/auth/time)"
+        sim.inject(read_errors={"status": 429, "retry_after": 1}, server="ns1001.ip-51-75-1.eu")
+        with pytest.raises(E.APIError):
+            client.get("/dedicated/server/ns1001.ip-51-75-1.eu")
+        assert budget.limit == 30
+
+
+# -- where a change is likely ---------------------------------------------------------------
+
+
+def progress(step: int, elapsed: float, steps: int = 5) -> dict:
+    states = ["done"] * step + ["doing"] + ["todo"] * (steps - step - 1)
+    return {"steps": [{"name": f"s{i}", "status": s} for i, s in enumerate(states)],
+            "elapsed_seconds": elapsed}  # fmt: skip
+
+
+def test_step_timings_are_learned_from_what_polls_see():
+    timings = StepTimings(samples=2)
+    for elapsed in (10, 30):  # step 0 seen at 10 s and 30 s: its middle is about 20 s
+        timings.seen(0, elapsed)
+    for elapsed in (90, 110):  # step 1: middle about 100 s
+        timings.seen(1, elapsed)
+    assert timings.end_of(0) == 60 and timings.end_of(1) == 140
+    assert timings.end_of(2) is None
+
+
+def test_a_step_that_just_started_is_not_asked_about_again_until_it_should_end():
+    clock = Clock()
+    plan = PollPlan(clock, longest=timedelta(seconds=20))
+    for i in range(3):  # other deployments taught the plan: step 1 runs 60..140 s
+        plan.observed(f"other{i}", progress(0, 10 + 20 * i))
+        plan.observed(f"other{i}", progress(1, 80 + 20 * i))
+    plan.observed("r1", progress(1, 61))
+    plan.observed("r2", progress(0, 59))
+    assert plan.pick(["r1", "r2"], 10) == [], "neither step should be over yet"
+    assert plan.pick(["r1", "r2"], 10, round_robin=True) == ["r1", "r2"], "the reference"
+    clock.t += MIN_GAP
+    assert plan.pick(["r1", "r2"], 10) == [], "never sooner than MIN_GAP"
+    clock.t += 3
+    assert plan.pick(["r1", "r2"], 10) == ["r2"], "step 0 ends at about 64 s: r2 first"
+    clock.t += 80
+    assert plan.pick(["r1", "r2"], 1) == ["r2"], "the most overdue first, within capacity"
+
+
+def test_the_card_says_when_the_budget_stretches_the_interval():
+    deploying = request(state=State.DEPLOYING)
+    assert "updates every ~90 s: API budget" in card_status(deploying, 92.0, 20)
+    assert "updates every ~1000 s" in card_status(deploying, 1003.0, 20)
+    assert "API budget" not in card_status(deploying, 15.0, 20)
+    assert "API budget" not in card_status(request(), 300.0, 20), "only while deploying"
