@@ -146,8 +146,11 @@ def server_names(inventory_data: dict) -> list[str]:
     return [entry["server"]["name"] for entry in inventory_data["servers"]]
 
 
-def seed_deploying(deployments, provider, servers: Sequence[str], clock) -> list[Request]:
+def seed_deploying(
+    deployments, provider, servers: Sequence[str], clock, first: int = 0
+) -> list[Request]:
     """One request per server, stored, carded, approved and started: state `deploying`.
+    Request ids count from `first` (`r-b00000`, …), so that batches do not collide.
 
     Goes through the store's transitions and the provider's real start call (one POST per
     server), like `Deployments.submit` minus the preflight reads and the thread posts.
@@ -157,7 +160,7 @@ def seed_deploying(deployments, provider, servers: Sequence[str], clock) -> list
     for i, server in enumerate(servers):
         now = clock.now()
         request = Request(
-            id=f"r-b{i:05d}",
+            id=f"r-b{first + i:05d}",
             spec=DeploySpec(server, IMAGE_URL, "qcow2", efi_bootloader="\\EFI\\BOOT\\BOOTX64.EFI"),
             requester=REQUESTER,
             channel=CHANNEL,

@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 
 from .core.budget import WINDOW, CallBudget, polling
 from .core.poll_plan import PollPlan
@@ -51,6 +52,8 @@ class Poller:
         self.budget_of = budget_of or (lambda _: None)
         self.round_robin = round_robin  # the uniform reference the benchmark compares with
         self._pace: dict[int, float] = {}  # id(budget) -> seconds between two polls of one
+        # id(budget) -> (calls the even pace allows now, when, the budget's calls then)
+        self._allowance: dict[int, tuple[float, datetime, int]] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="poll")
         self._slots = threading.BoundedSemaphore(2 * workers)  # queued + running polls
         self._in_flight: set[str] = set()
@@ -105,11 +108,23 @@ class Poller:
             with self._lock:
                 running = sum(1 for r in members if r.id in self._in_flight)
             by_id = {r.id: r for r in members}
-            chosen = self.plan.pick(list(by_id), budget.headroom() - running, self.round_robin)
+            room = min(self._paced(key, budget), budget.headroom()) - running
+            chosen = self.plan.pick(list(by_id), room, self.round_robin)
             for request_id in chosen:
                 if future := self._submit(by_id[request_id]):
                     futures[request_id] = future
         return futures
+
+    def _paced(self, key: int, budget: CallBudget) -> int:
+        """Calls allowed now when the budget is spread evenly over the minute (at most two
+        seconds' worth at once), rather than spent in a burst and then waited for."""
+        now = self.plan.clock.now()
+        rate = budget.poll_capacity() / WINDOW
+        credit, since, taken = self._allowance.get(key, (rate, now, budget.taken))
+        credit += rate * (now - since).total_seconds() - (budget.taken - taken)
+        credit = min(max(2 * rate, 1.0), credit)
+        self._allowance[key] = (credit, now, budget.taken)
+        return int(credit)
 
     def _budget(self, request: Request) -> CallBudget | None:
         try:
@@ -160,14 +175,12 @@ class Poller:
             if self._paused.is_set():
                 return  # queued before this replica lost the lead
             with polling():
-                self.deployments.poll(request)
+                progress = self.deployments.poll(request)
             self.plan.succeeded(request.id)
-            if self.budgeted:
-                fresh = self.deployments.store.get(request.id)
-                if fresh is None or fresh.state is not State.DEPLOYING:
-                    self.plan.forget(request.id)
-                else:
-                    self.plan.observed(request.id, fresh.progress)
+            if self.budgeted and progress.phase.is_final:
+                self.plan.forget(request.id)
+            elif self.budgeted:
+                self.plan.observed(request.id, progress.to_dict())
         except ProviderError as exc:
             if exc.transient:
                 delay = self.plan.failed(request.id, exc.retry_after)

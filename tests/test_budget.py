@@ -95,30 +95,51 @@ def progress(step: int, elapsed: float, steps: int = 5) -> dict:
 
 def test_step_timings_are_learned_from_what_polls_see():
     timings = StepTimings(samples=2)
-    for elapsed in (10, 30):  # step 0 seen at 10 s and 30 s: its middle is about 20 s
+    for elapsed in (10, 20, 30):  # read while step 0 runs
         timings.seen(0, elapsed)
-    for elapsed in (90, 110):  # step 1: middle about 100 s
+    assert timings.end_of(0) is None, "no reading after it ended yet"
+    for elapsed in (40, 60, 80):  # read while step 1 runs: step 0 had ended
         timings.seen(1, elapsed)
-    assert timings.end_of(0) == 60 and timings.end_of(1) == 140
-    assert timings.end_of(2) is None
+    assert 20 <= timings.end_of(0) <= 40
+    assert timings.end_of(1) is None and timings.end_of(7) is None
 
 
-def test_a_step_that_just_started_is_not_asked_about_again_until_it_should_end():
-    clock = Clock()
+def taught(clock: Clock) -> PollPlan:
+    """A plan that saw three deployments end step 0 between about 22 and 60 s."""
     plan = PollPlan(clock, longest=timedelta(seconds=20))
-    for i in range(3):  # other deployments taught the plan: step 1 runs 60..140 s
-        plan.observed(f"other{i}", progress(0, 10 + 20 * i))
-        plan.observed(f"other{i}", progress(1, 80 + 20 * i))
-    plan.observed("r1", progress(1, 61))
-    plan.observed("r2", progress(0, 59))
-    assert plan.pick(["r1", "r2"], 10) == [], "neither step should be over yet"
-    assert plan.pick(["r1", "r2"], 10, round_robin=True) == ["r1", "r2"], "the reference"
+    for i in range(3):
+        plan.observed(f"other{i}", progress(0, 20 + i))
+        plan.observed(f"other{i}", progress(1, 60 + i))
+    return plan
+
+
+def test_under_a_budget_polls_go_where_a_step_should_have_ended():
+    clock = Clock()
+    plan = taught(clock)
+    plan.observed("long", progress(0, 5))  # its step 0 has ~35 s to go
+    plan.observed("late", progress(0, 38))  # its step 0 ends in a few seconds
+    clock.t += 5
+    assert plan.pick(["long", "late"], 1) == ["late"]
+    assert plan.pick(["long", "late"], 1, round_robin=True) == ["long"], "the reference"
+    plan.succeeded("late")
+    assert plan.pick(["late"], 5) == [], f"never sooner than {MIN_GAP} s after a poll"
     clock.t += MIN_GAP
-    assert plan.pick(["r1", "r2"], 10) == [], "never sooner than MIN_GAP"
-    clock.t += 3
-    assert plan.pick(["r1", "r2"], 10) == ["r2"], "step 0 ends at about 64 s: r2 first"
-    clock.t += 80
-    assert plan.pick(["r1", "r2"], 1) == ["r2"], "the most overdue first, within capacity"
+    assert plan.pick(["late"], 5) == ["late"]
+    assert plan.pick(["long", "late"], 0) == []
+
+
+def test_a_simulated_install_follows_its_step_profile():
+    profile = (("short", 5.0), ("long", 120.0), ("last", 10.0))
+    clock = Clock()
+    with Simulator(
+        credentials=DEMO_CREDENTIALS, clock=clock.monotonic, install_steps=profile
+    ) as sim:
+        world = sim.world
+        deployment = world._deploy("ns1001.ip-51-75-1.eu", "reinstall", "")
+        for at, step in ((4.9, 0), (5.0, 1), (124.9, 1), (125.0, 2), (135.0, 3)):
+            clock.t = at
+            assert deployment.current_step(world.now()) == step, at
+        assert deployment.status(world.now()) == "done"
 
 
 def test_the_card_says_when_the_budget_stretches_the_interval():

@@ -46,8 +46,11 @@ class CallBudget:
         *,
         reserve: float = 0.1,
         monotonic: Callable[[], float] = time.monotonic,
+        recheck: float = 1.0,
     ) -> None:
         self.per_minute = per_minute
+        self.recheck = recheck  # longest wait between two looks at a full window (seconds)
+        self.taken = 0  # calls counted since it was made
         self.limit = per_minute  # lower after a 429, until it recovers
         self.reserve = reserve
         self.monotonic = monotonic
@@ -67,6 +70,7 @@ class CallBudget:
             if self._headroom(kind or current_kind(), now) <= 0:
                 return False
             self._calls.append(now)
+            self.taken += 1
             return True
 
     def take(self, kind: str | None = None, sleep: Callable[[float], None] | None = None) -> float:
@@ -78,10 +82,11 @@ class CallBudget:
                 now = self.monotonic()
                 if self._headroom(kind, now) > 0:
                     self._calls.append(now)
+                    self.taken += 1
                     return waited
                 pause = max(0.01, self._calls[0] + WINDOW - now) if self._calls else 0.5
                 if sleep is None:
-                    self._changed.wait(pause)
+                    self._changed.wait(min(pause, self.recheck))  # the clock may be a test's
                 else:
                     self._changed.release()
                     try:

@@ -11,13 +11,15 @@ status of every poll teaches `StepTimings` when each step typically ends (elapse
 since the install began), so a deployment whose step just started is not asked again until
 that step should be over (never sooner than `MIN_GAP`: a step that just started will not end
 in 2 s); one whose step runs late is asked again after 5, 10, 20 … s (at most one poll
-interval). The most overdue goes first. `round_robin=True` is the uniform reference: the
-least recently polled first, as many as the budget allows.
+interval). The most overdue goes first; room the budget leaves after them goes to those
+expected to change soonest (none polled less than `MIN_GAP` ago). `round_robin=True` is the
+uniform reference: the least recently polled first, as many as the budget allows.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from .ports import Clock
@@ -25,39 +27,42 @@ from .ports import Clock
 FIRST_RETRY = timedelta(seconds=2)
 MIN_GAP = 2.0  # seconds: a step that just started will not end sooner
 OVERDUE_FIRST = 5.0  # seconds before asking again about a step that runs late
+SOON = 10.0  # seconds: a step ending this soon is waited for rather than asked before
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class StepTimings:
-    """When each install step ends, learned from polls: a step seen under way at elapsed
-    times e1, e2, … has its middle about at their mean; it ends about half-way between its
-    middle and the next step's (the last one as far after its middle as before)."""
+    """When each install step ends (elapsed seconds since the install began), learned from
+    what polls see: a deployment read at step j at elapsed e shows step j not ended yet and
+    step j-1 ended by e. A step's end is put between the late "not yet" readings (their 90th
+    percentile) and the early "ended" ones (their 10th), over the last `keep` readings of
+    each kind: robust to a few slow or fast servers, whichever polls were made.
+    """
 
-    def __init__(self, samples: int = 3) -> None:
-        self.samples = samples  # observations a step needs before its end is trusted
-        self._seen: dict[int, list[float]] = {}  # step index -> [sum of elapsed, count]
+    def __init__(self, samples: int = 3, keep: int = 200) -> None:
+        self.samples = samples  # readings of each kind a step needs before its end is trusted
+        self.keep = keep
+        self._before: dict[int, deque[float]] = {}  # step -> elapsed while not yet ended
+        self._after: dict[int, deque[float]] = {}  # step -> elapsed once ended
         self._lock = threading.Lock()
 
     def seen(self, index: int, elapsed: float) -> None:
+        """A deployment was read at step `index`, `elapsed` seconds into its install."""
         with self._lock:
-            total = self._seen.setdefault(index, [0.0, 0])
-            total[0] += elapsed
-            total[1] += 1
+            self._before.setdefault(index, deque(maxlen=self.keep)).append(elapsed)
+            if index:
+                self._after.setdefault(index - 1, deque(maxlen=self.keep)).append(elapsed)
 
     def end_of(self, index: int) -> float | None:
         """Elapsed seconds when step `index` typically ends (None: not known yet)."""
         with self._lock:
-            middle, after = self._middle(index), self._middle(index + 1)
-            before = self._middle(index - 1) if index else 0.0
-        if middle is None:
+            before = sorted(self._before.get(index, ()))
+            after = sorted(self._after.get(index, ()))
+        if len(before) < self.samples or len(after) < self.samples:
             return None
-        if after is not None:
-            return (middle + after) / 2
-        return middle + (middle - before) / 2 if before is not None else None
-
-    def _middle(self, index: int) -> float | None:
-        total, count = self._seen.get(index, (0.0, 0))
-        return total / count if count >= self.samples else None
+        late = before[int(0.9 * (len(before) - 1))]
+        early = after[int(0.1 * (len(after) - 1))]
+        return (late + early) / 2
 
 
 def position(progress: dict | None) -> tuple[int, float] | None:
@@ -86,6 +91,7 @@ class PollPlan:
         self.timings = StepTimings()
         self._next: dict[str, tuple[datetime, int, int]] = {}  # id -> (due, step, overdue)
         self._last: dict[str, datetime] = {}  # id -> last poll
+        self._seen: dict[str, tuple[int, float, datetime]] = {}  # id -> step, elapsed, when
 
     def paused(self) -> bool:
         """True while OVHcloud's Retry-After holds every poll back."""
@@ -125,7 +131,7 @@ class PollPlan:
     def forget(self, request_id: str) -> None:
         """The request is no longer followed."""
         with self._lock:
-            for plans in (self._retries, self._next, self._last):
+            for plans in (self._retries, self._next, self._last, self._seen):
                 plans.pop(request_id, None)
 
     def observed(self, request_id: str, progress: dict | None) -> None:
@@ -139,6 +145,8 @@ class PollPlan:
             index = step
         else:
             index, elapsed = where
+            with self._lock:
+                self._seen[request_id] = (index, elapsed, now)
             self.timings.seen(index, elapsed)
             overdue = overdue if index == step else 0
             end = self.timings.end_of(index)
@@ -163,11 +171,36 @@ class PollPlan:
                 return []
             ready = [i for i in request_ids if i not in self._retries or self._retries[i][0] <= now]
             if round_robin:
-                order = sorted(ready, key=lambda i: self._last.get(i, NEVER))
-            else:
-                due = [(self._next.get(i, (NEVER,))[0], i) for i in ready]
-                order = [i for at, i in sorted(due) if at <= now]
-        return order[:capacity]
+                return sorted(ready, key=lambda i: self._last.get(i, NEVER))[:capacity]
+            recent = now - timedelta(seconds=MIN_GAP)
+            ready = [i for i in ready if self._last.get(i, NEVER) <= recent]
+            seen = {i: self._seen.get(i) for i in ready}
+            due = {i: self._next.get(i, (NEVER,))[0] for i in ready}
+        ends: dict[int, float | None] = {}
+        owed = {i: self._owed(seen[i], now, ends) for i in ready}
+        first = sorted((i for i in ready if owed[i] > 0), key=lambda i: -owed[i])
+        rest = sorted((i for i in ready if owed[i] <= 0), key=lambda i: due[i])
+        return (first + rest)[:capacity]
+
+    def _owed(self, seen: tuple[int, float, datetime] | None, now: datetime, ends: dict) -> float:
+        """The delay piling up on a deployment: for each step expected to have ended since it
+        was last read, the seconds since (the time since that read when no step's end is
+        known yet; infinite for one never read)."""
+        if seen is None:
+            return float("inf")
+        index, elapsed, when = seen
+        waited = (now - when).total_seconds()
+        if ends.setdefault(index, self.timings.end_of(index)) is None:
+            return waited
+        owed, step = 0.0, index
+        while (end := ends.setdefault(step, self.timings.end_of(step))) is not None:
+            if end > elapsed + waited:
+                if end - elapsed - waited <= SOON:
+                    return 0.0  # another step ends in a moment: ask just after it
+                break
+            owed += elapsed + waited - end
+            step += 1
+        return owed
 
     def failed(self, request_id: str, retry_after: float | None = None) -> timedelta:
         """A transient failure: plan the next try (and pause all on Retry-After); its delay."""

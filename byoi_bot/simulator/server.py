@@ -65,7 +65,9 @@ class Simulator:
     `time.monotonic`); `credentials`: dict of application_key, application_secret,
     consumer_key (optional `rules`, `status`), else OVH_* environment, else DEMO_CREDENTIALS;
     `service_account`: dict of client_id, client_secret and optional `allow` (the IAM
-    actions its policy allows, wildcards accepted; default all), accepted besides them.
+    actions its policy allows, wildcards accepted; default all), accepted besides them;
+    `install_steps`: (name, seconds) of each install step (default: 7 equal steps in
+    `deploy_seconds`).
     """
 
     def __init__(
@@ -76,8 +78,9 @@ class Simulator:
         credentials: dict | None = None,
         latency: float = 0.0,
         service_account: dict | None = None,
+        install_steps: tuple[tuple[str, float], ...] = (),
     ) -> None:
-        self.world = World(inventory, deploy_seconds, clock)
+        self.world = World(inventory, deploy_seconds, clock, install_steps)
         self.service_account = auth.ServiceAccount.of(service_account) if service_account else None
         self.latency = latency  # seconds every API answer waits, like a real round trip
         self.credentials = auth.Credentials.resolve(credentials)

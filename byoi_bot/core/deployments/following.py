@@ -16,11 +16,11 @@ from .base import SYSTEM, Workflow
 class Following(Workflow):
     """Poll one deployment; post progress, heartbeats and stall warnings; finish it."""
 
-    def poll(self, request: Request) -> None:
+    def poll(self, request: Request) -> Progress:
         """Read one deployment's progress and tell the thread what changed.
 
         Raises `ProviderError` when OVHcloud could not be read (nothing is posted); the
-        poller (`byoi_bot.poller`) decides when to try again.
+        poller (`byoi_bot.poller`) decides when to try again. Returns what was read.
         """
         now = self.clock.now()
         try:
@@ -31,7 +31,7 @@ class Following(Workflow):
         self.provider_seen = (True, now)
         if progress.phase is Phase.DONE:
             self._finish(request, State.DONE, SYSTEM, "OVHcloud reports done", progress)
-            return
+            return progress
         if progress.phase is Phase.FAILED:
             explanation = self.explain(progress.message or _failed_step(progress))
             self._finish(
@@ -42,13 +42,13 @@ class Following(Workflow):
                 progress,
                 explanation,
             )
-            return
+            return progress
         previous = request.progress or {}
         if previous.get("steps") and not progress.steps:
             # A step-less answer (e.g. a spurious 404 of the install status) never replaces
             # known steps: nothing is posted, the next poll reads them again.
             self._heartbeat_or_stall(request, progress, now)
-            return
+            return progress
         record = progress.to_dict() | {
             "signature": progress.signature(),
             "stall_warned": previous.get("stall_warned", False),
@@ -64,8 +64,9 @@ class Following(Workflow):
                 last_status=messages.status_line(request, progress),
                 last_post_at=now,
             )
-            return
+            return progress
         self._heartbeat_or_stall(request, progress, now)
+        return progress
 
     def _heartbeat_or_stall(self, request: Request, progress: Progress, now: datetime) -> None:
         started = request.submitted_at or now
