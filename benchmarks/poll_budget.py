@@ -102,7 +102,7 @@ def run(n: int, budget_per_minute: int, spread: float, round_robin: bool) -> dic
             bot.poller.round_robin = round_robin
             setup = ReinstallProvider(make_client(url, timeout=(5, 30), **DEMO_CREDENTIALS))
             began = time.perf_counter()
-            delays = follow(bot, setup, servers, clock, start, spread)
+            delays = follow(bot, setup, servers, clock, start, spread, budget)
             wall = time.perf_counter() - began
             bot.poller.close()
             bot.store.close()
@@ -123,8 +123,12 @@ def run(n: int, budget_per_minute: int, spread: float, round_robin: bool) -> dic
     }
 
 
-def follow(bot, setup, servers: list[str], clock, start: float, spread: float) -> list[float]:
-    """Tick until every deployment is seen done; the delay of every step change."""
+def follow(
+    bot, setup, servers: list[str], clock, start: float, spread: float, budget: CallBudget
+) -> list[float]:
+    """Tick until every deployment is seen done; the delay of every step change. Each tick
+    waits for its polls to end, unless the budget is full (a poll then waits for time to
+    pass, which only the next tick brings)."""
     n = len(servers)
     starts = [spread * i / n for i in range(n)]
     seen = [0] * n  # the bot's step index per deployment (len(PROFILE): done)
@@ -137,7 +141,7 @@ def follow(bot, setup, servers: list[str], clock, start: float, spread: float) -
             seed_deploying(bot.deployments, setup, servers[due[0] : due[-1] + 1], clock, due[0])
             seeded = due[-1] + 1
         pending |= {f: i for i, f in bot.poller.retry_due().items()}
-        done, _ = wait(pending, timeout=0.05)
+        done, _ = wait(pending, timeout=5.0 if budget.headroom() > 0 else 0.05)
         now = clock.monotonic() - start
         for future in done:
             request_id = pending.pop(future)
