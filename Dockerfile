@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BYOI_DB=/data/byoi.db
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY byoi_bot ./byoi_bot
 RUN pip install '.[postgres]' \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin byoi \

@@ -1,8 +1,10 @@
 """`byoi-bot check`: validate the configuration, then reach Slack and OVHcloud.
 
-Prints one line per check (PASS / WARN / FAIL / SKIP) and exits non-zero when any check fails.
-A check that cannot run (no token, no endpoint) says so and sends nothing; `check` never
-creates the store.
+Prints one line per check (PASS / WARN / FAIL / SKIP), every configuration problem included
+(not only the first), each naming the setting to change. Exit status by the worst: 2 when
+the configuration is invalid (`run` would refuse it), 1 when a check failed (a service
+refused or could not be reached), else 0. A check that cannot run (no token, no endpoint)
+says so and sends nothing; `check` never creates the store.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import fnmatch
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .config import TOKEN_SHAPES, ConfigError, Settings, load_catalog, token_problem
+from .config import TOKEN_SHAPES, ConfigError, Problem, Settings, load_catalog, token_problem
 from .core.policy import is_group_id
 
 # The API calls the bot makes, by API generation: (method, path as in OVHcloud access rules).
@@ -41,19 +43,35 @@ class Result:
     detail: str
 
 
-def run_check(settings: Settings, *, offline: bool = False, out: TextIO = sys.stdout) -> int:
-    """Run every check, print the report, return 0 when nothing failed."""
-    results = [*check_settings(settings, offline), check_store(settings.db)]
-    results += check_catalog(settings.config)
+def run_check(
+    settings: Settings,
+    *,
+    offline: bool = False,
+    out: TextIO = sys.stdout,
+    problems: Sequence[Problem] = (),
+) -> int:
+    """Run every check, print the report with the configuration's `problems` (from
+    `config.survey`) first; return 2, 1 or 0 (see the module's docstring)."""
+    results = [Result("FAIL" if p.fatal else "WARN", p.where, p.message) for p in problems]
+    # A setting whose value was refused is said once (not again as "not set", its default).
+    reported = {p.setting for p in problems}
+    results += [r for r in check_settings(settings, offline) if r.name not in reported]
+    results += [check_store(settings.db), *check_catalog(settings.config)]
     groups: dict[str, frozenset[str]] = {}
     if not offline:
         slack, groups = check_slack(settings)
         results += [*slack, *check_ovhcloud(settings)]
-    results += check_policies(settings, groups, offline)
+    policies = check_policies(settings, groups, offline)
+    if reported & {"BYOI_APPROVERS", "BYOI_REQUIRED_APPROVALS"}:
+        policies = [r for r in policies if r.name != "policy default"]
+    results += policies
     for r in results:
-        print(f"{r.verdict:<4}  {r.name:<22} {r.detail}", file=out)
+        name = f"{r.name:<22}" if len(r.name) <= 22 else f"{r.name}:"
+        print(f"{r.verdict:<4}  {name} {r.detail}", file=out)
     failed = sum(r.verdict == "FAIL" for r in results)
     print(f"\n{len(results)} checks, {failed} failed", file=out)
+    if any(p.fatal for p in problems):
+        return 2
     return 1 if failed else 0
 
 
@@ -81,7 +99,12 @@ def check_store(path: str) -> Result:
     if path != ":memory:" and not Path(path).exists():
         folder = Path(path).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
-            return Result("FAIL", "store", f"{path} does not exist and {folder}/ is not writable")
+            return Result(
+                "FAIL",
+                "store",
+                f"{path} does not exist and {folder}/ is not writable: set BYOI_DB to a "
+                "file in a writable folder",
+            )
         return Result("WARN", "store", f"{path} does not exist yet; `byoi-bot run` creates it")
     try:
         store = Store(path)
@@ -95,7 +118,10 @@ def check_store(path: str) -> Result:
 
 def check_catalog(config: str) -> list[Result]:
     """The image catalog's size, and `gpgv` present when an image needs a signature check."""
-    images = load_catalog(config) if config else ()
+    try:
+        images = load_catalog(config) if config else ()
+    except ConfigError:  # reported with the configuration's problems
+        return []
     if not images:
         return []
     names = ", ".join(i.name for i in images[:8]) + (" …" if len(images) > 8 else "")
@@ -147,7 +173,7 @@ def check_policies(settings: Settings, groups: dict, offline: bool) -> list[Resu
         problem = policy.unsatisfiable(None, groups)
         name = f"policy {policy.name}"
         if problem and not unknown:
-            results.append(Result("FAIL", name, problem))
+            results.append(Result("FAIL", name, f"{problem}: {_policy_fix(policy, settings)}"))
         elif problem:
             results.append(
                 Result("WARN", name, f"{problem} (groups not read: {', '.join(unknown)})")
@@ -157,6 +183,15 @@ def check_policies(settings: Settings, groups: dict, offline: bool) -> list[Resu
                 Result("PASS", name, f"{policy.required} of {len(policy.pool(groups))} approver(s)")
             )
     return results
+
+
+def _policy_fix(policy, settings: Settings) -> str:
+    """Which setting gives `policy` enough approvers."""
+    if policy.name == "default":
+        return (
+            "set BYOI_APPROVERS (Slack user IDs U…, group IDs S…), or lower BYOI_REQUIRED_APPROVALS"
+        )
+    return f"set `approvers` or `required_approvals` of this [[policy]] in {settings.config}"
 
 
 def check_slack(settings: Settings) -> tuple[list[Result], dict[str, frozenset[str]]]:
@@ -174,7 +209,7 @@ def check_slack(settings: Settings) -> tuple[list[Result], dict[str, frozenset[s
     except SlackApiError as exc:
         return [Result("FAIL", "slack auth.test", str(exc.response.get("error")))], {}
     except Exception as exc:
-        return [Result("FAIL", "slack auth.test", f"unreachable: {type(exc).__name__}")], {}
+        return [Result("FAIL", "slack auth.test", _unreachable(settings.slack_api_url, exc))], {}
     results = [Result("PASS", "slack auth.test", f"bot {who.get('user')} in {who.get('team')}")]
     chat = SlackChat(client)
     names = {g for p in settings.policies.policies for g in p.approvers if is_group_id(g)}
@@ -195,7 +230,8 @@ def check_ovhcloud(settings: Settings) -> list[Result]:
         servers = client.get("/dedicated/server")
     except Exception as exc:
         e = explain_exception(exc)
-        return [Result("FAIL", "ovhcloud credentials", f"{e.summary} {e.action}")]
+        detail = f"{e.summary} {e.action}" + (f" ({e.raw})" if e.raw else "")
+        return [Result("FAIL", "ovhcloud credentials", detail)]
     results = [
         Result("PASS", "ovhcloud credentials", f"{len(servers)} dedicated server(s) visible")
     ]
@@ -257,7 +293,12 @@ def _rights(get: Callable[[str], dict], apis: set[str]) -> Result:
 
     required = missing([*READ_RIGHTS, *(r for api in sorted(apis) for r in START_RIGHTS[api])])
     if required:
-        return Result("FAIL", "ovhcloud rights", "missing: " + ", ".join(required))
+        return Result(
+            "FAIL",
+            "ovhcloud rights",
+            f"missing: {', '.join(required)}; create a token that has them "
+            "(docs/ovhcloud-api.md, OVHcloud credentials) and set its OVH_CONSUMER_KEY",
+        )
     if "reinstall" in apis and missing([CANCEL_RIGHT]):
         return Result(
             "WARN",
@@ -265,3 +306,9 @@ def _rights(get: Callable[[str], dict], apis: set[str]) -> Result:
             f"missing {' '.join(CANCEL_RIGHT)}: a running reinstall cannot be cancelled",
         )
     return Result("PASS", "ovhcloud rights", "every call the bot makes is allowed")
+
+
+def _unreachable(api_url: str, exc: Exception) -> str:
+    """Why Slack could not be reached, as `run` says it (the cause, not only its type)."""
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+    return f"cannot reach Slack at {api_url} (SLACK_API_URL): {type(exc).__name__}: {reason}"

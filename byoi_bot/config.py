@@ -1,7 +1,9 @@
 """Settings: environment variables plus an optional TOML policy file (`BYOI_CONFIG`).
 
-One definition, `SETTINGS`, drives loading, `byoi-bot check` and the README's configuration
-reference (``byoi-bot config-reference`` prints it; a test keeps the README in sync).
+One definition, `SETTINGS`, drives loading, `byoi-bot check` and the configuration reference
+(``byoi-bot config-reference`` prints it; a test keeps docs/configuration.md in sync).
+`survey` finds every problem at once, each named where it was written (the variable, or
+the TOML file, table and key); `Settings.load` refuses to go on with any of them.
 
 Environment variables win over the TOML file's ``[settings]`` table. Policies per server
 pattern live in the TOML file as ``[[policy]]`` tables; the environment's approvers,
@@ -10,16 +12,24 @@ quorum and expiry form the default policy that applies to every other server.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .core.catalog import CatalogImage
+from .core.change_control import (
+    WINDOW_EXAMPLE,
+    ChangeControlError,
+    Freeze,
+    Window,
+    parse_windows,
+)
 from .core.policy import Policy, PolicySet
 
 API_GENERATIONS = ("reinstall", "legacy")
@@ -27,6 +37,25 @@ API_GENERATIONS = ("reinstall", "legacy")
 
 class ConfigError(Exception):
     """The configuration is invalid; the message says which setting and what is expected."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration, named where it was written: a variable
+    (`BYOI_APPROVERS`) or a file, table and key (`byoi.toml: [settings] approval_ttl`).
+    A warning (`fatal=False`) does not stop the bot: an unknown variable is ignored."""
+
+    where: str
+    message: str
+    fatal: bool = True
+    setting: str = ""  # the variable whose value this is about, if any
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+# What `byoi-bot init` writes where only the user can fill in a value.
+PLACEHOLDER = "REPLACE-ME"
 
 
 def parse_duration(text: str | int | float) -> timedelta:
@@ -176,6 +205,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_APPROVAL_TTL", parse_duration, timedelta(minutes=30), "How long a request waits for approval before it expires, with its unit (e.g. 30m, 2h, 1h30m; a bare number is refused)"),
     Setting("BYOI_ALLOWED_CHANNELS", _channel_ids, frozenset(), "Channel IDs (C…, G…) where /byoi deploy is accepted (empty: any channel the bot is in)"),
     Setting("BYOI_REQUESTERS", _slack_ids, frozenset(), "User IDs (U…, W…) or group IDs (S…) allowed to request deployments (empty: anyone)"),
+    Setting("BYOI_FREEZE_ADMINS", _slack_ids, frozenset(), "Default policy: user or group IDs who may `/byoi freeze` and `unfreeze` (a freeze of every policy needs an admin of each, this one included)"),
+    Setting("BYOI_EMERGENCY_REQUESTERS", _slack_ids, frozenset(), "Default policy: user or group IDs who may ask for an `emergency=` override of windows and freezes (empty: nobody)"),
     Setting("BYOI_API", _api, "reinstall", "Default OVHcloud API generation: `reinstall` (current) or `legacy` (/bringYourOwnImage)"),
     Setting("BYOI_POLL_SECONDS", _positive_int, 20, "Seconds between two status polls of each active deployment"),
     Setting("BYOI_POLL_WORKERS", _positive_int, 16, "Status polls run at once (OVHcloud reads in parallel); a 429 pauses them all for its Retry-After"),
@@ -196,6 +227,19 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+# Read by the `ovh` client itself, from the environment only (or its ovh.conf file), so they
+# are no `Setting`: listed in the reference, known to the misspelling check.
+OVH_CREDENTIALS = {
+    "OVH_APPLICATION_KEY": "Application key of the OVHcloud API token (with the next two; docs: OVHcloud API and credentials)",
+    "OVH_APPLICATION_SECRET": "Application secret of that token",
+    "OVH_CONSUMER_KEY": "Consumer key of that token, limited to the calls the bot makes",
+    "OVH_CLIENT_ID": "Instead of the three keys: an OAuth2 service account's client ID",
+    "OVH_CLIENT_SECRET": "That service account's client secret",
+}
+KNOWN_VARIABLES = frozenset({s.env for s in SETTINGS} | set(OVH_CREDENTIALS))
+# Variables of the bot's own test suite and CI, not settings.
+IGNORED_PREFIXES = ("BYOI_TEST_",)
 
 # What each Slack credential looks like: (setting, pattern, what to write).
 TOKEN_SHAPES = {
@@ -227,9 +271,12 @@ class Settings:
     (2, 2)
     """
 
-    def __init__(self, values: Mapping[str, Any], policies: PolicySet) -> None:
+    def __init__(
+        self, values: Mapping[str, Any], policies: PolicySet, warnings: tuple[Problem, ...] = ()
+    ) -> None:
         self._values = dict(values)
         self.policies = policies
+        self.warnings = warnings  # what does not stop the bot (an unknown variable), to log
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -239,39 +286,126 @@ class Settings:
 
     def with_values(self, **changes: Any) -> Settings:
         """A copy with some values replaced (policies kept)."""
-        return Settings(self._values | changes, self.policies)
+        return Settings(self._values | changes, self.policies, self.warnings)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Load from the environment (default `os.environ`) and the `BYOI_CONFIG` TOML file."""
-        env = os.environ if environ is None else environ
-        toml = _read_toml(env.get("BYOI_CONFIG", ""))
-        from_file = toml.get("settings", {})
-        unknown = set(from_file) - set(SETTINGS_BY_KEY)
-        if unknown:
-            raise ConfigError(f"unknown key(s) in [settings]: {', '.join(sorted(unknown))}")
-        values = {}
-        for setting in SETTINGS:
-            raw = env.get(setting.env)
-            if raw is None or raw == "":
-                raw = from_file.get(setting.key)
-            try:
-                values[setting.key] = setting.default if raw is None else setting.parse(raw)
-            except ConfigError as exc:
-                raise ConfigError(f"{setting.env}: {exc}") from None
-        _catalog(toml.get("image", []), _folder(env.get("BYOI_CONFIG", "")))  # checked early
-        from .ovhcloud.accounts import parse_accounts
+        """Load from the environment (default `os.environ`) and the `BYOI_CONFIG` TOML file;
+        `ConfigError` lists every problem that would stop the bot (see `survey`)."""
+        settings, problems = survey(environ)
+        fatal = [str(p) for p in problems if p.fatal]
+        if len(fatal) == 1:
+            raise ConfigError(fatal[0])
+        if fatal:
+            raise ConfigError(f"{len(fatal)} problems:\n  " + "\n  ".join(fatal))
+        settings.warnings = tuple(problems)
+        return settings
 
+
+def survey(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Problem]]:
+    """The settings and every problem of the configuration at once.
+
+    A value that cannot be used is reported and replaced by its default, so that the rest
+    (policies, Slack, OVHcloud) can still be checked; only `byoi-bot check` goes on that
+    way, `Settings.load` refuses.
+    """
+    env = os.environ if environ is None else environ
+    config = env.get("BYOI_CONFIG", "")
+    problems = [*_unknown_variables(env), *_placeholders(env)]
+    try:
+        toml = _read_toml(config)
+    except ConfigError as exc:
+        problems.append(Problem("BYOI_CONFIG", str(exc).removeprefix("BYOI_CONFIG: ")))
+        toml = {}
+    from_file = toml.get("settings", {})
+    if not isinstance(from_file, dict):
+        problems.append(Problem(config, "`settings` must be a table: [settings]"))
+        from_file = {}
+    for key in sorted(set(from_file) - set(SETTINGS_BY_KEY)):
+        problems.append(
+            Problem(
+                f"{config}: [settings] {key}", "unknown key" + _did_you_mean(key, SETTINGS_BY_KEY)
+            )
+        )
+    values = {}
+    for setting in SETTINGS:
+        raw, where = env.get(setting.env), setting.env
+        if raw is None or raw == "":
+            raw, where = from_file.get(setting.key), f"{config}: [settings] {setting.key}"
+        if raw is None or (where == setting.env and PLACEHOLDER in raw):  # reported above
+            values[setting.key] = setting.default
+            continue
+        try:
+            values[setting.key] = setting.parse(raw)
+        except ConfigError as exc:
+            problems.append(Problem(where, str(exc), setting=setting.env))
+            values[setting.key] = setting.default
+    problems += _catalog_problems(toml.get("image", []), config)
+    policies, policy_problems = _policies(
+        values, toml.get("policy", []), toml.get("freeze", []), config
+    )
+    from .ovhcloud.accounts import parse_accounts
+
+    try:
         values["accounts"] = parse_accounts(toml.get("account", []))
-        policies = _policies(values, toml.get("policy", []))
-        _check_policy_accounts(policies, values["accounts"])
-        return cls(values, policies)
+    except ConfigError as exc:
+        problems.append(Problem(config, str(exc)))
+        values["accounts"] = ()
+    policy_problems += _account_problems(policies, values["accounts"], config)
+    return Settings(values, policies), problems + policy_problems
+
+
+def _unknown_variables(env: Mapping[str, str]) -> Iterable[Problem]:
+    """BYOI_*, SLACK_* and OVH_* variables the bot does not read: most likely misspelt."""
+    for name in sorted(env):
+        if (
+            name.startswith(("BYOI_", "SLACK_", "OVH_"))
+            and name not in KNOWN_VARIABLES
+            and not name.startswith(IGNORED_PREFIXES)
+        ):
+            yield Problem(
+                name, "unknown variable, ignored" + _did_you_mean(name, KNOWN_VARIABLES), False
+            )
+
+
+def _placeholders(env: Mapping[str, str]) -> Iterable[Problem]:
+    """Values `byoi-bot init` left for the user to fill in."""
+    helps = {s.env: s.help for s in SETTINGS} | OVH_CREDENTIALS
+    for name in sorted(KNOWN_VARIABLES):
+        if PLACEHOLDER in env.get(name, ""):
+            message = f"still `{PLACEHOLDER}`: set it (byoi.env) to the {_lower(helps[name])}"
+            yield Problem(name, message, setting=name)
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def load_catalog(path: str) -> tuple[CatalogImage, ...]:
     """The `[[image]]` tables of the TOML file `path`, read anew at every call (so that an
     edited catalog applies to the next `/byoi images` or deploy without a restart)."""
     return _catalog(_read_toml(path).get("image", []), _folder(path))
+
+
+def _catalog_problems(tables: list[dict], config: str) -> list[Problem]:
+    """Every bad `[[image]]` table of the file `config`, not only the first."""
+    folder, problems = _folder(config), []
+    for index, table in enumerate(tables, 1):
+        try:
+            _image(table, folder, index)
+        except ConfigError as exc:
+            problems.append(Problem(config, str(exc)))
+    if not problems:
+        try:
+            _catalog(tables, folder)
+        except ConfigError as exc:
+            problems.append(Problem(config, str(exc)))
+    return problems
 
 
 def _folder(path: str) -> Path:
@@ -306,9 +440,10 @@ def _image(table: dict, folder: Path, index: int) -> CatalogImage:
             f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
             f"expected some of {', '.join(IMAGE_KEYS)}"
         )
-    for key in ("name", "url"):
+    examples = {"name": "debian-12", "url": "https://images.example.net/debian-12.qcow2"}
+    for key, example in examples.items():
         if not isinstance(table.get(key), str) or not table[key]:
-            raise ConfigError(f'{where}: `{key}` is required, e.g. {key} = "debian-12"')
+            raise ConfigError(f'{where}: `{key}` is required, e.g. {key} = "{example}"')
     if ("checksum" in table) == ("checksum_url" in table):
         raise ConfigError(f"{where}: give exactly one of `checksum` and `checksum_url`")
     if ("signature_url" in table) != ("keyring" in table):
@@ -365,6 +500,15 @@ def _read_toml(path: str) -> dict:
         raise ConfigError(f"BYOI_CONFIG: {path} is not valid TOML: {exc}") from None
 
 
+def _windows(value: object) -> tuple[Window, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'`windows` is a list of strings, e.g. windows = ["{WINDOW_EXAMPLE}"]')
+    try:
+        return parse_windows(value)
+    except ChangeControlError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 POLICY_KEYS = {
     "name": str,
     "pattern": str,
@@ -377,21 +521,32 @@ POLICY_KEYS = {
     "api": _api,
     "keep_disks": _disk_groups,
     "accounts": _names,
+    "windows": _windows,
+    "emergency_requesters": _slack_ids,
+    "emergency_required_approvals": _positive_int,
+    "emergency_review_within": parse_duration,
+    "freeze_admins": _slack_ids,
 }
 
 
-def _check_policy_accounts(policies: PolicySet, accounts: tuple) -> None:
+def _account_problems(policies: PolicySet, accounts: tuple, config: str) -> list[Problem]:
+    """A policy naming an account no `[[account]]` (nor `default`) is."""
     known = {"default", *(a.name for a in accounts)}
-    for policy in policies.policies:
-        unknown = sorted(policy.accounts - known)
-        if unknown:
-            raise ConfigError(
-                f"[[policy]] `{policy.name}`: no [[account]] is named `{unknown[0]}` "
-                f"(accounts: {', '.join(sorted(known))})"
-            )
+    return [
+        Problem(
+            config,
+            f"[[policy]] `{policy.name}`: no [[account]] is named `{sorted(policy.accounts - known)[0]}` "
+            f"(accounts: {', '.join(sorted(known))})",
+        )
+        for policy in policies.policies
+        if policy.accounts - known
+    ]
 
 
-def _policies(values: dict, tables: list[dict]) -> PolicySet:
+def _policies(
+    values: dict, tables: list[dict], freeze_tables: list[dict], config: str
+) -> tuple[PolicySet, list[Problem]]:
+    """The policy set, and every problem of its `[[policy]]` tables (a bad one is left out)."""
     default = Policy(
         name="default",
         pattern="*",
@@ -401,16 +556,32 @@ def _policies(values: dict, tables: list[dict]) -> PolicySet:
         channels=values["allowed_channels"],
         requesters=values["requesters"],
         api=values["api"],
+        freeze_admins=values["freeze_admins"],
+        emergency_requesters=values["emergency_requesters"],
     )
-    policies = [_policy(table, default, i) for i, table in enumerate(tables, 1)]
+    policies, problems = [], []
+    for index, table in enumerate(tables, 1):
+        try:
+            policies.append(_policy(table, default, index))
+        except ConfigError as exc:
+            problems.append(Problem(config, str(exc)))
     names = [p.name for p in policies]
-    for name in names:
+    freezes = []
+    for index, table in enumerate(freeze_tables, 1):
+        try:
+            freezes.append(_freeze(table, [*names, "default"], index))
+        except ConfigError as exc:
+            problems.append(Problem(config, str(exc)))
+    for name in sorted(set(names)):
         if name == "default" or names.count(name) > 1:
-            raise ConfigError(
-                f"[[policy]] name `{name}` is used twice or is reserved (`default` is the "
-                "environment's policy); give each policy its own name"
+            problems.append(
+                Problem(
+                    config,
+                    f"[[policy]] name `{name}` is used twice or is reserved (`default` is the "
+                    "environment's policy); give each policy its own name",
+                )
             )
-    return PolicySet((*policies, default))
+    return PolicySet((*policies, default), tuple(freezes)), problems
 
 
 def _policy(table: dict, default: Policy, index: int) -> Policy:
@@ -419,14 +590,16 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"expected some of {', '.join(POLICY_KEYS)}"
+            f"expected some of {', '.join(POLICY_KEYS)}" + _did_you_mean(min(unknown), POLICY_KEYS)
         )
     if "pattern" not in table:
         raise ConfigError(f'{where}: `pattern` is required, e.g. pattern = "ns*.prod.example.net"')
-    try:
-        v = {k: POLICY_KEYS[k](table[k]) for k in table}
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    v = {}
+    for key in table:
+        try:
+            v[key] = POLICY_KEYS[key](table[key])
+        except ConfigError as exc:
+            raise ConfigError(f"{where} {key}: {exc}") from None
     return Policy(
         name=v.get("name", v["pattern"]),
         pattern=v["pattern"],
@@ -439,15 +612,60 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
         api=v.get("api", default.api),
         keep_disks=v.get("keep_disks", ()),
         accounts=v.get("accounts", frozenset()),
+        windows=v.get("windows", ()),
+        emergency_requesters=v.get("emergency_requesters", frozenset()),
+        emergency_required=v.get("emergency_required_approvals"),
+        review_within=v.get("emergency_review_within", default.review_within),
+        freeze_admins=v.get("freeze_admins", frozenset()),
+    )
+
+
+FREEZE_KEYS = ("from", "to", "reason", "policies")
+
+
+def _freeze(table: dict, policy_names: list[str], index: int) -> Freeze:
+    """A `[[freeze]]` table: `from` and `to` (TOML date-times with an offset, or dates),
+    a `reason`, and optionally the `policies` it holds (all when absent)."""
+    where = f"[[freeze]] #{index}"
+    example = 'from = 2026-12-20T00:00:00Z, to = 2027-01-04T00:00:00Z, reason = "year end"'
+    unknown = set(table) - set(FREEZE_KEYS)
+    missing = [k for k in ("from", "to", "reason") if k not in table]
+    if unknown or missing:
+        raise ConfigError(
+            f"{where}: expected the keys {', '.join(FREEZE_KEYS[:3])} (and optionally "
+            f"policies), e.g. {example}"
+        )
+    starts, ends = (_instant(table[k], f"{where} `{k}`") for k in ("from", "to"))
+    if ends <= starts:
+        raise ConfigError(f"{where}: `to` must be after `from`")
+    scope = table.get("policies", [])
+    if not isinstance(scope, list) or any(p not in policy_names for p in scope):
+        raise ConfigError(f"{where}: `policies` lists policy names among {', '.join(policy_names)}")
+    reason = str(table["reason"]).strip()
+    if not reason:
+        raise ConfigError(f"{where}: `reason` must say why (it is shown on every held card)")
+    return Freeze(f"config-{index}", starts, ends, reason, tuple(scope), "configuration")
+
+
+def _instant(value: object, where: str) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, datetime.min.time(), UTC)
+    raise ConfigError(
+        f"{where} is a TOML date-time with its offset (2026-12-20T00:00:00Z) or a date "
+        "(2026-12-20, taken as midnight UTC)"
     )
 
 
 def reference_markdown() -> str:
-    """The configuration reference as a Markdown table (pasted into the README)."""
+    """The configuration reference as a Markdown table (in docs/configuration.md)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for s in SETTINGS:
         default = _show_default(s.default)
         rows.append(f"| `{s.env}` | {default} | {s.help} |")
+    for env, help in OVH_CREDENTIALS.items():
+        rows.append(f"| `{env}` | (empty) | {help} |")
     return "\n".join(rows)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import commands
-from .core import messages
+from .core import change_messages, messages
 from .core.catalog import CatalogError
 from .core.fleet import Rollout
 from .core.fleets import FLEET_PREFIX, Fleets, expand
@@ -96,6 +96,14 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             return messages.listing(
                 f"History of {esc(server)}", past, f"No deployments of {esc(server)} yet."
             )
+        case commands.Freeze(starts=starts, ends=ends, reason=reason, policies=scope):
+            return change_messages.freeze_set(d.freeze(user, starts, ends, reason, scope))
+        case commands.Unfreeze(freeze_id=freeze_id):
+            return change_messages.freeze_lifted(d.unfreeze(user, freeze_id))
+        case commands.Freezes():
+            return change_messages.freeze_list(d.freezes_in_force(d.clock.now()))
+        case commands.Review(request_id=request_id):
+            return d.review(request_id, user)
     raise AssertionError(f"unhandled command {command!r}")
 
 
@@ -129,7 +137,6 @@ def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: 
     refused: list[tuple[str, str]] = []
     if command.catalog is not None:
         image, checksum, source = _catalog_image(d, command.catalog)
-        shown = f"catalog image `{esc(image.name)}` ({esc(image.url)})"
         specs = []
         for server in servers:
             if image.allows(server):
@@ -139,16 +146,19 @@ def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: 
                 refused.append((server, f"outside the image's servers {list(image.servers)}"))
     else:
         assert command.spec is not None
-        shown, source = esc(command.spec.display_url), None
+        source = None
         specs = [replace(command.spec, server=server) for server in servers]
     if not specs:
         raise Refused([f"Nothing was requested. {messages.fleet_summary(0, refused)}"])
     rollout = Rollout(plan.parallel, plan.canary, plan.stop_on_failure)
     made = fleets.request(
-        specs, refused, rollout, user, channel, image=shown, pattern=plan.pattern, source=source
+        specs, refused, rollout, user, channel, pattern=plan.pattern, source=source
     )
     summary = messages.fleet_summary(len(made.servers), list(made.refused))
-    return f"Fleet request `{made.id}` is posted: {summary} One approval covers them all."
+    return (
+        f"Fleet request `{made.id}` is posted: {summary} Each server's policy must approve it "
+        "before anything happens."
+    )
 
 
 def _fleet_servers(d: Deployments, plan: commands.Fleet, limit: int) -> list[str]:

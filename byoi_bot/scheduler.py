@@ -100,13 +100,14 @@ class Jobs:
 
     def sweep(self) -> None:
         """Expire pending requests, settle unknown submissions, forget old delivery ids and
-        sent posts, and plan (or start) approved requests, including those approved on
-        another replica."""
+        sent posts, plan (or start) approved requests, including those approved on
+        another replica, and remind of emergency overrides overdue for review."""
         self.deployments.expire_due()
         self.deployments.reconcile()
         self.deployments.store.forget_events(self.deployments.clock.now() - EVENT_MEMORY)
         self.deployments.store.forget_sent(self.deployments.clock.now() - EVENT_MEMORY)
         self._resume_approved()
+        self.deployments.remind_overdue_reviews()
 
     def _resume_approved(self) -> None:
         d = self.deployments
@@ -129,15 +130,18 @@ class Jobs:
         self.deployments.submit_when_due(request)
 
     def _plan(self, request: Request) -> None:
+        """A one-off job at the time the request may start (`at=`, its window, the end of a
+        freeze); if that changes meanwhile, `submit` declines and the sweep plans again."""
+        when = self.deployments.start_decision(request).start_at
         self.scheduler.add_job(
             self.deployments.submit,
             "date",
-            run_date=self._on_scheduler_time(request.spec.at),
+            run_date=self._on_scheduler_time(when),
             args=[request.id],
             id=f"submit:{request.id}",
             replace_existing=True,
         )
-        log.info("%s scheduled for %s", request.id, request.spec.at)
+        log.info("%s planned to start at %s", request.id, when)
 
     def _on_scheduler_time(self, when: datetime) -> datetime:
         """`when` on the bot's clock, as APScheduler's wall-clock time: the same instant in

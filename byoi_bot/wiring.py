@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -35,11 +35,6 @@ from .store import Store, is_postgres, new_request_id
 
 if TYPE_CHECKING:
     import ovh
-
-
-class CannotStart(Exception):
-    """The bot cannot start for a reason outside its configuration (Slack unreachable, port
-    taken); the message says which and what to do."""
 
 
 def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provider:
@@ -86,6 +81,20 @@ def _by_api(settings: Settings, client: ovh.Client, budget: CallBudget | None) -
     return RoutingProvider(
         by_api[settings.api], routes, others=list(by_api.values()), budget=budget
     )
+
+
+def _account_lookup(provider: Provider) -> Callable[[str], str | None]:
+    """A server's OVHcloud account for policies scoped to accounts; None when no account
+    (or several) lists it, which its preflight then explains."""
+    from .core.ports import ProviderError
+
+    def account_of(server: str) -> str | None:
+        try:
+            return provider.account_of(server)
+        except ProviderError:
+            return None
+
+    return account_of
 
 
 def _budget_lookup(provider: Provider) -> Callable[[str], CallBudget | None] | None:
@@ -209,7 +218,7 @@ def build_bot(
         provider=provider,
         inspector=inspector or make_inspector(settings),
         chat=chat,
-        policies=settings.policies,
+        policies=replace(settings.policies, account_of=_account_lookup(provider)),
         clock=clock,
         explain=explain,
         new_id=new_id,

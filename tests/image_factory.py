@@ -19,6 +19,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -40,6 +41,29 @@ ESP_FILES = {
     "EFI/debian/shimx64.efi": b"MZ shim" * 100,
     "EFI/debian/grubx64.efi": b"MZ grub" * 100,
     "EFI/debian/grub.cfg": b"search --fs-uuid\n",
+}
+
+ARM64_ONLY_ESP = {"EFI/BOOT/BOOTAA64.EFI": b"MZ arm64 fallback loader"}
+BOTH_ARCHES_ESP = {
+    "EFI/BOOT/BOOTX64.EFI": b"MZ x64 fallback loader",
+    "EFI/debian/shimaa64.efi": b"MZ arm64 shim",
+    "EFI/debian/grubaa64.efi": b"MZ arm64 grub",
+}
+LANGUAGES = ["cs-CZ", "da-DK", "de-DE", "el-GR", "en-GB", "en-US", "es-ES", "es-MX", "et-EE",
+             "fi-FI", "fr-CA", "fr-FR", "hr-HR", "hu-HU", "it-IT", "ja-JP", "ko-KR", "lt-LT",
+             "lv-LV", "nb-NO", "nl-NL", "pl-PL", "pt-BR", "pt-PT", "qps-ploc", "ro-RO", "ru-RU",
+             "sk-SK", "sl-SI", "sr-Latn-RS", "sv-SE", "tr-TR", "uk-UA", "zh-CN",
+             "zh-TW"]  # fmt: skip
+# A Windows ESP as `bcdboot` writes it: no \EFI\Boot, the loader two folders deep, and a
+# folder per language beside it (35 here: more than the search lists).
+WINDOWS_ESP = {
+    "EFI/Microsoft/Boot/bootmgfw.efi": b"MZ windows boot manager",
+    "EFI/Microsoft/Boot/bootmgr.efi": b"MZ boot manager",
+    "EFI/Microsoft/Boot/memtest.efi": b"MZ memory test",
+    "EFI/Microsoft/Boot/BCD": b"regf",
+    "EFI/Microsoft/Boot/Fonts/wgl4_boot.ttf": b"font",
+    "EFI/Microsoft/Recovery/BCD": b"regf",
+    **{f"EFI/Microsoft/Boot/{lang}/bootmgfw.efi.mui": b"mui" for lang in LANGUAGES},
 }
 
 _cache: dict[str, Path] = {}
@@ -77,21 +101,32 @@ def gpt_disk(
     files=None,
     disk_size: int | None = None,
     entries: int = 128,
+    esp_size: int = 32 * MiB,
+    esp_last: bool = False,
+    entries_lba: int = 2,
 ) -> SparseImage:
     """A GPT disk like `sfdisk` makes from "start=2048,size=65536,type=U" + "type=L":
     a 32 MiB ESP at 1 MiB (FAT holding `files`, default ESP_FILES) and a Linux partition
-    to the end; `sector` 4096 makes a 4Kn disk (`sfdisk --sector-size 4096`)."""
+    to the end; `sector` 4096 makes a 4Kn disk (`sfdisk --sector-size 4096`). `esp_last`
+    puts the ESP after the Linux partition, at the disk's end (MiB-aligned);
+    `entries_lba` moves the entry array (`sgdisk --move-main-table`)."""
     disk = SparseImage(size)
-    first = MiB // sector
+    table_end = (entries_lba + entries * 128 // sector) * sector
+    first = -(-max(MiB, table_end) // MiB) * MiB // sector
     last = size // sector - 2 - entries * 128 // sector  # the last usable LBA
     parts = []
     if esp:
-        esp_sectors = 32 * MiB // sector
-        parts.append(Part(first, first + esp_sectors - 1, ESP_TYPE, "EFI System"))
-        with_fat(disk, MiB, 32 * MiB, ESP_FILES if files is None else files)
-        first += esp_sectors
-    parts.append(Part(first, last, LINUX_TYPE, "root"))
-    return gpt(disk, parts, sector, disk_size, entries)
+        esp_sectors = esp_size // sector
+        esp_first = (last + 1 - esp_sectors) // (MiB // sector) * (MiB // sector)
+        esp_first = esp_first if esp_last else first
+        parts.append(Part(esp_first, esp_first + esp_sectors - 1, ESP_TYPE, "EFI System"))
+        with_fat(disk, esp_first * sector, esp_size, ESP_FILES if files is None else files)
+        if esp_last:
+            last = esp_first - 1
+        else:
+            first += esp_sectors
+    parts.insert(1 if esp and not esp_last else 0, Part(first, last, LINUX_TYPE, "root"))
+    return gpt(disk, parts, sector, disk_size, entries, entries_lba)
 
 
 def mbr_disk(size: int = 64 * MiB, esp: bool = True) -> SparseImage:
@@ -247,6 +282,7 @@ def _build(d: Path) -> dict[str, Path]:
     for bits in range(9, 22):
         options = Qcow2Options(cluster_bits=bits)
         img[f"qcow2_c{bits}"] = qcow2_image(gpt_esp, options).write_to(d / f"c{bits}.qcow2")
+    img.update(_boot_fit_images(d, gpt_esp))
     img.update(other_formats(d))
     img["iso"] = iso9660(d / "image.iso")
     img.update(containers(d, disks["none"].pread(0, 4 * MiB)))
@@ -254,6 +290,28 @@ def _build(d: Path) -> dict[str, Path]:
     img["empty"] = d / "empty.raw"
     img["empty"].write_bytes(b"")
     return img
+
+
+def _boot_fit_images(d: Path, gpt_esp: SparseImage) -> dict[str, Path]:
+    """ESPs for other CPUs and deep loaders, and ESPs the first read budget cannot reach."""
+    disks = {
+        "raw_esp_arm64_only": gpt_disk(files=ARM64_ONLY_ESP),
+        "raw_esp_both_arches": gpt_disk(files=BOTH_ARCHES_ESP),
+        "raw_esp_windows": gpt_disk(files=WINDOWS_ESP),
+        "raw_esp_last": gpt_disk(GiB, esp_last=True),
+        "raw_entries_moved": gpt_disk(entries_lba=2048),
+    }
+    big_esp = gpt_disk(GiB, esp_size=512 * MiB)  # FAT32, as the benchmark's 1 GiB disks
+    images = {
+        **disks,
+        "qcow2_esp_last": qcow2_image(disks["raw_esp_last"]),
+        "qcow2_entries_moved": qcow2_image(disks["raw_entries_moved"]),
+        "qcow2_2m_zlib": qcow2_image(gpt_esp, Qcow2Options(cluster_bits=21, compression="zlib")),
+        "qcow2_2m_zstd": qcow2_image(gpt_esp, Qcow2Options(cluster_bits=21, compression="zstd")),
+        "qcow2_fat32_c9": qcow2_image(big_esp, Qcow2Options(cluster_bits=9)),
+        "qcow2_fat32_c12": qcow2_image(big_esp, Qcow2Options(cluster_bits=12)),
+    }
+    return {name: image.write_to(d / f"{name}.img") for name, image in images.items()}
 
 
 def _archives(d: Path, data: bytes) -> dict[str, Path]:
@@ -398,6 +456,11 @@ class ImageServer(ThreadingHTTPServer):
     def reset(self) -> None:
         with self.counter_lock:
             self.requests = self.bytes_served = 0
+
+    def handle_error(self, request, client_address) -> None:
+        """A client closing mid-body (as preflight does on a 200 answer) is no error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

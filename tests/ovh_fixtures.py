@@ -17,6 +17,7 @@ LEGACY_BOOT = "ns2002.ip-51-75-2.eu"
 SMALL = "ns3003.ip-51-75-3.eu"
 BROKEN = "ns4004.ip-51-75-4.eu"
 BIG = "ns5005.ip-149-56-5.net"
+ARM64 = "ns6006.ip-51-75-6.eu"
 HEADER_SECRET = "Bearer s3cr3t-t0ken-value"
 USER_DATA = "#cloud-config\npassword: hunter2-secret\n"
 

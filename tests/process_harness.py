@@ -69,13 +69,20 @@ class ProcessBot(ChannelView):
     wait_seconds = 15.0  # a child process answers more slowly than an in-process bot
 
     def __init__(
-        self, tmp_path: Path, *, deploy_seconds: float = 70.0, db: str | None = None
+        self,
+        tmp_path: Path,
+        *,
+        deploy_seconds: float = 70.0,
+        db: str | None = None,
+        simulator_clock: Callable[[], float] | None = None,
     ) -> None:
         self.tmp = tmp_path
         self.name = "bot"
         self.owns_services = True
         self.slack = FakeSlack().start()
-        self.simulator = Simulator(deploy_seconds=deploy_seconds, credentials=DEMO_CREDENTIALS)
+        self.simulator = Simulator(
+            deploy_seconds=deploy_seconds, clock=simulator_clock, credentials=DEMO_CREDENTIALS
+        )
         self.endpoint = self.simulator.start(host="127.0.0.1", port=0)
         self.images = ImageServer(demo_images()).start()
         self.db = db or str(tmp_path / "byoi.db")  # a SQLite file or a PostgreSQL URL

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import pytest
 from bot_harness import APPROVER, BotHarness
 from fakes.files import FileServer
+from fakes.openpgp import Signer
 from tools import require_tool
 
 from byoi_bot.catalog.fetch import FetchError, fetch_small
@@ -177,29 +177,6 @@ def test_checksum_files_are_fetched_under_the_image_url_guard(files):
 # -- signatures (gpg makes the keys and signatures, gpgv checks them) ----------------------
 
 
-class Signer:
-    """A throw-away OpenPGP key in its own GnuPG home, and its exported public keyring."""
-
-    def __init__(self, home: Path, name: str) -> None:
-        self.home = home
-        home.mkdir(mode=0o700)
-        self.gpg("--passphrase", "", "--quick-gen-key", f"{name} <{name}@example.net>",
-                 "ed25519", "sign", "never")  # fmt: skip
-        self.keyring = home / "keyring.gpg"
-        self.keyring.write_bytes(self.gpg("--export"))
-
-    def gpg(self, *args: str, data: bytes | None = None) -> bytes:
-        command = ["gpg", "--batch", "--homedir", str(self.home), "--pinentry-mode", "loopback"]
-        return subprocess.run([*command, *args], input=data, capture_output=True, check=True).stdout
-
-    def sign(self, data: bytes) -> bytes:
-        return self.gpg("--passphrase", "", "--detach-sign", "--output", "-", data=data)
-
-    def close(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
-                       capture_output=True, check=False)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def signers(tmp_path_factory):
     require_tool("gpg", "gpgv", "gpgconf")
@@ -324,3 +301,19 @@ def test_a_bad_signature_or_a_missing_line_refuses_the_request(catalog_bot):
     h.slash(f"deploy {SERVER} debian-12")
     assert "has no line for `debian-12.qcow2`" in h.wait_answer("has no line")
     assert h.cards() == []
+
+
+def test_a_checksum_file_signed_by_a_revoked_pinned_key_refuses_the_request(catalog_bot, tmp_path):
+    """gpgv exits 0 here (REVKEYSIG beside VALIDSIG); the bot still refuses (issue 18)."""
+    start, files, _, config = catalog_bot
+    revoked = Signer(tmp_path / "revoked", "revoked")
+    try:
+        files.files["/SHA256SUMS.gpg"] = revoked.sign(files.files["/SHA256SUMS"])
+        revoked.revoke()
+        h = start(debian_table(None, files, revoked.keyring))
+        config.write_text(debian_table(h, files, revoked.keyring))
+        h.slash(f"deploy {SERVER} debian-12")
+        assert "which its owner has revoked" in h.wait_answer("Bad signature")
+        assert h.cards() == [] and h.simulator.calls() == []
+    finally:
+        revoked.close()

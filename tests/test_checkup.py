@@ -7,7 +7,7 @@ from fakes.slack_api import FakeSlack
 from tools import require_tool
 
 from byoi_bot.checkup import run_check
-from byoi_bot.config import Settings
+from byoi_bot.config import Settings, survey
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 from byoi_bot.store import Store
 
@@ -66,6 +66,7 @@ def test_bad_tokens_and_an_unmeetable_policy_fail(tmp_path, services, monkeypatc
     assert code == 1
     assert "FAIL  SLACK_SIGNING_SECRET" in report and "32 hex digits" in report
     assert "FAIL  policy default" in report and "needs 2 approval(s)" in report
+    assert "set BYOI_APPROVERS" in report, "which setting to change"
 
 
 def test_wrong_ovh_secret_and_unreachable_slack_fail(tmp_path, services, monkeypatch):
@@ -79,7 +80,9 @@ def test_wrong_ovh_secret_and_unreachable_slack_fail(tmp_path, services, monkeyp
     )
     code, report = check(monkeypatch, environ)
     assert code == 1
-    assert "FAIL  slack auth.test" in report and "unreachable" in report
+    assert "FAIL  slack auth.test" in report
+    assert "cannot reach Slack at http://127.0.0.1:9/api/ (SLACK_API_URL)" in report
+    assert "Connection refused" in report, "the reason, not only the exception's type"
     assert "FAIL  ovhcloud credentials" in report
     assert "Zq-not-the-secret-7" not in report
 
@@ -186,3 +189,63 @@ def test_an_unreachable_or_missing_postgres_database_fails_without_its_password(
     assert code == 1 and "FAIL  store" in report and "no_such_database" in report
     password = missing.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     assert password not in report
+
+
+def check_all(monkeypatch, environ, offline=False):
+    """As `byoi-bot check` does: every configuration problem, then the services."""
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    settings, problems = survey(environ)
+    out = io.StringIO()
+    return run_check(settings, offline=offline, out=out, problems=problems), out.getvalue()
+
+
+def test_every_problem_is_listed_at_once_named_where_it_is_written(tmp_path, services, monkeypatch):
+    slack, sim = services
+    toml = tmp_path / "byoi.toml"
+    toml.write_text(
+        '[settings]\nrequired_approvals = "two"\npol_seconds = 3\n'
+        '[[policy]]\nname = "prod"\npattern = "*.prod"\napprovers = ["bob"]\n'
+        '[[policy]]\npattern = "*.dev"\nquorum = 2\n'
+        '[[image]]\nname = "debian-12"\n'
+    )
+    environ = env(
+        tmp_path, slack, sim, BYOI_CONFIG=str(toml), BYOI_APPROVAL_TTL="30",
+        BYOI_APROVERS="U0BOB", SLACK_BOT_TOKEN="xoxb-REPLACE-ME",
+    )  # fmt: skip
+    code, report = check_all(monkeypatch, environ)
+    assert code == 2, report
+    for line in (
+        f"FAIL  {toml}: [settings] required_approvals: `two` is not a whole number",
+        f"FAIL  {toml}: [settings] pol_seconds: unknown key; did you mean poll_seconds?",
+        f"{toml}: [[policy]] #1 approvers: `bob` is not a Slack ID",
+        f"{toml}: [[policy]] #2: unknown key(s) quorum",
+        f"{toml}: [[image]] #1 `debian-12`: `url` is required",
+        f"FAIL  {'BYOI_APPROVAL_TTL':<22} `30` has no unit",
+        "unknown variable, ignored; did you mean BYOI_APPROVERS?",
+        f"FAIL  {'SLACK_BOT_TOKEN':<22} still `REPLACE-ME`",
+    ):
+        assert line in report, line
+    # The services are checked all the same (Slack refuses the placeholder token).
+    assert "slack auth.test" in report and "PASS  ovhcloud credentials" in report
+
+
+def test_an_unknown_variable_only_warns_and_the_bots_own_test_variables_are_known(
+    tmp_path, monkeypatch
+):
+    environ = {
+        "BYOI_DB": str(tmp_path / "byoi.db"),
+        "BYOI_APPROVERS": "U0BOB",
+        "SLACK_BOT_TOKN": "xoxb-1",
+        "OVH_APLICATION_KEY": "k",
+        "BYOI_TEST_SHIFT_DAYS": "366",
+        "SLACK_WEBHOOK": "elsewhere",
+    }
+    code, report = check_all(monkeypatch, environ, offline=True)
+    assert code == 0, report
+    assert "SLACK_BOT_TOKN" in report and "did you mean SLACK_BOT_TOKEN?" in report
+    assert "did you mean OVH_APPLICATION_KEY?" in report
+    assert "BYOI_TEST_SHIFT_DAYS" not in report
+    line = next(line for line in report.splitlines() if "SLACK_WEBHOOK" in line)
+    assert line.startswith("WARN") and "did you mean" not in line
+    Settings.load(environ)  # the bot starts with them

@@ -5,9 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from byoi_bot.config import SETTINGS, ConfigError, Settings, parse_duration, reference_markdown
+from byoi_bot.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    parse_duration,
+    reference_markdown,
+    survey,
+)
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
 def test_defaults():
@@ -91,7 +98,10 @@ def test_bad_values_name_the_setting_and_what_is_expected(environ, message):
     [
         ("[[policy]]\nname = 'x'\n", "`pattern` is required"),
         ("[[policy]]\npattern = '*'\nquorum = 2\n", "unknown key"),
-        ("[settings]\npol_seconds = 3\n", r"unknown key\(s\) in \[settings\]: pol_seconds"),
+        (
+            "[settings]\npol_seconds = 3\n",
+            r"\[settings\] pol_seconds: unknown key; did you mean poll_seconds\?",
+        ),
         ("[[policy\n", "not valid TOML"),
         ("[[policy]]\nname = 'default'\npattern = '*'\n", "reserved"),
         (
@@ -100,9 +110,12 @@ def test_bad_values_name_the_setting_and_what_is_expected(environ, message):
         ),
         ("[[policy]]\npattern = '*'\none_from_each_group = 'false'\n", "not true or false"),
         ("[settings]\nlog_level = 'LOUD'\n", "not a log level"),
-        ("[settings]\napproval_ttl = 30\n", "BYOI_APPROVAL_TTL: `30` has no unit"),
-        ("[[policy]]\npattern = '*'\napprovers = ['alice']\n", r"#1: `alice` is not a Slack ID"),
-        ("[[policy]]\npattern = '*'\napproval_ttl = '0s'\n", r"#1: `0s` is no time at all"),
+        ("[settings]\napproval_ttl = 30\n", r"c.toml: \[settings\] approval_ttl: `30` has no unit"),
+        (
+            "[[policy]]\npattern = '*'\napprovers = ['alice']\n",
+            r"#1 approvers: `alice` is not a Slack",
+        ),
+        ("[[policy]]\npattern = '*'\napproval_ttl = '0s'\n", r"#1 approval_ttl: `0s` is no time"),
     ],
 )
 def test_bad_toml_is_explained(tmp_path, toml, message):
@@ -132,7 +145,37 @@ def test_durations_that_can_never_work_are_refused(value, message):
         parse_duration(value)
 
 
-def test_readme_reference_is_generated_from_the_settings():
+def test_the_docs_reference_is_generated_from_the_settings():
     reference = reference_markdown()
     assert all(f"`{s.env}`" in reference for s in SETTINGS)
-    assert reference in README.read_text(), "run `byoi-bot config-reference` and paste it"
+    for name in ("OVH_APPLICATION_KEY", "OVH_CONSUMER_KEY", "OVH_CLIENT_ID", "OVH_CLIENT_SECRET"):
+        assert f"| `{name}` |" in reference
+    assert reference in REFERENCE.read_text(), "run `byoi-bot config-reference` and paste it"
+
+
+def test_every_problem_is_found_at_once_and_warnings_do_not_stop_the_bot(tmp_path):
+    path = tmp_path / "byoi.toml"
+    path.write_text('[settings]\napproval_ttl = "REPLACE-ME"\nrequired_approvals = 0\n')
+    environ = {"BYOI_CONFIG": str(path), "BYOI_API": "v2", "SLACK_BOT_TOKN": "xoxb-1"}
+    _, problems = survey(environ)
+    assert [(p.where, p.fatal) for p in problems] == [
+        ("SLACK_BOT_TOKN", False),
+        (f"{path}: [settings] required_approvals", True),
+        (f"{path}: [settings] approval_ttl", True),
+        ("BYOI_API", True),
+    ]
+    message = r"^3 problems:\n  .*approvals: `0` must be at least 1\n  .*_ttl: `REPLACE-ME` is not"
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(environ)
+    settings = Settings.load({"SLACK_BOT_TOKN": "xoxb-1"})
+    assert [str(w) for w in settings.warnings] == [
+        "SLACK_BOT_TOKN: unknown variable, ignored; did you mean SLACK_BOT_TOKEN?"
+    ]
+
+
+@pytest.mark.parametrize("toml", ["settings = 3\n", "settings = [1, 2]\n"])
+def test_a_settings_key_that_is_no_table_is_explained(tmp_path, toml):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=r"`settings` must be a table"):
+        Settings.load({"BYOI_CONFIG": str(path)})

@@ -33,7 +33,9 @@ STEP = 10.0  # seconds per install step in the process tests (7 steps, deploy_se
 
 @pytest.fixture
 def proc(tmp_path):
-    bot = ProcessBot(tmp_path, deploy_seconds=7 * STEP)
+    # The installs' clock stands still but for `simulator.advance()`: the step the bot reads
+    # depends on what the test did, not on how long the machine took to restart the bot.
+    bot = ProcessBot(tmp_path, deploy_seconds=7 * STEP, simulator_clock=lambda: 0.0)
     yield bot
     bot.close()
     print(bot.log())  # shown by pytest when the test failed

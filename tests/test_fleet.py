@@ -11,8 +11,7 @@ import pytest
 from bot_harness import APPROVER, APPROVER_2, CHANNEL, REQUESTER, BotHarness
 from raw_sql import column
 
-from byoi_bot.core.fleet import FleetState, Rollout, strictest, to_start, waves
-from byoi_bot.core.policy import Policy
+from byoi_bot.core.fleet import FleetState, Rollout, to_start, waves
 from byoi_bot.core.states import State
 
 OK1, FAILS, OK3, BROKEN, OK5 = (
@@ -64,7 +63,7 @@ def test_one_card_one_approval_a_canary_then_waves(harness):
     assert len(h.cards()) == 1 and started(h) == []
     blocks = str(card["blocks"])
     assert OK1 in blocks and OK5 in blocks and "Left out (1)" in blocks
-    assert "(not the requester); one approval covers every server above." in blocks
+    assert "(not the requester) under policy `default`; one approval covers every server" in blocks
     assert "React ✅ to approve or ❌ to reject. Expires <!date^" in blocks
 
     h.react(APPROVER, ts=card["ts"])
@@ -116,7 +115,7 @@ def test_stop_on_failure_starts_nothing_new_and_says_so(harness):
 def test_a_glob_is_expanded_and_a_huge_or_empty_match_is_refused(harness):
     h = harness
     h.slash('deploy servers="ns*" https://images.example.net/a.qcow2')
-    assert "5 servers: more than the 4" in h.wait_answer("BYOI_FLEET_LIMIT")
+    assert "6 servers: more than the 4" in h.wait_answer("BYOI_FLEET_LIMIT")
     h.slash('deploy servers="db-*" https://images.example.net/a.qcow2')
     assert "No server of the account matches `db-*`" in h.wait_answer("No server")
     card = ask(h, 'servers="ns[13]*"')
@@ -186,14 +185,6 @@ def test_never_more_than_parallel_and_canaries_first():
     assert [list(w) for w in waves(6, r)] == [[0, 1], [2, 3, 4], [5]]
 
 
-def test_the_strictest_policy_applies():
-    lax = Policy(name="lax", required=1)
-    strict = Policy(name="strict", required=2)
-    grouped = Policy(name="grouped", required=2, one_from_each_group=True)
-    assert strictest([lax, strict]).name == "strict"
-    assert strictest([strict, grouped, lax]).name == "grouped"
-
-
 def test_status_of_a_fleet_lists_its_servers(harness):
     h = harness
     ask(h, f"{OK1},{OK3}")
@@ -225,6 +216,7 @@ def test_the_card_shows_each_warning_once_with_its_count():
 
     from core_fixtures import T0, request
 
+    from byoi_bot.core.authorization import Standing
     from byoi_bot.core.fleet import Fleet
     from byoi_bot.core.ports import FleetView
     from byoi_bot.slack.fleet_card import fleet_blocks
@@ -239,7 +231,8 @@ def test_the_card_shows_each_warning_once_with_its_count():
     f = Fleet("f-abcdef", REQUESTER, CHANNEL, FleetState.PENDING_APPROVAL, T0,
               T0 + timedelta(hours=1), "default", tuple(m.spec.server for m in members),
               Rollout(2, 1), refused=(("db-1.example.net", "busy"),))  # fmt: skip
-    view = FleetView(f, members, (APPROVER,), (), 1, "status", "https://x/a.qcow2")
+    standing = Standing("default", f.servers, (APPROVER,), (), 1, (), f.expires_at, None, False)
+    view = FleetView(f, members, (standing,), "status")
     text = str(fleet_blocks(view)[0])
     assert "⚠️ The image is &lt;big&gt; (2 servers)" in text
     assert "Left out (1)" in text and "w1 " in text and "web-2.example.net" in text

@@ -51,6 +51,10 @@ def analysis_of(path: Path):
         ("qcow2_2m_clusters", "raw_gpt_esp"),
         ("qcow2_extended_l2", "raw_gpt_esp"),
         ("qcow2_prealloc", "raw_gpt_esp"),
+        ("qcow2_2m_zlib", "raw_gpt_esp"),
+        ("qcow2_2m_zstd", "raw_gpt_esp"),
+        ("qcow2_esp_last", "raw_esp_last"),
+        ("qcow2_entries_moved", "raw_entries_moved"),
     ],
 )
 def test_python_qcow2_passes_qemu_img_check_and_matches_its_raw_disk(images, name, raw):
@@ -72,14 +76,18 @@ def test_python_unsafe_qcow2_headers_read_as_qemu_reads_them(images, name):
         assert info["format-specific"]["data"]["data-file"] == facts["qcow2_data_file"]
 
 
-@pytest.mark.parametrize("name", ["raw_gpt_esp", "raw_gpt_noesp", "raw_big"])
+@pytest.mark.parametrize(
+    "name", ["raw_gpt_esp", "raw_gpt_noesp", "raw_big", "raw_esp_last", "raw_entries_moved"]
+)
 def test_python_gpt_passes_sgdisk_verify(images, name):
     require_tool("sgdisk")
     verify = tool("sgdisk", "-v", images[name])
     assert "No problems found" in verify.stdout, verify.stdout + verify.stderr
 
 
-@pytest.mark.parametrize("name", ["raw_gpt_esp", "raw_mbr_esp", "raw_mbr"])
+@pytest.mark.parametrize(
+    "name", ["raw_gpt_esp", "raw_mbr_esp", "raw_mbr", "raw_esp_last", "raw_entries_moved"]
+)
 def test_python_partitions_as_sfdisk_reads_them(images, name):
     require_tool("sfdisk")
     dump = json.loads(tool("sfdisk", "--json", images[name]).stdout)["partitiontable"]
@@ -89,15 +97,23 @@ def test_python_partitions_as_sfdisk_reads_them(images, name):
     ]
 
 
-def test_python_esp_passes_fsck_and_holds_its_files(images, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "files"),
+    [
+        ("raw_gpt_esp", image_factory.ESP_FILES),
+        ("raw_esp_windows", image_factory.WINDOWS_ESP),
+        ("raw_esp_both_arches", image_factory.BOTH_ARCHES_ESP),
+    ],
+)
+def test_python_esp_passes_fsck_and_holds_its_files(images, tmp_path, name, files):
     require_tool("fsck.vfat", "mtype")
     esp = tmp_path / "esp.img"
-    with open(images["raw_gpt_esp"], "rb") as f:
+    with open(images[name], "rb") as f:
         f.seek(MiB)
         esp.write_bytes(f.read(32 * MiB))
     fsck = tool("fsck.vfat", "-n", esp)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-    for path, data in image_factory.ESP_FILES.items():
+    for path, data in files.items():
         shown = subprocess.run(["mtype", "-i", str(esp), f"::/{path}"], capture_output=True)
         assert shown.stdout == data, path
 

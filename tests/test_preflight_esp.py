@@ -12,6 +12,7 @@ from tools import require_tool
 from byoi_bot.builders import SparseImage
 from byoi_bot.builders.fat import fat_filesystem
 from byoi_bot.core.request import DeploySpec
+from byoi_bot.preflight import esp as esp_module
 from byoi_bot.preflight.esp import EspContents, read_esp
 from byoi_bot.preflight.fat import FatError, FatVolume, find
 from byoi_bot.preflight.read_cache import CachedReads
@@ -44,10 +45,11 @@ def test_bootloaders_found_on_every_fat(bits):
             "\\EFI\\BOOT\\BOOTX64.EFI",
             "\\EFI\\debian\\shimx64.efi",
             "\\EFI\\debian\\grubx64.efi",
+            "\\EFI\\Microsoft\\Boot\\bootmgfw.efi",
             "\\EFI\\ubuntu\\A Long Name For A Loader.efi",
         ]
     )
-    assert esp.chosen == "\\EFI\\debian\\shimx64.efi"
+    assert esp.chosen == "\\EFI\\debian\\shimx64.efi" and esp.unlisted == 0
 
 
 @pytest.mark.parametrize("bits", [12, 16, 32])
@@ -66,21 +68,89 @@ SHIM, GRUB = "\\EFI\\ubuntu\\shimx64.efi", "\\EFI\\ubuntu\\grubx64.efi"
 FALLBACK, FALLBACK_ARM = "\\EFI\\BOOT\\BOOTX64.EFI", "\\EFI\\BOOT\\BOOTAA64.EFI"
 SYSTEMD = "\\EFI\\systemd\\systemd-bootx64.efi"
 FEDORA_X64, FEDORA_ARM = "\\efi\\fedora\\shimx64.efi", "\\efi\\fedora\\shimaa64.efi"
+GRUB_ARM, GRUB_IA32 = "\\EFI\\debian\\grubaa64.efi", "\\EFI\\debian\\grubia32.efi"
+WINDOWS = "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"
+FWUPD = "\\EFI\\ubuntu\\fwupdx64.efi"
 
 
 @pytest.mark.parametrize(
-    ("found", "chosen"),
+    ("found", "arch", "chosen"),
     [
-        ([FALLBACK, GRUB], GRUB),
-        ([GRUB, SHIM], SHIM),
-        ([FALLBACK, SYSTEMD], SYSTEMD),
-        ([FALLBACK_ARM, FALLBACK], FALLBACK),
-        ([FEDORA_ARM, FEDORA_X64], FEDORA_X64),
-        ([], None),
+        ([FALLBACK, GRUB], "x86_64", GRUB),
+        ([GRUB, SHIM], "x86_64", SHIM),
+        ([FALLBACK, SYSTEMD], "x86_64", SYSTEMD),
+        ([FALLBACK_ARM, FALLBACK], "x86_64", FALLBACK),
+        ([FEDORA_ARM, FEDORA_X64], "x86_64", FEDORA_X64),
+        ([FEDORA_ARM, FEDORA_X64], "arm64", FEDORA_ARM),
+        # the architecture comes before the kind: an x64 fallback over an aa64 shim
+        ([FEDORA_ARM, GRUB_ARM, FALLBACK], "x86_64", FALLBACK),
+        ([FEDORA_ARM, GRUB_ARM, FALLBACK], "arm64", FEDORA_ARM),
+        ([FEDORA_ARM, GRUB_ARM, FALLBACK], "", FALLBACK),  # unknown: x64 first
+        ([FALLBACK_ARM], "x86_64", None),  # loaders for another CPU never count
+        ([FALLBACK], "arm64", None),
+        ([GRUB_IA32, FALLBACK], "x86", FALLBACK),  # `x86` may be 64-bit: x64 first
+        ([GRUB_IA32, FALLBACK_ARM], "x86", GRUB_IA32),
+        ([GRUB_IA32], "x86_64", None),
+        ([WINDOWS, FALLBACK], "x86_64", FALLBACK),  # named for the CPU before unnamed
+        ([WINDOWS, FALLBACK_ARM], "x86_64", WINDOWS),  # a name without a CPU counts
+        ([WINDOWS, FALLBACK_ARM], "arm64", FALLBACK_ARM),
+        ([FALLBACK_ARM, FALLBACK], "ppc64", FALLBACK),  # no UEFI loader name: as unknown
+        ([], "x86_64", None),
     ],
 )
-def test_bootloader_choice_rule(found, chosen):
-    assert EspContents("FAT32", found).chosen == chosen
+def test_bootloader_choice_rule(found, arch, chosen):
+    assert EspContents("FAT32", found).choose(arch) == chosen
+
+
+@pytest.mark.parametrize(
+    ("path", "machine"),
+    [
+        (FALLBACK, "x64"),
+        (FALLBACK_ARM, "aa64"),
+        (GRUB_IA32, "ia32"),
+        ("\\EFI\\BOOT\\BOOTARM.EFI", "arm"),
+        ("/efi/boot/bootriscv64.efi", "riscv64"),
+        ("\\EFI\\BOOT\\BOOTLOONGARCH64.EFI", "loongarch64"),
+        (SYSTEMD, "x64"),
+        (WINDOWS, None),
+        ("\\EFI\\x64\\loader.efi", None),  # only the file's name counts
+    ],
+)
+def test_a_loaders_machine_comes_from_its_name(path, machine):
+    assert esp_module.machine(path) == machine
+
+
+def test_fwupd_and_shim_helpers_are_not_bootloaders():
+    reads = reads_of(fat_filesystem(4 * MiB, {FWUPD[1:].replace("\\", "/"): b"fwupd"}, 12))
+    assert read_esp(reads.read_many, 0).bootloaders == []
+
+
+def test_the_search_covers_the_whole_efi_tree_within_its_bounds():
+    deep = {
+        "EFI/a/b/c/d/deep4.efi": b"found: four levels below \\EFI",
+        "EFI/a/b/c/d/e/deep5.efi": b"not listed: five levels below",
+        "EFI/top.efi": b"directly in \\EFI",
+    }
+    esp = read_esp(reads_of(fat_filesystem(4 * MiB, deep, 12)).read_many, 0)
+    assert sorted(esp.bootloaders) == ["\\EFI\\a\\b\\c\\d\\deep4.efi", "\\EFI\\top.efi"]
+    assert esp.unlisted == 1 and "at most 4 levels" in esp.unlisted_note
+    wide = {f"EFI/vendor{i:02}/loader{i:02}x64.efi": b"x" for i in range(40)}
+    esp = read_esp(reads_of(fat_filesystem(4 * MiB, wide, 12)).read_many, 0)
+    assert len(esp.bootloaders) == esp_module.MAX_DIRECTORIES and esp.unlisted == 8
+
+
+def test_a_directory_loop_ends():
+    disk = fat_filesystem(4 * MiB, {"EFI/a/loop.efi": b"x"}, 12)
+    volume = FatVolume(reads_of(disk).read_many, 0)
+    efi = find(volume.root(), "EFI")
+    a = find(volume.directories([efi.cluster])[0], "a")
+    # point \EFI\a\'s first entry (loop.efi) at \EFI's cluster, as a directory
+    offset = volume.data_offset - volume.offset + (a.cluster - 2) * volume.cluster_size
+    entry = bytearray(disk.pread(offset + 64, 32))
+    entry[11], entry[26:28] = 0x10, efi.cluster.to_bytes(2, "little")
+    disk.put(offset + 64, bytes(entry))
+    esp = read_esp(reads_of(disk).read_many, 0)
+    assert esp.bootloaders == [] and esp.unlisted == 1  # stopped by the depth bound
 
 
 def test_not_a_fat_file_system():
@@ -104,12 +174,14 @@ def test_esp_made_by_mkfs_vfat_and_mcopy(tmp_path, bits):
     with open(esp, "wb") as f:
         f.truncate(size * MiB)
     image_factory.run("mkfs.vfat", "-F", bits, esp)
-    for directory in ("::/EFI", "::/EFI/BOOT", "::/EFI/debian"):
-        image_factory.run("mmd", "-i", esp, directory)
+    image_factory.run("mmd", "-i", esp, "::/EFI")
+    for directory in ("BOOT", "debian", "Microsoft", "Microsoft/Boot"):
+        image_factory.run("mmd", "-i", esp, f"::/EFI/{directory}")
     for name, dest in (
         ("BOOTX64.EFI", "BOOT"),
         ("shimx64.efi", "debian"),
         ("grubx64.efi", "debian"),
+        ("bootmgfw.efi", "Microsoft/Boot"),
     ):
         src = tmp_path / name
         src.write_bytes(b"MZ")

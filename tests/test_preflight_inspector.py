@@ -11,7 +11,13 @@ from byoi_bot.core.checks import Severity
 from byoi_bot.core.ports import DiskGroup, ServerFacts
 from byoi_bot.core.request import DeploySpec
 from byoi_bot.preflight import HttpImageInspector, server_checks, url_safety
-from byoi_bot.preflight.http_range import RangeReader
+from byoi_bot.preflight.formats import (
+    ESP_MAX_BYTES,
+    ESP_MAX_REQUESTS,
+    ESP_MORE_BYTES,
+    ESP_MORE_REQUESTS,
+)
+from byoi_bot.preflight.http_range import NO_RANGE_HEAD, RangeReader
 from byoi_bot.preflight.url_safety import UrlGuard
 
 GiB, MiB = image_factory.GiB, image_factory.MiB
@@ -28,9 +34,20 @@ def inspector() -> HttpImageInspector:
     return HttpImageInspector(allowlist=LOCAL)
 
 
-def facts(boot_mode="uefi", ram=32 * GiB, disk=480 * 10**9, state="ok", efi="\\efi\\boot\\x.efi"):
-    groups = (DiskGroup(0, disk, "SSD", 2), DiskGroup(1, 4 * 10**12, "HDD", 2))
-    return ServerFacts("ns1.example", "gra3", state, boot_mode, ram, groups, efi)
+def facts(
+    boot_mode="uefi",
+    ram=32 * GiB,
+    disk=480 * 10**9,
+    state="ok",
+    efi="\\efi\\boot\\x.efi",
+    arch="x86_64",
+    sector=None,
+):
+    groups = (
+        DiskGroup(0, disk, "SSD", 2, sector_size=sector),
+        DiskGroup(1, 4 * 10**12, "HDD", 2, sector_size=sector),
+    )
+    return ServerFacts("ns1.example", "gra3", state, boot_mode, ram, groups, efi, architecture=arch)
 
 
 def inspect(inspector, server, path, image_type="raw", host=None, **spec):
@@ -76,7 +93,7 @@ OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
         ("raw_gpt_bad_both_crc", "raw", "uefi", BLOCKING, "gpt"),
         ("raw_gpt_truncated", "raw", "uefi", BLOCKING, "gpt"),
         ("raw_gpt_2t", "raw", "uefi", OK, None),
-        ("raw_gpt_4kn", "raw", "uefi", OK, None),
+        ("raw_gpt_4kn", "raw", "uefi", WARNING, None),
         ("qcow2_zstd", "qcow2", "uefi", WARNING, None),
         ("iso_hybrid_gpt", "raw", "uefi", BLOCKING, "format"),
         ("iso_hybrid_mbr", "raw", "uefi", BLOCKING, "format"),
@@ -98,8 +115,8 @@ def test_verdicts(inspector, server, name, image_type, boot, expected, blocking_
     assert worst(report) == expected, report.checks
     if blocking_check:
         assert verdicts(report)[blocking_check] == BLOCKING
-    assert report.facts["requests"] <= 6
-    assert report.facts["bytes_read"] <= 64 * 1024
+    assert report.facts["requests"] <= ESP_MAX_REQUESTS + ESP_MORE_REQUESTS
+    assert report.facts["bytes_read"] <= ESP_MAX_BYTES + ESP_MORE_BYTES
 
 
 def test_facts_of_a_qcow2(inspector, server):
@@ -205,14 +222,18 @@ def test_without_server_only_image_checks(inspector, server):
     assert worst(report) == OK
 
 
-def test_no_range_support_is_reported_without_reading_the_body(inspector, server):
+def test_no_range_support_reads_only_the_first_bytes(inspector, server):
     server.reset()
     report = inspect(inspector, server, "/norange/qcow2_big", "qcow2", facts(ram=3 * GiB))
     assert report.facts["range_support"] is False
-    assert report.facts["bytes_read"] == 0
+    assert report.facts["bytes_read"] == NO_RANGE_HEAD and report.facts["requests"] == 1
     assert report.facts["download_size"] == image_factory.build_images()["qcow2_big"].stat().st_size
-    assert verdicts(report)["format"] == WARNING
-    assert verdicts(report)["download_size"] == BLOCKING
+    assert report.facts["format"] == "qcow2" and report.facts["virtual_size"] == 20 * GiB
+    found = verdicts(report)
+    assert found["reachable"] == WARNING
+    assert "ignores HTTP range requests" in report.checks[0].message
+    assert found["format"] == OK and found["qcow2"] == OK
+    assert found["partition_table"] == WARNING and found["download_size"] == BLOCKING
 
 
 def test_redirect_is_followed(inspector, server):

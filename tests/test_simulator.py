@@ -12,6 +12,7 @@ import urllib.request
 import ovh.exceptions as E
 import pytest
 from ovh_fixtures import (
+    ARM64,
     BIG,
     BROKEN,
     LEGACY_BOOT,
@@ -76,7 +77,7 @@ def test_time_is_unauthenticated(sim):
 
 
 def test_signed_requests_are_accepted(api):
-    assert api.get("/dedicated/server") == sorted([UEFI, LEGACY_BOOT, SMALL, BROKEN, BIG])
+    assert api.get("/dedicated/server") == sorted([UEFI, LEGACY_BOOT, SMALL, BROKEN, BIG, ARM64])
     assert api.get(sn(UEFI))["datacenter"] == "gra3"
     assert {r["method"] for r in api.get("/auth/currentCredential")["rules"]} >= {"GET", "POST"}
 
@@ -137,6 +138,7 @@ def test_default_inventory_is_realistic(api):
     assert [g["diskSize"]["value"] for g in hardware[UEFI]["diskGroups"]] == [480, 4000]
     assert hardware[LEGACY_BOOT]["bootMode"] == "legacy"
     assert hardware[SMALL]["memorySize"]["value"] == 8 * 1024
+    assert hardware[ARM64]["processorArchitecture"] == "arm64"
     assert api.get(sn(BROKEN))["state"] == "error"
     assert all(api.get(sn(n))["reverse"] == n for n in hardware)
 

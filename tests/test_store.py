@@ -446,8 +446,13 @@ def test_a_fleet_and_its_servers_are_stored_together_and_approved_together(store
     store.create_fleet(fleet, [(m, spec().secrets()) for m in members])
     assert [m.id for m in store.fleet_members(fleet)] == ["r-f1", "r-f0"], "rollout order"
     assert store.secrets("r-f0") is not None
-    assert store.add_fleet_approval(fleet, "U2") and not store.add_fleet_approval(fleet, "U2")
+    ids = [m.id for m in members]
+    assert store.add_fleet_approval(fleet, "U2", ids)
+    assert not store.add_fleet_approval(fleet, "U2", ids)
     assert all(store.approvals(m.id, m.fingerprint) == ["U2"] for m in members)
+    assert store.add_fleet_approval(fleet, "U3", ["r-f1"]), "only the servers it counts for"
+    assert sorted(store.approvals("r-f1", members[1].fingerprint)) == ["U2", "U3"]
+    assert store.approvals("r-f0", members[0].fingerprint) == ["U2"]
     assert store.fleet_transition(fleet.id, FleetState.PENDING_APPROVAL, FleetState.RUNNING,
                                   "U2", "quorum")  # fmt: skip
     assert not store.fleet_transition(fleet.id, FleetState.PENDING_APPROVAL,
@@ -495,7 +500,7 @@ def test_a_fleet_card_is_found_by_message_and_its_fields_and_approvals_change(st
     assert [f.id for f in store.fleets_in_states([FleetState.PENDING_APPROVAL])] == [fleet.id]
     assert store.fleets_in_states([FleetState.RUNNING]) == []
     assert [r.fleet_id for r in store.fleet_members(fleet)] == [fleet.id] * 3
-    assert store.add_fleet_approval(fleet, "U2")
+    assert store.add_fleet_approval(fleet, "U2", [m.id for m in members])
     fingerprints = sorted(execute(store, "SELECT request_id, fingerprint FROM approvals"))
     assert fingerprints == sorted((m.id, m.fingerprint) for m in members), "one per server"
     assert store.remove_fleet_approval(fleet, "U2") and not store.remove_fleet_approval(fleet, "U2")

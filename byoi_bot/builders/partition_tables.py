@@ -59,14 +59,16 @@ def gpt(
     sector: int = 512,
     disk_size: int | None = None,
     entries_count: int = 128,
+    entries_lba: int = 2,
 ) -> SparseImage:
     """Write a GPT (protective MBR, both headers and entry arrays of `entries_count`
     entries) for a disk of `disk_size` bytes (default: the image's size; larger makes a
-    GPT "built for" a bigger disk, whose backup lies past the image's end and is left out)."""
+    GPT "built for" a bigger disk, whose backup lies past the image's end and is left out).
+    `entries_lba` moves the primary entry array, as `sgdisk --move-main-table` does."""
     disk_size = disk_size or image.size
     sectors = disk_size // sector
     entry_sectors = -(-entries_count * ENTRY_SIZE // sector)
-    first_usable, last_usable = 2 + entry_sectors, sectors - 2 - entry_sectors
+    first_usable, last_usable = entries_lba + entry_sectors, sectors - 2 - entry_sectors
     entries = bytearray(entries_count * ENTRY_SIZE)
     for i, p in enumerate(parts):
         assert isinstance(p.kind, uuid.UUID) and first_usable <= p.first <= p.last <= last_usable
@@ -89,8 +91,8 @@ def gpt(
         return fields.ljust(sector, b"\0")
 
     image.put(0, protective_mbr(sectors, sector))
-    image.put(sector, header(1, sectors - 1, 2))
-    image.put(2 * sector, bytes(entries))
+    image.put(sector, header(1, sectors - 1, entries_lba))
+    image.put(entries_lba * sector, bytes(entries))
     if disk_size <= image.size:
         image.put((sectors - 1 - entry_sectors) * sector, bytes(entries))
         image.put((sectors - 1) * sector, header(sectors - 1, 1, sectors - 1 - entry_sectors))

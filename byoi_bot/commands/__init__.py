@@ -30,7 +30,7 @@ option), `errors` (wording), `simple` and `deploy` (the sub-command parsers), `p
 from .converters import CONVERTERS, is_hostname, option_value
 from .deploy import catalog_spec
 from .grammar import BY_KEY, OPTIONS, SSH_KEY_TYPES, SUBCOMMANDS, Option, SubCommand
-from .help import help_text, usage_hint
+from .help import help_text, reference_markdown, usage_hint
 from .model import (
     Cancel,
     CatalogChoice,
@@ -38,11 +38,15 @@ from .model import (
     CommandError,
     Deploy,
     Fleet,
+    Freeze,
+    Freezes,
     Help,
     History,
     Images,
     List,
+    Review,
     Status,
+    Unfreeze,
 )
 from .parser import parse
 
@@ -58,17 +62,22 @@ __all__ = [
     "CommandError",
     "Deploy",
     "Fleet",
+    "Freeze",
+    "Freezes",
     "Help",
     "History",
     "Images",
     "List",
     "Option",
+    "Review",
     "Status",
     "SubCommand",
+    "Unfreeze",
     "catalog_spec",
     "help_text",
     "is_hostname",
     "option_value",
     "parse",
+    "reference_markdown",
     "usage_hint",
 ]

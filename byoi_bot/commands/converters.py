@@ -247,6 +247,13 @@ def _text(option: Option, raw: str, now: datetime) -> str:
     return value
 
 
+def _reason(option: Option, raw: str, now: datetime) -> str:
+    value = _text(option, raw, now).strip()
+    if not value:
+        option_error(option, "an emergency needs its reason: it is shown on the card and audited.")
+    return value
+
+
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -370,6 +377,7 @@ CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "ssh_key": _ssh_key,
     "efi_bootloader": _text,
     "description": _text,
+    "emergency": _reason,
     "headers": _header,
     "config_drive": _config_drive,
     "os": _os,

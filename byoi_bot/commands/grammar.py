@@ -119,6 +119,26 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
         "past deployments of one server",
         f"/byoi history {EXAMPLE_SERVER}",
     ),
+    SubCommand(
+        "freeze",
+        '<from> <to> "<reason>" [policy=<name>…]',
+        "hold every deployment (or one policy's) from starting between two times, e.g. "
+        "`now` or `2026-12-20` or `2026-12-20T18:00+01:00` (freeze admins only)",
+        '/byoi freeze now 2027-01-04 "year-end change freeze"',
+    ),
+    SubCommand(
+        "unfreeze",
+        "<freeze-id>",
+        "lift a freeze now (freeze admins only)",
+        "/byoi unfreeze fz-3k9q2m",
+    ),
+    SubCommand("freezes", "", "the freezes in force or to come", "/byoi freezes"),
+    SubCommand(
+        "review",
+        "<id>",
+        "acknowledge an emergency override after the fact (an approver of its policy)",
+        f"/byoi review {EXAMPLE_ID}",
+    ),
     SubCommand("help", "[command]", "this help, or help on one command or option", "/byoi help"),
 )
 
@@ -267,6 +287,14 @@ OPTIONS: tuple[Option, ...] = (
         '"<text>"',
         "why this deploy; shown on the request card",
         'description="monthly rebuild"',
+    ),
+    Option(
+        "emergency",
+        "emergency",
+        '"<reason>"',
+        "break-glass: start outside maintenance windows and freezes (only for the policy's "
+        "`emergency_requesters`; still needs approval, reviewed afterwards)",
+        'emergency="RAID controller failing, rebuild now"',
     ),
     Option(
         "header",

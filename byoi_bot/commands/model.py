@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..core.request import DeploySpec
 from ..core.text import esc
@@ -84,7 +85,38 @@ class Help:
     topic: str | None
 
 
-Command = Deploy | Images | Status | List | Cancel | History | Help
+@dataclass(frozen=True)
+class Freeze:
+    """Freeze starting deployments of `policies` (all when empty) in [starts, ends)."""
+
+    starts: datetime
+    ends: datetime
+    reason: str
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unfreeze:
+    """Lift a freeze now."""
+
+    freeze_id: str
+
+
+@dataclass(frozen=True)
+class Freezes:
+    """List the freezes in force or to come."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """Acknowledge an emergency override after the fact."""
+
+    request_id: str
+
+
+Command = (
+    Deploy | Images | Status | List | Cancel | History | Help | Freeze | Unfreeze | Freezes | Review
+)
 
 
 class CommandError(Exception):

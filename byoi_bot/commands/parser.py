@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NoReturn
 
+from .change import parse_freeze
 from .deploy import parse_deploy
 from .errors import did_you_mean, fail, show
 from .grammar import BY_NAME, DEPLOY, MAX_TEXT, SUBCOMMANDS
@@ -45,6 +46,8 @@ def parse(text: str, *, now: datetime) -> Command:
         _unknown_subcommand(first.value)
     if name == "deploy":
         return parse_deploy(rest, _utc_now(now))
+    if name == "freeze":
+        return parse_freeze(rest, _utc_now(now))
     for token in rest:
         if token.key is not None and name == "help" and not token.value:
             continue  # "help checksum=" asks about an option

@@ -9,7 +9,18 @@ from .converters import hostname_value
 from .errors import did_you_mean, fail, show
 from .grammar import BY_KEY, BY_NAME
 from .markup import as_name
-from .model import Cancel, Command, Help, History, Images, List, Status
+from .model import (
+    Cancel,
+    Command,
+    Freezes,
+    Help,
+    History,
+    Images,
+    List,
+    Review,
+    Status,
+    Unfreeze,
+)
 
 
 def _status(args: list[str]) -> Status:
@@ -121,4 +132,29 @@ SIMPLE_PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "history": _history,
     "help": _help,
     "images": _images,
+    "unfreeze": lambda args: Unfreeze(_one_id("unfreeze", "freeze-id", args, _FREEZE_ID)),
+    "freezes": lambda args: _no_arguments("freezes", args, Freezes()),
+    "review": lambda args: Review(_one_id("review", "id", args, _ID)),
 }
+
+
+def _no_arguments(name: str, args: list[str], command: Command) -> Command:
+    _at_most(name, args, 0)
+    return command
+
+
+_FREEZE_ID = re.compile(r"fz-[a-z0-9]{4,16}")
+
+
+def _one_id(name: str, argument: str, args: list[str], pattern: re.Pattern) -> str:
+    _exactly(name, argument, args)
+    value = as_name(args[0]).lower()
+    if not pattern.fullmatch(value):
+        command = BY_NAME[name]
+        fail(
+            argument,
+            f"`{show(args[0], 40)}` is not a {argument}.",
+            f"`{command.usage}`",
+            command.example,
+        )
+    return value

@@ -1,8 +1,8 @@
-"""A deploy to many servers: one request, one approval, a rolling rollout with a canary.
+"""A deploy to many servers: one request, one vote, a rolling rollout with a canary.
 
-Each server keeps its own `Request` (its spec, state machine and crash-safe start call);
-the `Fleet` holds what binds them: who asked, the approval policy (the strictest of the
-servers'), the rollout options, and which thread posts were made. The rollout rules here
+Each server keeps its own `Request` (its spec, its own policy, state machine and crash-safe
+start call); the `Fleet` holds what binds them: who asked, the rollout options, and which
+thread posts were made. The rollout rules here
 are pure: which servers to start next, and the waves the thread reports.
 """
 
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from .policy import Policy
 from .states import State
 
 RUNNING_STATES = frozenset({State.SUBMITTING, State.DEPLOYING})
@@ -58,12 +57,11 @@ class Fleet:
     state: FleetState
     created_at: datetime
     expires_at: datetime
-    policy_name: str
+    policy_name: str  # its servers' policies, by name (each server's request has its own)
     servers: tuple[str, ...]
     rollout: Rollout
     pattern: str | None = None
     refused: tuple[tuple[str, str], ...] = ()  # (server, why) left out at preflight
-    policy_note: str = ""
     fingerprint: str = ""
     message_ts: str | None = None
     announced: dict[str, str] = field(default_factory=dict)  # request id -> last post kind
@@ -78,11 +76,6 @@ def fingerprint(child_fingerprints: Sequence[str], rollout: Rollout) -> str:
         {"children": list(child_fingerprints), "rollout": rollout.__dict__}, sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def strictest(policies: Sequence[Policy]) -> Policy:
-    """The policy asking the most: more approvals, then one per group, then a shorter wait."""
-    return max(policies, key=lambda p: (p.required, p.one_from_each_group, -p.ttl.total_seconds()))
 
 
 def waves(count: int, rollout: Rollout) -> list[range]:

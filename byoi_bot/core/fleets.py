@@ -1,8 +1,11 @@
-"""Deploys to many servers (issue 14): one card, one approval, a rolling rollout.
+"""Deploys to many servers (issue 14): one card, one vote, a rolling rollout.
 
-Every server has its own `Request`, created pending with the fleet, approved with it, and
-started by `advance()` through `Deployments.submit` (so each server gets at most one start
-call, and a restart resumes where it stopped). The servers' requests stay quiet (no card,
+Every server has its own `Request` under its own policy, created pending with the fleet,
+approved with it once every server's policy is met (`core.authorization`, the decision
+single requests use too), and started by `advance()` through `Deployments.submit` (so each
+server gets at most one start call, and a restart resumes where it stopped). A server of a
+fleet is never approved, rejected or cancelled on its own; the image's checksum is verified
+once for the fleet before any server starts. The servers' requests stay quiet (no card,
 no thread of their own); `advance()` posts in the fleet's thread on state changes only:
 each server started, done or failed, each wave finished, and the final summary. The card's
 table is redrawn in place when something changed.
@@ -14,24 +17,33 @@ import logging
 from collections.abc import Sequence
 from contextlib import suppress
 
-from . import messages, sent
-from .checks import blocking
-from .deployments.base import APPROVE_REACTIONS, REJECT_REACTIONS, SYSTEM, Refused
+from . import change_messages, messages, sent
+from .authorization import Authorization
+from .checks import Check, Severity, blocking
+from .deployments.base import (
+    APPROVE_REACTIONS,
+    CHECKSUM,
+    REJECT_REACTIONS,
+    SYSTEM,
+    Refused,
+    checksum_pending,
+)
 from .fleet import (
+    FAILED_STATES,
     RUNNING_STATES,
     Fleet,
     FleetState,
     Rollout,
     fingerprint,
-    strictest,
     to_start,
     waves,
 )
-from .ports import FleetView, ProviderError, ServerBusy
+from .ports import FleetView, ServerBusy
 from .posts import Post, Undeliverable
 from .request import DeploySpec, Request
 from .service import Deployments
 from .states import IllegalTransition, State
+from .text import esc
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,7 @@ class Fleets:
         self.d = deployments
         self.limit = limit  # most servers one request may take
         self.block_on_refusal = block_on_refusal
+        self._verifying: set[str] = set()  # fleets whose checksum this process verifies
         deployments.fleets = self
 
     # -- asking ---------------------------------------------------------------------
@@ -60,30 +73,30 @@ class Fleets:
         requester: str,
         channel: str,
         *,
-        image: str,
         pattern: str | None = None,
         source: dict | None = None,
     ) -> Fleet:
         """Preflight every server, store the fleet and its servers, post one card.
 
-        `refused` are servers already left out (e.g. outside a catalog image's patterns).
-        Servers whose preflight blocks are left out too, or refuse the whole request when
-        the policy setting says so. Raises `Refused`.
+        Refused (`Refused`, naming the servers and why) when any server's policy does not
+        let `requester` ask in `channel`. `refused` are servers already left out (e.g.
+        outside a catalog image's patterns). Servers whose preflight blocks are left out too,
+        or refuse the whole request when the policy setting says so.
         """
         d = self.d
-        policies = [d.policies.for_server(s.server, self._account(s.server)) for s in specs]
-        policy = strictest(policies)
-        denied = policy.may_request(requester, channel, d._groups(policy))
+        denied = d.authorization.may_request([s.server for s in specs], requester, channel)
         if denied:
-            raise Refused([denied])
+            raise Refused(denied)
+        self._check_change_control(specs, requester)
         left_out = list(refused)
         ready: list[tuple[DeploySpec, dict]] = []
-        for spec, own, (why, facts) in zip(specs, policies, self._preflight(specs), strict=True):
+        for spec, (why, facts) in zip(specs, self._preflight(specs), strict=True):
             resolved, unsendable = spec, []
             if not why:
-                image = facts.get("image", {})
+                own = d.policies.for_server(spec.server)
+                image_facts = facts.get("image", {})
                 resolved, unsendable = sent.resolve(
-                    spec, own.api, image, facts.get("facts"), own.keep_disks
+                    spec, own.api, image_facts, facts.get("facts"), own.keep_disks
                 )
             if why or unsendable:
                 left_out.append((spec.server, why or "; ".join(unsendable)))
@@ -92,10 +105,14 @@ class Fleets:
         if not ready or (left_out and self.block_on_refusal):
             summary = messages.fleet_summary(len(ready), left_out)
             raise Refused([f"Nothing was requested. {summary}"])
+        verify = d.verifier is not None and any(spec.checksum for spec, _ in ready)
+        waiting = [Check(CHECKSUM, Severity.WARNING, messages.checksum_progress(0, None))]
         now = d.clock.now()
         fleet_id = FLEET_PREFIX + d.new_id().removeprefix("r-")
         children = []
         for spec, facts in ready:
+            policy = d.policies.for_server(spec.server)
+            checks = facts["checks"] + (waiting if verify else [])
             child = Request(
                 id=d.new_id(),
                 spec=spec.with_secrets(None),
@@ -106,26 +123,25 @@ class Fleets:
                 expires_at=now + policy.ttl,
                 policy_name=policy.name,
                 fingerprint=spec.fingerprint(),
-                checks=[c.to_dict() for c in facts["checks"]],
+                checks=[c.to_dict() for c in checks],
                 server_facts=facts.get("server"),
                 image_facts=facts.get("image", {}) | ({"catalog": source} if source else {}),
                 fleet_id=fleet_id,
             )
             children.append((child, spec.secrets()))
-        names = {p.name for p in policies}
+        names = list(dict.fromkeys(c.policy_name for c, _ in children))
         fleet = Fleet(
             id=fleet_id,
             requester=requester,
             channel=channel,
             state=FleetState.PENDING_APPROVAL,
             created_at=now,
-            expires_at=now + policy.ttl,
-            policy_name=policy.name,
+            expires_at=max(c.expires_at for c, _ in children),
+            policy_name=", ".join(names),
             servers=tuple(c.spec.server for c, _ in children),
             rollout=rollout,
             pattern=pattern,
             refused=tuple(left_out),
-            policy_note=messages.fleet_policy_note(policy, sorted(names)),
             fingerprint=fingerprint([c.fingerprint for c, _ in children], rollout),
         )
         try:
@@ -133,7 +149,7 @@ class Fleets:
         except ServerBusy as exc:
             raise Refused([messages.busy(exc.server, exc.other)]) from None
         try:
-            ts = d.chat.post_fleet_card(self.view(fleet, image))
+            ts = d.chat.post_fleet_card(self.view(fleet))
         except Exception as exc:
             log.exception("could not post the card of %s; cancelling it", fleet.id)
             self._end(fleet, FleetState.CANCELLED, SYSTEM, "card not posted", State.CANCELLED)
@@ -145,15 +161,22 @@ class Fleets:
             d.chat.offer_fleet_votes(fleet)  # after the ts is stored: a vote finds its fleet
         except Exception:
             log.exception("could not add the vote reactions to %s", fleet.id)
+        if verify:
+            self._start_verifying(fleet.id)
         return fleet
 
-    def _account(self, server: str) -> str | None:
-        """The server's account; None when none (or several) list it: its preflight then
-        leaves it out with the reason."""
-        try:
-            return self.d.provider.account_of(server)
-        except ProviderError:
-            return None
+    def _check_change_control(self, specs: Sequence[DeploySpec], requester: str) -> None:
+        """Each server's policy's change control, as for a single request (an emergency
+        only from its `emergency_requesters`, an `at=` inside its windows); `Refused`
+        naming the server otherwise."""
+        d = self.d
+        for spec in specs:
+            policy = d.policies.for_server(spec.server)
+            try:
+                d.check_change_control(spec, policy, requester, d.authorization.groups(policy))
+            except Refused as exc:
+                where = f"`{esc(spec.server)}` (policy `{esc(policy.name)}`)"
+                raise Refused([f"{where}: {reason}" for reason in exc.reasons]) from None
 
     def _preflight(self, specs: Sequence[DeploySpec]) -> list[tuple[str | None, dict]]:
         """Per server: why it cannot go (or None) and its facts; the image is read once."""
@@ -197,74 +220,75 @@ class Fleets:
         return pending and self.d.store.remove_fleet_approval(fleet, user)
 
     def approve(self, fleet_id: str, user: str) -> None:
-        """Count `user`'s approval of every server; on quorum, approve them all and start."""
+        """Count `user`'s approval for the servers whose policy lists them; once every
+        server's policy is met, approve them all and start."""
         d = self.d
         fleet = self._get(fleet_id)
         if fleet.state is not FleetState.PENDING_APPROVAL:
             return
-        if d.clock.now() >= fleet.expires_at:
-            self._end(fleet, FleetState.EXPIRED, SYSTEM, "approval window closed", State.EXPIRED)
+        members = d.store.fleet_members(fleet)
+        if self._expire_if_closed(fleet, members):
             return
-        policy = d.policies.by_name(fleet.policy_name, fleet.servers[0])
-        groups = d._groups(policy)
-        refusal = policy.may_approve(user, fleet.requester, groups)
-        if refusal:
+        counted, refusal = d.authorization.may_vote_any(members, user)
+        if not counted:
             d.chat.tell(user, fleet.channel, messages.cannot_approve(refusal))
             return
-        if not d.store.add_fleet_approval(fleet, user):
+        if not d.store.add_fleet_approval(fleet, user, [m.id for m in counted]):
             return
-        members = d.store.fleet_members(fleet)
-        tally = d._tally(members[0], policy, groups)
-        if not tally.met:
-            self._reply(fleet, messages.approval(user, tally))
-        if tally.met and d.store.fleet_transition(
+        standings = d.authorization.standings(members)
+        if not all(s.met for s in standings):
+            self._reply(fleet, messages.fleet_approval(user, standings))
+            self.redraw(fleet)
+            return
+        if d.store.fleet_transition(
             fleet.id,
             FleetState.PENDING_APPROVAL,
             FleetState.RUNNING,
             user,
-            f"quorum reached: {', '.join(tally.counted)}",
+            "every server's policy met: " + messages.fleet_counted(standings),
             started_at=d.clock.now(),
         ):
             for member in members:
                 self._move(member, State.PENDING_APPROVAL, State.APPROVED, user, "fleet approved")
             fleet = self._get(fleet.id)
-            self._reply(fleet, messages.fleet_approved(fleet, user, tally))
+            self._reply(fleet, messages.fleet_approved(fleet, user, standings))
             self.advance(fleet.id)
-        else:
-            self.redraw(fleet)
 
     def reject(self, fleet_id: str, user: str) -> None:
+        """❌ from an approver of any of its servers rejects the whole fleet; from the
+        requester it cancels it."""
         fleet = self._get(fleet_id)
         if fleet.state is not FleetState.PENDING_APPROVAL:
             return
         if user == fleet.requester:
             self._end(fleet, FleetState.CANCELLED, user, "cancelled by the requester")
             return
-        policy = self.d.policies.by_name(fleet.policy_name, fleet.servers[0])
-        refusal = policy.may_approve(user, fleet.requester, self.d._groups(policy))
-        if refusal:
+        members = self.d.store.fleet_members(fleet)
+        counted, refusal = self.d.authorization.may_vote_any(members, user)
+        if not counted:
             self.d.chat.tell(user, fleet.channel, messages.cannot_reject(refusal))
             return
         self._end(fleet, FleetState.REJECTED, user, "rejected", State.REJECTED)
 
     def cancel(self, fleet_id: str, user: str) -> str:
-        """`/byoi cancel f-…`: no new installation starts. From an approver other than the
-        requester, the running installations are cancelled too, where the API allows it."""
+        """`/byoi cancel f-…`: no new installation starts. The requester or an approver of
+        any of its servers may; running installations are cancelled too, where the API
+        allows it, on the servers whose policy lists `user` (not the requester)."""
         fleet = self._get(fleet_id)
-        policy = self.d.policies.by_name(fleet.policy_name, fleet.servers[0])
-        approver = policy.may_approve(user, fleet.requester, self.d._groups(policy)) is None
-        if user != fleet.requester and not approver:
+        counted, _ = self.d.authorization.may_vote_any(self.d.store.fleet_members(fleet), user)
+        if user != fleet.requester and not counted:
             raise Refused([f"Only the requester or an approver may cancel `{fleet.id}`."])
         ended = not fleet.state.is_final and self._end(
             fleet, FleetState.CANCELLED, user, "cancelled"
         )
+        mine = {m.id for m in counted}
         running = [m for m in self.d.store.fleet_members(fleet) if m.state in RUNNING_STATES]
-        if not ended and not (approver and running):
+        if not ended and not mine & {m.id for m in running}:
             raise Refused([f"`{fleet.id}` is {fleet.state.replace('_', ' ')}: nothing to cancel."])
         stopped, kept = [], []
-        for member in running if approver else ():
+        for member in (m for m in running if m.id in mine):
             try:
-                self.d.cancel(member.id, user)
+                self.d.cancel_server(member, user)
                 stopped.append(member.spec.server)
             except Refused as exc:
                 kept.append((member.spec.server, exc.reasons[0]))
@@ -276,11 +300,86 @@ class Fleets:
         left = len(running) - len(stopped)
         return messages.fleet_cancelled(fleet, left, stopped, kept)
 
+    def _expire_if_closed(self, fleet: Fleet, members: list[Request]) -> bool:
+        """End the fleet as expired when one of its policies' windows closed unmet."""
+        standings = self.d.authorization.standings(members)
+        closed = Authorization.closed(standings, self.d.clock.now())
+        if closed is None:
+            return False
+        why = messages.fleet_window_closed(closed)
+        self._end(fleet, FleetState.EXPIRED, SYSTEM, why, State.EXPIRED)
+        return True
+
+    # -- verifying the image --------------------------------------------------------
+
+    def verify_checksum(self, fleet_id: str) -> None:
+        """Verify the image's checksum once for the fleet (every server has the same image);
+        a mismatch fails every server not started (none is, while it is verified) and stops
+        the fleet; a match lets the rollout start."""
+        d = self.d
+        fleet = self._get(fleet_id)
+        waiting = [m for m in d.store.fleet_members(fleet) if checksum_pending(m)]
+        if not waiting or fleet.state.is_final:
+            return
+        result = d.checked_image(waiting[0], lambda check: self._set_checksum(waiting, check))
+        self._set_checksum(waiting, result)
+        fleet = self._get(fleet_id)
+        if result.severity is Severity.OK:
+            if fleet.state is FleetState.RUNNING:
+                self.advance(fleet.id)
+            return
+        text = messages.checksum_failed(result.message)
+        if fleet.state.is_final or not d.store.fleet_transition(
+            fleet.id, fleet.state, FleetState.STOPPED, SYSTEM, text[:500], finished_at=d.clock.now()
+        ):
+            return
+        for member in d.store.fleet_members(fleet):
+            if member.state in (State.PENDING_APPROVAL, State.APPROVED):
+                self._move(member, member.state, State.FAILED, SYSTEM, text[:500])
+        fleet = self._get(fleet.id)
+        self._reply(fleet, messages.fleet_checksum_failed(fleet, text))
+        self.redraw(fleet)
+
+    def _start_verifying(self, fleet_id: str) -> None:
+        """Verify in the background, unless it runs already here or on another replica
+        (claimed in the store)."""
+        if fleet_id in self._verifying:
+            return
+        self._verifying.add(fleet_id)
+
+        def run() -> None:
+            try:
+                with self.d.store.claim_request(f"checksum:{fleet_id}") as mine:
+                    if mine:
+                        self.verify_checksum(fleet_id)
+            finally:
+                self._verifying.discard(fleet_id)
+
+        self.d.background(run)
+
+    def _resume_verifying(self, fleet: Fleet) -> None:
+        """Verify again a checksum a previous process (or replica) left unfinished."""
+        if self.d.verifier is None or fleet.state.is_final:
+            return
+        if any(checksum_pending(m) for m in self.d.store.fleet_members(fleet)):
+            self._start_verifying(fleet.id)
+
+    def _set_checksum(self, members: list[Request], check: Check) -> None:
+        """Show the checksum's progress or result on every server, then on the card."""
+        for member in members:
+            checks = [c for c in member.checks if c["name"] != CHECKSUM] + [check.to_dict()]
+            member.checks = checks
+            self.d.store.update(member.id, checks=checks)
+        fleet = self.d.store.fleet(members[0].fleet_id or "")
+        if fleet:
+            self.redraw(fleet)
+
     # -- rolling out ----------------------------------------------------------------
 
     def advance_all(self) -> None:
-        """The rollout job: every fleet waiting or rolling out moves on; a cancelled one
-        still tells how its running installations end."""
+        """The rollout job: every fleet waiting or rolling out moves on (a checksum
+        verification cut by a restart starts again); a cancelled one still tells how its
+        running installations end."""
         states = [FleetState.PENDING_APPROVAL, FleetState.RUNNING, FleetState.CANCELLED]
         for fleet in self.d.store.fleets_in_states(states):
             if fleet.state is FleetState.CANCELLED and len(fleet.announced) == sum(
@@ -288,6 +387,7 @@ class Fleets:
             ):
                 continue  # nothing of it is running any more
             try:
+                self._resume_verifying(fleet)
                 self.advance(fleet.id)
             except Exception:
                 log.exception("rollout of %s failed; will retry", fleet.id)
@@ -296,14 +396,12 @@ class Fleets:
         """Start what the plan allows, post what changed, end the fleet when all ended."""
         d = self.d
         fleet = self._get(fleet_id)
-        if fleet.state is FleetState.PENDING_APPROVAL:
-            if d.clock.now() >= fleet.expires_at:
-                self._end(
-                    fleet, FleetState.EXPIRED, SYSTEM, "approval window closed", State.EXPIRED
-                )
-            return
         members = d.store.fleet_members(fleet)
-        if fleet.state is FleetState.RUNNING and all(d.is_due(m) for m in members):
+        if fleet.state is FleetState.PENDING_APPROVAL:
+            self._expire_if_closed(fleet, members)
+            return
+        verified = not any(checksum_pending(m) for m in members)
+        if fleet.state is FleetState.RUNNING and verified and all(d.is_due(m) for m in members):
             for i in to_start([m.state for m in members], fleet.rollout):
                 d.submit(members[i].id)
             members = d.store.fleet_members(fleet)
@@ -314,13 +412,14 @@ class Fleets:
                 FleetState.STOPPED if stopped and fleet.rollout.stop_on_failure else FleetState.DONE
             )
             left = [m for m in members if m.state is State.APPROVED]
+            why = self._why_stopped(members)  # before the servers left are cancelled
             if d.store.fleet_transition(
                 fleet.id, FleetState.RUNNING, to, SYSTEM, "rollout over", finished_at=d.clock.now()
             ):
                 for member in left:
                     self._move(member, State.APPROVED, State.CANCELLED, SYSTEM, "rollout stopped")
                 fleet = self._get(fleet.id)
-                summary = messages.fleet_finished(fleet, d.store.fleet_members(fleet))
+                summary = messages.fleet_finished(fleet, d.store.fleet_members(fleet), why)
                 last = posts.pop() + "\n" if posts and posts[-1].startswith("🌊") else ""
                 posts.append(last + summary)  # the last wave's line heads the summary
         for text in posts:
@@ -363,6 +462,13 @@ class Fleets:
             fleet.announced, fleet.waves_announced = announced, done_waves
         return posts
 
+    def _why_stopped(self, members: list[Request]) -> str | None:
+        """What stopped the rollout: the first server that failed or ended early, and why."""
+        ended = next((m for m in members if m.state in FAILED_STATES), None)
+        if ended is None:
+            return None
+        return messages.fleet_stopped_by(ended, self._reason(ended))
+
     def _reason(self, member: Request) -> str | None:
         if member.state is State.DONE:
             return None
@@ -371,23 +477,24 @@ class Fleets:
 
     # -- showing --------------------------------------------------------------------
 
-    def view(self, fleet: Fleet, image: str | None = None) -> FleetView:
-        d = self.d
-        members = tuple(d.store.fleet_members(fleet))
-        policy = d.policies.by_name(fleet.policy_name, fleet.servers[0])
-        groups = d._groups(policy)
-        tally = d._tally(members[0], policy, groups) if members else None
-        first = members[0].spec if members else None
+    def view(self, fleet: Fleet) -> FleetView:
+        members = tuple(self.d.store.fleet_members(fleet))
         return FleetView(
             fleet=fleet,
             members=members,
-            approvers=tuple(sorted(policy.approvers)),
-            approved_by=tally.counted if tally else (),
-            required=policy.required,
-            status_line=messages.fleet_status(fleet, members),
-            image=image or (first.display_url if first else ""),
-            missing_groups=tally.missing_groups if tally else (),
+            standings=tuple(self.d.authorization.standings(members)),
+            status_line=messages.fleet_status(fleet, members) + self._waiting(fleet, members),
         )
+
+    def _waiting(self, fleet: Fleet, members: tuple[Request, ...]) -> str:
+        """Why the next wave has not started (a window, a freeze, `at=`), and when it will."""
+        left = [m for m in members if m.state is State.APPROVED]
+        if fleet.state is not FleetState.RUNNING or not left:
+            return ""
+        latest = max((self.d.start_decision(m) for m in members), key=lambda x: x.start_at)
+        if latest.now:
+            return ""
+        return "\n⏸️ " + change_messages.next_wave(latest, self.d.clock.now())
 
     def redraw(self, fleet: Fleet) -> None:
         """Queue a redraw of the fleet's card (the outbox draws it when sending)."""
@@ -415,7 +522,7 @@ class Fleets:
                 target = members_to if member.state is State.PENDING_APPROVAL else State.CANCELLED
                 self._move(member, member.state, target, actor, reason)
         fleet = self._get(fleet.id)
-        self._reply(fleet, messages.fleet_ended(fleet, actor))
+        self._reply(fleet, messages.fleet_ended(fleet, actor, reason))
         self.redraw(fleet)
         return True
 

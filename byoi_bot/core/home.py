@@ -35,6 +35,7 @@ class Home:
     deploying: list[tuple[Request, float | None]]  # with the share of steps done
     history: dict[str, list[Request]] = field(default_factory=dict)  # server -> newest first
     health: Health | None = None
+    to_review: list[tuple[Request, datetime]] = field(default_factory=list)  # override, due
 
 
 def home_of(d: Deployments, user: str, scheduler_running: Callable[[], bool]) -> Home:
@@ -52,6 +53,7 @@ def home_of(d: Deployments, user: str, scheduler_running: Callable[[], bool]) ->
         mine=[r for r in recent if r.requester == user][:SHOWN],
         deploying=[(r, d.card(r).progress_fraction) for r in deploying],
         history={server: done[:3] for server, done in history.items()},
+        to_review=_to_review(d, user),
         health=Health(
             scheduler_running=scheduler_running(),
             provider_ok=d.provider_seen[0] if d.provider_seen else None,
@@ -59,3 +61,14 @@ def home_of(d: Deployments, user: str, scheduler_running: Callable[[], bool]) ->
             outbox_backlog=d.store.backlog(),
         ),
     )
+
+
+def _to_review(d: Deployments, user: str) -> list[tuple[Request, datetime]]:
+    """Emergency overrides not reviewed yet that `user` may review (its policy's approvers,
+    not its requester), oldest due first."""
+    found = []
+    for row in d.store.unreviewed():
+        request = d.store.get(row["request_id"])
+        if request and d.may_vote(request, user):
+            found.append((request, row["due_at"]))
+    return found[:SHOWN]

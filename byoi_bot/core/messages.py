@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from .authorization import Standing
 from .catalog import CatalogImage
 from .checks import Check
 from .fleet import Fleet, FleetState
-from .policy import Policy, Tally
+from .policy import Tally
 from .ports import Explanation
 from .progress import Progress
 from .request import Request, mask_url
@@ -87,11 +88,6 @@ def approved(request: Request) -> str:
 
 def withdrawn(user: str) -> str:
     return f"↩️ {mention(user)} withdrew their approval."
-
-
-def scheduled(request: Request) -> str:
-    when = local_time(request.spec.at) if request.spec.at else "now"
-    return f"🕒 Scheduled: the deployment starts at {when}."
 
 
 def submitted(request: Request) -> str:
@@ -298,7 +294,10 @@ def accounts_line(accounts: dict[str, int]) -> str:
     """Under `/byoi images` when several OVHcloud accounts are configured: where servers are."""
     if not accounts:
         return ""
-    listed = ", ".join(f"`{esc(name)}` ({count} servers)" for name, count in accounts.items())
+    listed = ", ".join(
+        f"`{esc(name)}` ({count} server{'' if count == 1 else 's'})"
+        for name, count in accounts.items()
+    )
     return f"\nOVHcloud accounts: {listed}"
 
 
@@ -307,7 +306,7 @@ def catalog(images: tuple[CatalogImage, ...]) -> str:
     if not images:
         return (
             "The image catalog is empty: add `[[image]]` tables to the BYOI_CONFIG file "
-            "(README, section 'Image catalog'), or deploy an image URL."
+            "(docs/catalog.md), or deploy an image URL."
         )
     lines = [f"*Image catalog* ({len(images)})"]
     for image in images:
@@ -342,14 +341,6 @@ def fleet_summary(ready: int, refused: list[tuple[str, str]]) -> str:
     return f"{line} ({reasons}{more})."
 
 
-def fleet_policy_note(policy: Policy, names: list[str]) -> str:
-    """Which policy the fleet follows, and that it is the strictest of its servers'."""
-    if len(names) == 1:
-        return f"policy `{esc(policy.name)}`"
-    others = ", ".join(f"`{esc(n)}`" for n in names)
-    return f"policy `{esc(policy.name)}`: the strictest of the servers' policies ({others})"
-
-
 def fleet_status(fleet: Fleet, members: tuple[Request, ...]) -> str:
     """The card's status line: the fleet's state and its servers' counts."""
     counts: dict[str, int] = {}
@@ -359,16 +350,62 @@ def fleet_status(fleet: Fleet, members: tuple[Request, ...]) -> str:
     return f"*{fleet.state.replace('_', ' ').capitalize()}* · {len(members)} servers: {parts}"
 
 
-def fleet_approved(fleet: Fleet, user: str, tally: Tally) -> str:
-    """Quorum reached: who approved last, and how the rollout goes."""
+def fleet_counted(standings: list[Standing]) -> str:
+    """Each policy's approvals against its quorum: "`lab` 1/1, `production` 0/1"."""
+    return ", ".join(
+        f"`{esc(s.policy)}` {len(s.approved_by)}/{s.required}" + (" ✔" if s.met else "")
+        for s in standings
+    )
+
+
+def fleet_approval(user: str, standings: list[Standing]) -> str:
+    """A vote on a fleet counted, and what each policy still needs."""
+    waiting = [s for s in standings if not s.met]
+    needs = "; ".join(f"`{esc(s.policy)}` ({servers_of(s)}) {_still(s)}" for s in waiting)
+    return f"✅ {mention(user)} approved: {fleet_counted(standings)}. Still needed: {needs}."
+
+
+def _still(s: Standing) -> str:
+    missing = s.required - len(s.approved_by)
+    parts = [f"{missing} more approval(s)"] if missing > 0 else []
+    if s.missing_groups:
+        parts.append("one approver from " + ", ".join(f"<!subteam^{g}>" for g in s.missing_groups))
+    return " and ".join(parts) or "its approvals"
+
+
+def servers_of(s: Standing) -> str:
+    """The servers a policy governs in a fleet, shortened past three."""
+    shown = ", ".join(f"`{esc(n)}`" for n in s.servers[:3])
+    return shown + (f" and {len(s.servers) - 3} more" if len(s.servers) > 3 else "")
+
+
+def fleet_approved(fleet: Fleet, user: str, standings: list[Standing]) -> str:
+    """Every server's policy met: who approved last, and how the rollout goes."""
     r = fleet.rollout
     canary = f", the first {r.canary} done before the others" if r.canary else ""
     stop = "stops after a failure" if r.stop_on_failure else "goes on after a failure"
     return (
-        f"👍 {mention(user)} approved ({len(tally.counted)}/{tally.required}): "
-        f"{len(fleet.servers)} servers, at most {r.parallel} at once{canary}; "
-        f"the rollout {stop}."
+        f"👍 {mention(user)} approved; every server's policy is met "
+        f"({fleet_counted(standings)}): {len(fleet.servers)} servers, at most {r.parallel} "
+        f"at once{canary}; the rollout {stop}."
     )
+
+
+def fleet_window_closed(s: Standing) -> str:
+    return (
+        f"the approval window of policy `{esc(s.policy)}` ({servers_of(s)}) closed with "
+        f"{len(s.approved_by)}/{s.required} approvals"
+    )
+
+
+def fleet_checksum_failed(fleet: Fleet, text: str) -> str:
+    return f"🔥 {text} No server of `{fleet.id}` is installed."
+
+
+def fleet_stopped_by(member: Request, reason: str | None) -> str:
+    """Why a rollout stopped: which server ended early, and how."""
+    how = f"{member.state}: {truncate(esc(reason), 300)}" if reason else str(member.state)
+    return f"`{esc(member.spec.server)}` {how}"
 
 
 def fleet_started(members: list[Request]) -> str:
@@ -396,8 +433,8 @@ def fleet_wave(number: int, total: int, wave: list[Request]) -> str:
     return f"🌊 Wave {number}/{total} finished: {done} done, {len(wave) - done} failed."
 
 
-def fleet_finished(fleet: Fleet, members: list[Request]) -> str:
-    """The final summary, with elapsed times."""
+def fleet_finished(fleet: Fleet, members: list[Request], why: str | None) -> str:
+    """The final summary, with elapsed times; a stopped rollout says `why`."""
     done = [m for m in members if m.state is State.DONE]
     failed = [m for m in members if m.state is State.FAILED]
     skipped = [m for m in members if m.state is State.CANCELLED and not m.submitted_at]
@@ -407,7 +444,10 @@ def fleet_finished(fleet: Fleet, members: list[Request]) -> str:
         else ""
     )
     head = "🏁 Rollout finished" if fleet.state is FleetState.DONE else "🛑 Rollout stopped"
-    lines = [f"{head}{took}: {len(done)} done, {len(failed)} failed, {len(skipped)} not started."]
+    head += f"{took}: {len(done)} done, {len(failed)} failed, {len(skipped)} not started."
+    if fleet.state is FleetState.STOPPED:
+        head += f" Why: {why or 'no server was left to start'}."
+    lines = [head]
     if done:
         times = sorted(
             (m.finished_at - m.submitted_at) for m in done if m.finished_at and m.submitted_at
@@ -427,9 +467,10 @@ FLEET_ICONS = {
 }
 
 
-def fleet_ended(fleet: Fleet, actor: str) -> str:
+def fleet_ended(fleet: Fleet, actor: str, reason: str) -> str:
+    """The fleet ended before its rollout did: how, by whom, and (from the bot) why."""
     what = fleet.state.replace("_", " ")
-    by = "" if actor == "byoi-bot" else f" by {mention(actor)}"
+    by = f": {reason}" if actor == "byoi-bot" else f" by {mention(actor)}"
     icon = FLEET_ICONS.get(fleet.state, "🗑️")
     return f"{icon} Fleet request {what}{by}; no new installation starts."
 
@@ -450,8 +491,15 @@ def fleet_cancelled(
     return "\n".join(lines)
 
 
+def fleet_member_cancel(request: Request) -> str:
+    return (
+        f"{label(request)} is one server of the fleet request `{request.fleet_id}`; a fleet is "
+        f"cancelled as a whole: `/byoi cancel {request.fleet_id}`."
+    )
+
+
 def fleet_member_vote(request: Request) -> str:
     return (
         f"{label(request)} is one server of the fleet request `{request.fleet_id}`: vote on the "
-        "fleet's card, where one approval covers every server."
+        "fleet's card, where a vote counts for every server whose policy lists you."
     )

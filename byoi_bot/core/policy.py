@@ -12,10 +12,12 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from fnmatch import fnmatchcase
+
+from .change_control import Freeze, Window
 
 Groups = Mapping[str, frozenset[str]]
 DEFAULT_ACCOUNT = "default"  # the OVHcloud account of the OVH_* settings
@@ -46,6 +48,11 @@ class Policy:
     `approvers` lists user and group IDs; `required` is the quorum; with
     `one_from_each_group` every group in `approvers` must contribute an approval.
     Empty `channels` / `requesters` mean: anyone, anywhere.
+
+    Change control (`core.change_control`): deployments start only inside `windows` (any
+    time when empty); `emergency_requesters` may skip windows and freezes with an
+    `emergency=` reason, approved by `emergency_required` approvals (the usual quorum when
+    None) and reviewed afterwards within `review_within`; `freeze_admins` may freeze.
     """
 
     name: str = "default"
@@ -59,6 +66,11 @@ class Policy:
     api: str = "reinstall"
     keep_disks: tuple[int, ...] = ()  # disk groups a deploy keeps unless it says otherwise
     accounts: frozenset[str] = frozenset()  # OVHcloud accounts it applies to; empty: any
+    windows: tuple[Window, ...] = ()
+    emergency_requesters: frozenset[str] = frozenset()
+    emergency_required: int | None = None
+    review_within: timedelta = timedelta(hours=24)
+    freeze_admins: frozenset[str] = frozenset()
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -100,6 +112,30 @@ class Policy:
                 return f"you are not allowed to request deployments under policy `{self.name}`"
         return None
 
+    def may_declare_emergency(self, user: str, groups: Groups) -> str | None:
+        """None when `user` may ask for an emergency override under this policy."""
+        if user not in _members(self.emergency_requesters, groups):
+            return (
+                f"policy `{self.name}` does not let you declare an emergency "
+                "(`emergency_requesters` in its [[policy]] table names who may)"
+            )
+        return None
+
+    def may_freeze(self, user: str, groups: Groups) -> str | None:
+        """None when `user` may freeze or unfreeze deployments under this policy."""
+        if user not in _members(self.freeze_admins, groups):
+            return (
+                f"you are not a freeze admin of policy `{self.name}` "
+                "(`freeze_admins` in its [[policy]] table)"
+            )
+        return None
+
+    def for_emergency(self) -> Policy:
+        """This policy as it applies to an emergency request (its reduced quorum, if any)."""
+        if self.emergency_required is None:
+            return self
+        return replace(self, required=self.emergency_required)
+
     def tally(self, approvals: Iterable[str], requester: str, groups: Groups) -> Tally:
         """Count the approvals that hold: approvers only, never the requester."""
         pool = self.pool(groups)
@@ -139,15 +175,29 @@ class PolicySet:
     """Policies tried in order; the first whose pattern matches the server applies."""
 
     policies: tuple[Policy, ...] = field(default_factory=lambda: (Policy(),))
+    freezes: tuple[Freeze, ...] = ()  # the configuration's `[[freeze]]` tables
 
-    def for_server(self, server: str, account: str | None = None) -> Policy:
-        """The policy that applies to `server` of `account` (the last one is the catch-all
-        default)."""
+    # The OVHcloud account of a server (set by the wiring, from the provider) for policies
+    # scoped with `accounts`; None (no account, or several, list it) matches no such policy.
+    account_of: Callable[[str], str | None] | None = field(default=None, compare=False)
+
+    def for_server(self, server: str) -> Policy:
+        """The policy that applies to `server` (the last one is the catch-all default)."""
+        scoped = self.account_of is not None and any(p.accounts for p in self.policies)
+        account = self.account_of(server) if scoped else None
         for policy in self.policies:
             if policy.matches(server, account):
                 return policy
         return self.policies[-1]
 
-    def by_name(self, name: str, server: str, account: str | None = None) -> Policy:
+    def by_name(self, name: str, server: str) -> Policy:
         """The policy called `name`; if it is gone from the configuration, `server`'s policy."""
-        return next((p for p in self.policies if p.name == name), self.for_server(server, account))
+        return next((p for p in self.policies if p.name == name), self.for_server(server))
+
+
+def _members(entries: frozenset[str], groups: Groups) -> frozenset[str]:
+    users = {e for e in entries if not is_group_id(e)}
+    for entry in entries:
+        if is_group_id(entry):
+            users |= groups.get(entry, frozenset())
+    return frozenset(users)

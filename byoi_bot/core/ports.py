@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from .authorization import Standing
 from .catalog import CatalogImage
+from .change_control import Freeze
 from .checks import Check
 from .fleet import Fleet, FleetState
 from .progress import Progress
@@ -35,6 +37,8 @@ class DiskGroup:
     number_of_disks: int = 1
     description: str = ""
     raid_controller: str = ""  # empty: no hardware RAID on this group
+    # Logical bytes per sector of its disks; None: unknown (OVHcloud's API does not say).
+    sector_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class ServerFacts:
     efi_bootloader_path: str | None = None
     power_state: str = "poweron"
     account: str = ""  # the OVHcloud account that lists it, when several are configured
+    architecture: str = ""  # OVHcloud's processorArchitecture (x86_64, arm64, …); "": unknown
 
     def disk_group(self, group_id: int | None) -> DiskGroup | None:
         """The given disk group, or the first one when `group_id` is None."""
@@ -213,12 +218,8 @@ class FleetView:
 
     fleet: Fleet
     members: tuple[Request, ...]
-    approvers: tuple[str, ...]
-    approved_by: tuple[str, ...]
-    required: int
+    standings: tuple[Standing, ...]  # per policy of its servers: what it needs and has
     status_line: str
-    image: str  # the image, as the card shows it
-    missing_groups: tuple[str, ...] = ()
 
 
 class Chat(Protocol):
@@ -346,6 +347,23 @@ class RequestStore(Protocol):
     def approvals(self, request_id: str, fingerprint: str) -> list[str]: ...
     def note(self, request_id: str, actor: str, action: str, reason: str) -> None: ...
     def audit(self, request_id: str | None = None) -> list[dict]: ...
+    def audit_chain(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[dict]:
+        """Every audit row with its `prev_hash` and `hash`, oldest first (store.audit_chain)."""
+        ...
+
+    # change control (core.change_control): freezes and reviews of emergency overrides
+    def add_freeze(self, freeze: Freeze) -> None: ...
+    def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None: ...
+    def freezes(self, *, ending_after: datetime) -> list[Freeze]: ...
+    def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None: ...
+    def review(self, request_id: str, user: str, posts: list[Post]) -> bool: ...
+    def unreviewed(self) -> list[dict]:
+        """Open reviews: request_id, policy_name, due_at (a datetime), reminded_at."""
+        ...
+
+    def remind_review(self, request_id: str, posts: list[Post]) -> bool: ...
     def first_delivery(self, event_id: str) -> bool: ...
     # fleets (deploys to many servers; core.fleets)
     def create_fleet(self, fleet: Fleet, children: list[tuple[Request, dict | None]]) -> None: ...
@@ -363,7 +381,7 @@ class RequestStore(Protocol):
         **fields: object,
     ) -> bool: ...
     def update_fleet(self, fleet_id: str, **fields: object) -> None: ...
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool: ...
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool: ...
     def remove_fleet_approval(self, fleet: Fleet, user: str) -> bool: ...
     def forget_events(self, before: datetime) -> int: ...
     def forget_sent(self, before: datetime) -> int: ...

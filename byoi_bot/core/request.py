@@ -54,6 +54,9 @@ class DeploySpec:
     api: str | None = None  # the API generation, fixed when the request is created
     efi_source: str | None = None  # "given" by the user or "image" (found in its ESP)
     keep_disks: tuple[int, ...] | None = None  # disk groups left untouched; None: the default
+    emergency: str | None = None  # why this deploy overrides windows and freezes (break-glass)
+
+    OPTIONAL_FIELDS = ("emergency",)  # fields a spec leaves out of its fingerprint when unset
 
     def fingerprint(self) -> str:
         """A hash of exactly what was requested; an approval is bound to it.
@@ -61,6 +64,9 @@ class DeploySpec:
         Secrets enter only as their own hashes, so the fingerprint reveals nothing.
         """
         canonical = self.public_dict()
+        for name in self.OPTIONAL_FIELDS:  # fingerprints of specs without them stay as they were
+            if canonical[name] is None:
+                del canonical[name]
         canonical["image_url"] = _digest(self.image_url)
         canonical["headers"] = [[k, _digest(v)] for k, v in self.headers]
         canonical["user_data"] = _digest(self.user_data) if self.user_data else None
@@ -129,6 +135,7 @@ class DeploySpec:
             api=data.get("api"),
             efi_source=data.get("efi_source"),
             keep_disks=_ints(data.get("keep_disks")),
+            emergency=data.get("emergency"),
         )
         return spec.with_secrets(secrets) if secrets else spec
 

@@ -9,11 +9,14 @@ kept. A test keeps `sent_fields` equal to the provider's real bodies.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from dataclasses import replace
 
 from .ports import DiskGroup, ServerFacts
 from .request import HIDDEN, OPERATING_SYSTEMS, DeploySpec
-from .text import esc
+from .text import esc, truncate
 
 # Fewest disks each hardware RAID level needs (RAID 50/60: two RAID 5/6 arrays).
 RAID_MIN_DISKS = {0: 2, 1: 2, 5: 3, 6: 4, 10: 4, 50: 6, 60: 8}
@@ -246,10 +249,26 @@ def _drive(spec: DeploySpec, prefix: str, host: str, key: str, data: str) -> lis
     if spec.hostname:
         fields.append((prefix + host, esc(spec.hostname)))
     if spec.ssh_key:
-        fields.append((prefix + key, esc(spec.ssh_key.split()[0]) + " …"))
+        fields.append((prefix + key, ssh_key_shown(spec.ssh_key)))
     if spec.user_data:
         fields.append((prefix + data, HIDDEN))
     return fields
+
+
+def ssh_key_shown(key: str) -> str:
+    """A public key as `ssh-keygen -l` names it: type, SHA256 fingerprint, comment.
+
+    >>> ssh_key_shown("ssh-ed25519 AAAA alice@laptop")
+    'ssh-ed25519 SHA256:cJ6AyISHokEeHuTfufIqhhSS0gxHZRUMDHlKvXD4FHw alice@laptop'
+    """
+    kind, _, rest = key.partition(" ")
+    blob, _, comment = rest.partition(" ")
+    try:
+        digest = hashlib.sha256(base64.b64decode(blob, validate=True)).digest()
+    except (binascii.Error, ValueError):
+        return f"{esc(kind)} (not a valid key: its base64 part does not decode)"
+    shown = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    return " ".join(p for p in (esc(kind), shown, truncate(esc(comment), 60)) if p)
 
 
 def _header_names(spec: DeploySpec) -> str:

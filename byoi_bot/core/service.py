@@ -15,6 +15,7 @@ from .deployments.base import (
     Timing,
 )
 from .deployments.checksums import Checksums
+from .deployments.controlling import ChangeControl
 from .deployments.following import Following
 from .deployments.reading import Reading
 from .deployments.submitting import Submitting
@@ -23,5 +24,5 @@ from .deployments.voting import Voting
 __all__ = ["APPROVE_REACTIONS", "REJECT_REACTIONS", "SYSTEM", "Deployments", "Refused", "Timing"]
 
 
-class Deployments(Asking, Voting, Checksums, Submitting, Following, Reading):
+class Deployments(Asking, Voting, Checksums, ChangeControl, Submitting, Following, Reading):
     """Requests, approvals, submission and follow-up of BYOI deployments."""

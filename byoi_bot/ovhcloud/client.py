@@ -20,7 +20,7 @@ ENDPOINT_EXPECTED = (
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 KEYS_EXPECTED = (
     "set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY (or OVH_CLIENT_ID "
-    "and OVH_CLIENT_SECRET), or put them in ovh.conf; see README, section 'OVHcloud credentials'"
+    "and OVH_CLIENT_SECRET), or put them in ovh.conf (docs/ovhcloud-api.md)"
 )
 
 

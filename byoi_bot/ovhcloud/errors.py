@@ -253,7 +253,7 @@ _CREDENTIAL_ERRORS = (
         ovh_errors.NotGrantedCall,
         "not_granted",
         "The token's access rules do not allow this call.",
-        "Create a token with the rules listed in the README (OVHcloud credentials).",
+        "Create a token with the rules listed in docs/ovhcloud-api.md (OVHcloud credentials).",
     ),
     (
         ovh_errors.Forbidden,

@@ -110,6 +110,7 @@ class _OvhProvider(ABC):
             disk_groups=groups,
             efi_bootloader_path=info.get("efiBootloaderPath") or None,
             power_state=str(info.get("powerState") or "poweron"),
+            architecture=str(hardware.get("processorArchitecture") or ""),
         )
 
     @abstractmethod
@@ -414,7 +415,7 @@ class RoutingProvider:
 
 
 def reinstall_body(spec: DeploySpec) -> dict:
-    """The POST /reinstall body (README: what the bot sends); `core.sent` shows the same.
+    """The POST /reinstall body (docs/ovhcloud-api.md); `core.sent` shows the same.
 
     byoi_64 takes the image type and the EFI bootloader path, byolinux_64 (qcow2 only)
     neither. `config-drive=` is not sent: the reinstall API has no such switch, and

@@ -153,7 +153,8 @@ def _print_text(url, facts, checks, report: ImageReport, out: TextIO) -> None:
         )
     if f.get("partition_table"):
         esp = "EFI System Partition" if f.get("has_esp") else "no EFI System Partition"
-        lines.append(f"        {f['partition_table'].upper()}, {esp}")
+        sectors = " (4096-byte sectors)" if f.get("sector_size") == 4096 else ""
+        lines.append(f"        {f['partition_table'].upper()}{sectors}, {esp}")
     if f.get("efi_bootloader"):
         others = [b for b in f.get("efi_bootloaders", []) if b != f["efi_bootloader"]]
         also = f" (also: {', '.join(others)})" if others else ""
@@ -162,7 +163,8 @@ def _print_text(url, facts, checks, report: ImageReport, out: TextIO) -> None:
     if facts:
         lines.append(
             f"Server  {facts.name} ({facts.datacenter}), state {facts.state}, "
-            f"boot {facts.boot_mode}, RAM {format_size(facts.ram_bytes)}"
+            f"boot {facts.boot_mode}, CPU {facts.architecture or 'unknown'}, "
+            f"RAM {format_size(facts.ram_bytes)}"
         )
     lines.append("Checks")
     width = max(len(c.name) for c in checks)

@@ -1,4 +1,4 @@
-"""FAT12/16/32 read over range reads: the boot sector, directory clusters, FAT entries only
+"""FAT12/16/32 read over range reads: the boot sector, directory clusters, FAT blocks only
 when a directory spans more than one cluster; long file names; names matched ignoring case.
 
 Layout: Microsoft's "FAT: General Overview of On-Disk Format" (fatgen103).
@@ -15,6 +15,7 @@ DIRECTORY, VOLUME_LABEL, LFN = 0x10, 0x08, 0x0F
 LOWER_BASE, LOWER_EXT = 0x08, 0x10
 ROOT_STEP = 1024  # a FAT12/16 root directory is read by this many bytes at a time
 MAX_DIRECTORY_CLUSTERS = 64
+FAT_BLOCK = 4096  # the FAT is read by aligned blocks of this many bytes
 # Bytes of the data region read along with the root: the first directories live there.
 SPECULATIVE = {12: 8192, 16: 8192, 32: 16384}
 
@@ -85,25 +86,32 @@ class FatVolume:
         return _parse(data)[0]
 
     def directories(self, clusters: list[int], speculate: bool = False) -> list[list[FatEntry]]:
-        """Several directories' entries, their first clusters read in one go."""
+        """Several directories' entries: their first clusters read in one go, then the rest
+        of the chains of those that span more (FAT blocks, then clusters, in one go each)."""
         ranges = [(self._cluster_offset(c), self.cluster_size) for c in clusters]
         if speculate:
             ranges.append((self.data_offset, SPECULATIVE[self.bits]))
-        firsts = self._read_many(ranges)
-        out = []
-        for cluster, data in zip(clusters, firsts, strict=False):
-            entries, ended = _parse(data)
-            chain = [cluster]
-            while not ended and len(chain) < MAX_DIRECTORY_CLUSTERS:
-                following = self._next_cluster(chain[-1])
-                if following is None:
-                    break
-                chain.append(following)
-                (more,) = self._read_many([(self._cluster_offset(following), self.cluster_size)])
-                data += more
-                entries, ended = _parse(data)
-            out.append(entries)
-        return out
+        firsts = self._read_many(ranges)[: len(clusters)]
+        chains = [
+            [] if _parse(first)[1] else self._chain(c)[1:]
+            for c, first in zip(clusters, firsts, strict=True)
+        ]
+        wanted = [(self._cluster_offset(c), self.cluster_size) for chain in chains for c in chain]
+        rest = iter(self._read_many(wanted) if wanted else [])
+        return [
+            _parse(first + b"".join(next(rest) for _ in chain))[0]
+            for first, chain in zip(firsts, chains, strict=True)
+        ]
+
+    def _chain(self, cluster: int) -> list[int]:
+        """The clusters of the chain starting at `cluster`, at most MAX_DIRECTORY_CLUSTERS."""
+        chain = [cluster]
+        while len(chain) < MAX_DIRECTORY_CLUSTERS:
+            following = self._next_cluster(chain[-1])
+            if following is None or following in chain:
+                break
+            chain.append(following)
+        return chain
 
     def _cluster_offset(self, cluster: int) -> int:
         if not 2 <= cluster < self.clusters + 2:
@@ -112,7 +120,9 @@ class FatVolume:
 
     def _next_cluster(self, cluster: int) -> int | None:
         pos = cluster * self.bits // 8
-        (raw,) = self._read_many([(self.fat_offset + pos, 4)])
+        start = pos - pos % FAT_BLOCK  # the whole block: the next entries come from the cache
+        (block,) = self._read_many([(self.fat_offset + start, FAT_BLOCK + 4)])
+        raw = block[pos - start : pos - start + 4]
         value = int.from_bytes(raw[: 2 if self.bits < 32 else 4].ljust(4, b"\0"), "little")
         if self.bits == 12:
             value = value >> 4 if cluster % 2 else value & 0xFFF

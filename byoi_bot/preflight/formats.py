@@ -19,8 +19,10 @@ from .read_cache import CachedReads, ReadLimit
 
 Read = Callable[[int, int], bytes]
 HEAD = 4096
-ESP_MAX_REQUESTS = 6  # the ESP is read only if the whole inspection stays within these
+ESP_MAX_REQUESTS = 6  # first pass: the ESP is read if the whole inspection stays within these
 ESP_MAX_BYTES = 64 * 1024
+ESP_MORE_REQUESTS = 4  # the second pass, when the first found no loader: this much more
+ESP_MORE_BYTES = 64 * 1024
 ISO_DESCRIPTOR = 0x8000  # the first ISO 9660 / UDF volume descriptor (2 KiB sector 16)
 
 # (format, offset, magic) checked on the first 4 KiB, first match wins.
@@ -83,6 +85,24 @@ class ImageAnalysis:
         return facts
 
 
+class PastHead(RangeError):
+    """A read past the first bytes of an image whose server ignores ranges."""
+
+
+def head_reader(head: bytes, size: int | None) -> Read:
+    """A `read(offset, length)` over the first bytes of an image (`head`) only."""
+
+    def read(offset: int, length: int) -> bytes:
+        if offset + length > len(head) and len(head) != size:
+            raise PastHead(
+                f"the image server ignores range requests and byte {offset + length} lies "
+                f"past the first {len(head)} bytes read"
+            )
+        return head[offset : offset + length]
+
+    return read
+
+
 def sniff(head: bytes) -> str | None:
     """The format named by magic bytes in the first 4 KiB, or None (raw or unknown)."""
     for name, offset, magic in MAGICS:
@@ -116,10 +136,13 @@ def analyse(read: Read, size: int | None) -> ImageAnalysis:
     if kind:
         return ImageAnalysis(kind, size)
     analysis = ImageAnalysis("raw", size, size)
-    _read_guest(analysis, reads, reads.read_many, reads.read)
-    no_table = analysis.table is not None and analysis.table.kind is None
-    if no_table and _fixed_vhd_footer(reads, size):
-        return ImageAnalysis("vhd", size)
+    try:
+        _read_guest(analysis, reads, reads.read_many, reads.read)
+        no_table = analysis.table is not None and analysis.table.kind is None
+        if no_table and _fixed_vhd_footer(reads, size):
+            return ImageAnalysis("vhd", size)
+    except PastHead as exc:
+        analysis.unreadable = str(exc)
     return analysis
 
 
@@ -141,13 +164,30 @@ def _read_guest(analysis: ImageAnalysis, reads: CachedReads, read_many, read: Re
     esp = next((p for p in table.partitions if p.esp), None)
     if esp is None or (table.problem and not table.backup_intact):
         return
+    analysis.esp, analysis.esp_unreadable = _read_esp(reads, read_many, esp.start)
+
+
+def _read_esp(reads: CachedReads, read_many, offset: int) -> tuple[EspContents | None, str | None]:
+    """The ESP's bootloaders, read within ESP_MAX_REQUESTS/ESP_MAX_BYTES for the whole
+    inspection; when that stops before finding any, one more pass of at most
+    ESP_MORE_REQUESTS requests and ESP_MORE_BYTES bytes (the first pass's bytes are not
+    fetched again)."""
+    esp, why = None, None
     reads.limit(ESP_MAX_REQUESTS, ESP_MAX_BYTES)
     try:
-        analysis.esp = read_esp(read_many, esp.start)
-    except ReadLimit as exc:
-        analysis.esp_unreadable = f"not read: {exc}"
+        for second in (False, True):
+            if second:
+                reads.limit(reads.fetches + ESP_MORE_REQUESTS, reads.fetched + ESP_MORE_BYTES)
+            try:
+                esp = read_esp(read_many, offset)
+            except ReadLimit as exc:
+                why = f"not read: {exc}"
+                continue
+            if esp.stopped is None or esp.bootloaders:
+                break
+        return esp, (None if esp else why)
     except (FatError, qcow2.Qcow2Error, RangeError) as exc:
-        analysis.esp_unreadable = str(exc)
+        return None, str(exc)
     finally:
         reads.limit(None, None)
 
@@ -165,6 +205,6 @@ def _analyse_qcow2(head: bytes, reads: CachedReads, size: int | None) -> ImageAn
     guest = qcow2.Qcow2Reader(header, reads)
     try:
         _read_guest(analysis, reads, guest.read_many, guest.read)
-    except qcow2.Qcow2Error as exc:
+    except (qcow2.Qcow2Error, PastHead) as exc:
         analysis.unreadable = str(exc)
     return analysis

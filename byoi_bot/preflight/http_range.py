@@ -1,8 +1,9 @@
 """A small HTTP range reader: a few exact-size reads of a remote file, never the whole file.
 
 The first request asks for `bytes=0-4095`: a 206 answer with `Content-Range` gives the
-total size (no HEAD needed); a 200 answer means the server ignores ranges, and the
-connection is closed without reading the body. Redirects are followed here, each hop
+total size (no HEAD needed); a 200 answer means the server ignores ranges: the first
+NO_RANGE_HEAD bytes of its body are kept (enough to name the format) and the connection is
+closed without reading the rest. Redirects are followed here, each hop
 vetted by the URL guard, and every connection goes to the address that was vetted.
 Header values are secrets: they are sent, never logged nor put in exceptions.
 """
@@ -23,6 +24,9 @@ from .url_safety import Target, UrlGuard
 
 MiB = 1024 * 1024
 HEAD_SIZE = 4096
+# Read from a 200 answer: every format's magic (an ISO 9660 descriptor at 32 KiB) and a GPT
+# with 128 entries in 512- or 4096-byte sectors (24 KiB).
+NO_RANGE_HEAD = 36 * 1024
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
@@ -42,11 +46,13 @@ class HttpStatusError(RangeError):
 
 
 class NoRangeSupport(RangeError):
-    """The server answered 200 to a range request: it cannot serve parts of the file."""
+    """The server answered 200 to a range request: it cannot serve parts of the file.
+    `head` holds the first bytes of the body (all of it when shorter than NO_RANGE_HEAD)."""
 
-    def __init__(self, url: str, size: int | None) -> None:
+    def __init__(self, url: str, size: int | None, head: bytes = b"") -> None:
         super().__init__(f"{url} does not support HTTP range requests (answered 200)")
         self.size = size
+        self.head = head
 
 
 class BudgetExceeded(RangeError):
@@ -115,8 +121,9 @@ class RangeReader:
         """The current (final, after redirects) URL, masked for display."""
         return mask_url(self.url)
 
-    def open(self) -> None:
-        """Make the first request (`bytes=0-4095`), following redirects; sets `size`."""
+    def open(self, head_on_200: int = NO_RANGE_HEAD) -> None:
+        """Make the first request (`bytes=0-4095`), following redirects; sets `size`.
+        A 200 answer raises NoRangeSupport with the body's first `head_on_200` bytes."""
         origin = _origin(self.url)
         for _ in range(MAX_REDIRECTS + 1):
             self._connect(self.guard.check(self.url))
@@ -130,8 +137,13 @@ class RangeReader:
                 continue
             if response.status == 200:
                 length = response.getheader("Content-Length") or ""
+                size = int(length) if length.isdigit() else None
+                head_on_200 = min(head_on_200, self.byte_budget)
+                head = self._body(response, head_on_200) if head_on_200 else b""
                 self._drop_connection()
-                raise NoRangeSupport(self.display_url, int(length) if length.isdigit() else None)
+                if len(head) < head_on_200:  # the whole body
+                    size = len(head)
+                raise NoRangeSupport(self.display_url, size, head)
             if response.status == 416:
                 self.size = _total_size(response.getheader("Content-Range"))
                 self._finish(response)
@@ -178,7 +190,7 @@ class RangeReader:
         calls): the response, to read the body from, and the file's size. No byte budget
         applies: for checksums only."""
         with contextlib.suppress(NoRangeSupport):  # a whole-file GET needs no ranges
-            self.open()
+            self.open(head_on_200=0)
         if self._conn is None and self._target is not None:
             self._connect(self._target)
         response = self._request(None, None)

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Sequence
 from ..core.checks import Check, Severity
 from ..core.ports import GiB, ImageReport, ServerFacts
 from ..core.request import DeploySpec
-from .formats import ARCHIVES, DEPLOYABLE, ImageAnalysis, analyse
+from .esp import example_paths
+from .formats import ARCHIVES, DEPLOYABLE, ImageAnalysis, Read, analyse, head_reader
+from .hardware_fit import UEFI_MODES, hardware_checks
 from .http_range import HttpStatusError, MiB, NoRangeSupport, RangeError, RangeReader
 from .partitions import PartitionTable
 from .url_safety import AllowList, UrlGuard, UrlRefused
@@ -32,7 +34,6 @@ LINUX_CONTAINER_TYPES = frozenset(
         "0XFD",
     }
 )
-UEFI_MODES = ("uefi", "uefi-legacy")
 OK, WARNING, BLOCKING = Severity.OK, Severity.WARNING, Severity.BLOCKING
 
 FORMAT_NAMES = {"qcow": "qcow (version 1)", "qed": "QED", "parallels": "Parallels"}
@@ -79,11 +80,13 @@ class HttpImageInspector:
         facts, checks, analysis = self._inspect_image(specs[0])
         reports = []
         for spec, server in zip(specs, servers, strict=True):
-            own = list(checks)
+            own, own_facts = list(checks), dict(facts)
             if analysis is not None:
-                own += efi_bootloader_checks(analysis, spec)
+                own += efi_bootloader_checks(analysis, spec, server)
+            if analysis is not None and analysis.esp and server is not None:
+                own_facts["efi_bootloader"] = analysis.esp.choose(server.architecture)
             own += server_image_checks(analysis, facts.get("download_size"), spec, server)
-            reports.append(ImageReport(tuple(own), dict(facts)))
+            reports.append(ImageReport(tuple(own), own_facts))
         return reports
 
     def _inspect_image(self, spec: DeploySpec) -> tuple[dict, list[Check], ImageAnalysis | None]:
@@ -115,16 +118,16 @@ class HttpImageInspector:
             return [Check("reachable", BLOCKING, str(exc))], None
         except NoRangeSupport as exc:
             facts |= {"range_support": False, "download_size": exc.size}
-            return [
-                Check("reachable", OK, f"{reader.display_url} answers."),
-                Check(
-                    "format",
-                    WARNING,
-                    "The image server ignores HTTP range requests, so the image's format, "
-                    "partition table and virtual size were not checked (the bot never downloads "
-                    "a whole image). Serve it from a server that supports ranges to get them.",
-                ),
-            ], None
+            check = Check(
+                "reachable",
+                WARNING,
+                f"{reader.display_url} answers but ignores HTTP range requests (it sends the "
+                f"whole file): the bot read its first {format_size(len(exc.head))} and closed "
+                "the connection, so what lies further (a qcow2's partition table, the EFI "
+                "System Partition) was not checked. Serve it from a server that supports "
+                "ranges to get those checks.",
+            )
+            return _analysed([check], head_reader(exc.head, exc.size), exc.size)
         except HttpStatusError as exc:
             hint = _STATUS_HINTS.get(exc.status)
             severity = WARNING if exc.status >= 500 else BLOCKING
@@ -144,15 +147,19 @@ class HttpImageInspector:
             ], None
         facts |= {"range_support": True, "download_size": reader.size}
         checks = [Check("reachable", OK, f"{reader.display_url} answers with range support.")]
-        try:
-            analysis = analyse(reader.read, reader.size)
-        except RangeError as exc:
-            checks.append(Check("format", WARNING, f"Inspection stopped: {exc}."))
-            return checks, None
-        except (ValueError, struct.error) as exc:
-            checks.append(Check("format", WARNING, f"Unreadable image structures: {exc}."))
-            return checks, None
-        return checks, analysis
+        return _analysed(checks, reader.read, reader.size)
+
+
+def _analysed(
+    checks: list[Check], read: Read, size: int | None
+) -> tuple[list[Check], ImageAnalysis | None]:
+    """`checks` and the image's analysis through `read`, or a warning why there is none."""
+    try:
+        return checks, analyse(read, size)
+    except RangeError as exc:
+        return [*checks, Check("format", WARNING, f"Inspection stopped: {exc}.")], None
+    except (ValueError, struct.error) as exc:
+        return [*checks, Check("format", WARNING, f"Unreadable image structures: {exc}.")], None
 
 
 def image_checks(analysis: ImageAnalysis, declared: str | None, os: str = "byoi") -> list[Check]:
@@ -271,12 +278,14 @@ def server_image_checks(
     spec: DeploySpec,
     server: ServerFacts | None,
 ) -> list[Check]:
-    """Checks of the image against the server: RAM, target disk, boot mode and ESP."""
+    """Checks of the image against the server: RAM, target disk, boot mode, ESP, CPU
+    architecture and sector size."""
     if server is None:
         return []
     checks = [_ram_check(download_size, server)]
     checks += _disk_checks(analysis, spec, server)
     checks += _boot_checks(analysis, spec, server)
+    checks += hardware_checks(analysis, spec, server)
     return checks
 
 
@@ -466,9 +475,10 @@ def _boot_checks(
         )
     else:
         checks.append(Check("esp", OK, "The image has an EFI System Partition for UEFI boot."))
-    found = analysis.esp.chosen if analysis and analysis.esp else None
     if spec.efi_bootloader or server.efi_bootloader_path:
         return checks
+    esp = analysis.esp if analysis else None
+    found = esp.choose(server.architecture) if esp else None
     if found:
         checks.append(
             Check(
@@ -478,28 +488,45 @@ def _boot_checks(
                 "EFI bootloader path.",
             )
         )
-    else:
+    elif not (esp and esp.bootloaders):  # loaders for another CPU: `architecture` says so
+        why = (
+            f"the image's ESP could not be searched ({analysis.esp_unreadable})"
+            if analysis and analysis.esp_unreadable and not esp
+            else "none was found in the image's ESP"
+        )
         checks.append(
             Check(
                 "efi_bootloader",
                 WARNING,
-                f"{server.name} boots UEFI, no EFI bootloader path is set and none was found "
-                "in the image's ESP: give efi-bootloader= (e.g. \\efi\\debian\\shimx64.efi, "
-                "\\efi\\ubuntu\\grubx64.efi, \\EFI\\BOOT\\BOOTX64.EFI).",
+                f"{server.name} boots UEFI, no EFI bootloader path is set and {why}: give "
+                f"efi-bootloader= (e.g. {example_paths(server.architecture)}).",
             )
         )
     return checks
 
 
-def efi_bootloader_checks(analysis: ImageAnalysis, spec: DeploySpec) -> list[Check]:
+def efi_bootloader_checks(
+    analysis: ImageAnalysis, spec: DeploySpec, server: ServerFacts | None = None
+) -> list[Check]:
     """A given efi-bootloader= against the bootloaders found in the image's ESP."""
     esp, given = analysis.esp, spec.efi_bootloader
     if not given or esp is None:
         return []
     if esp.holds(given):
         return [Check("efi_bootloader", OK, f"efi-bootloader= {given} is in the image's ESP.")]
-    held = ", ".join(esp.bootloaders) or "no bootloader under \\EFI\\<directory>\\"
-    advice = f"set efi-bootloader={esp.chosen}" if esp.chosen else "check the image's ESP"
+    held = ", ".join(esp.bootloaders) or "no bootloader under \\EFI"
+    if esp.unlisted:
+        return [
+            Check(
+                "efi_bootloader",
+                WARNING,
+                f"efi-bootloader= {given} was not found in the part of the image's EFI System "
+                f"Partition listed ({esp.unlisted_note}), which holds {held}: check that the "
+                "path is right.",
+            )
+        ]
+    chosen = esp.choose(server.architecture if server else "")
+    advice = f"set efi-bootloader={chosen}" if chosen else "check the image's ESP"
     return [
         Check(
             "efi_bootloader",

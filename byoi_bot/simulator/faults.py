@@ -1,4 +1,4 @@
-"""Faults the simulator can be told to inject, as JSON objects (README: the simulator)."""
+"""Faults the simulator can be told to inject, as JSON objects (docs/simulator.md)."""
 
 from __future__ import annotations
 

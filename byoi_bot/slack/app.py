@@ -29,7 +29,8 @@ from ..dispatch import run_command
 from ..store import Store
 from .cards import APPROVE_ACTION, REJECT_ACTION
 from .form import CALLBACK_ID, deploy_modal, spec_from_submission
-from .home import home_view
+from .home import REVIEW_ACTION, home_view
+from .manifest import APP_HOME_OPENED, COMMAND, REACTION_ADDED, REACTION_REMOVED
 from .work import BUSY, Work
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def build_app(
     )
     app.background = (preflights, work)
 
-    @app.command("/byoi")
+    @app.command(COMMAND)
     def on_byoi(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
         user, channel = _text(command, "user_id"), _text(command, "channel_id")
         text = command.get("text")
@@ -155,11 +156,11 @@ def build_app(
             log.error("form submission failed: %s", type(exc).__name__, exc_info=exc)
             _tell(client, channel, user, INTERNAL_ERROR)
 
-    @app.event("reaction_added")
+    @app.event(REACTION_ADDED)
     def on_reaction_added(body: dict, event: dict) -> None:
         _react(body, event, added=True)
 
-    @app.event("reaction_removed")
+    @app.event(REACTION_REMOVED)
     def on_reaction_removed(body: dict, event: dict) -> None:
         _react(body, event, added=False)
 
@@ -180,7 +181,7 @@ def build_app(
         if not work.submit(deployments.react, channel, ts, user, reaction, added):
             _tell(app.client, channel, user, BUSY)
 
-    @app.event("app_home_opened")
+    @app.event(APP_HOME_OPENED)
     def on_home_opened(event: dict, client: WebClient) -> None:
         user = _text(event, "user")
         if user and event.get("tab", "home") == "home":
@@ -208,6 +209,12 @@ def build_app(
     def on_reject(ack: Ack, body: dict, action: dict, respond: Respond, client) -> None:
         ack()
         if not work.submit(_vote_and_redraw, deployments.reject, body, action, respond, client):
+            _answer(respond, BUSY)
+
+    @app.action(REVIEW_ACTION)
+    def on_review(ack: Ack, body: dict, action: dict, respond: Respond, client) -> None:
+        ack()
+        if not work.submit(_vote_and_redraw, deployments.review, body, action, respond, client):
             _answer(respond, BUSY)
 
     # Registered last: Bolt runs the first listener that matches. Anything else Slack may

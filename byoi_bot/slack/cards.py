@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..core.authorization import Standing
 from ..core.checks import Check, Severity
-from ..core.ports import CardView, FleetView
+from ..core.ports import CardView
+from ..core.request import DeploySpec
 from ..core.sent import disk_plan, sent_fields
 from ..core.states import State
 from ..core.text import esc, mention, progress_bar, size, truncate
@@ -118,13 +120,19 @@ def _purpose(view: CardView) -> str:
 
 def _sent(view: CardView) -> str:
     """Exactly what the deploy call will carry: the API, the OS, every field (secrets hidden)."""
-    spec = view.request.spec
-    fields = sent_fields(spec)
+    route, *fields = sent_lines(view.request.spec)
+    return "\n".join([f"*Sent to OVHcloud* ({route})", *fields])
+
+
+def sent_lines(spec: DeploySpec) -> list[str]:
+    """The API and its route, then one line per field the deploy call carries."""
     api = spec.api or "reinstall"
     route = "POST …/reinstall" if api == "reinstall" else "POST …/bringYourOwnImage"
-    lines = [f"*Sent to OVHcloud* ({api} API, `{route}`)"]
-    lines += [f"`{name.rsplit('.', 1)[-1]}` {truncate(value, 300)}" for name, value in fields]
-    return "\n".join(lines)
+    lines = [f"{api} API, `{route}`"]
+    lines += [
+        f"`{name.rsplit('.', 1)[-1]}` {truncate(value, 300)}" for name, value in sent_fields(spec)
+    ]
+    return lines
 
 
 def _check(check: dict) -> str:
@@ -141,26 +149,29 @@ def _approvals(view: CardView) -> str:
     return text
 
 
-def approvals_text(view: CardView | FleetView, scope: str, expires_at: datetime | None) -> str:
+def approvals_text(view: CardView | Standing, scope: str, expires_at: datetime | None) -> str:
     """Who may approve, who did, which groups are still missing, and (while pending, given
     `expires_at`) how to vote and when the vote ends; `scope` ends the first sentence."""
-    who = ", ".join(_who(a) for a in view.approvers) or "nobody is configured"
-    text = f"*Approvals:* {len(view.approved_by)}/{view.required} needed from {who}"
+    names = ", ".join(who(a) for a in view.approvers) or "nobody is configured"
+    text = f"*Approvals:* {len(view.approved_by)}/{view.required} needed from {names}"
     text += f" (not the requester){scope}"
     if view.approved_by:
         text += "\nApproved by " + ", ".join(mention(u) for u in view.approved_by) + "."
     if view.missing_groups:
-        text += "\nStill needed: one approver from " + ", ".join(map(_who, view.missing_groups))
+        text += "\nStill needed: one approver from " + ", ".join(map(who, view.missing_groups))
     if expires_at is not None:
-        stamp = int(expires_at.timestamp())
-        text += (
-            f"\nReact ✅ to approve or ❌ to reject. Expires "
-            f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{expires_at:%Y-%m-%d %H:%M} UTC>."
-        )
+        text += f"\nReact ✅ to approve or ❌ to reject. Expires {slack_date(expires_at)}."
     return text
 
 
-def _who(entry: str) -> str:
+def slack_date(when: datetime) -> str:
+    """A time each reader sees in their own time zone (UTC in the fallback)."""
+    stamp = int(when.timestamp())
+    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{when:%Y-%m-%d %H:%M} UTC>"
+
+
+def who(entry: str) -> str:
+    """A user or a user group, as Slack mentions it."""
     return f"<!subteam^{entry}>" if entry.startswith("S") else mention(entry)
 
 

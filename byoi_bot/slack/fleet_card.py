@@ -1,18 +1,22 @@
-"""Block Kit for a fleet's card: the set, the image, the plan, and a compact server table.
+"""Block Kit for a fleet's card: the set, the image, the plan, a compact server table, what
+is sent to OVHcloud, and each policy's approvals.
 
 The table (server · step · progress) is one code block, redrawn in place as servers move;
-beyond `TABLE_ROWS` servers it shows the running, failed and next ones, then counts.
+beyond `TABLE_ROWS` servers it shows the running, failed and next ones, then counts. "Sent
+to OVHcloud" shows every field the start calls carry (secrets by name only): what every
+server gets, then what differs per server, so nothing sent is off the card.
 """
 
 from __future__ import annotations
 
+from ..core.authorization import Standing
 from ..core.fleet import FleetState, waves
 from ..core.ports import FleetView
 from ..core.request import Request
 from ..core.sent import disk_plan
 from ..core.states import State
 from ..core.text import esc, mention, truncate
-from .cards import _section, approvals_text
+from .cards import SECTION_LIMIT, _section, approvals_text, sent_lines, slack_date, who
 
 HEADER_LIMIT = 150
 TABLE_ROWS = 40
@@ -52,10 +56,10 @@ def fleet_blocks(view: FleetView) -> tuple[list[dict], str]:
         _section(view.status_line),
         _section(
             f"*Requested by* {mention(f.requester)}\n*Servers* {servers}\n"
-            f"*Image* {truncate(esc(view.image), 300)}\n*Rollout* {plan}\n"
-            f"*Approval* {f.policy_note}"
+            f"*Image* {_image(view.members)}\n*Rollout* {plan}{_purpose(view.members)}"
         ),
         _section("```\n" + _table(view.members, f) + "\n```"),
+        *(_section(text) for text in _sent(view.members)),
     ]
     if warnings := _warnings(view.members):
         blocks.append(_section("*Warnings*\n" + warnings))
@@ -116,7 +120,91 @@ def _warnings(members: tuple[Request, ...]) -> str:
     return "\n".join(lines)
 
 
+def _image(members: tuple[Request, ...]) -> str:
+    """The image every server gets (as its start call names it), and where a catalog
+    image's checksum comes from."""
+    if not members:
+        return "(none)"
+    first = members[0]
+    lines = [truncate(esc(first.spec.display_url), 300)]
+    if source := (first.image_facts or {}).get("catalog"):
+        lines.append(f"catalog image `{esc(source['image'])}`")
+        if first.spec.checksum:
+            checksum = f"{first.spec.checksum.type} `{first.spec.checksum.value}`"
+            lines.append(f"{checksum} from {truncate(esc(source['checksum']), 200)}")
+    return "\n".join(lines)
+
+
+def _purpose(members: tuple[Request, ...]) -> str:
+    spec = members[0].spec if members else None
+    if spec is None or spec.description is None:
+        return ""
+    return f"\n*Why* {truncate(esc(spec.description), 200)}"
+
+
+def _sent(members: tuple[Request, ...]) -> list[str]:
+    """The "Sent to OVHcloud" sections: the lines every server's call carries, then each
+    server's own lines (split into sections that fit Block Kit)."""
+    if not members:
+        return []
+    each = [(m.spec.server, sent_lines(m.spec)) for m in members]
+    common = [line for line in each[0][1] if all(line in lines for _, lines in each)]
+    head = "*Sent to OVHcloud*, to every server" if len(members) > 1 else "*Sent to OVHcloud*"
+    sections = ["\n".join([head, *common])]
+    own = [
+        f"`{esc(server)}`: " + " · ".join(extra)
+        for server, lines in each
+        if (extra := [line for line in lines if line not in common])
+    ]
+    if own:
+        sections += _chunks(["*And to each server*", *own])
+    return sections
+
+
+def _chunks(lines: list[str]) -> list[str]:
+    """`lines` joined into texts that each fit one section."""
+    chunks: list[str] = []
+    for line in lines:
+        line = truncate(line, SECTION_LIMIT)
+        if chunks and len(chunks[-1]) + 1 + len(line) <= SECTION_LIMIT:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return chunks
+
+
 def _approvals(view: FleetView) -> str:
+    """One policy: the request card's paragraph. Several: what each needs and has."""
     pending = view.fleet.state is FleetState.PENDING_APPROVAL
-    scope = "; one approval covers every server above."
-    return approvals_text(view, scope, view.fleet.expires_at if pending else None)
+    if len(view.standings) == 1:
+        [s] = view.standings
+        scope = f" under policy `{esc(s.policy)}`; one approval covers every server above."
+        return approvals_text(s, scope, s.expires_at if pending else None) + _never(s)
+    lines = [
+        "*Approvals:* every server's own policy must be met; a vote counts for the servers "
+        "whose policy lists the voter (never the requester)."
+    ]
+    lines += [_standing(s, pending) for s in view.standings]
+    if pending:
+        lines.append("React ✅ to approve or ❌ to reject.")
+    return "\n".join(lines)
+
+
+def _standing(s: Standing, pending: bool) -> str:
+    servers = ", ".join(f"`{esc(n)}`" for n in s.servers[:5])
+    servers += f" and {len(s.servers) - 5} more" if len(s.servers) > 5 else ""
+    approvers = ", ".join(who(a) for a in s.approvers) or "nobody is configured"
+    line = f"• `{esc(s.policy)}` ({servers}): {len(s.approved_by)}/{s.required} from {approvers}"
+    if s.met:
+        return line + " ✔ approved by " + ", ".join(mention(u) for u in s.approved_by)
+    if s.approved_by:
+        line += "; approved by " + ", ".join(mention(u) for u in s.approved_by)
+    if s.missing_groups:
+        line += "; still needed: one approver from " + ", ".join(map(who, s.missing_groups))
+    if pending:
+        line += f"; expires {slack_date(s.expires_at)}"
+    return line + _never(s)
+
+
+def _never(s: Standing) -> str:
+    return f"\n⛔ *This can never be approved:* {esc(s.unsatisfiable)}" if s.unsatisfiable else ""

@@ -12,6 +12,7 @@ from ..core.text import esc, local_time, progress_bar, truncate
 from .cards import _buttons
 
 SECTION_LIMIT = 2900
+REVIEW_ACTION = "byoi_review"
 
 
 def home_view(home: Home) -> dict:
@@ -21,6 +22,11 @@ def home_view(home: Home) -> dict:
         blocks += [_section(messages.summary_line(request)), _buttons(request.id)]
     if not home.to_approve:
         blocks.append(_context("Nothing waits for you."))
+    if home.to_review:
+        blocks.append(_header("Emergency overrides to review"))
+        for request, due in home.to_review:
+            text = f"🚨 {messages.summary_line(request)}\n_{esc(request.spec.emergency or '')}_"
+            blocks += [_section(f"{text} · review due {local_time(due)}"), _review(request.id)]
     blocks.append(_header("Your requests"))
     blocks.append(_lines([messages.summary_line(r) for r in home.mine], "None yet."))
     blocks.append(_header("Deploying now"))
@@ -55,6 +61,21 @@ def _health(home: Home) -> str:
         f"*Scheduler:* {scheduler}\n*OVHcloud:* {provider}\n"
         f"*Posts waiting to be sent:* {h.outbox_backlog:,}"
     )
+
+
+def _review(request_id: str) -> dict:
+    return {
+        "type": "actions",
+        "block_id": f"byoi_review:{request_id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": REVIEW_ACTION,
+                "text": {"type": "plain_text", "text": "Mark reviewed"},
+                "value": request_id,
+            }
+        ],
+    }
 
 
 def _header(text: str) -> dict:

@@ -22,7 +22,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from ..config import ConfigError, Settings, token_problem
-from ..wiring import Bot, CannotStart, build_bot
+from ..errors import CannotStart
+from ..wiring import Bot, build_bot
 from .app import build_app
 from .chat import SlackChat, make_web_client
 from .http import HttpServer
@@ -49,12 +50,16 @@ def run(settings: Settings, *, http: bool, host: str, port: int) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for warning in settings.warnings:  # e.g. a misspelt variable, with its likely name
+        log.warning("%s", warning)
     for env in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN"):
         problem = token_problem(env, getattr(settings, env.lower()))
         if problem:
-            raise ConfigError(f"{env}: {problem}; see README, section 'Set up the Slack app'")
+            raise ConfigError(f"{env}: {problem}; see README, section 'Quick start'")
+    # Slack first: nothing (not even the store's file) is created for a token Slack refuses.
+    client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
+    slack_accepts_the_token(client, settings.slack_api_url, required=not http)
     bot, app = build_slack_bot(settings)
-    slack_accepts_the_token(app.client, settings.slack_api_url, required=not http)
     bot.start()
     try:
         if http:

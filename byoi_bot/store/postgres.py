@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -36,20 +36,33 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from ..clock import SystemClock
+from ..core.change_control import Freeze
 from ..core.fleet import Fleet, FleetState
 from ..core.ports import Clock, ServerBusy
 from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+from . import audit_chain
 from .rows import (
+    AUDIT_PAGE,
+    CURRENT_FREEZES,
+    LIFTABLE_FREEZE,
+    SYSTEM_ACTOR,
+    UNREVIEWED,
+    audit_row,
     column,
+    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
     fleet_to_row,
+    freeze_from_row,
+    freeze_to_row,
     from_row,
     in_rollout_order,
     iso,
+    prev_hash,
+    time_range,
     to_row,
 )
 
@@ -58,7 +71,9 @@ log = logging.getLogger(__name__)
 # Advisory lock keys. The leader's and the claims' second key hashes the schema, so bots on
 # different schemas of one database (or the tests) never contend.
 MIGRATION_LOCK = 0x6279_6F69_0001  # one replica migrates at a time
+AUDIT_SPACE = 0x6279_6F61  # "byoa": held by the durable transaction extending the audit chain
 LEADER_SPACE = 0x6279_6F6C  # "byol": held by the replica that runs the background work
+AUDIT_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 CLAIM_SPACE = 0x6279_6F63  # "byoc": a request being submitted or reconciled
 OUTBOX_CHANNEL = "byoi_outbox"  # NOTIFY at every enqueue: wakes the leader's sender
 DISPLAY_FIELDS = {"progress", "last_status", "last_post_at"}  # lost in a crash: read again
@@ -179,6 +194,38 @@ MIGRATIONS = (
     CREATE INDEX requests_fleet ON requests (fleet_id);
     """,
 )
+
+
+def _change_control(conn: psycopg.Connection) -> None:
+    """Change control: the audit rows chained by hash (existing rows sealed in order),
+    freezes, and the post-hoc reviews of emergency overrides."""
+    conn.execute("DROP TRIGGER audit_no_change ON audit")
+    conn.execute("ALTER TABLE audit ADD COLUMN prev_hash text, ADD COLUMN hash text")
+    prev = audit_chain.GENESIS
+    for row in conn.execute("SELECT * FROM audit ORDER BY id").fetchall():
+        sealed = audit_chain.seal(row, prev)
+        conn.execute(
+            "UPDATE audit SET prev_hash = %s, hash = %s WHERE id = %s",
+            [sealed["prev_hash"], sealed["hash"], row["id"]],
+        )
+        prev = sealed["hash"]
+    conn.execute(
+        "CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
+    )
+    conn.execute(
+        "CREATE TABLE freezes (id text PRIMARY KEY, starts_at timestamptz NOT NULL, "
+        "ends_at timestamptz NOT NULL, reason text NOT NULL, policies text NOT NULL, "
+        "created_by text, created_at timestamptz, lifted_by text, lifted_at timestamptz)"
+    )
+    conn.execute(
+        "CREATE TABLE reviews (request_id text PRIMARY KEY, policy_name text, "
+        "due_at timestamptz NOT NULL, reviewed_by text, reviewed_at timestamptz, "
+        "reminded_at timestamptz)"
+    )
+
+
+MIGRATIONS = (*MIGRATIONS, _change_control)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -204,8 +251,8 @@ def migrate(conn: psycopg.Connection) -> int:
             "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = _schema_version(conn)
-        for number, sql in enumerate(MIGRATIONS[done:], start=done + 1):
-            conn.execute(sql)
+        for number, step in enumerate(MIGRATIONS[done:], start=done + 1):
+            step(conn) if callable(step) else conn.execute(step)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [number])
     return len(MIGRATIONS)
 
@@ -259,7 +306,12 @@ class PostgresStore:
         """One transaction; not `durable`: committed without waiting for the disk (a crash
         of PostgreSQL may lose it, for display-only writes; ~3 ms less per commit here)."""
         with self.pool.connection() as conn, conn.transaction():
-            if not durable:
+            if durable:
+                # Every durable transaction may extend the audit chain: it takes the chain's
+                # lock first, so replicas append in turn and no two locks are taken in two
+                # orders (the lock goes with the transaction).
+                conn.execute(AUDIT_LOCK, [AUDIT_SPACE])
+            else:
                 conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
@@ -520,15 +572,16 @@ class PostgresStore:
                 f"UPDATE fleets SET {assignments} WHERE id = %s", [*values.values(), fleet_id]
             )
 
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
-        """Record `user`'s approval of every server's exact spec (one approval row per server,
-        bound to its fingerprint); False if already recorded."""
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
+        """Record `user`'s approval of the exact spec of each of the fleet's servers in
+        `request_ids` (one approval row per server, bound to its fingerprint); False if
+        already recorded."""
         with self._tx() as conn:
             added = conn.execute(
                 'INSERT INTO approvals (request_id, "user", fingerprint, at) '
                 "SELECT id, %s, fingerprint, %s FROM requests WHERE fleet_id = %s "
-                "ON CONFLICT DO NOTHING",
-                [user, iso(self._clock.now()), fleet.id],
+                "AND id = ANY(%s) ON CONFLICT DO NOTHING",
+                [user, iso(self._clock.now()), fleet.id, list(request_ids)],
             ).rowcount
             if added:
                 conn.execute(
@@ -729,18 +782,13 @@ class PostgresStore:
         to_state: State | None,
         reason: str,
     ) -> None:
+        """Append one audit row in `conn`'s (durable) transaction, chained to the last."""
+        last = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
+        sealed = audit_chain.seal(row | {"reason": reason}, prev_hash(last))
         conn.execute(
-            "INSERT INTO audit (request_id, at, actor, action, from_state, to_state, reason) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [
-                request_id,
-                iso(self._clock.now()),
-                actor,
-                action,
-                str(from_state) if from_state else None,
-                str(to_state) if to_state else None,
-                reason,
-            ],
+            f"INSERT INTO audit ({', '.join(sealed)}) VALUES ({', '.join(['%s'] * len(sealed))})",
+            list(sealed.values()),
         )
 
     def audit(self, request_id: str | None = None) -> list[dict]:
@@ -748,6 +796,82 @@ class PostgresStore:
         if request_id:
             sql, params = sql + " WHERE request_id = %s", [request_id]
         return [r | {"at": iso(r["at"])} for r in self._rows(sql + " ORDER BY id", params)]
+
+    def audit_chain(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[dict]:
+        last = 0
+        while True:
+            page = self._rows(
+                "SELECT * FROM audit WHERE id > %s AND at >= %s AND at < %s ORDER BY id "
+                f"LIMIT {AUDIT_PAGE}",
+                [last, *time_range(since, until)],
+            )
+            yield from (r | {"at": iso(r["at"])} for r in page)
+            if len(page) < AUDIT_PAGE:
+                return
+            last = page[-1]["id"]
+
+    # -- change control ---------------------------------------------------------------
+
+    def add_freeze(self, freeze: Freeze) -> None:
+        with self._tx() as conn:
+            self._insert(conn, "freezes", freeze_to_row(freeze, iso(self._clock.now())))
+            self._audit(conn, freeze.id, freeze.created_by, "freeze", None, None, freeze.describe())
+
+    def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None:
+        now = iso(self._clock.now())
+        with self._tx() as conn:
+            row = conn.execute(LIFTABLE_FREEZE + " FOR UPDATE", [freeze_id, now]).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE freezes SET lifted_by = %s, lifted_at = %s WHERE id = %s",
+                [user, now, freeze_id],
+            )
+            self._audit(conn, freeze_id, user, "unfreeze", None, None, "freeze lifted")
+        return freeze_from_row(row)
+
+    def freezes(self, *, ending_after: datetime) -> list[Freeze]:
+        return [freeze_from_row(r) for r in self._rows(CURRENT_FREEZES, [iso(ending_after)])]
+
+    def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO reviews (request_id, policy_name, due_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                [request_id, policy_name, iso(due)],
+            )
+            self._audit(conn, request_id, SYSTEM_ACTOR, "emergency_override", None, None, why)
+
+    def review(self, request_id: str, user: str, posts: list[Post]) -> bool:
+        with self._tx() as conn:
+            changed = conn.execute(
+                "UPDATE reviews SET reviewed_by = %s, reviewed_at = %s "
+                "WHERE request_id = %s AND reviewed_by IS NULL",
+                [user, iso(self._clock.now()), request_id],
+            ).rowcount
+            if changed:
+                self._audit(conn, request_id, user, "emergency_review", None, None, "reviewed")
+                self._enqueue(conn, posts)
+        if changed:
+            self.on_enqueue()
+        return bool(changed)
+
+    def unreviewed(self) -> list[dict]:
+        return [r | {"due_at": dt(r["due_at"])} for r in self._rows(UNREVIEWED)]
+
+    def remind_review(self, request_id: str, posts: list[Post]) -> bool:
+        with self._tx() as conn:
+            changed = conn.execute(
+                "UPDATE reviews SET reminded_at = %s WHERE request_id = %s AND reminded_at IS NULL",
+                [iso(self._clock.now()), request_id],
+            ).rowcount
+            if changed:
+                self._enqueue(conn, posts)
+        if changed:
+            self.on_enqueue()
+        return bool(changed)
 
     def first_delivery(self, event_id: str) -> bool:
         with self.pool.connection() as conn:

@@ -1,4 +1,4 @@
-"""What both stores share: request ids, and requests to and from table rows.
+"""What both stores share: request ids, requests to and from table rows, change control's SQL.
 
 Timestamps are written as ISO 8601 text (PostgreSQL casts it to `timestamptz`) and read back
 from either text or a `datetime`; JSON fields are text in both databases.
@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..core.change_control import Freeze
 from ..core.fleet import Fleet, FleetState, Rollout
 from ..core.request import DeploySpec, Request
 from ..core.states import State
+from .audit_chain import GENESIS
 
 ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
@@ -116,7 +118,6 @@ def fleet_to_row(f: Fleet) -> dict:
         "created_at": iso(f.created_at),
         "expires_at": iso(f.expires_at),
         "policy_name": f.policy_name,
-        "policy_note": f.policy_note,
         "servers": json.dumps(list(f.servers)),
         "rollout": json.dumps(f.rollout.__dict__),
         "pattern": f.pattern,
@@ -140,7 +141,6 @@ def fleet_from_row(row: dict) -> Fleet:
         created_at=dt(row["created_at"]),
         expires_at=dt(row["expires_at"]),
         policy_name=row["policy_name"],
-        policy_note=row["policy_note"] or "",
         servers=tuple(json.loads(row["servers"])),
         rollout=Rollout(**json.loads(row["rollout"])),
         pattern=row["pattern"],
@@ -168,3 +168,96 @@ def fleet_change(expected: FleetState, to: FleetState, reason: str) -> str:
 def fleet_approved(servers: int) -> str:
     """The audit reason of an approval of a fleet: how many servers' specs it covered."""
     return f"approved {servers} servers"
+
+
+# -- change control: audit chain, freezes, reviews (the same SQL on both stores) ------------
+
+SYSTEM_ACTOR = "byoi-bot"
+AUDIT_PAGE = 2000  # rows per page when the whole chain is read (export, verify)
+FREEZE_COLUMNS = {
+    "id": str,
+    "starts_at": str,
+    "ends_at": str,
+    "reason": str,
+    "policies": str,
+    "created_by": str,
+    "created_at": str,
+    "lifted_by": str,
+    "lifted_at": str,
+}
+REVIEW_COLUMNS = {
+    "request_id": str,
+    "policy_name": str,
+    "due_at": str,
+    "reviewed_by": str,
+    "reviewed_at": str,
+    "reminded_at": str,
+}
+# Placeholders in PostgreSQL's style; `qmark()` turns them into SQLite's.
+LIFTABLE_FREEZE = "SELECT * FROM freezes WHERE id = %s AND lifted_by IS NULL AND ends_at > %s"
+CURRENT_FREEZES = (
+    "SELECT * FROM freezes WHERE lifted_by IS NULL AND ends_at > %s ORDER BY starts_at"
+)
+UNREVIEWED = "SELECT * FROM reviews WHERE reviewed_by IS NULL ORDER BY due_at, request_id"
+
+
+def qmark(sql: str) -> str:
+    """A statement of this section with SQLite's placeholders."""
+    return sql.replace("%s", "?")
+
+
+def audit_row(
+    request_id: str,
+    at: str | None,
+    actor: str,
+    action: str,
+    from_state: State | None,
+    to_state: State | None,
+) -> dict:
+    """An audit row's fields (its reason and hashes are added by the store)."""
+    return {
+        "request_id": request_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "from_state": str(from_state) if from_state else None,
+        "to_state": str(to_state) if to_state else None,
+    }
+
+
+def prev_hash(last: Any) -> str:
+    """The hash the next audit row chains to: the last row's, or the chain's start."""
+    if last is None:
+        return GENESIS
+    value = last["hash"] if isinstance(last, dict) else last[0]
+    return value or GENESIS
+
+
+def time_range(since: datetime | None, until: datetime | None) -> list[str]:
+    """[since, until) as ISO texts for `at >= ? AND at < ?` (open ends: all of time)."""
+    start = since or datetime(1970, 1, 1, tzinfo=UTC)
+    end = until or datetime(9999, 1, 1, tzinfo=UTC)
+    return [iso(start), iso(end)]
+
+
+def freeze_to_row(freeze: Freeze, created_at: str | None) -> dict:
+    return {
+        "id": freeze.id,
+        "starts_at": iso(freeze.starts),
+        "ends_at": iso(freeze.ends),
+        "reason": freeze.reason,
+        "policies": json.dumps(list(freeze.policies)),
+        "created_by": freeze.created_by,
+        "created_at": created_at,
+    }
+
+
+def freeze_from_row(row: dict) -> Freeze:
+    return Freeze(
+        id=row["id"],
+        starts=dt(row["starts_at"]),
+        ends=dt(row["ends_at"]),
+        reason=row["reason"],
+        policies=tuple(json.loads(row["policies"] or "[]")),
+        created_by=row["created_by"] or "",
+    )

@@ -6,7 +6,7 @@ of the core; `postgres.py` is the other adapter, for replicas sharing one databa
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-8
+9
 
 Rules it enforces:
 
@@ -30,7 +30,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -38,20 +38,36 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from ..clock import SystemClock
+from ..core.change_control import Freeze
 from ..core.fleet import Fleet, FleetState
 from ..core.ports import Clock, ServerBusy
 from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
+from . import audit_chain
 from .rows import (
+    AUDIT_PAGE,
+    CURRENT_FREEZES,
+    FREEZE_COLUMNS,
+    LIFTABLE_FREEZE,
+    REVIEW_COLUMNS,
+    SYSTEM_ACTOR,
+    UNREVIEWED,
+    audit_row,
     column,
+    dt,
     fleet_approved,
     fleet_change,
     fleet_from_row,
     fleet_to_row,
+    freeze_from_row,
+    freeze_to_row,
     from_row,
     in_rollout_order,
     iso,
+    prev_hash,
+    qmark,
+    time_range,
     to_row,
 )
 
@@ -202,6 +218,35 @@ def m008_fleets(db: Database) -> None:
     db["fleets"].create_index(["channel", "message_ts"])
     db["requests"].add_column("fleet_id", str)
     db["requests"].create_index(["fleet_id"])
+
+
+@migrations()
+def m_change_01_audit_chain_freezes_reviews(db: Database) -> None:
+    """Change control: the audit rows chained by hash (existing rows sealed in order),
+    freezes, and the post-hoc reviews of emergency overrides."""
+    for op in ("update", "delete"):
+        db.execute(f"DROP TRIGGER IF EXISTS audit_no_{op}")
+    db["audit"].add_column("prev_hash", str)
+    db["audit"].add_column("hash", str)
+    prev = audit_chain.GENESIS
+    for row in list(db.query("SELECT * FROM audit ORDER BY id")):
+        sealed = audit_chain.seal(row, prev)
+        db.execute(
+            "UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?",
+            [sealed["prev_hash"], sealed["hash"], row["id"]],
+        )
+        prev = sealed["hash"]
+    _audit_append_only(db)
+    db["freezes"].create(FREEZE_COLUMNS, pk="id")
+    db["reviews"].create(REVIEW_COLUMNS, pk="request_id")
+
+
+def _audit_append_only(db: Database) -> None:
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_no_{op.lower()} BEFORE {op} ON audit "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
 
 
 STREAM_PAGE = 200  # rows per page of `stream()`
@@ -573,14 +618,15 @@ class Store:
                 f"UPDATE fleets SET {assignments} WHERE id = ?", [*values.values(), fleet_id]
             )
 
-    def add_fleet_approval(self, fleet: Fleet, user: str) -> bool:
-        """Record `user`'s approval of every server's exact spec; False if already recorded."""
+    def add_fleet_approval(self, fleet: Fleet, user: str, request_ids: Sequence[str]) -> bool:
+        """Record `user`'s approval of the exact spec of each of the fleet's servers in
+        `request_ids` (those whose policy lists `user`); False if already recorded."""
         with self._write() as db:
             rows = list(
                 db.query("SELECT id, fingerprint FROM requests WHERE fleet_id = ?", [fleet.id])
             )
             added = 0
-            for row in rows:
+            for row in (r for r in rows if r["id"] in request_ids):
                 added += db.execute(
                     "INSERT OR IGNORE INTO approvals (request_id, user, fingerprint, at) "
                     "VALUES (?, ?, ?, ?)",
@@ -795,17 +841,10 @@ class Store:
         to_state: State | None,
         reason: str,
     ) -> None:
-        self.db["audit"].insert(
-            {
-                "request_id": request_id,
-                "at": iso(self._clock.now()),
-                "actor": actor,
-                "action": action,
-                "from_state": str(from_state) if from_state else None,
-                "to_state": str(to_state) if to_state else None,
-                "reason": reason,
-            }
-        )
+        """Append one audit row, chained to the last (inside `_write()`'s transaction)."""
+        last = self.db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        row = audit_row(request_id, iso(self._clock.now()), actor, action, from_state, to_state)
+        self.db["audit"].insert(audit_chain.seal(row | {"reason": reason}, prev_hash(last)))
 
     def audit(self, request_id: str | None = None) -> list[dict]:
         """The audit trail of one request, or of all, oldest first."""
@@ -814,6 +853,92 @@ class Store:
             sql, params = sql + " WHERE request_id = ?", [request_id]
         with self._lock:
             return list(self.db.query(sql + " ORDER BY id", params))
+
+    def audit_chain(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[dict]:
+        """Every audit row with its hashes, oldest first, in pages (an export or a check of
+        the whole chain never holds it all)."""
+        last = 0
+        while True:
+            with self._lock:
+                page = list(
+                    self.db.query(
+                        "SELECT * FROM audit WHERE id > ? AND at >= ? AND at < ? ORDER BY id "
+                        f"LIMIT {AUDIT_PAGE}",
+                        [last, *time_range(since, until)],
+                    )
+                )
+            yield from page
+            if len(page) < AUDIT_PAGE:
+                return
+            last = page[-1]["id"]
+
+    # -- change control ---------------------------------------------------------------
+
+    def add_freeze(self, freeze: Freeze) -> None:
+        """Store a freeze, with its audit row."""
+        with self._write() as db:
+            db["freezes"].insert(freeze_to_row(freeze, iso(self._clock.now())))
+            self._audit(freeze.id, freeze.created_by, "freeze", None, None, freeze.describe())
+
+    def lift_freeze(self, freeze_id: str, user: str) -> Freeze | None:
+        """End a freeze now (None when no such freeze is still in force)."""
+        now = iso(self._clock.now())
+        with self._write() as db:
+            row = next(db.query(qmark(LIFTABLE_FREEZE), [freeze_id, now]), None)
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE freezes SET lifted_by = ?, lifted_at = ? WHERE id = ?",
+                [user, now, freeze_id],
+            )
+            self._audit(freeze_id, user, "unfreeze", None, None, "freeze lifted")
+        return freeze_from_row(row)
+
+    def freezes(self, *, ending_after: datetime) -> list[Freeze]:
+        """The freezes not lifted that end after `ending_after`, earliest first."""
+        with self._lock:
+            rows = self.db.query(qmark(CURRENT_FREEZES), [iso(ending_after)])
+            return [freeze_from_row(r) for r in rows]
+
+    def open_review(self, request_id: str, policy_name: str, due: datetime, why: str) -> None:
+        """An emergency override to be reviewed by `due`, flagged in the audit trail."""
+        with self._write() as db:
+            db["reviews"].insert(
+                {"request_id": request_id, "policy_name": policy_name, "due_at": iso(due)},
+                ignore=True,
+            )
+            self._audit(request_id, SYSTEM_ACTOR, "emergency_override", None, None, why)
+
+    def review(self, request_id: str, user: str, posts: list[Post]) -> bool:
+        """Record `user`'s review of an emergency override; False if it was reviewed."""
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE reviews SET reviewed_by = ?, reviewed_at = ? "
+                "WHERE request_id = ? AND reviewed_by IS NULL",
+                [user, iso(self._clock.now()), request_id],
+            ).rowcount
+            if changed:
+                self._audit(request_id, user, "emergency_review", None, None, "reviewed")
+                self._enqueue(posts)
+        return bool(changed)
+
+    def unreviewed(self) -> list[dict]:
+        """Emergency overrides nobody has reviewed yet, oldest due first."""
+        with self._lock:
+            return [r | {"due_at": dt(r["due_at"])} for r in self.db.query(UNREVIEWED)]
+
+    def remind_review(self, request_id: str, posts: list[Post]) -> bool:
+        """Mark the reminder of an overdue review as sent, queueing `posts`, once."""
+        with self._write():
+            changed = self.db.execute(
+                "UPDATE reviews SET reminded_at = ? WHERE request_id = ? AND reminded_at IS NULL",
+                [iso(self._clock.now()), request_id],
+            ).rowcount
+            if changed:
+                self._enqueue(posts)
+        return bool(changed)
 
     def first_delivery(self, event_id: str) -> bool:
         """True the first time `event_id` is seen: Slack's retried deliveries count once."""

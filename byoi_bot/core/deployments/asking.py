@@ -27,15 +27,11 @@ class Asking(Workflow):
         `source` says where a catalog image came from (its name, its checksum's source); the
         card shows it.
         """
-        try:
-            account = self.provider.account_of(spec.server)
-        except ProviderError as exc:
-            raise Refused([f"{exc.explanation.summary} {exc.explanation.action}"]) from None
-        policy = self.policies.for_server(spec.server, account)
-        groups = self._groups(policy)
-        denied = policy.may_request(requester, channel, groups)
+        denied = self.authorization.may_request([spec.server], requester, channel)
         if denied:
-            raise Refused([denied])
+            raise Refused(denied)
+        policy = self.policies.for_server(spec.server)
+        self.check_change_control(spec, policy, requester, self.authorization.groups(policy))
         busy = self.store.active(spec.server)
         if busy:
             raise Refused([messages.busy(spec.server, busy[0])])
@@ -108,5 +104,3 @@ class Asking(Workflow):
         if running:
             checks.append(Check("server_idle", Severity.BLOCKING, messages.running_elsewhere()))
         return facts, checks
-
-    # -- approving ------------------------------------------------------------------

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from .. import messages
+from ..authorization import Authorization
 from ..checks import Severity
 from ..fleet import Fleet
-from ..policy import Policy, PolicySet, Tally
+from ..policy import PolicySet
 from ..ports import (
     Chat,
     ChecksumVerifier,
@@ -86,6 +87,7 @@ class Workflow:
         self.inspector = inspector
         self.chat = chat
         self.policies = policies
+        self.authorization = Authorization(policies, store.approvals, chat.group_members)
         self.clock = clock
         self.explain = explain
         self.new_id = new_id
@@ -141,31 +143,11 @@ class Workflow:
         )
         return request
 
-    def _tally(self, request: Request, policy: Policy, groups: dict) -> Tally:
-        """The approvals that count, bound to exactly what was requested (the fingerprint)."""
-        approvals = self.store.approvals(request.id, request.fingerprint)
-        return policy.tally(approvals, request.requester, groups)
-
     def _get(self, request_id: str) -> Request:
         request = self.store.get(request_id)
         if request is None:
             raise Refused([messages.unknown_request(request_id)])
         return request
-
-    def _policy(self, request: Request) -> Policy:
-        account = (request.server_facts or {}).get("account") or None
-        return self.policies.by_name(request.policy_name, request.spec.server, account)
-
-    def _groups(self, policy: Policy) -> dict[str, frozenset[str]]:
-        names = {*policy.groups, *(r for r in policy.requesters if r.startswith("S"))}
-        groups = {}
-        for group in names:
-            try:
-                groups[group] = self.chat.group_members(group)
-            except Exception:
-                log.exception("could not read members of %s", group)
-                groups[group] = frozenset()
-        return groups
 
     def _tell(self, user: str, request: Request, text: str) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from .. import messages
 from ..checks import Check, Severity
@@ -21,19 +22,8 @@ class Checksums(Workflow):
         """Stream the image and compare its checksum, the card showing the progress; no
         match fails the request (the start call never happens), a match lets an approved
         one start."""
-        assert self.verifier is not None
         request = self._get(request_id)
-        spec = request.spec.with_secrets(self.store.secrets(request.id))
-
-        def progress(done: int, total: int | None) -> None:
-            text = messages.checksum_progress(done, total)
-            self._set_checksum(request.id, Check(CHECKSUM, Severity.WARNING, text))
-
-        try:
-            result = self.verifier.verify(spec, progress)
-        except Exception:
-            log.exception("checksum verification of %s failed", request.id)
-            result = Check(CHECKSUM, Severity.BLOCKING, messages.checksum_crashed())
+        result = self.checked_image(request, lambda check: self._set_checksum(request.id, check))
         request = self._set_checksum(request.id, result)
         if result.severity is Severity.OK:
             if request.state is State.APPROVED and self.is_due(request):
@@ -48,12 +38,30 @@ class Checksums(Workflow):
             except IllegalTransition:
                 request = self._get(request.id)
 
+    def checked_image(self, request: Request, show: Callable[[Check], None]) -> Check:
+        """Stream `request`'s image and compare its checksum; `show` gets the progress.
+
+        Never raises: a verification that crashed is a blocking check.
+        """
+        assert self.verifier is not None
+        spec = request.spec.with_secrets(self.store.secrets(request.id))
+
+        def progress(done: int, total: int | None) -> None:
+            show(Check(CHECKSUM, Severity.WARNING, messages.checksum_progress(done, total)))
+
+        try:
+            return self.verifier.verify(spec, progress)
+        except Exception:
+            log.exception("checksum verification of %s failed", request.id)
+            return Check(CHECKSUM, Severity.BLOCKING, messages.checksum_crashed())
+
     def resume_checksums(self) -> None:
-        """Verify again the checksums a previous process left unfinished."""
+        """Verify again the checksums a previous process left unfinished (a fleet's are
+        verified once for the fleet: `Fleets.advance_all`)."""
         if self.verifier is None:
             return
         for request in self.store.in_states([State.PENDING_APPROVAL, State.APPROVED]):
-            if checksum_pending(request):
+            if checksum_pending(request) and not request.fleet_id:
                 self._start_verifying(request.id)
 
     def _start_verifying(self, request_id: str) -> None:

@@ -87,8 +87,6 @@ class Following(Workflow):
                 request.id, [Post.reply(request, heartbeat, latest_only=True)], last_post_at=now
             )
 
-    # -- reading --------------------------------------------------------------------
-
 
 def _failed_step(progress: Progress) -> str:
     step = progress.current_step

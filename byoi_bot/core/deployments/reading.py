@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from .. import change_messages as words
 from .. import messages
+from ..change_control import window_span
+from ..policy import Policy
 from ..ports import CardView
 from ..request import Request
 from ..states import State
@@ -21,26 +24,37 @@ class Reading(Workflow):
 
     def card(self, request: Request) -> CardView:
         """The card of `request` as it stands now (drawn when the outbox sends it)."""
-        policy = self._policy(request)
-        groups = self._groups(policy)
-        tally = self._tally(request, policy, groups)
+        [standing] = self.authorization.standings([request])
         fraction = None
         if request.progress and request.state in PROGRESS_SHOWN:
             fraction = _fraction(request.progress)
         return CardView(
             request=request,
-            approvers=tuple(sorted(policy.approvers)),
-            approved_by=tally.counted,
-            required=policy.required,
-            missing_groups=tally.missing_groups,
-            unsatisfiable=policy.unsatisfiable(request.requester, groups),
-            status_line=messages.card_status(
-                request, self.poll_pace(request.spec.server), self.timing.poll.total_seconds()
-            ),
+            approvers=standing.approvers,
+            approved_by=standing.approved_by,
+            required=standing.required,
+            missing_groups=standing.missing_groups,
+            unsatisfiable=standing.unsatisfiable,
+            status_line=self._status_line(request, self.authorization.policy(request)),
             progress_fraction=1.0 if request.state is State.DONE else fraction,
         )
 
-    # -- helpers --------------------------------------------------------------------
+    def _status_line(self, request: Request, policy: Policy) -> str:
+        """The card's state, with what change control says: an emergency's banner, why an
+        approved deploy waits, when the window of a running install closes."""
+        pace = self.poll_pace(request.spec.server)
+        text = messages.card_status(request, pace, self.timing.poll.total_seconds())
+        if request.spec.emergency:
+            text = f"{words.emergency_banner(request)}\n{text}"
+        if request.state is State.APPROVED:
+            decision = self.start_decision(request)
+            if not decision.now:
+                text += " — " + words.waiting_to_start(decision, self.clock.now())
+        elif request.state is State.DEPLOYING and policy.windows and request.submitted_at:
+            span = window_span(policy.windows, request.submitted_at)
+            if span:
+                text += "\n" + words.window_closes(span[1])
+        return text
 
 
 def _fraction(record: dict) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from .. import change_messages as words
 from .. import messages
 from ..checks import blocking
 from ..ports import ProviderError
@@ -19,26 +20,29 @@ class Submitting(Workflow):
     """Expire, schedule, re-check and start approved requests; settle unknown outcomes."""
 
     def expire_due(self) -> list[Request]:
-        """Expire pending requests whose approval window has closed."""
+        """Expire pending requests whose approval window has closed (a fleet's servers
+        expire with their fleet: `Fleets.advance`)."""
         now = self.clock.now()
         expired = []
         for request in self.store.stream([State.PENDING_APPROVAL]):
-            if request.expires_at <= now:
+            if request.expires_at <= now and not request.fleet_id:  # a fleet expires whole
                 done = self._finish(request, State.EXPIRED, SYSTEM, "approval window closed")
                 if done:
                     expired.append(done)
         return expired
 
     def is_due(self, request: Request) -> bool:
-        """True when the request has no `at=` time or it has come."""
-        return not request.spec.at or request.spec.at <= self.clock.now()
+        """True when the request may start now (`at=`, windows, freezes: `start_decision`)."""
+        return self.start_decision(request).now
 
     def submit_when_due(self, request: Request) -> None:
-        """Submit now, or say when it will start (the scheduler runs it then)."""
-        if self.is_due(request):
+        """Submit now, or say when it will start and why (the scheduler runs it then)."""
+        decision = self.start_decision(request)
+        if decision.now:
             self.submit(request.id)
         else:
-            self.store.enqueue([Post.reply(request, messages.scheduled(request))])
+            text = words.waiting_post(decision, self.clock.now())
+            self.store.enqueue([Post.reply(request, text), Post.card(request)])
 
     # -- submitting -----------------------------------------------------------------
 
@@ -51,6 +55,8 @@ class Submitting(Workflow):
         """
         request = self._get(request_id)
         if request.state is not State.APPROVED:
+            return request
+        if not self.is_due(request):  # a freeze came, or a window closed: planned again
             return request
         if checksum_pending(request):
             self.store.enqueue([Post.reply(request, messages.checksum_waiting())])
@@ -70,8 +76,7 @@ class Submitting(Workflow):
 
     def _recheck(self, request: Request) -> tuple[str | None, str]:
         """What stops the submission (or None), and the provider's mark taken just before."""
-        policy = self._policy(request)
-        tally = self._tally(request, policy, self._groups(policy))
+        tally = self.authorization.tally(request)
         if not tally.met:
             return messages.quorum_lost(tally), ""
         spec = request.spec.with_secrets(self.store.secrets(request.id))
@@ -121,9 +126,9 @@ class Submitting(Workflow):
             last_post_at=now,
             posts=lambda r: [Post.reply(r, messages.submitted(r)), Post.card(r)],
         )
+        if request.spec.emergency:
+            self.emergency_started(request, self.start_decision(request))
         return request
-
-    # -- checksum ---------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """Settle `submitting` requests after a restart or an unknown outcome.
@@ -156,5 +161,3 @@ class Submitting(Workflow):
                 self._fail(request, State.SUBMITTING, messages.lost_submission())
         except IllegalTransition:
             return  # settled meanwhile
-
-    # -- following ------------------------------------------------------------------

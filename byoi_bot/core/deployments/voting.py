@@ -47,7 +47,6 @@ class Voting(Workflow):
         if request.fleet_id:  # approved with its fleet, started by its rollout only
             self._tell(user, request, messages.fleet_member_vote(request))
             return
-        policy = self._policy(request)
         if request.state is not State.PENDING_APPROVAL:
             self._tell(user, request, messages.not_pending(request))
             return
@@ -55,12 +54,13 @@ class Voting(Workflow):
             expired = self._finish(request, State.EXPIRED, SYSTEM, "approval window closed")
             self._tell(user, expired or request, messages.not_pending(expired or request))
             return
-        groups = self._groups(policy)
-        refusal = policy.may_approve(user, request.requester, groups)
+        refusal = self.authorization.may_vote(request, user)
         if refusal:
             self.store.note(request.id, user, "approval_refused", refusal)
             self._tell(user, request, messages.cannot_approve(refusal))
             return
+        policy = self.authorization.policy(request)
+        groups = self.authorization.groups(policy)
         tallied: list[Tally] = []
 
         def posts(approvals: list[str]) -> list[Post]:  # the approvals with this one
@@ -106,8 +106,7 @@ class Voting(Workflow):
         if user == request.requester:
             self._finish(request, State.CANCELLED, user, "cancelled by the requester")
             return
-        policy = self._policy(request)
-        refusal = policy.may_approve(user, request.requester, self._groups(policy))
+        refusal = self.authorization.may_vote(request, user)
         if refusal:
             self.store.note(request.id, user, "rejection_refused", refusal)
             self._tell(user, request, messages.cannot_reject(refusal))
@@ -118,11 +117,18 @@ class Voting(Workflow):
         """`/byoi cancel`: the requester or an approver withdraws a request not yet running.
 
         A running deployment may only be stopped by an approver other than the requester.
-        Returns the answer for the user.
+        One server of a fleet is never cancelled on its own (the fleet is). Returns the
+        answer for the user.
         """
         request = self._get(request_id)
-        policy = self._policy(request)
-        is_approver = policy.may_approve(user, request.requester, self._groups(policy)) is None
+        if request.fleet_id:
+            raise Refused([messages.fleet_member_cancel(request)])
+        return self.cancel_server(request, user)
+
+    def cancel_server(self, request: Request, user: str) -> str:
+        """Cancel one server's request (a single request, or a server of a fleet its fleet
+        cancels), as `cancel` says."""
+        is_approver = self.authorization.may_vote(request, user) is None
         if request.state in (State.PENDING_APPROVAL, State.APPROVED):
             if user != request.requester and not is_approver:
                 raise Refused([messages.cancel_not_allowed(request)])
@@ -141,9 +147,6 @@ class Voting(Workflow):
             return messages.cancelled_answer(request)
         raise Refused([messages.not_cancellable(request)])
 
-    # -- time -----------------------------------------------------------------------
-
     def may_vote(self, request: Request, user: str) -> bool:
         """True when `user` may approve or reject `request` (its policy, its groups)."""
-        policy = self._policy(request)
-        return policy.may_approve(user, request.requester, self._groups(policy)) is None
+        return self.authorization.may_vote(request, user) is None
