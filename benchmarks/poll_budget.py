@@ -141,7 +141,7 @@ def follow(
             seed_deploying(bot.deployments, setup, servers[due[0] : due[-1] + 1], clock, due[0])
             seeded = due[-1] + 1
         pending |= {f: i for i, f in bot.poller.retry_due().items()}
-        done, _ = wait(pending, timeout=5.0 if budget.headroom() > 0 else 0.05)
+        done = settled(pending, budget)
         now = clock.monotonic() - start
         for future in done:
             request_id = pending.pop(future)
@@ -153,6 +153,16 @@ def follow(
             seen[i] = max(seen[i], held)
         clock.advance(1)
     return delays
+
+
+def settled(pending: dict, budget: CallBudget) -> set:
+    """The polls that end this tick: all of them, unless the budget is full (a poll waiting
+    for a slot goes on when the clock has moved)."""
+    for _ in range(500):
+        done, running = wait(pending, timeout=0.01)
+        if not running or budget.headroom() <= 0:
+            break
+    return done
 
 
 def _index(progress: dict | None) -> int:
