@@ -352,6 +352,8 @@ def survey(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Pro
         problems.append(Problem(config, str(exc)))
         values["accounts"] = ()
     policy_problems += _account_problems(policies, values["accounts"], config)
+    named = {env for account in values["accounts"] for _, env in account.credential_env}
+    problems = [p for p in problems if not (p.where in named and not p.fatal)]  # known now
     return Settings(values, policies), problems + policy_problems
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from bot_harness import APPROVER, BotHarness
 
-from byoi_bot.config import ConfigError, Settings
+from byoi_bot.config import ConfigError, Settings, survey
 from byoi_bot.core.ports import ProviderError
 from byoi_bot.ovhcloud.accounts import AccountsProvider
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
@@ -218,3 +218,11 @@ def test_the_card_and_status_and_images_show_the_account(h):
     h.slash("images")
     default = len(load_inventory(None)["servers"])
     assert f"`default` ({default} servers), `ca` (1 server)" in h.wait_answer("OVHcloud accounts")
+
+
+def test_an_accounts_credential_variables_are_not_reported_as_unknown(tmp_path):
+    environ = settings_file(tmp_path, CA_ACCOUNT.format(url="ovh-ca"))
+    environ |= {"BYOI_CA_ID": CA_ID, "BYOI_CA_SECRET": CA_SECRET, "OVH_CA_TYPO": "x"}
+    _, problems = survey(environ)
+    named = {p.where for p in problems}
+    assert "OVH_CA_TYPO" in named and not named & {"BYOI_CA_ID", "BYOI_CA_SECRET"}
