@@ -8,12 +8,13 @@ OVHcloud's Retry-After asks.
 
 Under a budget (`pick`), polls go first where a step is likely to have ended: the install
 status of every poll teaches `StepTimings` when each step typically ends (elapsed seconds
-since the install began), so a deployment whose step just started is not asked again until
-that step should be over (never sooner than `MIN_GAP`: a step that just started will not end
-in 2 s); one whose step runs late is asked again after 5, 10, 20 … s (at most one poll
-interval). The most overdue goes first; room the budget leaves after them goes to those
-expected to change soonest (none polled less than `MIN_GAP` ago). `round_robin=True` is the
-uniform reference: the least recently polled first, as many as the budget allows.
+since the install began). The deployments where the most delay piles up (steps expected to
+have ended since their last read, by how long ago) go first, except one whose next step is
+about to end (`SOON`: better asked just after it); a deployment whose step just started is
+not asked again until that step should be over, and never sooner than `MIN_GAP` (a step
+that just started will not end in 2 s); one whose step runs late is asked again after 5,
+10, 20 … s (at most one poll interval). `round_robin=True` is the uniform reference: the
+least recently polled first, as many as the budget allows.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class PollPlan:
                 plans.pop(request_id, None)
 
     def observed(self, request_id: str, progress: dict | None) -> None:
-        """A budgeted poll read `progress` (a stored record): plan its next poll."""
+        """A budgeted poll read `progress` (`Progress.to_dict()`): learn, plan its next poll."""
         now = self.clock.now()
         where = position(progress)
         with self._lock:
@@ -161,8 +162,9 @@ class PollPlan:
             self._next[request_id] = (now + timedelta(seconds=wait), index, overdue)
 
     def pick(self, request_ids: list[str], capacity: int, round_robin: bool = False) -> list[str]:
-        """Up to `capacity` of `request_ids` to poll now: those whose change is most overdue
-        (or, `round_robin`, the least recently polled), none waiting to retry."""
+        """Up to `capacity` of `request_ids` to poll now: where the most delay piles up, then
+        the next expected to change (or, `round_robin`, the least recently polled), none
+        waiting to retry."""
         if capacity <= 0:
             return []
         now = self.clock.now()
