@@ -4,6 +4,7 @@ and polls planned where a change is likely (install step timings)."""
 from __future__ import annotations
 
 import random
+from concurrent.futures import wait
 from datetime import UTC, datetime, timedelta
 
 import ovh.exceptions as E
@@ -13,8 +14,10 @@ from core_fixtures import request
 from byoi_bot.core.budget import COMMAND, POLL, CallBudget, polling
 from byoi_bot.core.messages import card_status
 from byoi_bot.core.poll_plan import MIN_GAP, PollPlan, StepTimings
+from byoi_bot.core.progress import Phase, Progress
 from byoi_bot.core.states import State
 from byoi_bot.ovhcloud.client import make_client, with_budget
+from byoi_bot.poller import Poller
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 
 
@@ -148,3 +151,48 @@ def test_the_card_says_when_the_budget_stretches_the_interval():
     assert "updates every ~1000 s" in card_status(deploying, 1003.0, 20)
     assert "API budget" not in card_status(deploying, 15.0, 20)
     assert "API budget" not in card_status(request(), 300.0, 20), "only while deploying"
+
+
+# -- the poller ---------------------------------------------------------------------------
+
+
+class Deploying:
+    """What the poller reads: deploying requests, and a poll that takes one budget slot."""
+
+    def __init__(self, count: int, budget: CallBudget) -> None:
+        self.requests = [request(f"r-{i:06d}", state=State.DEPLOYING) for i in range(count)]
+        self.store = self
+        self.budget, self.polled = budget, []
+
+    def stream(self, states):
+        return iter(self.requests)
+
+    def poll(self, req):
+        self.budget.take()
+        self.polled.append(req.id)
+        return Progress(Phase.RUNNING)
+
+
+def test_the_poller_spends_the_budget_evenly_and_says_how_often_each_is_read():
+    clock = Clock()
+    budget = CallBudget(60, monotonic=clock.monotonic)
+    deploying = Deploying(100, budget)
+    poller = Poller(
+        deploying,
+        workers=4,
+        plan=PollPlan(clock, longest=timedelta(seconds=20)),
+        budget_of=lambda server: budget,
+    )
+    try:
+        per_second = []
+        for _ in range(180):
+            before = len(deploying.polled)
+            wait(poller.retry_due().values())
+            per_second.append(len(deploying.polled) - before)
+            clock.t += 1
+    finally:
+        poller.close()
+    assert max(per_second) <= 2, "spread over the minute, not spent in a burst"
+    assert 150 <= len(deploying.polled) <= 3 * 54, "the polls' share of 60 a minute"
+    assert len(set(deploying.polled)) == 100, "every deployment read within three minutes"
+    assert poller.pace_of("ns1001.ip-51-75-1.eu") == pytest.approx(60 * 100 / 54)

@@ -177,19 +177,26 @@ class PollPlan:
             recent = now - timedelta(seconds=MIN_GAP)
             ready = [i for i in ready if self._last.get(i, NEVER) <= recent]
             seen = {i: self._seen.get(i) for i in ready}
+            last = {i: self._last.get(i) for i in ready}
             due = {i: self._next.get(i, (NEVER,))[0] for i in ready}
         ends: dict[int, float | None] = {}
-        owed = {i: self._owed(seen[i], now, ends) for i in ready}
+        owed = {i: self._owed(seen[i], last[i], now, ends) for i in ready}
         first = sorted((i for i in ready if owed[i] > 0), key=lambda i: -owed[i])
         rest = sorted((i for i in ready if owed[i] <= 0), key=lambda i: due[i])
         return (first + rest)[:capacity]
 
-    def _owed(self, seen: tuple[int, float, datetime] | None, now: datetime, ends: dict) -> float:
+    def _owed(
+        self,
+        seen: tuple[int, float, datetime] | None,
+        last: datetime | None,
+        now: datetime,
+        ends: dict,
+    ) -> float:
         """The delay piling up on a deployment: for each step expected to have ended since it
-        was last read, the seconds since (the time since that read when no step's end is
-        known yet; infinite for one never read)."""
+        was last read, the seconds since (the time since its last read when its step or the
+        step's end is not known; infinite for one never read)."""
         if seen is None:
-            return float("inf")
+            return float("inf") if last is None else (now - last).total_seconds()
         index, elapsed, when = seen
         waited = (now - when).total_seconds()
         if ends.setdefault(index, self.timings.end_of(index)) is None:
