@@ -96,7 +96,7 @@ def check_store(path: str) -> Result:
 
     if is_postgres(path):
         return check_postgres(path)
-    if path != ":memory:" and not Path(path).exists():
+    if not Path(path).exists():
         folder = Path(path).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             return Result(

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, arguments
 from .config import ConfigError, Settings, reference_markdown
 from .errors import CannotStart
 
@@ -95,7 +95,12 @@ def _run_command(sub) -> None:
     )
     run.add_argument("--http", action="store_true", help="serve Slack's requests over HTTP")
     run.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to bind")
-    run.add_argument("--port", type=int, default=3000, help="HTTP mode: port (default 3000)")
+    run.add_argument(
+        "--port",
+        type=arguments.port,
+        default=3000,
+        help="HTTP mode: port (default 3000; 0: any free port)",
+    )
     run.set_defaults(func=_run)
 
 
@@ -179,8 +184,12 @@ def _simulator_command(sub) -> None:
         "injectable faults) and print the endpoint and credentials to use with it.",
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    sim.add_argument("--deploy-seconds", type=float, default=60.0, help="length of a deployment")
+    sim.add_argument(
+        "--port", type=arguments.port, default=8080, help="port (default 8080; 0: any)"
+    )
+    sim.add_argument(
+        "--deploy-seconds", type=arguments.seconds, default=60.0, help="length of a deployment"
+    )
     sim.add_argument("--inventory", help="JSON file of servers (default: built-in inventory)")
     sim.set_defaults(func=_simulator)
 
@@ -277,7 +286,9 @@ def _config_reference_command(sub) -> None:
 
 
 def _shell_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--deploy-seconds", type=float, default=20.0, help="simulated deploy time")
+    parser.add_argument(
+        "--deploy-seconds", type=arguments.seconds, default=20.0, help="simulated deploy time"
+    )
     parser.add_argument("--no-color", action="store_true", help="plain text output")
     parser.add_argument(
         "--approvers",

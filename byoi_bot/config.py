@@ -175,6 +175,15 @@ def _disk_groups(value: object) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _store_location(text: str) -> str:
+    if text == ":memory:":
+        raise ConfigError(
+            "`:memory:` would keep requests, approvals and the audit log only until the bot "
+            "stops; expected a SQLite file (e.g. ./byoi.db) or a postgresql:// URL"
+        )
+    return text
+
+
 def _api(text: str) -> str:
     if text not in API_GENERATIONS:
         raise ConfigError(f"`{text}` is not an API generation; expected one of {API_GENERATIONS}")
@@ -198,7 +207,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("BYOI_DB", str, "./byoi.db", "SQLite file of requests, approvals and the audit log, or a PostgreSQL URL (postgresql://user:password@host/db) shared by replicas"),
+    Setting("BYOI_DB", _store_location, "./byoi.db", "SQLite file of requests, approvals and the audit log, or a PostgreSQL URL (postgresql://user:password@host/db) shared by replicas"),
     Setting("BYOI_CONFIG", str, "", "Optional TOML file with `[settings]`, `[[policy]]` and `[[image]]` (catalog) tables"),
     Setting("BYOI_APPROVERS", _slack_ids, frozenset(), "Default approvers: Slack user IDs (U…, W…) and user-group IDs (S…), comma-separated; names and @handles are refused"),
     Setting("BYOI_REQUIRED_APPROVALS", _positive_int, 1, "Approvals needed (quorum); the requester never counts"),

@@ -7,6 +7,7 @@ Every answer fits one Slack message (`ANSWER_LIMIT`): long lists are paged or su
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from . import commands
@@ -81,12 +82,7 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             empty = "Nothing is active here. `/byoi list all` shows every channel's history."
             return _listed_or_counted("Active requests", active, empty)
         case commands.List(all=True, page=page):
-            found = d.store.recent(PAGE * page + 1)
-            shown, more = found[PAGE * (page - 1) : PAGE * page], len(found) > PAGE * page
-            title = f"Recent requests, page {page}"
-            if more:
-                title += f" (older: `/byoi list all page {page + 1}`)"
-            return messages.listing(title, shown, f"No requests on page {page}.")
+            return _history_page(d, page)
         case commands.Cancel(request_id=request_id) if request_id.startswith(FLEET_PREFIX):
             return _fleets(d).cancel(request_id, user)
         case commands.Cancel(request_id=request_id):
@@ -94,7 +90,10 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
         case commands.History(server=server):
             past = d.store.recent(10, server=server)
             return messages.listing(
-                f"History of {esc(server)}", past, f"No deployments of {esc(server)} yet."
+                f"History of {esc(server)}",
+                past,
+                f"No deployments of {esc(server)} yet.",
+                ANSWER_LIMIT,
             )
         case commands.Freeze(starts=starts, ends=ends, reason=reason, policies=scope):
             return change_messages.freeze_set(d.freeze(user, starts, ends, reason, scope))
@@ -111,14 +110,27 @@ def _listed_or_counted(title: str, requests: list, empty: str) -> str:
     """One line per request, or counts per state when there are too many to read."""
     if len(requests) > LISTED_UP_TO:
         return messages.counted(title, requests)
-    return messages.listing(title, requests, empty)
+    return messages.listing(title, requests, empty, ANSWER_LIMIT)
+
+
+def _history_page(d: Deployments, page: int) -> str:
+    """Page `page` of every request, newest first: `PAGE` requests a page, each request on
+    exactly one page, each page one message (long URLs shortened, no request dropped)."""
+    pages = max(1, math.ceil(d.store.count() / PAGE))
+    if page > pages:
+        return f"No requests on page {page}: the last is `/byoi list all page {pages}`."
+    shown = d.store.recent(PAGE, offset=PAGE * (page - 1))
+    title = f"Recent requests, page {page} of {pages}"
+    if page < pages:
+        title += f" (older: `/byoi list all page {page + 1}`)"
+    return messages.listing(title, shown, "No requests yet.", ANSWER_LIMIT)
 
 
 def _fit(answer: str) -> str:
     """`answer` cut at a line break to fit one message, saying that it was cut."""
     if len(answer) <= ANSWER_LIMIT:
         return answer
-    note = "\n… cut to fit one message: `/byoi list all page 2` and the App Home show more."
+    note = "\n… cut to fit one message: the App Home and `/byoi list all` show more."
     lines, size = [], len(note)
     for line in answer.splitlines():
         line = truncate(line, ANSWER_LIMIT - len(note) - 1)

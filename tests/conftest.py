@@ -1,9 +1,11 @@
 """What every test needs: traffic to 127.0.0.1 never goes through a proxy; the wall clock
-may be moved (BYOI_TEST_SHIFT_DAYS) to prove no test depends on today's date."""
+may be moved (BYOI_TEST_SHIFT_DAYS) to prove no test depends on today's date; property
+tests draw fixed examples unless BYOI_HYPOTHESIS_PROFILE=long (tests/properties.py)."""
 
 import os
 from datetime import UTC, datetime, timedelta
 
+import properties  # noqa: F401  (loads the Hypothesis profile before any test module)
 import pytest
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from fakes.openpgp import Signer
 from tools import require_tool
 
 from byoi_bot.catalog.fetch import FetchError, fetch_small
+from byoi_bot.catalog.resolver import FileCatalog
 from byoi_bot.catalog.signature import verify_detached
 from byoi_bot.config import ConfigError, Settings, load_catalog
 from byoi_bot.core.catalog import (
@@ -172,6 +174,39 @@ def test_checksum_files_are_fetched_under_the_image_url_guard(files):
     files.files["/big"] = b"x" * 2048
     with pytest.raises(FetchError, match="larger than 1 KiB"):
         fetch_small(f"{files.base_url}/big", allowed, limit=1024)
+
+
+def test_a_checksum_file_that_drips_is_given_up_at_the_overall_time_limit(files):
+    """One byte every 0.2 s (each read is quick, so the 10 s per-read time-out never fires):
+    the fetch stops at its 1 s limit instead of waiting the 20 s the drip lasts."""
+    files.files["/SHA256SUMS"] = f"{SHA256}  {IMAGE}\n".encode()
+    files.drips["/SHA256SUMS"] = 0.2
+    try:
+        with pytest.raises(FetchError, match="took more than 1 s"):
+            fetch_small(f"{files.base_url}/SHA256SUMS", UrlGuard(("127.0.0.1/32",)), time_limit=1)
+    finally:
+        files.stop_dripping.set()
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"]
+)
+def test_checksum_files_with_a_bom_or_in_utf16_are_read(files, tmp_path, encoding):
+    text = f"{SHA256}  {IMAGE}\r\n{OTHER}  other.qcow2\r\n"  # a BOM would precede the hash
+    data = text.encode(encoding)
+    if encoding in ("utf-16-le", "utf-16-be"):  # as Windows writes them: with their BOM
+        data = (codecs.BOM_UTF16_LE if encoding.endswith("le") else codecs.BOM_UTF16_BE) + data
+    files.files["/SHA256SUMS"] = data
+    config = tmp_path / "byoi.toml"
+    config.write_text(
+        "[[image]]\n"
+        'name = "debian-12"\n'
+        f'url = "https://images.example.net/{IMAGE}"\n'
+        f'checksum_url = "{files.base_url}/SHA256SUMS"\n'
+    )
+    catalog = FileCatalog(str(config), UrlGuard(("127.0.0.1/32",)))
+    checksum, _ = catalog.checksum(catalog.image("debian-12"))
+    assert checksum == Checksum("sha256", SHA256)
 
 
 # -- signatures (gpg makes the keys and signatures, gpgv checks them) ----------------------

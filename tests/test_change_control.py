@@ -6,8 +6,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from properties import examples
 
 from byoi_bot.core.change_control import (
     ChangeControlError,
@@ -132,7 +133,7 @@ def test_a_bad_window_is_refused_with_what_is_expected(text, says):
         Window.parse(text)
 
 
-@settings(derandomize=True, max_examples=300, deadline=None)
+@examples(300)
 @given(
     now=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2030, 12, 31)),
     zone=st.sampled_from(["Europe/Paris", "America/Montreal", "Australia/Sydney", "UTC"]),

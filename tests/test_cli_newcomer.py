@@ -95,11 +95,24 @@ CASES = [
         says=f"cannot listen on 127.0.0.1:{BUSY_PORT}",
     ),
     Case(("simulator", "--port", str(BUSY_PORT)), code=1, says="cannot listen"),
+    Case(RUN_HTTP, READY | {"BYOI_DB": ":memory:"}, says="BYOI_DB: `:memory:` would keep"),
+    Case(("audit",), {"BYOI_DB": ":memory:"}, says="only until the bot stops"),
+    # Values argparse refuses (exit 2, its usage line and one error line).
+    Case(("simulator", "--port", "99999"), says="'99999' is not a port: expected a whole"),
+    Case(("run", "--http", "--port", "99999"), READY, says="'99999' is not a port"),
+    Case(("run", "--http", "--port", "http"), READY, says="'http' is not a port"),
+    Case(("shell", "--deploy-seconds", "nan"), says="'nan' is not a duration"),
+    Case(("shell", "--deploy-seconds", "inf"), says="'inf' is not a duration"),
+    Case(("demo", "--deploy-seconds", "-5"), says="'-5' is not a duration"),
+    Case(("simulator", "--deploy-seconds", "0"), says="'0' is not a duration"),
 ]
+ARGPARSE_REFUSED = ("is not a port", "is not a duration")
 
 
 def run_case(case: Case, home) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "HOME": str(home)} | case.env
+    if "PYTHONPATH" in os.environ:  # the code under test, when it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if case.argv[0] == "run" and "BYOI_DB" not in env:
         # `run` may create its store: one file per case, as cases run in parallel (two
         # first-time migrations of one file would race).
@@ -131,8 +144,11 @@ def test_every_sub_command_answers_bad_configuration_in_one_line(case, answers):
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.returncode == case.code, result.stderr
     assert case.says in result.stderr, result.stderr
-    if case.code == 2:
-        assert result.stderr.strip().splitlines()[-1].startswith("byoi-bot: configuration error: ")
+    last = (result.stderr.strip().splitlines() or [""])[-1]
+    if any(words in case.says for words in ARGPARSE_REFUSED):
+        assert last.startswith(f"byoi-bot {case.argv[0]}: error: argument ")
+    elif case.code == 2:
+        assert last.startswith("byoi-bot: configuration error: ")
 
 
 def test_secrets_given_on_the_command_line_environment_are_never_echoed(answers):

@@ -1,9 +1,14 @@
 """`byoi-bot demo` and `byoi-bot shell --script` as a user runs them: subprocesses, transcripts."""
 
+import io
+import logging
 import subprocess
 import sys
 
 import pytest
+
+from byoi_bot.console import shell as console_shell
+from byoi_bot.console.chat import ConsoleChat
 
 SERVER = "ns1001.ip-51-75-1.eu"
 
@@ -98,6 +103,7 @@ wait until done within 10
     [
         ("gibberish", "cannot read `gibberish`"),
         ("wait soon", "expected a number of seconds"),
+        ("wait inf", "expected a number of seconds"),
         ("wait until finished", "`finished` is not a state"),
         ("bob reacts :white_check_mark:", "no request yet"),
     ],
@@ -112,3 +118,40 @@ def test_command_errors_are_shown_to_the_user_alone():
     assert run.returncode == 0
     assert "(only alice sees this) `url`" in run.stdout
     assert "cancel" in run.stdout
+
+
+def _broken_session() -> console_shell.Session:
+    """A session whose bot is missing: every command hits an unexpected AttributeError."""
+    chat = ConsoleChat(io.StringIO())
+    return console_shell.Session(None, chat, "http://images.invalid", [], ("bob",))
+
+
+def test_an_unexpected_error_is_one_plain_line_and_one_logged_traceback(caplog):
+    out = io.StringIO()
+    session = _broken_session()
+    session.chat = ConsoleChat(out)
+    with caplog.at_level(logging.ERROR, logger="byoi_bot.console.shell"):
+        assert console_shell.run_script(session, io.StringIO("alice: /byoi status ns1\n")) == 1
+    assert f"script line 1: {console_shell.INTERNAL_ERROR}" in out.getvalue()
+    assert "Traceback" not in out.getvalue()
+    [record] = caplog.records
+    assert record.exc_info and record.exc_info[0] is AttributeError
+
+
+def test_the_interactive_shell_survives_an_unexpected_error(monkeypatch, caplog):
+    out = io.StringIO()
+    session = _broken_session()
+    session.chat = ConsoleChat(out)
+    lines = iter(["alice: /byoi status ns1", "alice: /byoi list"])
+
+    def typed(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", typed)
+    with caplog.at_level(logging.ERROR, logger="byoi_bot.console.shell"):
+        assert console_shell._interactive(session) == 0
+    assert out.getvalue().count(console_shell.INTERNAL_ERROR) == 2
+    assert len(caplog.records) == 2

@@ -47,8 +47,9 @@ from fakes.signing import (
     view_submission_body,
     view_submission_payload,
 )
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
+from properties import examples
 
 from byoi_bot.core.request import Request
 from byoi_bot.core.states import State
@@ -61,11 +62,6 @@ UNKNOWN_SERVER = "ns9.example.invalid"  # not in the simulator: preflight stops 
 EFI = 'efi-bootloader="\\efi\\debian\\grubx64.efi"'
 KNOWN_USERS = {REQUESTER, APPROVER, APPROVER_2, OUTSIDER}
 POSTING_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "response_url")
-FAST = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 # What a user could paste to ping everyone, impersonate, or plant a link.
 INJECTIONS = (
@@ -143,9 +139,11 @@ class ErrorLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.records: list[logging.LogRecord] = []
+        self.seen = threading.Event()  # set on the first record
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+        self.seen.set()
 
     def __enter__(self) -> ErrorLog:
         logging.getLogger().addHandler(self)
@@ -291,7 +289,7 @@ COMMAND_TEXTS = st.one_of(
 )
 
 
-@settings(FAST, max_examples=100)
+@examples(100)
 @given(text=COMMAND_TEXTS)
 def test_any_command_text_gets_a_plain_answer_and_starts_nothing(bot, text):
     h = bot
@@ -322,7 +320,7 @@ FIELD_TEMPLATES = (
 )
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(
     template=st.sampled_from(FIELD_TEMPLATES),
     value=st.one_of(
@@ -483,7 +481,7 @@ def reaction_events(draw, ts: str):
     return event
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(data=st.data())
 def test_odd_reaction_events_never_fail_nor_approve(bot, data):
     h = bot
@@ -641,7 +639,7 @@ def block_actions(draw, request_id: str, ts: str):
     return payload
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(data=st.data())
 def test_odd_button_presses_never_fail_nor_approve(bot, data):
     h = bot
@@ -739,7 +737,7 @@ def form_payloads(draw):
     return payload
 
 
-@settings(FAST, max_examples=60)
+@examples(60)
 @given(payload=form_payloads())
 def test_garbage_form_submissions_never_fail_nor_store(bot, payload):
     h = bot
@@ -780,6 +778,80 @@ def test_a_form_that_lost_its_channel_is_answered_on_a_field(bot):
         status, text = post_signed(h.url, body, SECRET)
         assert status == 200 and json.loads(text)["response_action"] == "errors", metadata
     assert h.bot.store.active(SERVER) == []
+
+
+# ----------------------------------------------------------------------------- unexpected errors
+
+
+def _boom(*args, **kwargs):
+    raise RuntimeError("a bug")
+
+
+def _one_logged_traceback(errors: ErrorLog) -> None:
+    [record] = [r for r in errors.records if r.name.startswith("byoi_bot")]
+    assert record.exc_info and record.exc_info[0] is RuntimeError
+
+
+def test_a_command_whose_listener_fails_gets_the_plain_answer_not_a_500(bot, monkeypatch):
+    h = bot
+    monkeypatch.setattr("byoi_bot.commands.parse", _boom)
+    with ErrorLog() as errors:
+        status, answer = post_signed(h.url, slash_command_body("list", **_who()), SECRET)
+    assert (status, answer) == (200, INTERNAL_ERROR)
+    _one_logged_traceback(errors)
+
+
+def test_a_form_whose_listener_fails_gets_the_plain_answer_on_a_field(bot, monkeypatch):
+    h = bot
+    from byoi_bot.slack import app
+
+    calls = itertools.count()
+
+    def fails_once(view):  # in the listener, before the form's `try`; not in the answer
+        return _boom() if next(calls) == 0 else form_blocks(view)
+
+    form_blocks = app._form_blocks
+    monkeypatch.setattr(app, "_form_blocks", fails_once)
+    body = view_submission_body(CALLBACK_ID, {"server": {"value": SERVER}}, user_id=REQUESTER)
+    with ErrorLog() as errors:
+        status, text = post_signed(h.url, body, SECRET)
+    assert status == 200
+    answer = json.loads(text)
+    assert answer["response_action"] == "errors"
+    assert answer["errors"]["server"].startswith("Sorry, byoi-bot could not handle that")
+    _one_logged_traceback(errors)
+
+
+def test_a_button_whose_listener_fails_after_its_ack_is_answered_in_plain_words(bot, monkeypatch):
+    h = bot
+    name = f"hostile-{next(_names)}"
+    monkeypatch.setattr("byoi_bot.slack.app.Work.submit", _boom)
+    body = block_action_body(
+        APPROVE_ACTION,
+        "r-abcdef",
+        user_id=APPROVER,
+        channel_id=CHANNEL,
+        response_url=h.slack.response_url(name),
+    )
+    with ErrorLog() as errors:
+        assert post(h, body) == 200
+        [answer] = h.slack.wait_for(lambda: h.slack.responses(name))
+    assert answer["text"] == INTERNAL_ERROR
+    _one_logged_traceback(errors)
+
+
+def test_an_app_home_event_whose_listener_fails_is_acknowledged(bot, monkeypatch):
+    h = bot
+    monkeypatch.setattr("byoi_bot.slack.app.Work.submit", _boom)
+    event = {"type": "app_home_opened", "user": REQUESTER, "tab": "home"}
+    with ErrorLog() as errors:
+        assert post(h, event_body(event)) == 200
+        assert errors.seen.wait(timeout=10)
+    _one_logged_traceback(errors)
+
+
+def _who() -> dict:
+    return {"user_id": REQUESTER, "channel_id": CHANNEL}
 
 
 # ----------------------------------------------------------------------------- signatures

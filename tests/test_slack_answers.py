@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 from bot_harness import APPROVER, APPROVER_2, CHANNEL, REQUESTER, SECRET, BotHarness
 from core_fixtures import request as stored_request
 from fakes.signing import post_signed, slash_command_body, view_submission_body
 
+from byoi_bot.core.messages import listing
 from byoi_bot.core.states import State
 from byoi_bot.dispatch import ANSWER_LIMIT
 
@@ -79,6 +81,25 @@ def test_a_channel_the_bot_cannot_post_in_is_explained(h, error, advice):
     assert h.bot.store.recent(1)[0].state is State.CANCELLED
 
 
+@pytest.mark.parametrize(
+    ("failure", "advice"),
+    [
+        ({"error": "service_unavailable", "status": 503, "count": 3}, "Try again in a minute"),
+        ({"error": "ratelimited", "status": 429, "count": 4}, "Try again in a minute"),
+        ({"error": "invalid_blocks", "status": 200}, "would fail the same way"),
+        ({"error": "msg_too_long", "status": 200}, "would fail the same way"),
+    ],
+)
+def test_advice_on_a_card_slack_did_not_take_fits_the_failure(h, failure, advice):
+    """Retry advice only where a retry can help (5xx, 429 after the client's own retries)."""
+    h.slack.fail_next("chat.postMessage", retry_after=0, **failure)
+    answer = ask(h, f"deploy {SERVER} {h.images.base_url}/debian-12.qcow2 {EFI}")
+    assert advice in answer
+    if failure["status"] == 200:
+        assert f"`{failure['error']}`" in answer and "Try again" not in answer
+    assert h.bot.store.recent(1)[0].state is State.CANCELLED
+
+
 def vote_reply(h: BotHarness) -> tuple[dict, str]:
     """A card with one approval, and the ts of the bot's thread reply saying so."""
     ask(h, f"deploy {SERVER} {h.images.base_url}/debian-12.qcow2 {EFI}")
@@ -124,7 +145,36 @@ def test_list_all_pages_and_every_answer_fits(h):
     seed(h, 45, State.DONE)
     first, third = ask(h, "list all"), ask(h, "list all page 3")
     assert "`/byoi list all page 2`" in first and len(first) <= ANSWER_LIMIT
+    assert "page 1 of 3" in first and "page 3 of 3" in third
     assert third.count("r-s") == 5 and "page 4" not in third
+    assert "the last is `/byoi list all page 3`" in ask(h, "list all page 4")
+
+
+def test_list_all_shows_every_request_on_exactly_one_page_however_long_its_url(h):
+    """33 requests with ~150-character URLs: 2 pages of at most 20, all within the limit."""
+    seed(h, 33, State.DONE)
+    answers = [ask(h, f"list all page {page}") for page in (1, 2)]
+    ids = re.findall(r"`(r-s\d{5})`", "\n".join(answers))
+    assert sorted(ids) == [f"r-s{i:05d}" for i in range(33)], "each request once"
+    assert [a.count("`r-s") for a in answers] == [20, 13]
+    assert ["page 1 of 2" in answers[0], "page 2 of 2" in answers[1]] == [True, True]
+    assert all(len(a) <= ANSWER_LIMIT and "cut to fit" not in a for a in answers)
+    assert "…" in answers[0], "long URLs are shortened to fit"
+
+
+def test_a_listing_keeps_every_request_even_with_huge_urls():
+    requests = [
+        dataclasses.replace(
+            stored_request(f"r-u{i:05d}", server=f"{'n' * 60}{i}.example.net"),
+            spec=dataclasses.replace(
+                stored_request().spec, image_url=f"https://x.example/{'a' * 2000}{i}.qcow2"
+            ),
+        )
+        for i in range(20)
+    ]
+    text = listing("Recent requests, page 1 of 1", requests, "none", ANSWER_LIMIT)
+    assert len(text) <= ANSWER_LIMIT
+    assert all(f"`r-u{i:05d}`" in text for i in range(20))
 
 
 def test_status_with_many_active_deployments_counts_them_per_state(h):

@@ -550,3 +550,13 @@ def test_a_database_of_the_release_before_fleets_migrates_and_keeps_its_requests
         assert store.fleets_in_states(list(FleetState)) == []
     finally:
         store.close()
+
+
+def test_recent_pages_cover_every_request_once_even_when_created_at_the_same_time(store):
+    for i in range(7):  # one created_at for all: the order must still be total
+        store.create(request(f"r-p{i:05d}", state=State.DONE, server=f"ns{i}.example.net"), None)
+    pages = [[r.id for r in store.recent(3, offset=offset)] for offset in (0, 3, 6)]
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert sorted(i for page in pages for i in page) == [f"r-p{i:05d}" for i in range(7)]
+    assert pages[0][0] == "r-p00006", "newest (last created) first"
+    assert store.count() == 7

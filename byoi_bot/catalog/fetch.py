@@ -2,15 +2,18 @@
 
 Every hop of a redirect is vetted by `UrlGuard` and the connection goes to the vetted
 address (Host header and TLS name keep the host name), as for image reads. urllib3 makes
-the connection; nothing is retried; at most `limit` bytes are read.
+the connection; nothing is retried; at most `limit` bytes are read, within `time_limit`
+seconds in all (a per-read time-out alone lets a server that drips a byte every few seconds
+hold a request for as long as it likes).
 """
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urljoin
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from ..core.request import mask_url
 from ..preflight.url_safety import UrlGuard
@@ -19,14 +22,24 @@ KiB = 1024
 LIMIT = 1024 * KiB  # Debian's SHA512SUMS is ~2 KiB, Ubuntu's SHA256SUMS under 1 KiB
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
+TIME_LIMIT = 20.0  # seconds for the whole fetch, redirects included
 
 
 class FetchError(Exception):
     """The file could not be fetched; the message is safe to show."""
 
 
-def fetch_small(url: str, guard: UrlGuard, *, limit: int = LIMIT, timeout: float = 10.0) -> bytes:
-    """The body of `url` (HTTP 200), at most `limit` bytes; raises FetchError or UrlRefused."""
+def fetch_small(
+    url: str,
+    guard: UrlGuard,
+    *,
+    limit: int = LIMIT,
+    timeout: float = 10.0,
+    time_limit: float = TIME_LIMIT,
+) -> bytes:
+    """The body of `url` (HTTP 200), at most `limit` bytes, read within `time_limit`
+    seconds; raises FetchError or UrlRefused."""
+    deadline = time.monotonic() + time_limit
     for _ in range(MAX_REDIRECTS + 1):
         target = guard.check(url)
         default_port = 443 if target.scheme == "https" else 80
@@ -59,9 +72,15 @@ def fetch_small(url: str, guard: UrlGuard, *, limit: int = LIMIT, timeout: float
                         continue
                     if response.status != 200:
                         raise FetchError(f"{mask_url(url)} answered HTTP {response.status}.")
-                    data = response.read(limit + 1)
+                    data = _read_by(response, limit + 1, deadline, timeout)
+                    if data is None:
+                        raise FetchError(f"{mask_url(url)} took more than {time_limit:g} s.")
                 finally:
                     response.release_conn()
+            except ReadTimeoutError:
+                if time.monotonic() < deadline:
+                    raise FetchError(f"{mask_url(url)} stopped sending (time-out).") from None
+                raise FetchError(f"{mask_url(url)} took more than {time_limit:g} s.") from None
             except HTTPError as exc:
                 raise FetchError(
                     f"{mask_url(url)} could not be read ({type(exc).__name__})."
@@ -70,3 +89,21 @@ def fetch_small(url: str, guard: UrlGuard, *, limit: int = LIMIT, timeout: float
             raise FetchError(f"{mask_url(url)} is larger than {limit // KiB} KiB.")
         return data
     raise FetchError(f"{mask_url(url)} redirects more than {MAX_REDIRECTS} times.")
+
+
+def _read_by(response: urllib3.BaseHTTPResponse, most: int, deadline: float, timeout: float):
+    """Up to `most` bytes of the body, each read waiting no longer than the time left (and
+    than `timeout`); None when the time is up first."""
+    data = bytearray()
+    while len(data) < most:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock = getattr(response.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(min(left, timeout))
+        chunk = response.read1(most - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)

@@ -8,6 +8,8 @@ it and a checksum file changed later changes nothing that was approved.
 
 from __future__ import annotations
 
+import codecs
+
 from ..config import ConfigError, load_catalog
 from ..core.catalog import CatalogError, CatalogImage, checksum_from_file, unknown_image
 from ..core.request import Checksum, mask_url
@@ -52,11 +54,25 @@ class FileCatalog:
             signature = self._fetch(image.signature_url, "signature")
             signer = verify_detached(data, signature, image.keyring, shown)
             source += f", signed by key {signer[-16:]}"
-        text = data.decode("utf-8", "replace")
-        return checksum_from_file(text, image.file_name, shown), source
+        return checksum_from_file(checksum_text(data), image.file_name, shown), source
 
     def _fetch(self, url: str, what: str) -> bytes:
         try:
             return fetch_small(url, self.guard)
         except (FetchError, UrlRefused) as exc:
             raise CatalogError(f"The {what} of this image cannot be fetched: {exc}") from None
+
+
+_BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def checksum_text(data: bytes) -> str:
+    """A checksum file's text: UTF-8 with or without a BOM, or UTF-16/32 by its BOM (as
+    Windows tools write them, e.g. PowerShell's `Out-File`)."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8-sig")
+    return data.decode(encoding, "replace")

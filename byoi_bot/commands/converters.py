@@ -146,11 +146,23 @@ def _server_pattern(option: Option, raw: str) -> str:
     return value
 
 
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number of at most 9 ASCII digits, else None.
+
+    Not `str.isdigit`: it accepts `²` or `١`, which `int` then refuses or reads as digits.
+    """
+    return int(text) if _DIGITS.fullmatch(text) else None
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
 def _count(option: Option, raw: str, least: int) -> int:
     value = as_name(raw)
-    if not value.isdigit() or not least <= int(value) <= 1000:
+    number = whole_number(value)
+    if number is None or not least <= number <= 1000:
         option_error(option, f"`{show(value, 20)}` is not a whole number from {least} to 1000.")
-    return int(value)
+    return number
 
 
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -167,14 +179,12 @@ def _image_name(option: Option, raw: str) -> str:
     return value
 
 
-_DISK_GROUP = re.compile(r"[0-9]{1,9}")
-
-
 def _disk_group(option: Option, raw: str, now: datetime) -> int:
     value = as_name(raw)
-    if not _DISK_GROUP.fullmatch(value):
+    number = whole_number(value)
+    if number is None:
         option_error(option, f"`{show(value, 20)}` is not a non-negative whole number.")
-    return int(value)
+    return number
 
 
 def _keep_disks(option: Option, raw: str, now: datetime) -> tuple[int, ...]:
@@ -182,14 +192,14 @@ def _keep_disks(option: Option, raw: str, now: datetime) -> tuple[int, ...]:
     value = as_name(raw).lower()
     if value == "none":
         return ()
-    ids = [part.strip() for part in value.split(",")]
-    if not all(_DISK_GROUP.fullmatch(i) and int(i) > 0 for i in ids):
+    ids = [whole_number(part.strip()) for part in value.split(",")]
+    if not all(i for i in ids):  # None (not a number) or 0 (automatic, not a group)
         option_error(
             option,
             f"`{show(value, 40)}` is not a list of disk group ids (positive whole numbers, "
             "separated by commas).",
         )
-    groups = tuple(int(i) for i in ids)
+    groups = tuple(i for i in ids if i)
     twice = sorted({g for g in groups if groups.count(g) > 1})
     if twice:
         option_error(
@@ -289,9 +299,10 @@ def _os(option: Option, raw: str, now: datetime) -> str:
 
 def _raid(option: Option, raw: str, now: datetime) -> int:
     value = as_name(raw).lower().removeprefix("raid")
-    if not value.isdigit() or int(value) not in RAID_LEVELS:
+    level = whole_number(value)
+    if level not in RAID_LEVELS:
         option_error(option, f"`{show(value, 20)}` is not a hardware RAID level.")
-    return int(value)
+    return level
 
 
 _METADATA_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")

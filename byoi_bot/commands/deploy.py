@@ -112,9 +112,18 @@ def _fleet_deploy(
 
 
 def _server_list(raw: str, now: datetime) -> tuple[str, ...]:
-    option = BY_KEY["server"]
-    names = [n.strip() for n in as_name(raw).split(",") if n.strip()]
-    return tuple(convert(option, name, now) for name in names)
+    """``ns1,ns2,ns3``: every name checked; an empty one (``ns1,,ns2``, ``ns1,``, or
+    ``ns1, ns2`` split by its space) is refused rather than guessed at."""
+    names = [name.strip() for name in as_name(raw).split(",")]
+    if "" in names:
+        fail(
+            "server",
+            f"the server list `{show(as_name(raw), 60)}` has an empty name: a comma at either "
+            "end, two commas in a row, or a space after a comma.",
+            "server names separated by commas, without spaces: `ns1,ns2,ns3`",
+            f"/byoi deploy ns1.example.net,ns2.example.net {EXAMPLE_URL}",
+        )
+    return tuple(convert(BY_KEY["server"], name, now) for name in names)
 
 
 def _catalog_deploy(values: dict[str, object], repeated: dict[str, list]) -> Deploy:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .converters import hostname_value
+from .converters import hostname_value, whole_number
 from .errors import did_you_mean, fail, show
 from .grammar import BY_KEY, BY_NAME
 from .markup import as_name
@@ -47,14 +47,15 @@ def _list(args: list[str]) -> List:
         )
     if len(words) == 1:
         return List(True)
-    if not words[2].isdigit() or not 1 <= int(words[2]) <= 1000:
+    page = whole_number(words[2])
+    if page is None or not 1 <= page <= 1000:
         fail(
             "page",
             f"`{show(args[2], 20)}` is not a page number.",
             "a page number from 1 to 1000",
             "/byoi list all page 2",
         )
-    return List(True, int(words[2]))
+    return List(True, page)
 
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,40}")

@@ -41,6 +41,7 @@ from .images import demo_images
 log = logging.getLogger(__name__)
 REQUESTER, APPROVERS, OUTSIDER = "alice", ("bob", "carol"), "dave"
 WAIT_LIMIT = 120.0
+INTERNAL_ERROR = "Something went wrong on the bot's side (logged); nothing was changed."
 LINE = re.compile(
     r"^(?P<user>[\w.-]+)\s+(?P<verb>reacts|unreacts)\s+:(?P<emoji>[\w+-]+):"
     r"(?:\s+on\s+(?P<id>\S+))?$"
@@ -67,7 +68,20 @@ class Session:
     channel: str = "C-ops"
 
     def run_line(self, line: str) -> None:
-        """Run one line of the shell language; raise `ScriptError` on a bad or failed line."""
+        """Run one line of the shell language; raise `ScriptError` on a bad or failed line.
+
+        An unexpected error is logged once with its traceback and becomes a `ScriptError`
+        in plain words: the shell never dies on a line.
+        """
+        try:
+            self._run_line(line)
+        except ScriptError:
+            raise
+        except Exception:
+            log.exception("shell line failed: %s", line.strip())
+            raise ScriptError(INTERNAL_ERROR) from None
+
+    def _run_line(self, line: str) -> None:
         line = line.strip().replace("{images}", self.images_url)
         if "{latest}" in line:
             line = line.replace("{latest}", self._latest_id())
@@ -103,12 +117,9 @@ class Session:
         if isinstance(command, commands.Deploy) and command.spec is command.catalog is None:
             self.chat.tell(user, self.channel, "The deploy form is Slack-only; type the options.")
             return
-        try:
-            answer = run_command(self.bot.deployments, command, user, self.channel)
-        except Exception:
-            log.exception("command failed: %s", text)
-            answer = "Something went wrong on the bot's side (logged); nothing was changed."
-        self.chat.tell(user, self.channel, answer)
+        self.chat.tell(
+            user, self.channel, run_command(self.bot.deployments, command, user, self.channel)
+        )
 
     def _react(self, user: str, emoji: str, added: bool, request_id: str | None) -> None:
         request_id = request_id or self._latest_id()
@@ -121,7 +132,7 @@ class Session:
     def _wait(self, seconds: str) -> None:
         try:
             time.sleep(float(seconds))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ScriptError(f"`wait {seconds}`: expected a number of seconds") from None
 
     def _wait_until(self, state: str, request_id: str | None, limit: float) -> None:
@@ -141,6 +152,15 @@ class Session:
         request = self.bot.store.get(request_id)
         if request.state is not wanted:
             raise ScriptError(f"{request_id} ended {request.state}, not {wanted}")
+        self.settle()
+
+    def settle(self, limit: float = 10.0) -> None:
+        """Wait (at most `limit` seconds) until the bot has said everything it queued: the
+        outbox's sender posts in the background, and a script's transcript (or its end)
+        must not overtake it."""
+        deadline = time.monotonic() + limit
+        while self.bot.store.backlog() and time.monotonic() < deadline:
+            self.chat.wait_for(lambda: False, 0.05)  # wakes at each message printed
 
     def _latest_id(self) -> str:
         latest = self.bot.store.recent(1)
@@ -237,6 +257,7 @@ def run_script(session: Session, lines: TextIO) -> int:
         except ScriptError as exc:
             session.chat.say(f"script line {number}: {exc}")
             return 1
+    session.settle()
     return 0
 
 
@@ -247,6 +268,7 @@ def _interactive(session: Session) -> int:
         try:
             line = input("byoi> ")
         except EOFError:
+            session.settle()
             return 0
         try:
             session.run_line(line)

@@ -45,9 +45,10 @@ def busy(server: str, other: Request) -> str:
 
 
 def card_failed() -> str:
+    """A card the chat could not take for now (busy, down, slow): a retry can help."""
     return (
-        "Slack did not accept the request card, so nobody could approve it: the request is "
-        "cancelled and nothing was changed. Try again in a minute."
+        "Slack did not take the request card (busy or unavailable), so nobody could approve "
+        "it: the request is cancelled and nothing was changed. Try again in a minute."
     )
 
 
@@ -224,12 +225,13 @@ def cancelled_answer(request: Request) -> str:
     return f"{label(request)} is cancelled."
 
 
-def summary_line(request: Request) -> str:
-    """One line of `/byoi status`, `list` and `history`."""
+def summary_line(request: Request, url_limit: int | None = None) -> str:
+    """One line of `/byoi status`, `list` and `history` (the URL cut to `url_limit`)."""
+    url = request.spec.display_url
     line = (
         f"{STATE_ICONS[request.state]} {label(request)} {request.state} · "
-        f"{esc(request.spec.display_url)} · by {mention(request.requester)} · "
-        f"{local_time(request.created_at)}"
+        f"{esc(truncate(url, url_limit) if url_limit else url)} · "
+        f"by {mention(request.requester)} · {local_time(request.created_at)}"
     )
     if request.state is State.DEPLOYING and request.last_status:
         line += f" · {esc(request.last_status)}"
@@ -238,11 +240,27 @@ def summary_line(request: Request) -> str:
     return line
 
 
-def listing(title: str, requests: list[Request], empty: str) -> str:
-    """A titled list of summary lines, or `empty` when there is nothing."""
+LISTING_URL_LIMITS = (None, 120, 80, 50, 30)  # URL lengths `listing` tries, longest first
+
+
+def listing(title: str, requests: list[Request], empty: str, limit: int | None = None) -> str:
+    """A titled list of summary lines, or `empty` when there is nothing.
+
+    With `limit`, the list fits in `limit` characters and every request keeps its line:
+    long URLs are shortened first, and only if that is not enough, every line.
+    """
     if not requests:
         return empty
-    return "\n".join([f"*{title}*", *(summary_line(r) for r in requests)])
+    heading = f"*{title}*"
+    if limit is None:
+        return "\n".join([heading, *(summary_line(r) for r in requests)])
+    room = limit - len(heading)
+    for url_limit in LISTING_URL_LIMITS:
+        lines = [summary_line(r, url_limit) for r in requests]
+        if sum(len(line) + 1 for line in lines) <= room:
+            return "\n".join([heading, *lines])
+    share = room // len(requests) - 1
+    return "\n".join([heading, *(truncate(line, share) for line in lines)])
 
 
 def checksum_progress(done: int, total: int | None) -> str:

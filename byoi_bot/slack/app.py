@@ -242,8 +242,17 @@ def build_app(
         ack()
 
     @app.error
-    def on_error(error: Exception, body: dict) -> None:
+    def on_error(
+        error: Exception, body: dict, response: BoltResponse | None, respond: Respond | None
+    ) -> BoltResponse | None:
+        """Every listener's last resort: logged once with its traceback, answered in plain
+        words with a 200 (Bolt's default is a 500, which Slack retries)."""
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        if response is not None:  # not acknowledged yet: the answer goes in the ack
+            return _internal_error_ack(body)
+        if respond is not None:  # acknowledged, then failed: tell whoever waits
+            _answer(respond, INTERNAL_ERROR)
+        return None
 
     return app
 
@@ -291,6 +300,17 @@ def _open_form(client: WebClient, trigger_id: str, channel: str, respond: Respon
     except Exception as exc:
         log.warning("could not open the form: %s", type(exc).__name__)
         respond(FORM_NOT_OPENED)
+
+
+def _internal_error_ack(body: object) -> BoltResponse:
+    """The ack of a request whose listener failed: the plain answer where Slack shows one."""
+    if _text(body, "command"):
+        return BoltResponse(status=200, body=INTERNAL_ERROR)  # as Bolt sends ack(text)
+    if _text(body, "type") == "view_submission":
+        block = _first_block(_form_blocks(body.get("view")))
+        errors = {block: truncate(INTERNAL_ERROR, FORM_ERROR_LIMIT)}
+        return BoltResponse(status=200, body={"response_action": "errors", "errors": errors})
+    return BoltResponse(status=200, body="")
 
 
 def _text(data: object, key: str) -> str:

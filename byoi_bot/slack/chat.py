@@ -20,7 +20,7 @@ from ..core.fleet import Fleet
 from ..core.ports import CardView, FleetView
 from ..core.posts import RetryLater, Undeliverable
 from ..core.request import Request
-from ..core.text import truncate
+from ..core.text import esc, truncate
 from .cards import card_blocks
 from .fleet_card import fleet_blocks
 
@@ -46,6 +46,11 @@ CHANNEL_ERRORS = {
         "posting). Use another channel, or ask a workspace admin. Nothing was changed."
     ),
 }
+CARD_REFUSED = (
+    "Slack refused the request card (`{error}`), so nobody could approve it: the request is "
+    "cancelled and nothing was changed. Sending it again would fail the same way: ask the "
+    "bot's operators (the log has Slack's answer)."
+)
 TRANSIENT_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -96,10 +101,12 @@ class SlackChat:
                 channel=channel, blocks=blocks, text=text, unfurl_links=False
             )
         except SlackApiError as exc:
-            why = CHANNEL_ERRORS.get(exc.response.get("error"))
-            if why:
+            error, status = exc.response.get("error"), exc.response.status_code
+            if why := CHANNEL_ERRORS.get(error):
                 raise Undeliverable(why) from None
-            raise
+            if status < 500 and status != 429 and error not in TRANSIENT_ERRORS:
+                raise Undeliverable(CARD_REFUSED.format(error=esc(str(error)))) from None
+            raise  # busy or down (after the client's own retries): worth trying again
         return answer["ts"]
 
     def _pre_add_votes(self, channel: str, ts: str | None) -> None:

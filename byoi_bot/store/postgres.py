@@ -376,12 +376,16 @@ class PostgresStore:
     def active(self, server: str | None = None) -> list[Request]:
         return self.in_states(ACTIVE_STATES, server)
 
-    def recent(self, limit: int = 20, server: str | None = None) -> list[Request]:
+    def recent(self, limit: int = 20, server: str | None = None, offset: int = 0) -> list[Request]:
         sql, params = "SELECT * FROM requests", []
         if server:
             sql, params = sql + " WHERE server = %s", [server]
-        rows = self._rows(sql + " ORDER BY created_at DESC, seq DESC LIMIT %s", [*params, limit])
+        sql += " ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
+        rows = self._rows(sql, [*params, limit, offset])
         return [from_row(r) for r in rows]
+
+    def count(self) -> int:
+        return self._rows("SELECT COUNT(*) AS n FROM requests")[0]["n"]
 
     def transition(
         self,

@@ -435,14 +435,19 @@ class Store:
         """Requests that hold their server: pending, approved, submitting or deploying."""
         return self.in_states(ACTIVE_STATES, server)
 
-    def recent(self, limit: int = 20, server: str | None = None) -> list[Request]:
-        """The newest requests (of one server, if given), newest first."""
+    def recent(self, limit: int = 20, server: str | None = None, offset: int = 0) -> list[Request]:
+        """The newest requests (of one server, if given), newest first, skipping `offset`."""
         sql, params = "SELECT * FROM requests", []
         if server:
             sql, params = sql + " WHERE server = ?", [server]
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"  # pages never overlap
         with self._lock:
-            rows = list(self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit]))
+            rows = list(self.db.query(sql, [*params, limit, offset]))
         return [from_row(r) for r in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return self.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
 
     def _active_on(self, server: str) -> Request | None:
         found = self.active(server)

@@ -1,11 +1,13 @@
 """A tiny HTTP file server on 127.0.0.1 (checksum files, signatures): path → bytes.
 
 `files` may be changed while it runs (a checksum file replaced after approval); `hits`
-counts the GETs per path.
+counts the GETs per path; a path in `drips` is sent one byte at a time, that many seconds
+apart, until `stop_dripping` is set.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,6 +22,8 @@ class FileServer(BackgroundServer):
         self.files: dict[str, bytes] = dict(files or {})
         self.hits: Counter[str] = Counter()
         self.redirects: dict[str, str] = {}
+        self.drips: dict[str, float] = {}
+        self.stop_dripping = threading.Event()
 
     def _make_server(self) -> ThreadingHTTPServer:
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -49,7 +53,14 @@ class FileServer(BackgroundServer):
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.path not in server.drips:
+                    self.wfile.write(body)
+                    return
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    if server.stop_dripping.wait(server.drips[self.path]):
+                        return
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
