@@ -76,7 +76,7 @@ def minimal_server(port: int, slack_url: str) -> None:
     def on_byoi(ack: Ack) -> None:
         ack()
 
-    http_server(app, "127.0.0.1", port, lambda: True, SECRET).serve_forever()
+    http_server(app, "127.0.0.1", port, lambda *_: None, SECRET).serve_forever()
 
 
 class Client:

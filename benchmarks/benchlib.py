@@ -169,7 +169,8 @@ def seed_deploying(
             expires_at=now + timedelta(hours=1),
         )
         store.create(request, None)
-        store.update(request.id, message_ts=chat.post_card(deployments.card(request)))
+        card = chat.post_card(deployments.card(request), post_id=0)  # not through the outbox
+        store.update(request.id, message_ts=card)
         store.add_approval(request.id, APPROVER, request.fingerprint)
         store.transition(request.id, State.PENDING_APPROVAL, State.APPROVED, APPROVER, "bench")
         store.transition(request.id, State.APPROVED, State.SUBMITTING, "byoi-bot", "bench")
@@ -212,6 +213,8 @@ def ovh_calls_by_kind(calls: Iterable[dict]) -> dict[str, int]:
         parts = path.split("/")
         if path.startswith("/dedicated/server/") and len(parts) > 4:
             kind = "/".join("{id}" if p.isdigit() else p for p in parts[4:])
+        elif path.startswith("/dedicated/server/"):
+            kind = "server"  # GET /dedicated/server/{sn}: the boot gate reads the server's IP
         else:
             kind = path
         key = f"{call['method']} {kind}"
@@ -304,6 +307,12 @@ class Services:
         """The simulator's call log (method, path, query, status …)."""
         base = self.ovh_url.removesuffix("/1.0")
         return self._request("GET", f"{base}/_simulator/calls")  # type: ignore[return-value]
+
+    def boot_ports(self) -> dict[str, int]:
+        """Each simulated server's SSH port, for the bot's boot gate (`build_bot(boot_ports=)`)."""
+        base = self.ovh_url.removesuffix("/1.0")
+        boots = self._request("GET", f"{base}/_simulator/boots")
+        return {name: boot["port"] for name, boot in boots.items()}  # type: ignore[union-attr]
 
     def inject(self, fault: dict) -> None:
         """Add a simulator fault (POST /_simulator/faults)."""

@@ -87,6 +87,7 @@ def main() -> None:
             provider=ReinstallProvider(client),
             inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
             clock=clock,
+            boot_ports=simulator.boots.port_of,
         )
         text = (
             f'deploy servers="ns*" {images.base_url}/debian-12.qcow2 efi-bootloader=x.efi '

@@ -85,7 +85,11 @@ def main() -> None:
         )
         provider = ReinstallProvider(make_client(ovh_url, timeout=(5, 30), **DEMO_CREDENTIALS))
         bot, _ = build_slack_bot(
-            settings, provider=provider, clock=clock, post_interval=interval * args.bot_pace
+            settings,
+            provider=provider,
+            clock=clock,
+            post_interval=interval * args.bot_pace,
+            boot_ports=simulator.boots.port_of,
         )
         print(f"seeding {n} deploying requests…", flush=True)
         seed_deploying(bot.deployments, provider, server_names(servers), clock)

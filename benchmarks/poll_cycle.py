@@ -89,7 +89,9 @@ def main() -> None:
             services.ovh_url, timeout=(5, 30), connections=args.workers, **DEMO_CREDENTIALS
         )
         provider = ReinstallProvider(client, task_check_every=args.task_check_every)
-        bot, _ = build_slack_bot(settings, provider=provider, clock=clock)
+        bot, _ = build_slack_bot(
+            settings, provider=provider, clock=clock, boot_ports=services.boot_ports().get
+        )
         deployments = bot.deployments
 
         start = time.perf_counter()

@@ -152,7 +152,9 @@ def poll_cycles(stores: dict[str, str], n: int) -> list[list[object]]:
             )  # fmt: skip
             client = make_client(services.ovh_url, timeout=(5, 30), **DEMO_CREDENTIALS)
             provider = ReinstallProvider(client)
-            bot, _ = build_slack_bot(settings, provider=provider, clock=clock)
+            bot, _ = build_slack_bot(
+                settings, provider=provider, clock=clock, boot_ports=services.boot_ports().get
+            )
             stack.callback(bot.store.close)
             began = time.perf_counter()
             seed_deploying(bot.deployments, provider, server_names(inventory(n)), clock)
@@ -201,7 +203,9 @@ def takeovers(db: str, count: int) -> list[list[object]]:
          "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.base_url}
     )  # fmt: skip
     provider = ReinstallProvider(make_client(ovh_url, timeout=(5, 30), **DEMO_CREDENTIALS))
-    bot, _ = build_slack_bot(settings, provider=provider, clock=clock)
+    bot, _ = build_slack_bot(
+        settings, provider=provider, clock=clock, boot_ports=simulator.boots.port_of
+    )
     server = "ns1001.ip-51-75-1.eu"
     seed_deploying(bot.deployments, provider, [server], clock)
     bot.store.close()

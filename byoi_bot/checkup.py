@@ -60,7 +60,7 @@ def run_check(
     groups: dict[str, frozenset[str]] = {}
     if not offline:
         slack, groups = check_slack(settings)
-        results += [*slack, *check_ovhcloud(settings)]
+        results += [*slack, *check_ovhcloud(settings), *check_alertmanager(settings)]
     policies = check_policies(settings, groups, offline)
     if reported & {"BYOI_APPROVERS", "BYOI_REQUIRED_APPROVALS"}:
         policies = [r for r in policies if r.name != "policy default"]
@@ -272,6 +272,20 @@ def _iam_rights(client, servers: list[str]) -> Result:
 
 
 _POLICY = "`byoi-bot iam-policy` prints the policy the service account needs"
+
+
+def check_alertmanager(settings: Settings) -> list[Result]:
+    """With BYOI_ALERTMANAGER_URL: Alertmanager lists its silences (what the bot reads)."""
+    if not settings.alertmanager_url:
+        return []
+    from .alertmanager import Alertmanager, AlertmanagerError
+
+    try:
+        own = Alertmanager(settings.alertmanager_url).active()
+    except (AlertmanagerError, ValueError) as exc:
+        return [Result("FAIL", "BYOI_ALERTMANAGER_URL", f"{exc}; check the URL and that "
+                       "Alertmanager answers its API v2 from here")]  # fmt: skip
+    return [Result("PASS", "BYOI_ALERTMANAGER_URL", f"answers; {len(own)} silence(s) of the bot")]
 
 
 def _rights(get: Callable[[str], dict], apis: set[str]) -> Result:

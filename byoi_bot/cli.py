@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         _inspect_command,
         _audit_command,
         _iam_policy_command,
+        _backup_command,
+        _restore_command,
         _config_reference_command,
     ):
         add(sub)
@@ -274,6 +276,32 @@ def _iam_policy_command(sub) -> None:
     iam.set_defaults(func=_iam_policy)
 
 
+def _backup_command(sub) -> None:
+    backup = _command(
+        sub,
+        "backup",
+        "copy the SQLite store to PATH, also while the bot runs",
+        "Copy the SQLite store (BYOI_DB) to PATH with SQLite's online backup API: a\n"
+        "consistent copy while the bot runs and writes. PATH must not exist. PostgreSQL:\n"
+        "use pg_dump (docs/operations.md).",
+    )
+    backup.add_argument("path", help="the backup file to write (must not exist)")
+    backup.set_defaults(func=_backup)
+
+
+def _restore_command(sub) -> None:
+    restore = _command(
+        sub,
+        "restore",
+        "replace the SQLite store with a backup (the bot stopped)",
+        "Replace the SQLite store (BYOI_DB) with the backup PATH, once it is checked. Refused\n"
+        "while a bot or another byoi-bot command has the store open; the store replaced is\n"
+        "kept beside it as <store>.before-restore-<time>.",
+    )
+    restore.add_argument("path", help="the backup file to restore")
+    restore.set_defaults(func=_restore)
+
+
 def _config_reference_command(sub) -> None:
     ref = _command(
         sub,
@@ -461,6 +489,31 @@ def _iam_policy(args: argparse.Namespace) -> int:
             "schema lists without IAM actions; grant them by hand or move to the reinstall API",
             file=sys.stderr,
         )
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from .backup import BackupError, backup
+
+    try:
+        copied = backup(Settings.load().db, args.path)
+    except BackupError as exc:
+        print(f"byoi-bot: backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {copied.requests} requests to {copied.path} ({copied.size} bytes)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from .backup import BackupError, restore
+
+    try:
+        copied, kept = restore(Settings.load().db, args.path)
+    except BackupError as exc:
+        print(f"byoi-bot: restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {copied.requests} requests into {copied.path}")
+    if kept:
+        print(f"the store it replaced is kept as {kept}")
     return 0
 
 

@@ -147,6 +147,23 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ConfigError(f"`{text}` is neither `text` nor `json`")
+    return text
+
+
+def _port_or_off(text: str | int) -> int:
+    """A TCP port (1-65535), or 0 / empty for off."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{text}` is not a port number; expected e.g. 9090 (0: off)") from None
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"`{text}` is not a port number; expected 1 to 65535 (0: off)")
+    return value
+
+
 def _fleet_refused(text: str) -> str:
     if text not in ("leave-out", "block"):
         raise ConfigError(f"`{text}` is neither `leave-out` nor `block`")
@@ -182,6 +199,43 @@ def _store_location(text: str) -> str:
             "stops; expected a SQLite file (e.g. ./byoi.db) or a postgresql:// URL"
         )
     return text
+
+
+def _port(text: str | int) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise ConfigError(f"`{text}` is no TCP port; expected 1 to 65535 (e.g. 22)")
+    return value
+
+
+def _public_url(text: str) -> str:
+    url = str(text).strip().rstrip("/")
+    if url and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[\w.~/-]*)?", url):
+        raise ConfigError(  # the value is not quoted: it may hold credentials
+            "not an https:// URL without credentials or query; expected the bot's public "
+            "address, e.g. https://bot.example.net"
+        )
+    return url
+
+
+def _alertmanager_url(text: str) -> str:
+    url = str(text).strip().rstrip("/")
+    if url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[\w.~/-]*)?", url):
+        raise ConfigError(  # the value is not quoted: it may hold credentials
+            "not an http(s):// URL without credentials or query; expected Alertmanager's "
+            "address, e.g. http://alertmanager:9093"
+        )
+    return url
+
+
+def _silence_matchers(text: str) -> str:
+    from .core.silences import SilenceError, matchers
+
+    try:
+        matchers(str(text), "ns1.example.net")
+    except SilenceError as exc:
+        raise ConfigError(str(exc)) from None
+    return str(text)
 
 
 def _api(text: str) -> str:
@@ -225,9 +279,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_STALL_MINUTES", _positive_int, 30, "Minutes after submission past which a deployment is reported as stalled"),
     Setting("BYOI_URL_ALLOWLIST", _id_list, frozenset(), "CIDRs or host names that image URLs may point to although private or loopback"),
     Setting("BYOI_VERIFY_CHECKSUM", _switch, False, "Stream each image that has a checksum= once and compare it before the start call (the start waits for a match, a mismatch fails the request)"),
+    Setting("BYOI_BOOT_GATE", _switch, True, "A deploy is done only once the server answers (SSH identification line, health URL, or cloud-init's phone-home); off: done when OVHcloud says so, and the thread says the boot was not checked"),
+    Setting("BYOI_BOOT_TIMEOUT", parse_duration, timedelta(minutes=15), "How long after OVHcloud's done the server has to answer before the request fails with a runbook (e.g. 15m)"),
+    Setting("BYOI_BOOT_SSH_PORT", _port, 22, "The SSH port the boot gate probes (a policy's `boot_ssh_port` or a catalog image's `ssh_port` overrides it)"),
+    Setting("BYOI_BOOT_PROBE_SECONDS", _positive_int, 20, "Seconds between two probes of a server that has not answered yet (at most one per poll cycle)"),
+    Setting("BYOI_PUBLIC_URL", _public_url, "", "The bot's public https:// address in HTTP mode; set, the config drive gets a cloud-init phone_home part and the server's call passes the boot gate"),
+    Setting("BYOI_ALERTMANAGER_URL", _alertmanager_url, "", "Alertmanager base URL (e.g. http://alertmanager:9093); set, each server is silenced from approval to the end of its boot gate"),
+    Setting("BYOI_SILENCE_MATCHERS", _silence_matchers, 'instance=~"{server}.*"', "The silence's matchers, comma-separated; {server} is the server's name, {short} its first label (regex-escaped in =~ and !~)"),
+    Setting("BYOI_SILENCE_MINUTES", _positive_int, 10, "A silence's lifetime; renewed while the deploy runs, so a stopped bot's silence lapses by itself"),
     Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),
     Setting("BYOI_OVH_CALLS_PER_MINUTE", _positive_int, 60, "OVHcloud calls a minute at most, per account (polls, preflight, commands, reconciliation; polls leave a tenth to the others); an [[account]] may set its own `calls_per_minute`"),
     Setting("BYOI_LOG_LEVEL", _log_level, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
+    Setting("BYOI_LIBRARY_LOG_LEVEL", _log_level, "WARNING", "Log level of the libraries (Slack, APScheduler, waitress, the OVHcloud client…): DEBUG, INFO, WARNING or ERROR"),
+    Setting("BYOI_LOG_FORMAT", _log_format, "text", "Log lines as `text` or `json` (one JSON object per line, for Loki or ELK)"),
+    Setting("BYOI_METRICS_PORT", _port_or_off, 0, "Port of the health and metrics server (`/healthz`, `/readyz`, `/metrics`) on all addresses, in both modes (0: none; HTTP mode serves them on its own port too)"),
+    Setting("BYOI_STOP_TIMEOUT", parse_duration, timedelta(seconds=10), "Longest clean stop after SIGTERM or SIGINT (e.g. 10s); work still running then is left for the next start"),
     Setting("SLACK_BOT_TOKEN", str, "", "Bot token (xoxb-…) from the Slack app's OAuth page", secret=True),
     Setting("SLACK_APP_TOKEN", str, "", "App-level token (xapp-…) with `connections:write`, for Socket Mode", secret=True),
     Setting("SLACK_SIGNING_SECRET", str, "", "Signing secret, for HTTP mode (`byoi-bot run --http`)", secret=True),
@@ -426,6 +492,7 @@ def _folder(path: str) -> Path:
 IMAGE_KEYS = (
     "name", "url", "os", "type", "checksum", "checksum_url", "signature_url", "keyring",
     "efi_bootloader", "hostname", "user_data", "metadata", "servers", "description",
+    "ssh_port", "health_url",
 )  # fmt: skip
 # Catalog keys checked by the deploy option of the same meaning (same rules as typed values).
 IMAGE_OPTIONS = {"url": "url", "os": "os", "type": "type", "checksum": "checksum",
@@ -479,6 +546,7 @@ def _image(table: dict, folder: Path, index: int) -> CatalogImage:
             f"{where}: `keyring` {keyring} is no file; export the signing keys with "
             "`gpg --export <key id> > keyring.gpg` and give its path (relative to this file)"
         )
+    boot = _image_boot(table, where)
     servers = table.get("servers") or []
     if isinstance(servers, str):
         servers = [servers]
@@ -497,7 +565,30 @@ def _image(table: dict, folder: Path, index: int) -> CatalogImage:
         metadata=metadata,
         servers=tuple(str(p).lower() for p in servers),
         description=values.get("description"),
+        **boot,
     )
+
+
+def _image_boot(table: dict, where: str) -> dict:
+    """An image's boot gate keys: `ssh_port` (a port) and `health_url` (an https:// URL)."""
+    from .core.boot_gate import health_url_problem
+
+    found: dict[str, Any] = {}
+    if "ssh_port" in table:
+        try:
+            found["ssh_port"] = _port(table["ssh_port"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: `ssh_port`: {exc}") from None
+    if "health_url" in table:
+        url = table["health_url"]
+        problem = health_url_problem(url) if isinstance(url, str) else "it is not a string"
+        if problem:
+            raise ConfigError(
+                f"{where}: `health_url` cannot be used: {problem}; expected e.g. "
+                'health_url = "https://web-1.example.net/healthz"'
+            )
+        found["health_url"] = url
+    return found
 
 
 def _read_toml(path: str) -> dict:
@@ -537,6 +628,9 @@ POLICY_KEYS = {
     "emergency_required_approvals": _positive_int,
     "emergency_review_within": parse_duration,
     "freeze_admins": _slack_ids,
+    "boot_gate": _boolean,
+    "boot_timeout": parse_duration,
+    "boot_ssh_port": _port,
 }
 
 
@@ -569,6 +663,9 @@ def _policies(
         api=values["api"],
         freeze_admins=values["freeze_admins"],
         emergency_requesters=values["emergency_requesters"],
+        boot_gate=values["boot_gate"],
+        boot_timeout=values["boot_timeout"],
+        boot_ssh_port=values["boot_ssh_port"],
     )
     policies, problems = [], []
     for index, table in enumerate(tables, 1):
@@ -623,6 +720,9 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
         api=v.get("api", default.api),
         keep_disks=v.get("keep_disks", ()),
         accounts=v.get("accounts", frozenset()),
+        boot_gate=v.get("boot_gate", default.boot_gate),
+        boot_timeout=v.get("boot_timeout", default.boot_timeout),
+        boot_ssh_port=v.get("boot_ssh_port", default.boot_ssh_port),
         windows=v.get("windows", ()),
         emergency_requesters=v.get("emergency_requesters", frozenset()),
         emergency_required=v.get("emergency_required_approvals"),
@@ -682,7 +782,8 @@ def reference_markdown() -> str:
 
 def _show_default(value: Any) -> str:
     if isinstance(value, timedelta):
-        return f"`{int(value.total_seconds() // 60)}m`"
+        seconds = int(value.total_seconds())
+        return f"`{seconds // 60}m`" if seconds % 60 == 0 else f"`{seconds}s`"
     if value in ("", frozenset()):
         return "(empty)"
     return f"`{value}`"

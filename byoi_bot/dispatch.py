@@ -23,7 +23,7 @@ from .core.text import esc, truncate
 ANSWER_LIMIT = 3900  # Slack splits messages near 4,000 characters
 PAGE = 20
 LISTED_UP_TO = 15  # more active deployments than this are counted per state
-RUNNING = (State.APPROVED, State.SUBMITTING, State.DEPLOYING)
+RUNNING = (State.APPROVED, State.SUBMITTING, State.DEPLOYING, State.BOOTING)
 
 
 def run_command(
@@ -48,12 +48,10 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
         case commands.Deploy(fleet=fleet) if fleet is not None:
             return fleet_request(d, command, user, channel)
         case commands.Deploy(spec=spec) if spec is not None:
-            request = d.request(spec, user, channel)
-            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+            return messages.requested(d.request(spec, user, channel))
         case commands.Deploy(catalog=choice) if choice is not None:
             spec, source = catalog_spec(d, choice)
-            request = d.request(spec, user, channel, source)
-            return f"Request `{request.id}` is posted; it needs approval before anything happens."
+            return messages.requested(d.request(spec, user, channel, source))
         case commands.Images():
             images = messages.catalog(d.catalog.images() if d.catalog else ())
             return images + messages.accounts_line(d.provider.accounts())
@@ -167,8 +165,9 @@ def fleet_request(d: Deployments, command: commands.Deploy, user: str, channel: 
         specs, refused, rollout, user, channel, pattern=plan.pattern, source=source
     )
     summary = messages.fleet_summary(len(made.servers), list(made.refused))
+    said = "is posted" if made.message_ts else "is stored (its card appears as Slack takes it)"
     return (
-        f"Fleet request `{made.id}` is posted: {summary} Each server's policy must approve it "
+        f"Fleet request `{made.id}` {said}: {summary} Each server's policy must approve it "
         "before anything happens."
     )
 
@@ -208,7 +207,7 @@ def _catalog_image(d: Deployments, choice: commands.CatalogChoice) -> tuple:
     image = d.catalog.image(choice.image)
     typed = dict(choice.options).get("checksum")
     checksum, origin = (typed, "typed in the request") if typed else d.catalog.checksum(image)
-    return image, checksum, {"image": image.name, "checksum": origin}
+    return image, checksum, {"image": image.name, "checksum": origin} | image.boot()
 
 
 def catalog_spec(d: Deployments, choice: commands.CatalogChoice) -> tuple:

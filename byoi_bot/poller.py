@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
@@ -30,8 +30,11 @@ from .core.ports import ProviderError
 from .core.request import Request
 from .core.service import Deployments
 from .core.states import State
+from .logs import about
 
 log = logging.getLogger(__name__)
+
+FOLLOWED = (State.DEPLOYING, State.BOOTING)  # OVHcloud's install, then the boot gate
 
 
 class Poller:
@@ -60,6 +63,7 @@ class Poller:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when no poll is in flight
         self._paused = threading.Event()  # set while another replica leads
+        self.on_cycle: Callable[[Sequence[Future]], None] = lambda _futures: None
 
     def pause(self) -> None:
         """Another replica leads: queued polls are dropped, and none is queued until
@@ -78,17 +82,34 @@ class Poller:
         wait(self.cycle().values())
 
     def cycle(self) -> dict[str, Future]:
-        """Hand every due deploying request without a budget to the pool, and spend the
+        """Hand every due followed request without a budget to the pool, and spend the
         budgets; returns at once, their futures by id."""
         futures, budgeted = {}, []
-        for request in self.deployments.store.stream([State.DEPLOYING]):
+        for request in self.deployments.store.stream(FOLLOWED):
             if self.plan.paused():
                 break
             if self._budget(request) is not None:
                 budgeted.append(request)
             elif self.plan.due(request.id) and (future := self._submit(request)):
                 futures[request.id] = future
-        return futures | self._spend(budgeted)
+        futures |= self._spend(budgeted)
+        self.on_cycle(list(futures.values()))
+        return futures
+
+    def retry_due(self) -> dict[str, Future]:
+        """Hand the requests whose retry time has come to the pool, and spend the budgets
+        (a job every second)."""
+        futures = {}
+        for request_id in self.plan.retries_due():
+            request = self.deployments.store.get(request_id)
+            if request is None or request.state not in FOLLOWED:
+                self.plan.forget(request_id)
+            elif self._budget(request) is None and (future := self._submit(request)):
+                futures[request_id] = future
+        if self.budgeted:
+            deploying = self.deployments.store.stream([State.DEPLOYING])
+            futures |= self._spend([r for r in deploying if self._budget(r) is not None])
+        return futures
 
     def pace_of(self, server: str) -> float | None:
         """Seconds between two polls of one deployment of `server`'s account, as its budget
@@ -127,25 +148,14 @@ class Poller:
         return int(credit)
 
     def _budget(self, request: Request) -> CallBudget | None:
+        """The budget its polls spend: a deploying request's account's (a boot gate's check
+        does not ask OVHcloud)."""
+        if request.state is not State.DEPLOYING:
+            return None
         try:
             return self.budget_of(request.spec.server)
         except ProviderError:
             return None  # no account lists it: its poll says why
-
-    def retry_due(self) -> dict[str, Future]:
-        """Hand the requests whose retry time has come to the pool, and spend the budgets
-        (a job every second)."""
-        if self.budgeted:
-            requests = list(self.deployments.store.stream([State.DEPLOYING]))
-            return self._spend([r for r in requests if self._budget(r) is not None])
-        futures = {}
-        for request_id in self.plan.retries_due():
-            request = self.deployments.store.get(request_id)
-            if request is None or request.state is not State.DEPLOYING:
-                self.plan.forget(request_id)
-            elif future := self._submit(request):
-                futures[request_id] = future
-        return futures
 
     def in_flight(self) -> frozenset[str]:
         """Ids of the requests being polled right now."""
@@ -171,13 +181,17 @@ class Poller:
             return None
 
     def _poll(self, request: Request) -> None:
+        with about(request.id):
+            self._poll_one(request)
+
+    def _poll_one(self, request: Request) -> None:
         try:
             if self._paused.is_set():
                 return  # queued before this replica lost the lead
             with polling():
                 progress = self.deployments.poll(request)
             self.plan.succeeded(request.id)
-            if self.budgeted and progress.phase.is_final:
+            if self.budgeted and (progress is None or progress.phase.is_final):
                 self.plan.forget(request.id)
             elif self.budgeted:
                 self.plan.observed(request.id, progress.to_dict())

@@ -19,7 +19,9 @@ from .core.fleets import Fleets
 from .core.ports import Leadership
 from .core.request import Request
 from .core.service import Deployments
+from .core.silences import Silences
 from .core.states import State
+from .logs import about
 from .poller import Poller
 from .sender import OutboxSender
 
@@ -29,6 +31,7 @@ EXPIRY_SWEEP = timedelta(seconds=10)
 RETRY_CHECK = timedelta(seconds=1)
 ROLLOUT = timedelta(seconds=2)
 EVENT_MEMORY = timedelta(days=1)
+SILENCES = timedelta(seconds=15)  # silences are renewed well before their end
 
 
 class Jobs:
@@ -41,12 +44,15 @@ class Jobs:
         sender: OutboxSender,
         poller: Poller,
         fleets: Fleets,
+        silences: Silences | None = None,
     ) -> None:
         self.deployments = deployments
         self.leadership = leadership
         self.sender = sender
         self.poller = poller
         self.fleets = fleets
+        self.silences = silences  # Alertmanager silences, when configured (core.silences)
+        self.leading = False  # this process runs the background work now
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -69,6 +75,7 @@ class Jobs:
     def _lead(self) -> None:
         """Start the outbox's sender, reconcile interrupted submissions, re-plan approved
         requests, start the jobs."""
+        self.leading = True
         self.sender.start()
         d = self.deployments
         d.reconcile()
@@ -90,10 +97,24 @@ class Jobs:
             self.fleets.advance_all, "interval", seconds=ROLLOUT.total_seconds(), id="rollout",
             replace_existing=True,
         )  # fmt: skip
+        if self.silences is not None:
+            self.scheduler.add_job(
+                self._silence, "interval", seconds=SILENCES.total_seconds(), id="silences",
+                replace_existing=True, next_run_time=datetime.now(UTC),
+            )  # fmt: skip
+
+    def _silence(self) -> None:
+        """Create, renew and expire Alertmanager silences; an unreachable one is retried."""
+        assert self.silences is not None
+        try:
+            self.silences.sync()
+        except Exception as exc:
+            log.warning("alert silences not synced (next try in %s): %s", SILENCES, exc)
 
     def _follow(self) -> None:
         """Another replica leads now: drop the background jobs and the polls not yet
         started, stop sending."""
+        self.leading = False
         self.scheduler.remove_all_jobs()
         self.poller.pause()
         self.sender.stop()
@@ -125,16 +146,17 @@ class Jobs:
     def approved(self, request: Request) -> None:
         """Submit now, or say when and plan a one-off job at the request's `at=` time (the
         leader plans one too; the claim in the store lets only one of them submit)."""
-        if not self.deployments.is_due(request):
-            self._plan(request)
-        self.deployments.submit_when_due(request)
+        with about(request.id):
+            if not self.deployments.is_due(request):
+                self._plan(request)
+            self.deployments.submit_when_due(request)
 
     def _plan(self, request: Request) -> None:
         """A one-off job at the time the request may start (`at=`, its window, the end of a
         freeze); if that changes meanwhile, `submit` declines and the sweep plans again."""
         when = self.deployments.start_decision(request).start_at
         self.scheduler.add_job(
-            self.deployments.submit,
+            self._submit,
             "date",
             run_date=self._on_scheduler_time(when),
             args=[request.id],
@@ -142,6 +164,10 @@ class Jobs:
             replace_existing=True,
         )
         log.info("%s planned to start at %s", request.id, when)
+
+    def _submit(self, request_id: str) -> None:
+        with about(request_id):
+            self.deployments.submit(request_id)
 
     def _on_scheduler_time(self, when: datetime) -> datetime:
         """`when` on the bot's clock, as APScheduler's wall-clock time: the same instant in

@@ -28,7 +28,10 @@ from .core.ports import (
     RequestStore,
 )
 from .core.service import Deployments, Timing
+from .core.silences import Silences
+from .metrics import MeteredInspector, Metrics
 from .poller import Poller
+from .probes import NetworkProbe
 from .scheduler import Jobs
 from .sender import OutboxSender
 from .store import Store, is_postgres, new_request_id
@@ -37,12 +40,15 @@ if TYPE_CHECKING:
     import ovh
 
 
-def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provider:
+def make_provider(
+    settings: Settings, client: ovh.Client | None = None, metrics: Metrics | None = None
+) -> Provider:
     """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, per account.
 
     Without `[[account]]` tables (or given `client`), one account over one client, made
     from the `ovh` client's own configuration (env, ovh.conf) when not given. With them,
     each account's client, plus the `OVH_*` account when its endpoint is configured.
+    With `metrics`, the clients' answers are counted.
     """
     import os
 
@@ -51,29 +57,33 @@ def make_provider(settings: Settings, client: ovh.Client | None = None) -> Provi
 
     options = {"timeout": (5, settings.ovh_timeout), "connections": settings.poll_workers}
     if client is not None:  # given (tests, benchmarks): its calls are not budgeted
-        return _by_api(settings, client, None)
+        return _by_api(settings, client, None, metrics)
     if not settings.accounts:
         client = make_client(settings.ovh_endpoint or None, **options)
-        return _by_api(settings, client, CallBudget(settings.ovh_calls_per_minute))
+        return _by_api(settings, client, CallBudget(settings.ovh_calls_per_minute), metrics)
     providers = {}
     if endpoint := settings.ovh_endpoint or configured_endpoint(None):
         budget = CallBudget(settings.ovh_calls_per_minute)
-        providers[DEFAULT] = _by_api(settings, make_client(endpoint, **options), budget)
+        providers[DEFAULT] = _by_api(settings, make_client(endpoint, **options), budget, metrics)
     for account in settings.accounts:
         credentials = account.credentials(os.environ)
         with without_default_credentials():
             own = make_client(account.endpoint, **options, **credentials)
         budget = CallBudget(account.calls_per_minute or settings.ovh_calls_per_minute)
-        providers[account.name] = _by_api(settings, own, budget)
+        providers[account.name] = _by_api(settings, own, budget, metrics)
     return AccountsProvider(providers)
 
 
-def _by_api(settings: Settings, client: ovh.Client, budget: CallBudget | None) -> Provider:
+def _by_api(
+    settings: Settings, client: ovh.Client, budget: CallBudget | None, metrics: Metrics | None
+) -> Provider:
     """`reinstall` or `legacy` per policy pattern, over one client (every call of which takes
-    a slot of `budget`, when given)."""
+    a slot of `budget`, when given; counted by `metrics`, when given)."""
     from .ovhcloud.client import with_budget
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
 
+    if metrics is not None:
+        metrics.watch_ovhcloud(client._session)  # the `ovh` client's requests.Session
     if budget is not None:
         client = with_budget(client, budget)
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
@@ -164,6 +174,21 @@ def make_verifier(settings: Settings) -> ChecksumVerifier | None:
     return HttpChecksumVerifier(allowlist=tuple(settings.url_allowlist))
 
 
+def make_silences(settings: Settings, store: RequestStore) -> Silences | None:
+    """Alert silences while servers are reinstalled, when BYOI_ALERTMANAGER_URL is set."""
+    if not settings.alertmanager_url:
+        return None
+    from .alertmanager import Alertmanager
+
+    return Silences(
+        store,
+        Alertmanager(settings.alertmanager_url),
+        SystemClock(),  # Alertmanager's silences run on the wall clock
+        settings.silence_matchers,
+        timedelta(minutes=settings.silence_minutes),
+    )
+
+
 @dataclass
 class Bot:
     """A running bot's parts; `start()` rebuilds the jobs from the store."""
@@ -175,6 +200,7 @@ class Bot:
     jobs: Jobs
     courier: Courier
     sender: OutboxSender
+    metrics: Metrics
 
     def start(self) -> None:
         """Start the jobs: once this process leads, the outbox's sender starts, what a
@@ -197,26 +223,32 @@ def build_bot(
     poll: timedelta | None = None,
     new_id: Callable[[], str] = new_request_id,
     post_interval: float = 1.0,
+    boot_ports: Callable[[str], int | None] | None = None,
+    metrics: Metrics | None = None,
 ) -> Bot:
     """Wire a bot for `chat`; `provider`, `inspector`, `clock` and `poll` override settings.
 
     `post_interval` paces the outbox: seconds between two posts of one channel (Slack's
-    limit is about one per second).
+    limit is about one per second). `boot_ports` (the simulator's `boots.port_of`, for tests
+    and the demo only) gives the port a simulated server's SSH answers on. `metrics` counts what
+    happens (a new one by default).
     """
     from .ovhcloud.errors import explain
 
-    provider = provider or make_provider(settings)  # configuration errors before any file
+    metrics = metrics or Metrics()
+    provider = provider or make_provider(settings, metrics=metrics)  # errors before any file
     clock = clock or SystemClock()
     store = open_store(settings.db, clock)
     timing = Timing(
         poll=poll or timedelta(seconds=settings.poll_seconds),
         heartbeat=timedelta(minutes=settings.heartbeat_minutes),
         stall=timedelta(minutes=settings.stall_minutes),
+        probe=timedelta(seconds=settings.boot_probe_seconds),
     )
     deployments = Deployments(
         store=store,
         provider=provider,
-        inspector=inspector or make_inspector(settings),
+        inspector=MeteredInspector(inspector or make_inspector(settings), metrics),
         chat=chat,
         policies=replace(settings.policies, account_of=_account_lookup(provider)),
         clock=clock,
@@ -225,6 +257,8 @@ def build_bot(
         timing=timing,
         verifier=make_verifier(settings),
         catalog=make_catalog(settings),
+        probe=NetworkProbe(ports=boot_ports),
+        public_url=settings.public_url,
     )
     poller = Poller(
         deployments,
@@ -238,9 +272,13 @@ def build_bot(
         limit=settings.fleet_limit,
         block_on_refusal=settings.fleet_refused == "block",
     )
-    courier = Courier(store, store, chat, deployments.card, fleets.view)
+    courier = Courier(store, store, chat, deployments.card, fleets.view, deployments.card_settled)
     sender = OutboxSender(courier, interval=post_interval)
     store.on_enqueue = sender.wake
-    jobs = Jobs(deployments, store.leadership(), sender, poller, fleets)
+    jobs = Jobs(
+        deployments, store.leadership(), sender, poller, fleets, make_silences(settings, store)
+    )
     deployments.on_approved = jobs.approved
-    return Bot(store, deployments, poller, fleets, jobs, courier, sender)
+    deployments.on_finished = metrics.deploy_finished
+    poller.on_cycle = metrics.poll_cycle
+    return Bot(store, deployments, poller, fleets, jobs, courier, sender, metrics)

@@ -20,7 +20,10 @@ from fakes.slack_api import FakeSlack
 from byoi_bot.config import Settings
 from byoi_bot.console.image_server import ImageServer
 from byoi_bot.console.images import demo_images
+from byoi_bot.health import SlackToken
+from byoi_bot.ops_http import bot_routes
 from byoi_bot.ovhcloud.client import make_client
+from byoi_bot.phone_home_http import phone_home_route
 from byoi_bot.preflight.inspector import HttpImageInspector
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 from byoi_bot.slack.modes import build_slack_bot, http_server, serve_in_thread
@@ -120,15 +123,21 @@ class BotHarness(ChannelView):
     def _start_bot(self) -> None:
         settings = Settings.load(self.env)
         client = make_client(self.endpoint, timeout=(2, 5), **DEMO_CREDENTIALS)
+        self.slack_token = SlackToken()
         self.bot, self.app = build_slack_bot(
             settings,
+            self.slack_token,
             provider=make_provider(settings, client),  # `api` per policy, as in production
             inspector=HttpImageInspector(allowlist=("127.0.0.1/32",)),
             clock=self.clock,
+            boot_ports=self.simulator.boots.port_of,  # each simulated server's SSH port
         )
+        self.bot.metrics.watch_ovhcloud(client._session)  # as `make_provider` does
         self.bot.store.on_enqueue = self._drain  # posts go out at once, in order
         self.bot.deployments.reconcile()
-        self.server = http_server(self.app, "127.0.0.1", 0, lambda: True, SECRET)
+        routes = bot_routes(self.bot, self.slack_token, serving=lambda: True)
+        phone_home = phone_home_route(self.bot.deployments)
+        self.server = http_server(self.app, "127.0.0.1", 0, routes.answer, SECRET, phone_home)
         serve_in_thread(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_port}/slack/events"
 

@@ -1,9 +1,11 @@
-"""The bot as a real subprocess (`byoi-bot run --http`), for crash and restart tests.
+"""The bot as a real subprocess (`byoi-bot run --http`, or `run` in Socket Mode), for crash,
+restart and stop tests.
 
 The test process runs the fakes the bot talks to: a FakeSlack (SLACK_API_URL), the OVHcloud
 simulator (OVH_ENDPOINT) and the demo image server. The bot process is started, killed with
-SIGKILL and started again on the same database; the test drives it with signed requests
-to /slack/events and reads its state from the database, as an operator would. `replica()`
+SIGKILL (or stopped with SIGTERM) and started again on the same database; the test drives it
+with signed requests to /slack/events (Socket Mode: envelopes through a FakeSocketMode) and
+reads its state from the database, as an operator would. `replica()`
 adds another bot process on the same database and fakes (PostgreSQL only).
 
 Everything binds 127.0.0.1. Waits poll an observable condition with a deadline.
@@ -26,8 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from bot_harness import CHANNEL, ChannelView
-from fakes.signing import event_body, post_signed, reaction_event, slash_command_body
+from fakes.signing import (
+    event_body,
+    event_payload,
+    post_signed,
+    reaction_event,
+    slash_command_body,
+    slash_command_payload,
+)
 from fakes.slack_api import FakeSlack
+from fakes.socket_mode import FakeSocketMode
 
 from byoi_bot.console.image_server import ImageServer
 from byoi_bot.console.images import demo_images
@@ -36,6 +46,7 @@ from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 SECRET = "8f742231b10e8888abcd99aaabbb85a5"
 REQUESTER, APPROVER = "U0ALICE", "U0BOB"
 SERVER = "ns1001.ip-51-75-1.eu"
+EVENTS = "/slack/events"
 ROOT = Path(__file__).resolve().parents[1]  # the checkout, so the child imports this code
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _DROPPED_ENV = ("BYOI_", "SLACK_", "OVH_")
@@ -74,12 +85,16 @@ class ProcessBot(ChannelView):
         *,
         deploy_seconds: float = 70.0,
         db: str | None = None,
+        socket_mode: bool = False,
         simulator_clock: Callable[[], float] | None = None,
     ) -> None:
         self.tmp = tmp_path
         self.name = "bot"
         self.owns_services = True
         self.slack = FakeSlack().start()
+        self.socket_mode = FakeSocketMode().start() if socket_mode else None
+        if self.socket_mode:
+            self.slack.attach_socket_mode(self.socket_mode)
         self.simulator = Simulator(
             deploy_seconds=deploy_seconds, clock=simulator_clock, credentials=DEMO_CREDENTIALS
         )
@@ -89,12 +104,14 @@ class ProcessBot(ChannelView):
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.url = ""
+        self.ops_url = ""  # /healthz, /readyz and /metrics on BYOI_METRICS_PORT
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(_DROPPED_ENV) and k.lower() not in _PROXIES
         }
         self.env = env | {
+            "BYOI_CONFIG": self._boot_ports(),
             "BYOI_DB": self.db,
             "BYOI_APPROVERS": APPROVER,
             "BYOI_POLL_SECONDS": "1",
@@ -102,6 +119,7 @@ class ProcessBot(ChannelView):
             "BYOI_LOG_LEVEL": "INFO",
             "SLACK_BOT_TOKEN": self.slack.bot_token,
             "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_APP_TOKEN": self.slack.app_token,
             "SLACK_API_URL": self.slack.base_url,
             "OVH_ENDPOINT": self.endpoint,
             **{f"OVH_{k.upper()}": v for k, v in DEMO_CREDENTIALS.items()},
@@ -110,26 +128,43 @@ class ProcessBot(ChannelView):
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         }
 
+    def _boot_ports(self) -> str:
+        """A policy file giving each simulated server's SSH port to the boot gate (the
+        production way: the IP from OVHcloud, the port from the server's policy)."""
+        path = self.tmp / "boot-ports.toml"
+        path.write_text("".join(
+            f'[[policy]]\npattern = "{name}"\nboot_ssh_port = {port}\n\n'
+            for name, port in self.simulator.boots.ports().items()
+        ))  # fmt: skip
+        return str(path)
+
     # -- the process ----------------------------------------------------------------
 
     def start(self, timeout: float = 20) -> None:
-        """Start `byoi-bot run --http` on a free port; return once /healthz answers 200."""
+        """Start `byoi-bot run --http` on a free port (Socket Mode: `run`, health and metrics
+        on a free BYOI_METRICS_PORT); return once /healthz answers 200."""
         assert self.proc is None or self.proc.poll() is not None, "the bot is already running"
         for _attempt in range(3):
             self.runs += 1
-            port = free_port()
+            port, ops_port = free_port(), free_port()
             log = open(self.log_path(self.runs), "wb")  # noqa: SIM115 (closed by the child's end)
-            command = [sys.executable, "-m", "byoi_bot.cli", "run", "--http"]
+            command = [sys.executable, "-m", "byoi_bot.cli", "run"]
+            if not self.socket_mode:
+                command += ["--http", "--host", "127.0.0.1", "--port", str(port)]
             self.proc = subprocess.Popen(
-                [*command, "--host", "127.0.0.1", "--port", str(port)],
-                env=self.env,
+                command,
+                env=self.env | {"BYOI_METRICS_PORT": str(ops_port)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.tmp,
             )
             log.close()
-            self.url = f"http://127.0.0.1:{port}/slack/events"
-            if self._healthy(f"http://127.0.0.1:{port}/healthz", timeout):
+            self.url = f"http://127.0.0.1:{port}{EVENTS}"
+            self.ops_url = f"http://127.0.0.1:{ops_port}"
+            health = f"{self.ops_url if self.socket_mode else self.url[: -len(EVENTS)]}/healthz"
+            if self._healthy(health, timeout):
+                if self.socket_mode:
+                    wait_until(self._connected, timeout, "the Socket Mode connection")
                 return
             if b"Address already in use" not in self.log_path(self.runs).read_bytes():
                 break
@@ -148,6 +183,25 @@ class ProcessBot(ChannelView):
                 pass
             time.sleep(0.05)
         return False
+
+    def _connected(self) -> bool:
+        return bool(self.socket_mode.connected)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """GET `path` on the health and metrics port: status and body."""
+        try:
+            with _NO_PROXY.open(self.ops_url + path, timeout=5) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def terminate(self, timeout: float = 30) -> tuple[int, float]:
+        """SIGTERM the bot; its exit status and how many seconds it took to exit."""
+        assert self.proc is not None and self.proc.poll() is None, "the bot is not running"
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        status = self.proc.wait(timeout=timeout)
+        return status, time.monotonic() - started
 
     def kill(self) -> None:
         """SIGKILL the bot (no clean-up runs in it) and reap it."""
@@ -174,6 +228,8 @@ class ProcessBot(ChannelView):
             return
         self.images.stop()
         self.simulator.stop()
+        if self.socket_mode:
+            self.socket_mode.stop()
         self.slack.stop()
 
     def log_path(self, run: int) -> Path:
@@ -191,6 +247,12 @@ class ProcessBot(ChannelView):
     # -- what users do --------------------------------------------------------------
 
     def slash(self, text: str, user: str = REQUESTER) -> int:
+        if self.socket_mode:
+            payload = slash_command_payload(
+                text, user_id=user, channel_id=CHANNEL, response_url=self.slack.response_url(user)
+            )
+            self.socket_mode.wait_ack(self.socket_mode.send_envelope("slash_commands", payload))
+            return 200
         body = slash_command_body(
             text, user_id=user, channel_id=CHANNEL, response_url=self.slack.response_url(user)
         )
@@ -201,6 +263,10 @@ class ProcessBot(ChannelView):
         self, user: str, ts: str, reaction: str = "white_check_mark", event_id: str | None = None
     ) -> int:
         event = reaction_event(user=user, reaction=reaction, channel=CHANNEL, ts=ts)
+        if self.socket_mode:
+            envelope = self.socket_mode.send_envelope("events_api", event_payload(event, event_id))
+            self.socket_mode.wait_ack(envelope)
+            return 200
         status, _ = post_signed(self.url, event_body(event, event_id=event_id), SECRET)
         return status
 

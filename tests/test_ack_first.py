@@ -155,7 +155,7 @@ def test_a_full_preflight_queue_answers_busy_at_once(harness, held):
         h.bot.store,
         preflights=Work(workers=1, queue=1),
     )
-    server = http_server(app, "127.0.0.1", 0, lambda: True, SECRET)
+    server = http_server(app, "127.0.0.1", 0, lambda *_: None, SECRET)
     serve_in_thread(server)
     url = f"http://127.0.0.1:{server.server_port}/slack/events"
     try:

@@ -86,6 +86,13 @@ api = "legacy"
         ({"BYOI_ALLOWED_CHANNELS": "#ops"}, "BYOI_ALLOWED_CHANNELS: `#ops`: expected channel IDs"),
         ({"BYOI_API": "v2"}, "expected one of"),
         ({"BYOI_CONFIG": "/nonexistent/byoi.toml"}, "no such file"),
+        ({"BYOI_LOG_FORMAT": "logfmt"}, "BYOI_LOG_FORMAT: `logfmt` is neither `text` nor `json`"),
+        ({"BYOI_LIBRARY_LOG_LEVEL": "verbose"}, "BYOI_LIBRARY_LOG_LEVEL: `verbose` is not a log"),
+        ({"BYOI_METRICS_PORT": "http"}, r"BYOI_METRICS_PORT: `http` is not a port number; .*9090"),
+        ({"BYOI_METRICS_PORT": "65536"}, "expected 1 to 65535 \\(0: off\\)"),
+        ({"BYOI_METRICS_PORT": "-1"}, "expected 1 to 65535"),
+        ({"BYOI_STOP_TIMEOUT": "10"}, "BYOI_STOP_TIMEOUT: `10` has no unit"),
+        ({"BYOI_STOP_TIMEOUT": "0s"}, "no time at all"),
     ],
 )
 def test_bad_values_name_the_setting_and_what_is_expected(environ, message):

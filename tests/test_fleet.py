@@ -195,7 +195,7 @@ def test_status_of_a_fleet_lists_its_servers(harness):
 
 def test_the_image_is_read_once_for_the_whole_set(harness, monkeypatch):
     h = harness
-    inspector = h.bot.deployments.inspector
+    inspector = h.bot.deployments.inspector.inner  # the HTTP inspector, under the metrics
     reads: list[str] = []
     read = inspector._inspect_image
 

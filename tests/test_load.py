@@ -112,7 +112,9 @@ def fleet(tmp_path):
         }
     )
     provider = ReinstallProvider(make_client(simulator.url, timeout=(2, 5), **DEMO_CREDENTIALS))
-    bot, _ = build_slack_bot(settings, provider=provider, clock=clock)
+    bot, _ = build_slack_bot(
+        settings, provider=provider, clock=clock, boot_ports=simulator.boots.port_of
+    )
     seed_deploying(bot.deployments, provider, server_names(servers), clock)
     try:
         yield bot, simulator, slack, clock
@@ -146,8 +148,13 @@ def test_a_poll_cycle_costs_one_ovhcloud_call_per_deployment_and_no_post_unchang
     assert ovh == {"GET install/status": DEPLOYMENTS}
     assert posts == {"chat.postMessage": DEPLOYMENTS, "chat.update": DEPLOYMENTS}
 
-    ovh, posts = cycle(DEPLOY_SECONDS)  # all done: the task tells how each one ended
-    assert ovh == {"GET install/status": DEPLOYMENTS, "GET task/{id}": DEPLOYMENTS}
+    ovh, posts = cycle(DEPLOY_SECONDS)  # all done: the task tells how each one ended, and
+    assert ovh == {  # the boot gate reads each server's IP once (its facts: 2 reads)
+        "GET install/status": DEPLOYMENTS,
+        "GET task/{id}": DEPLOYMENTS,
+        "GET server": DEPLOYMENTS,
+        "GET specifications/hardware": DEPLOYMENTS,
+    }
     assert posts == {"chat.postMessage": DEPLOYMENTS, "chat.update": DEPLOYMENTS}
     assert len(bot.store.in_states([State.DONE])) == DEPLOYMENTS
 

@@ -25,7 +25,8 @@ STORY = [
     ("transition", "pending_approval", "approved"),
     ("transition", "approved", "submitting"),
     ("transition", "submitting", "deploying"),
-    ("transition", "deploying", "done"),
+    ("transition", "deploying", "booting"),  # OVHcloud's done: the server must answer
+    ("transition", "booting", "done"),
 ]
 
 

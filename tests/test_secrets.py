@@ -254,7 +254,7 @@ def secret_spec(h: BotHarness) -> DeploySpec:
 
 def test_failing_slack_calls_log_their_exceptions_without_a_secret(h, logs):
     """Slack refuses the card, then the thread replies: exceptions are logged, secrets not."""
-    h.slack.fail_next("chat.postMessage", error="internal_error", status=200)
+    h.slack.fail_next("chat.postMessage", error="invalid_blocks", status=200)  # for good
     with pytest.raises(Refused):
         h.bot.deployments.request(secret_spec(h), REQUESTER, CHANNEL)
     assert h.bot.store.recent(1)[0].state is State.CANCELLED

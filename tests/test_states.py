@@ -19,8 +19,11 @@ LEGAL = [
     (State.APPROVED, State.SUBMITTING),
     (State.SUBMITTING, State.DEPLOYING),
     (State.SUBMITTING, State.FAILED),
-    (State.DEPLOYING, State.DONE),
+    (State.DEPLOYING, State.DONE),  # the boot gate is off for the server
     (State.DEPLOYING, State.FAILED),
+    (State.DEPLOYING, State.BOOTING),  # OVHcloud's done: the boot gate opens
+    (State.BOOTING, State.DONE),
+    (State.BOOTING, State.FAILED),
 ]
 
 
@@ -45,6 +48,8 @@ def test_final_states_allow_nothing(final):
         (State.APPROVED, State.DONE),
         (State.SUBMITTING, State.APPROVED),
         (State.DEPLOYING, State.SUBMITTING),
+        (State.BOOTING, State.DEPLOYING),
+        (State.BOOTING, State.CANCELLED),  # nothing left to cancel at OVHcloud
     ],
 )
 def test_skipping_steps_is_refused_with_a_clear_message(current, wanted):
@@ -60,4 +65,5 @@ def test_active_states_hold_the_server():
         State.APPROVED,
         State.SUBMITTING,
         State.DEPLOYING,
+        State.BOOTING,
     } == ACTIVE_STATES

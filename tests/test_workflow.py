@@ -136,13 +136,14 @@ def test_audit_trail_of_a_whole_deployment(h, capsys, monkeypatch):
         ("pending_approval", "approved"),
         ("approved", "submitting"),
         ("submitting", "deploying"),
-        ("deploying", "done"),
+        ("deploying", "booting"),
+        ("booting", "done"),
     ]
     assert rows[0]["actor"] == REQUESTER and rows[1]["actor"] == APPROVER
     monkeypatch.setenv("BYOI_DB", h.db)
     assert main(["audit", r.id]) == 0
     text = capsys.readouterr().out
-    assert "deploying -> done" in text and APPROVER in text
+    assert "deploying -> booting" in text and "booting -> done" in text and APPROVER in text
     assert main(["audit", "--json"]) == 0
     assert '"to_state": "done"' in capsys.readouterr().out
     assert main(["audit", "r-none22"]) == 1

@@ -25,6 +25,9 @@ PACKAGES = {
     "gpg": "gnupg",
     "gpgconf": "gnupg",
     "gpgv": "gpgv",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "promtool": "prometheus",
+    "systemd-analyze": "systemd",
 }
 REQUIRE_ENV = "BYOI_TEST_REQUIRE_TOOLS"
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
+from ..core.boot_gate import health_url_problem
 from ..core.request import CHECKSUM_LENGTHS, IMAGE_TYPES, OPERATING_SYSTEMS, RAID_LEVELS, Checksum
 from .errors import did_you_mean, fail, option_error, show, show_url
 from .grammar import BY_KEY, SSH_KEY_TYPES, Option
@@ -78,6 +79,16 @@ def _image_url(option: Option, raw: str, now: datetime) -> str:
         option_error(option, problem, "a URL starting with `https://` or `http://`")
     if not host:
         option_error(option, f"`{show_url(url)}` has no host name.")
+    return url
+
+
+def _health_url(option: Option, raw: str, now: datetime) -> str:
+    url = as_url(raw)
+    if any(c.isspace() or _is_control(c) for c in url):
+        option_error(option, "the URL holds spaces or control characters.")
+    problem = health_url_problem(url)
+    if problem:
+        option_error(option, f"`{show_url(url)}` cannot be used: {problem}.")
     return url
 
 
@@ -389,6 +400,7 @@ CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "efi_bootloader": _text,
     "description": _text,
     "emergency": _reason,
+    "health_url": _health_url,
     "headers": _header,
     "config_drive": _config_drive,
     "os": _os,

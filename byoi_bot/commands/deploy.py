@@ -157,6 +157,7 @@ def catalog_spec(choice: CatalogChoice, image, checksum: Checksum | None) -> Dep
         "user_data": image.user_data,
         "metadata": image.metadata,
         "description": image.description,
+        "health_url": image.health_url,
     }
     if image.type:
         values["image_type"] = image.type

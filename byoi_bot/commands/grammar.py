@@ -282,6 +282,14 @@ OPTIONS: tuple[Option, ...] = (
         r"efi-bootloader=\efi\debian\grubx64.efi",
     ),
     Option(
+        "health-url",
+        "health_url",
+        "<https://…>",
+        "the deploy is done only once this HTTPS URL answers 2xx too, asked of the installed "
+        "server's own IP (its host name only names the TLS server)",
+        "health-url=https://web-1.example.net/healthz",
+    ),
+    Option(
         "description",
         "description",
         '"<text>"',

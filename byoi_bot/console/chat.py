@@ -37,7 +37,7 @@ class ConsoleChat:
 
     # -- Chat port ------------------------------------------------------------------
 
-    def post_card(self, view: CardView) -> str:
+    def post_card(self, view: CardView, *, post_id: int, maybe_posted: bool = False) -> str:
         with self._lock:
             self._ts += 1
             ts = f"{self._ts}.000000"
@@ -62,10 +62,16 @@ class ConsoleChat:
     def tell(self, user: str, channel: str, text: str) -> None:
         self._emit(f"  {self._c(YELLOW, f'(only {user} sees this)')} {self.render(text)}")
 
+    def dm(self, user: str, text: str) -> None:
+        self._emit(f"  {self._c(YELLOW, f'(direct message to {user})')} {self.render(text)}")
+
+    def check_credentials(self) -> None:
+        pass  # the shell has no credentials to refuse
+
     def group_members(self, group_id: str) -> frozenset[str]:
         return frozenset()
 
-    def post_fleet_card(self, view: FleetView) -> str:
+    def post_fleet_card(self, view: FleetView, *, post_id: int, maybe_posted: bool = False) -> str:
         with self._lock:
             self._ts += 1
             ts = f"{self._ts}.000000"

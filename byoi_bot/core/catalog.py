@@ -44,6 +44,13 @@ class CatalogImage:
     metadata: tuple[tuple[str, str], ...] = ()
     servers: tuple[str, ...] = ()  # allowed server name patterns; empty: any server
     description: str | None = None
+    ssh_port: int | None = None  # the boot gate's SSH port for this image (None: the policy's)
+    health_url: str | None = None  # an https:// URL the booted server answers 2xx
+
+    def boot(self) -> dict:
+        """The boot gate's SSH port for this image, when it sets one (its health URL goes
+        into the spec, approved and shown like the other values)."""
+        return {"ssh_port": self.ssh_port} if self.ssh_port else {}
 
     @property
     def file_name(self) -> str:

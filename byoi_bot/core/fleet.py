@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from .states import State
 
-RUNNING_STATES = frozenset({State.SUBMITTING, State.DEPLOYING})
+RUNNING_STATES = frozenset({State.SUBMITTING, State.DEPLOYING, State.BOOTING})
 FAILED_STATES = frozenset({State.FAILED, State.CANCELLED, State.EXPIRED, State.REJECTED})
 
 

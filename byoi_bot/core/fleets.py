@@ -39,7 +39,7 @@ from .fleet import (
     waves,
 )
 from .ports import FleetView, ServerBusy
-from .posts import Post, Undeliverable
+from .posts import Post
 from .request import DeploySpec, Request
 from .service import Deployments
 from .states import IllegalTransition, State
@@ -148,19 +148,7 @@ class Fleets:
             d.store.create_fleet(fleet, children)
         except ServerBusy as exc:
             raise Refused([messages.busy(exc.server, exc.other)]) from None
-        try:
-            ts = d.chat.post_fleet_card(self.view(fleet))
-        except Exception as exc:
-            log.exception("could not post the card of %s; cancelling it", fleet.id)
-            self._end(fleet, FleetState.CANCELLED, SYSTEM, "card not posted", State.CANCELLED)
-            why = str(exc) if isinstance(exc, Undeliverable) else messages.card_failed()
-            raise Refused([why]) from None
-        d.store.update_fleet(fleet.id, message_ts=ts)
-        fleet.message_ts = ts
-        try:
-            d.chat.offer_fleet_votes(fleet)  # after the ts is stored: a vote finds its fleet
-        except Exception:
-            log.exception("could not add the vote reactions to %s", fleet.id)
+        fleet.message_ts = d.post_card(fleet, d.store.fleet)  # core.deployments.cards
         if verify:
             self._start_verifying(fleet.id)
         return fleet
@@ -503,6 +491,12 @@ class Fleets:
 
     # -- helpers --------------------------------------------------------------------
 
+    def cancel_unposted(self, fleet_id: str) -> None:
+        """The fleet's card could not be posted: nobody can vote, it is cancelled."""
+        fleet = self.d.store.fleet(fleet_id)
+        if fleet is not None and fleet.state is FleetState.PENDING_APPROVAL:
+            self._end(fleet, FleetState.CANCELLED, SYSTEM, "card not posted", State.CANCELLED)
+
     def _end(
         self,
         fleet: Fleet,
@@ -550,7 +544,7 @@ def _blocking(checks: list) -> str | None:
 def _kind(member: Request) -> str | None:
     """What to post about a server: started, done, failed (a server never started and
     cancelled with the rollout is only in the summary)."""
-    if member.state is State.DEPLOYING:
+    if member.state in (State.DEPLOYING, State.BOOTING):
         return "started"
     if member.state is State.DONE:
         return "done"

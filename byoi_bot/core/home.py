@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .outbox import ACCEPTED, ChatState
 from .request import Request
 from .service import Deployments
 from .states import State
@@ -19,12 +20,13 @@ HISTORY_SERVERS = 5
 
 @dataclass(frozen=True)
 class Health:
-    """The bot's own state: jobs running, OVHcloud answering, posts waiting."""
+    """The bot's own state: jobs running, OVHcloud answering, the chat's token, posts waiting."""
 
     scheduler_running: bool
     provider_ok: bool | None  # None: not called since start
     provider_checked_at: datetime | None
     outbox_backlog: int
+    chat: ChatState = ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,20 @@ class Home:
     to_review: list[tuple[Request, datetime]] = field(default_factory=list)  # override, due
 
 
-def home_of(d: Deployments, user: str, scheduler_running: Callable[[], bool]) -> Home:
-    """`user`'s App Home as it stands now."""
+def home_of(
+    d: Deployments,
+    user: str,
+    scheduler_running: Callable[[], bool],
+    chat: ChatState = ACCEPTED,
+) -> Home:
+    """`user`'s App Home as it stands now (`chat`: the outbox's `ChatHealth` state)."""
     pending = d.store.in_states([State.PENDING_APPROVAL])
     recent = d.store.recent(50)
     history: dict[str, list[Request]] = {}
     for request in recent:
         if request.state.is_final and len(history) < HISTORY_SERVERS:
             history.setdefault(request.spec.server, []).append(request)
-    deploying = d.store.in_states([State.DEPLOYING])[:SHOWN]
+    deploying = d.store.in_states([State.DEPLOYING, State.BOOTING])[:SHOWN]
     return Home(
         user=user,
         to_approve=[r for r in pending if not r.fleet_id and d.may_vote(r, user)][:SHOWN],
@@ -59,6 +66,7 @@ def home_of(d: Deployments, user: str, scheduler_running: Callable[[], bool]) ->
             provider_ok=d.provider_seen[0] if d.provider_seen else None,
             provider_checked_at=d.provider_seen[1] if d.provider_seen else None,
             outbox_backlog=d.store.backlog(),
+            chat=chat,
         ),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from .authorization import Standing
+from .boot_gate import Gate
 from .catalog import CatalogImage
 from .checks import Check
 from .fleet import Fleet, FleetState
@@ -23,6 +24,7 @@ STATE_ICONS = {
     State.APPROVED: "👍",
     State.SUBMITTING: "📤",
     State.DEPLOYING: "🚧",
+    State.BOOTING: "🔌",
     State.DONE: "✅",
     State.FAILED: "🔥",
     State.REJECTED: "🚫",
@@ -49,6 +51,43 @@ def card_failed() -> str:
     return (
         "Slack did not take the request card (busy or unavailable), so nobody could approve "
         "it: the request is cancelled and nothing was changed. Try again in a minute."
+    )
+
+
+def requested(request: Request | Fleet) -> str:
+    """A deploy command's answer: the card is posted, or waits for the chat's pace."""
+    if request.message_ts:
+        return f"Request `{request.id}` is posted; it needs approval before anything happens."
+    return (
+        f"Request `{request.id}` is stored; its card appears in this channel as soon as Slack "
+        "takes it (Slack paces each channel's posts). It needs approval before anything happens."
+    )
+
+
+def card_not_posted_dm(request: Request | Fleet, why: str) -> str:
+    """A direct message: the card could not be posted, and nobody waited for the answer."""
+    ended = request.state in (State.PENDING_APPROVAL, FleetState.PENDING_APPROVAL)
+    text = (
+        f"byoi-bot could not post the card of your request `{request.id}` in <#{request.channel}>"
+    )
+    return text + (", so it is cancelled. " if ended else ". ") + why
+
+
+def channel_gone_dm(request: Request | Fleet, why: str) -> str:
+    """A direct message: the channel refuses the bot in the middle of a request."""
+    return (
+        f"byoi-bot can no longer post about your request `{request.id}` in "
+        f"<#{request.channel}>: {why}. The request goes on; its outcome will be sent here, "
+        f"and `/byoi status {request.id}` shows where it stands."
+    )
+
+
+def outcome_dm(request: Request | Fleet, text: str, why: str) -> str:
+    """A direct message: the outcome the channel refused to show."""
+    said = f"\n{text}" if text else ""
+    return (
+        f"Your request `{request.id}` is {request.state.replace('_', ' ')}. byoi-bot could not "
+        f"say so in <#{request.channel}> ({why}).{said}"
     )
 
 
@@ -129,7 +168,7 @@ def card_status(request: Request, pace: float | None = None, interval: float = 2
     (`pace`: seconds between two polls of this deployment)."""
     icon = STATE_ICONS[request.state]
     text = f"{icon} *{request.state.replace('_', ' ')}*"
-    if request.state is State.DEPLOYING and request.last_status:
+    if request.state in (State.DEPLOYING, State.BOOTING) and request.last_status:
         text += f" — {esc(request.last_status)}"
     if request.state is State.DEPLOYING and pace is not None and pace > interval:
         text += f" · updates every ~{round(pace, -1 if pace >= 60 else 0):.0f} s: API budget"
@@ -233,7 +272,7 @@ def summary_line(request: Request, url_limit: int | None = None) -> str:
         f"{esc(truncate(url, url_limit) if url_limit else url)} · "
         f"by {mention(request.requester)} · {local_time(request.created_at)}"
     )
-    if request.state is State.DEPLOYING and request.last_status:
+    if request.state in (State.DEPLOYING, State.BOOTING) and request.last_status:
         line += f" · {esc(request.last_status)}"
     if account := (request.server_facts or {}).get("account"):
         line += f" · account `{esc(account)}`"
@@ -520,4 +559,56 @@ def fleet_member_vote(request: Request) -> str:
     return (
         f"{label(request)} is one server of the fleet request `{request.fleet_id}`: vote on the "
         "fleet's card, where a vote counts for every server whose policy lists you."
+    )
+
+
+# -- the boot gate (core.boot_gate) ---------------------------------------------------------
+
+
+def boot_status(gate: Gate) -> str:
+    """The card's status while the gate waits (it changes when the server's answer does)."""
+    last = f" (last probe: {truncate(gate.last, 120)})" if gate.probes else ""
+    return f"waiting for the server to answer{last}"
+
+
+def boot_waiting(request: Request, gate: Gate) -> str:
+    what = f"SSH on `{esc(gate.ip or '?')}:{gate.ssh_port}`"
+    if gate.health_url:
+        what += f" and {esc(gate.health_url)}"
+    until = local_time(gate.deadline) if gate.deadline else "?"
+    return (
+        f"🔌 OVHcloud has finished installing {label(request)}; waiting for the server to "
+        f"answer ({what}) until {until}. Last probe: {esc(truncate(gate.last, 300))}"
+    )
+
+
+def booted(request: Request, proof: str, now: datetime) -> str:
+    """Done: the server answered; `proof` is what it said (escaped here)."""
+    took = duration(now - request.submitted_at) if request.submitted_at else "?"
+    return (
+        f"✅ {mention(request.requester)}, {label(request)} is done in {took}: the server "
+        f"answered ({esc(truncate(proof, 300))})."
+    )
+
+
+def host_keys(keys: tuple[tuple[str, str], ...]) -> str:
+    """The host keys a server reported by phone-home, to compare at the first login."""
+    lines = ["Host keys it reported:"]
+    lines += [f"• `{esc(kind)}`: `{esc(truncate(key, 600))}`" for kind, key in keys]
+    return "\n".join(lines)
+
+
+def done_unchecked(request: Request, now: datetime) -> str:
+    """Done with the boot gate off for this server: say the boot was not checked."""
+    took = duration(now - request.submitted_at) if request.submitted_at else "?"
+    return (
+        f"✅ {mention(request.requester)}, {label(request)} is done in {took} at OVHcloud; "
+        "its boot was not checked (the boot gate is off for this server)."
+    )
+
+
+def boot_failed(request: Request, gate: Gate, waited: timedelta) -> str:
+    return (
+        f"🔥 {mention(request.requester)}, {label(request)} failed: the install finished at "
+        f"OVHcloud, but the server did not come back within {duration(waited)}."
     )

@@ -71,6 +71,9 @@ class Policy:
     emergency_required: int | None = None
     review_within: timedelta = timedelta(hours=24)
     freeze_admins: frozenset[str] = frozenset()
+    boot_gate: bool = True  # done only once the server answers (core.boot_gate)
+    boot_timeout: timedelta = timedelta(minutes=15)  # after OVHcloud's done
+    boot_ssh_port: int = 22
 
     @property
     def groups(self) -> tuple[str, ...]:

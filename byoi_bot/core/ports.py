@@ -55,6 +55,7 @@ class ServerFacts:
     power_state: str = "poweron"
     account: str = ""  # the OVHcloud account that lists it, when several are configured
     architecture: str = ""  # OVHcloud's processorArchitecture (x86_64, arm64, …); "": unknown
+    ip: str = ""  # the server's own IPv4 address (the boot gate probes it)
 
     def disk_group(self, group_id: int | None) -> DiskGroup | None:
         """The given disk group, or the first one when `group_id` is None."""
@@ -229,8 +230,11 @@ class Chat(Protocol):
     and card edits come from the outbox (`core.outbox`), which retries them.
     """
 
-    def post_card(self, view: CardView) -> str:
-        """Post the request card in `view.request.channel`; return its message id (ts)."""
+    def post_card(self, view: CardView, *, post_id: int, maybe_posted: bool = False) -> str:
+        """Post the request card in `view.request.channel`; return its message id (ts).
+
+        Sent by the outbox (`post_id`, `maybe_posted` and the errors raised as for `reply`).
+        """
         ...
 
     def offer_votes(self, request: Request) -> None:
@@ -256,12 +260,20 @@ class Chat(Protocol):
         """Show `text` to `user` alone (ephemeral)."""
         ...
 
+    def dm(self, user: str, text: str) -> None:
+        """Send `text` to `user` in a direct message (when the channel cannot be used)."""
+        ...
+
+    def check_credentials(self) -> None:
+        """Raise `outbox.Unauthorized` when the chat refuses the bot's credentials."""
+        ...
+
     def group_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group (empty when unknown or not allowed)."""
         ...
 
-    def post_fleet_card(self, view: FleetView) -> str:
-        """Post a fleet's card; return its message id (ts)."""
+    def post_fleet_card(self, view: FleetView, *, post_id: int, maybe_posted: bool = False) -> str:
+        """Post a fleet's card; return its message id (ts) (sent like `post_card`)."""
         ...
 
     def offer_fleet_votes(self, fleet: Fleet) -> None:
@@ -299,6 +311,10 @@ class Leadership(Protocol):
 
     def stop(self) -> None:
         """Stop campaigning and give the lead up."""
+        ...
+
+    def leader_known(self) -> bool:
+        """True when this process leads or knows that another one does."""
         ...
 
 

@@ -54,9 +54,13 @@ class DeploySpec:
     api: str | None = None  # the API generation, fixed when the request is created
     efi_source: str | None = None  # "given" by the user or "image" (found in its ESP)
     keep_disks: tuple[int, ...] | None = None  # disk groups left untouched; None: the default
+    health_url: str | None = None  # the boot gate also asks it of the server (core.boot_gate)
     emergency: str | None = None  # why this deploy overrides windows and freezes (break-glass)
 
-    OPTIONAL_FIELDS = ("emergency",)  # fields a spec leaves out of its fingerprint when unset
+    OPTIONAL_FIELDS = (
+        "emergency",
+        "health_url",
+    )  # fields a spec leaves out of its fingerprint when unset
 
     def fingerprint(self) -> str:
         """A hash of exactly what was requested; an approval is bound to it.
@@ -136,6 +140,7 @@ class DeploySpec:
             efi_source=data.get("efi_source"),
             keep_disks=_ints(data.get("keep_disks")),
             emergency=data.get("emergency"),
+            health_url=data.get("health_url"),
         )
         return spec.with_secrets(secrets) if secrets else spec
 
@@ -192,6 +197,7 @@ class Request:
     last_post_at: datetime | None = None
     start_mark: str | None = None
     fleet_id: str | None = None  # set when the request is one server of a fleet request
+    boot: dict | None = None  # the boot gate (`core.boot_gate.Gate.to_dict()`), from approval
     version: int = 0  # bumped by every write; a card shows one version and never an older
 
     def __post_init__(self) -> None:

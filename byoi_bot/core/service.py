@@ -14,6 +14,7 @@ from .deployments.base import (
     Refused,
     Timing,
 )
+from .deployments.cards import Cards
 from .deployments.checksums import Checksums
 from .deployments.controlling import ChangeControl
 from .deployments.following import Following
@@ -24,5 +25,5 @@ from .deployments.voting import Voting
 __all__ = ["APPROVE_REACTIONS", "REJECT_REACTIONS", "SYSTEM", "Deployments", "Refused", "Timing"]
 
 
-class Deployments(Asking, Voting, Checksums, ChangeControl, Submitting, Following, Reading):
+class Deployments(Asking, Cards, Voting, Checksums, ChangeControl, Submitting, Following, Reading):
     """Requests, approvals, submission and follow-up of BYOI deployments."""

@@ -15,6 +15,7 @@ class State(StrEnum):
     EXPIRED = "expired"
     SUBMITTING = "submitting"
     DEPLOYING = "deploying"
+    BOOTING = "booting"  # OVHcloud is done; waiting for the server to answer (core.boot_gate)
     DONE = "done"
     FAILED = "failed"
 
@@ -30,7 +31,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     ),
     State.APPROVED: frozenset({State.SUBMITTING, State.CANCELLED, State.FAILED}),
     State.SUBMITTING: frozenset({State.DEPLOYING, State.FAILED}),
-    State.DEPLOYING: frozenset({State.DONE, State.FAILED, State.CANCELLED}),
+    State.DEPLOYING: frozenset({State.BOOTING, State.DONE, State.FAILED, State.CANCELLED}),
+    State.BOOTING: frozenset({State.DONE, State.FAILED}),
     State.REJECTED: frozenset(),
     State.CANCELLED: frozenset(),
     State.EXPIRED: frozenset(),
@@ -40,7 +42,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 # The states that hold a server: one active request per server.
 ACTIVE_STATES = frozenset(
-    {State.PENDING_APPROVAL, State.APPROVED, State.SUBMITTING, State.DEPLOYING}
+    {State.PENDING_APPROVAL, State.APPROVED, State.SUBMITTING, State.DEPLOYING, State.BOOTING}
 )
 
 

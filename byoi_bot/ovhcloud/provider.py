@@ -111,6 +111,7 @@ class _OvhProvider(ABC):
             efi_bootloader_path=info.get("efiBootloaderPath") or None,
             power_state=str(info.get("powerState") or "poweron"),
             architecture=str(hardware.get("processorArchitecture") or ""),
+            ip=str(info.get("ip") or ""),
         )
 
     @abstractmethod

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..ovhcloud.iam import actions_of
 from . import auth
+from .boots import Behaviour, BootError, Boots
 from .errors import ApiError
 from .faults import FaultError
 from .world import World
@@ -82,6 +83,7 @@ class Simulator:
     ) -> None:
         self.world = World(inventory, deploy_seconds, clock, install_steps)
         self.service_account = auth.ServiceAccount.of(service_account) if service_account else None
+        self.boots = Boots(self.world.install_ended)  # the servers' SSH, on 127.0.0.1
         self.latency = latency  # seconds every API answer waits, like a real round trip
         self.credentials = auth.Credentials.resolve(credentials)
         self._calls: list[dict] = []
@@ -100,12 +102,14 @@ class Simulator:
             target=self._httpd.serve_forever, args=(0.05,), name="ovh-simulator", daemon=True
         )
         self._thread.start()
+        self.boots.start(self.world.server_names())
         self.url = f"http://{host}:{self._httpd.server_port}{PREFIX}"
         return self.url
 
     def stop(self) -> None:
         """Stop serving and release held (delayed) answers."""
         self._stopping.set()
+        self.boots.stop()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -140,6 +144,7 @@ class Simulator:
     def reset(self) -> None:
         """Back to the loaded inventory; faults, clock offset and call log cleared."""
         self.world.reset()
+        self.boots.reset()
         with self._lock:
             self._calls.clear()
 
@@ -276,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         first = {k: v[0] for k, v in query.items()}
         calls = {
             "list_servers": lambda: world.server_names(),
-            "get_server": lambda: world.server(server),
+            "get_server": lambda: world.server(server) | {"ip": self.sim.boots.host},
             "get_hardware": lambda: world.hardware(server),
             "get_byoi": lambda: world.byoi_status(server),
             "post_byoi": lambda: world.start_byoi(server, data),
@@ -309,6 +314,15 @@ class _Handler(BaseHTTPRequestHandler):
         if key == ("DELETE", "/faults"):
             world.faults.clear()
             return 200, world.faults.pending()
+        if key == ("GET", "/boots"):
+            return 200, self.sim.boots.view()
+        if key == ("POST", "/boots"):
+            try:
+                name = data.get("server") if isinstance(data, dict) else None
+                self.sim.boots.set(str(name), Behaviour.parse(data))
+            except BootError as exc:
+                return 400, {"message": str(exc)}
+            return 200, self.sim.boots.view()
         if key == ("GET", "/calls"):
             return 200, self.sim.calls()
         if key == ("POST", "/reset"):
@@ -369,6 +383,8 @@ def serve(
     else:
         print("  credentials: from OVH_APPLICATION_KEY/SECRET/CONSUMER_KEY", file=sys.stderr)
     print(f"  servers: {', '.join(simulator.world.server_names())}", file=sys.stderr)
+    ports = ", ".join(f"{name} {port}" for name, port in simulator.boots.ports().items())
+    print(f"  their SSH after an install, on 127.0.0.1 (boot_ssh_port): {ports}", file=sys.stderr)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -232,6 +232,15 @@ class World:
                 view["os"] = latest.os
             return view
 
+    def install_ended(self, name: str) -> float | None:
+        """Seconds since `name`'s latest install ended well (None: none did); its boot."""
+        with self._lock:
+            latest = self._latest_of(name)
+            now = self.now()
+            if latest is None or latest.status(now) != "done":
+                return None
+            return now - latest.started - latest._end()
+
     def hardware(self, name: str) -> dict:
         return copy.deepcopy(self._entry(name)["hardware"])
 

@@ -23,14 +23,23 @@ from slack_sdk import WebClient
 from .. import commands
 from ..core import messages
 from ..core.home import home_of
+from ..core.outbox import ChatHealth
 from ..core.service import Deployments, Refused
 from ..core.text import esc, truncate
 from ..dispatch import run_command
 from ..store import Store
 from .cards import APPROVE_ACTION, REJECT_ACTION
+from .errors import failed
 from .form import CALLBACK_ID, deploy_modal, spec_from_submission
 from .home import REVIEW_ACTION, home_view
-from .manifest import APP_HOME_OPENED, COMMAND, REACTION_ADDED, REACTION_REMOVED
+from .manifest import (
+    APP_HOME_OPENED,
+    APP_UNINSTALLED,
+    COMMAND,
+    REACTION_ADDED,
+    REACTION_REMOVED,
+    TOKENS_REVOKED,
+)
 from .work import BUSY, Work
 
 log = logging.getLogger(__name__)
@@ -61,13 +70,16 @@ def build_app(
     preflights: Work | None = None,
     work: Work | None = None,
     scheduler_running: Callable[[], bool] = lambda: True,
+    chat_health: ChatHealth | None = None,
 ) -> App:
     """A Bolt app whose listeners ack, then drive `deployments` on the bot's own threads.
 
     New requests (a preflight reads the image over HTTP, for seconds) run on `preflights`;
     everything else (answers, votes, reactions) on `work`, so a burst of slow preflights
-    delays neither an ack nor a `help`.
+    delays neither an ack nor a `help`. `chat_health` (the outbox's) turns red when Slack
+    says the token is gone, and the App Home shows it.
     """
+    chat_health = chat_health or ChatHealth()
     preflights = preflights or Work(workers=16, queue=48)
     work = work or Work(workers=4, queue=64)
     app = _GuardedApp(
@@ -181,6 +193,14 @@ def build_app(
         if not work.submit(deployments.react, channel, ts, user, reaction, added):
             _tell(app.client, channel, user, BUSY)
 
+    @app.event(TOKENS_REVOKED)
+    @app.event(APP_UNINSTALLED)
+    def on_token_gone(event: dict) -> None:
+        kind = _text(event, "type") or TOKENS_REVOKED
+        reason = f"Slack sent {kind}: reinstall the app and set SLACK_BOT_TOKEN"
+        if not chat_health.refused(reason):  # red already: the event gets its own line
+            log.error(reason)
+
     @app.event(APP_HOME_OPENED)
     def on_home_opened(event: dict, client: WebClient) -> None:
         user = _text(event, "user")
@@ -189,10 +209,10 @@ def build_app(
 
     def _publish_home(client: WebClient, user: str) -> None:
         try:
-            home = home_of(deployments, user, scheduler_running)
+            home = home_of(deployments, user, scheduler_running, chat_health.state())
             client.views_publish(user_id=user, view=home_view(home))
         except Exception as exc:
-            log.warning("could not publish the App Home of %s: %s", user, type(exc).__name__)
+            log.warning("could not publish the App Home of %s: %s", user, failed(exc))
 
     def _vote_and_redraw(vote, body: dict, action: dict, respond: Respond, client) -> None:
         _vote(vote, store, body, action, respond)
@@ -231,6 +251,14 @@ def build_app(
     @app.view(ANY)
     def on_other_view(ack: Ack) -> None:
         ack()
+
+    @app.view_closed(ANY)
+    def on_view_closed(ack: Ack) -> None:
+        ack()
+
+    @app.options(ANY)
+    def on_block_suggestion(ack: Ack) -> None:
+        ack(options=[])  # no menu of this bot loads its options from Slack
 
     @app.command(ANY)
     def on_other_command(ack: Ack, respond: Respond) -> None:
@@ -298,7 +326,7 @@ def _open_form(client: WebClient, trigger_id: str, channel: str, respond: Respon
     try:
         client.views_open(trigger_id=trigger_id, view=deploy_modal(channel))
     except Exception as exc:
-        log.warning("could not open the form: %s", type(exc).__name__)
+        log.warning("could not open the form: %s", failed(exc))
         respond(FORM_NOT_OPENED)
 
 
@@ -333,7 +361,7 @@ def _tell(client: WebClient, channel: str, user: str, text: str) -> None:
     try:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     except Exception as exc:
-        log.warning("could not tell %s: %s", user, type(exc).__name__)
+        log.warning("could not tell %s: %s", user, failed(exc))
 
 
 def _vote(vote, store: Store, body: dict, action: dict, respond: Respond) -> None:
@@ -370,4 +398,4 @@ def _answer(respond: Respond, text: str) -> None:
     try:
         respond(text=text, replace_original=False)
     except Exception as exc:  # no usable response_url in the payload
-        log.warning("could not answer a button press: %s", type(exc).__name__)
+        log.warning("could not answer a button press: %s", failed(exc))

@@ -115,6 +115,8 @@ def _purpose(view: CardView) -> str:
     if s.description is not None:
         items.append(truncate(esc(s.description), 200))
     items.append(f"starts at {s.at:%Y-%m-%d %H:%M} UTC" if s.at else "starts once approved")
+    if s.health_url:
+        items.append(f"done once {truncate(esc(s.health_url), 200)} answers 2xx")
     return "\n".join(items)
 
 

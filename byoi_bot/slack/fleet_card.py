@@ -25,6 +25,7 @@ STEP_ICONS = {
     State.APPROVED: "·",
     State.SUBMITTING: "📤",
     State.DEPLOYING: "🚧",
+    State.BOOTING: "🔌",
     State.DONE: "✅",
     State.FAILED: "🔥",
     State.CANCELLED: "🗑️",

@@ -57,8 +57,9 @@ def _health(home: Home) -> str:
     else:
         seen = local_time(h.provider_checked_at) if h.provider_checked_at else "?"
         provider = ("✅ answered" if h.provider_ok else "⚠️ did not answer") + f" at {seen}"
+    token = "✅ accepted" if h.chat.ok else f"⛔ refused: {esc(h.chat.reason)}"
     return (
-        f"*Scheduler:* {scheduler}\n*OVHcloud:* {provider}\n"
+        f"*Scheduler:* {scheduler}\n*OVHcloud:* {provider}\n*Slack token:* {token}\n"
         f"*Posts waiting to be sent:* {h.outbox_backlog:,}"
     )
 

@@ -6,6 +6,12 @@ store), serves HTTP/1.1 with keep-alive from one event loop and a pool of thread
 a real listen backlog. A pre-fork server (gunicorn) would need its worker hooks to start the
 bot in the worker process and its master process to relay signals; waitress needs neither.
 
+Bodies are capped at `BODY_LIMIT` (1 MiB) by waitress itself, from the request line and
+headers, before the app reads a byte: a Content-Length over it gets 413 at once (the body is
+never read); a chunked body gets 413 as soon as the bytes received pass it. Slack's own
+payloads are a few KiB (the largest, a modal's state, stays well below 100 KiB), so 1 MiB
+leaves room and still bounds what one request can make the bot hold.
+
 `stop()` is graceful: the listening socket closes first (new connections are refused), the
 requests already received are answered (acks included), then the connections close.
 """
@@ -29,12 +35,21 @@ BACKLOG = 1024  # connections the kernel queues before the loop accepts them
 KEEP_ALIVE = 75  # seconds an idle keep-alive connection stays open
 GRACE = 10.0  # seconds to finish in-flight requests on stop
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
+BODY_LIMIT = 1024 * 1024  # bytes; a larger body is refused with 413 before it is read
 
 
 class HttpServer:
     """A WSGI app served by waitress on `host:port` (port 0: any free port)."""
 
-    def __init__(self, app: Callable, host: str, port: int, *, threads: int = THREADS) -> None:
+    def __init__(
+        self,
+        app: Callable,
+        host: str,
+        port: int,
+        *,
+        threads: int = THREADS,
+        body_limit: int = BODY_LIMIT,
+    ) -> None:
         self._server = create_server(
             app,
             host=host,
@@ -46,6 +61,7 @@ class HttpServer:
             asyncore_use_poll=True,
             expose_tracebacks=False,
             ident="byoi-bot",
+            max_request_body_size=body_limit + 1,  # waitress refuses sizes >= this
         )
         self._stopped = threading.Event()
 

@@ -14,11 +14,15 @@ COMMAND = "/byoi"
 REACTION_ADDED = "reaction_added"
 REACTION_REMOVED = "reaction_removed"
 APP_HOME_OPENED = "app_home_opened"
+TOKENS_REVOKED = "tokens_revoked"
+APP_UNINSTALLED = "app_uninstalled"
 
 BOT_EVENTS = {
     REACTION_ADDED: "approvals by ✅ / ❌ on the card",
     REACTION_REMOVED: "a ✅ taken back withdraws the approval",
     APP_HOME_OPENED: "the App Home tab",
+    TOKENS_REVOKED: "logged; the bot's Slack health turns red (docs/slack.md)",
+    APP_UNINSTALLED: "the same",
 }
 BOT_SCOPES = {
     "commands": "the /byoi slash command",
@@ -26,8 +30,9 @@ BOT_SCOPES = {
     "reactions:read": "approvals by ✅ / ❌ on the card",
     "reactions:write": "pre-add ✅ and ❌ to each card",
     "usergroups:read": "approvers given as user groups (S…)",
-    "channels:history": "before re-sending a post whose answer was lost, read the thread",
+    "channels:history": "before re-sending a post whose answer was lost, read the channel",
     "groups:history": "the same in private channels: never post twice",
+    "im:write": "tell a requester by DM when their channel refuses the bot",
 }
 EVENTS_PATH = "/slack/events"
 

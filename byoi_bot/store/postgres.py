@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -75,6 +76,7 @@ AUDIT_SPACE = 0x6279_6F61  # "byoa": held by the durable transaction extending t
 LEADER_SPACE = 0x6279_6F6C  # "byol": held by the replica that runs the background work
 AUDIT_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 CLAIM_SPACE = 0x6279_6F63  # "byoc": a request being submitted or reconciled
+STOP_CHECK = 0.1  # seconds: how soon a leader that is asked to stop lets go of the lead
 OUTBOX_CHANNEL = "byoi_outbox"  # NOTIFY at every enqueue: wakes the leader's sender
 DISPLAY_FIELDS = {"progress", "last_status", "last_post_at"}  # lost in a crash: read again
 STREAM_PAGE = 200  # rows per page of `stream()`
@@ -225,7 +227,14 @@ def _change_control(conn: psycopg.Connection) -> None:
     )
 
 
-MIGRATIONS = (*MIGRATIONS, _change_control)
+# m_gate_01: the boot gate's record per request; `booting` holds its server
+_BOOT_GATE = f"""
+    ALTER TABLE requests ADD COLUMN boot text;
+    DROP INDEX one_active_per_server;
+    CREATE UNIQUE INDEX one_active_per_server ON requests (server) WHERE state IN ({_ACTIVE});
+"""
+
+MIGRATIONS = (*MIGRATIONS, _change_control, _BOOT_GATE)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -755,6 +764,19 @@ class PostgresStore:
         rows = self._rows("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')")
         return rows[0]["n"]
 
+    def request_counts(self) -> dict[str, int]:
+        """How many requests are in each state (states with none are left out)."""
+        rows = self._rows("SELECT state, count(*) AS n FROM requests GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
+
+    def outbox_waiting(self) -> tuple[int, datetime | None]:
+        """How many posts wait to be sent, and when the oldest of them was queued."""
+        (row,) = self._rows(
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox "
+            "WHERE state IN ('queued', 'sending')"
+        )
+        return row["n"], row["oldest"]
+
     def by_reply(self, channel: str, ts: str) -> Request | None:
         """The request in whose thread the bot posted the message `ts`, or None."""
         rows = self._rows(
@@ -931,6 +953,10 @@ class AdvisoryLeader:
             self._thread.join(timeout=10)
         self._drop()
 
+    def leader_known(self) -> bool:
+        """This replica leads, or the last election reached the database (another leads)."""
+        return self.leading or self._conn is not None
+
     def _run(self) -> None:
         while not self._stop.is_set():
             if self.leading:
@@ -940,11 +966,14 @@ class AdvisoryLeader:
             self._step()
 
     def _listen(self) -> None:
-        """Wait up to `interval` for the outbox's notifications, waking the sender on each."""
+        """Wait up to `interval` for the outbox's notifications, waking the sender on each;
+        in slices of `STOP_CHECK`, so that `stop()` lets go of the lead at once."""
+        deadline = time.monotonic() + self.interval
         try:
             assert self._conn is not None
-            for _ in self._conn.notifies(timeout=self.interval):
-                self._on_notified()
+            while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                for _ in self._conn.notifies(timeout=min(left, STOP_CHECK)):
+                    self._on_notified()
         except psycopg.Error as exc:
             log.warning("leader connection lost: %s", type(exc).__name__)
             self._drop()

@@ -73,6 +73,7 @@ def to_row(r: Request) -> dict:
         "start_mark": r.start_mark,
         "version": r.version,
         "fleet_id": r.fleet_id,
+        "boot": json.dumps(r.boot) if r.boot else None,
     }
 
 
@@ -105,6 +106,7 @@ def from_row(row: dict) -> Request:
         start_mark=row.get("start_mark"),
         version=row.get("version") or 0,
         fleet_id=row.get("fleet_id"),
+        boot=loads("boot"),
     )
 
 

@@ -6,7 +6,7 @@ of the core; `postgres.py` is the other adapter, for replicas sharing one databa
 
 >>> store = Store(":memory:")
 >>> store.schema_version()
-9
+10
 
 Rules it enforces:
 
@@ -45,6 +45,7 @@ from ..core.posts import Post, Queued
 from ..core.request import Request
 from ..core.states import ACTIVE_STATES, IllegalTransition, State, check_transition
 from . import audit_chain
+from .lockfile import hold_shared
 from .rows import (
     AUDIT_PAGE,
     CURRENT_FREEZES,
@@ -249,6 +250,17 @@ def _audit_append_only(db: Database) -> None:
         )
 
 
+@migrations()
+def m_gate_01_boot_gate(db: Database) -> None:
+    """The boot gate: its record per request, and `booting` holds its server like `deploying`."""
+    db["requests"].add_column("boot", str)
+    states = ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATES))
+    db.execute("DROP INDEX one_active_per_server")
+    db.execute(
+        f"CREATE UNIQUE INDEX one_active_per_server ON requests(server) WHERE state IN ({states})"
+    )
+
+
 STREAM_PAGE = 200  # rows per page of `stream()`
 
 SCHEMA_VERSION = len(migrations._migrations)
@@ -272,6 +284,10 @@ class SoleLeader:
     def stop(self) -> None:
         """Nothing to release."""
 
+    def leader_known(self) -> bool:
+        """Always: this process."""
+        return True
+
 
 class Store:
     """The request store over one SQLite file (WAL mode), safe to share between threads."""
@@ -281,6 +297,7 @@ class Store:
     ) -> None:
         self._clock = clock or SystemClock()  # stamps approvals, audit rows and event ids
         conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
+        self._holder = hold_shared(path)  # `byoi-bot restore` waits for it (`lockfile`)
         self.db = Database(conn)
         self._lock = threading.RLock()
         self._file = os.path.realpath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -298,6 +315,8 @@ class Store:
         statement of another thread can crash the interpreter)."""
         with self._lock:
             self.db.close()
+            if self._holder is not None:
+                self._holder.close()
 
     def probe(self) -> None:
         """Take and release the write lock: proves the file is writable (`byoi-bot check`)."""
@@ -797,6 +816,20 @@ class Store:
             return self.db.execute(
                 "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')"
             ).fetchone()[0]
+
+    def request_counts(self) -> dict[str, int]:
+        """How many requests are in each state (states with none are left out)."""
+        with self._lock:
+            rows = self.db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
+            return dict(rows.fetchall())
+
+    def outbox_waiting(self) -> tuple[int, datetime | None]:
+        """How many posts wait to be sent, and when the oldest of them was queued."""
+        with self._lock:
+            count, oldest = self.db.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state IN ('queued', 'sending')"
+            ).fetchone()
+        return count, datetime.fromisoformat(oldest) if oldest else None
 
     def by_reply(self, channel: str, ts: str) -> Request | None:
         """The request in whose thread the bot posted the message `ts`, or None."""

@@ -71,9 +71,9 @@ def demo_card_blocks() -> list[dict]:
     views = []
     post_card = session.chat.post_card
 
-    def keep(view):
+    def keep(view, **kwargs):
         views.append(view)
-        return post_card(view)
+        return post_card(view, **kwargs)
 
     session.chat.post_card = keep
     with stack:

@@ -106,7 +106,10 @@ class FakeSlack(BackgroundServer):
     Use as a context manager or call :meth:`start` / :meth:`stop`.
     Mutable knobs: ``users`` (id -> users.info ``user``), ``channels`` (id ->
     conversations.info ``channel``), ``usergroups`` (id -> member ids),
-    ``usergroups_error`` (e.g. ``"plan_upgrade_required"``).
+    ``usergroups_error`` (e.g. ``"plan_upgrade_required"``), ``token_error`` (e.g.
+    ``"token_revoked"``: every call with the bot token is refused so until reset to None),
+    ``channel_errors`` (channel id -> error, e.g. ``"is_archived"`` or ``"not_in_channel"``:
+    posts and edits in that channel are refused so).
     """
 
     def __init__(
@@ -135,6 +138,8 @@ class FakeSlack(BackgroundServer):
         self.channels: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.usergroups_error: str | None = None
+        self.token_error: str | None = None
+        self.channel_errors: dict[str, str] = {}
         self.calls: list[Call] = []
         self._cond = threading.Condition(threading.RLock())
         self._faults: list[Fault] = []
@@ -162,6 +167,8 @@ class FakeSlack(BackgroundServer):
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
+            "conversations.open": self._conversations_open,
         }
 
     def _init_state(self) -> None:
@@ -424,6 +431,8 @@ class FakeSlack(BackgroundServer):
             return "not_authed"
         if call.token not in (self.bot_token, self.app_token):
             return "invalid_auth"
+        if call.token == self.bot_token and self.token_error:
+            return self.token_error
         if call.method == "apps.connections.open":
             return None if call.token == self.app_token else "not_allowed_token_type"
         if call.token == self.app_token:
@@ -500,8 +509,13 @@ class FakeSlack(BackgroundServer):
             self._messages[(channel, ts)] = msg
         return msg
 
+    def _refuse_channel(self, args: dict[str, Any]) -> None:
+        if error := self.channel_errors.get(args.get("channel")):
+            raise _ApiError(error)
+
     def _chat_post_message(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
         self._require(args, "channel")
+        self._refuse_channel(args)
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             raise _ApiError("no_text")
         msg = self._store_message(args["channel"], args)
@@ -527,6 +541,7 @@ class FakeSlack(BackgroundServer):
         return msg
 
     def _chat_update(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        self._refuse_channel(args)
         msg = self._find(args)
         for key in ("text", "blocks", "attachments", "metadata"):
             if key in args:
@@ -666,6 +681,33 @@ class FakeSlack(BackgroundServer):
             and (m["ts"] == ts or m.get("thread_ts") == ts)
         ]
         return {"ok": True, "messages": thread, "has_more": False}
+
+    def _conversations_history(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """The channel's top-level messages, newest first (one page); metadata only with
+        include_all_metadata."""
+        self._require(args, "channel")
+        with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        messages = [
+            self._public({k: v for k, v in m.items() if with_meta or k != "metadata"})
+            for m in reversed(self._posted)
+            if m["channel"] == args["channel"]
+            and not m["ephemeral"]
+            and not m.get("deleted")
+            and not m.get("thread_ts")
+        ]
+        return {"ok": True, "messages": messages, "has_more": False}
+
+    def _conversations_open(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """A direct message channel with `users` (one user): ``D`` + the user id."""
+        self._require(args, "users")
+        users = str(args["users"]).split(",")
+        if len(users) != 1:
+            raise _ApiError("not_implemented")
+        return {"ok": True, "channel": {"id": f"D{users[0]}", "is_im": True}}
+
+    def dms(self, user: str) -> list[str]:
+        """Texts of the direct messages sent to `user` (via conversations.open), oldest first."""
+        return [m["text"] for m in self.messages(channel=f"D{user}")]
 
     def _conversations_info(self, args: dict[str, Any], token: str | None) -> dict[str, Any]:
         self._require(args, "channel")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from .. import messages, sent
 from ..checks import Check, Severity, blocking
 from ..ports import ProviderError, ServerBusy, ServerFacts
-from ..posts import Undeliverable
 from ..request import DeploySpec, Request
 from ..server_checks import server_checks
 from ..states import State
-from .base import CHECKSUM, SYSTEM, Refused, Workflow
-
-log = logging.getLogger(__name__)
+from .base import CHECKSUM, Refused, Workflow
 
 
 class Asking(Workflow):
@@ -65,21 +60,7 @@ class Asking(Workflow):
             self.store.create(request, spec.secrets())
         except ServerBusy as exc:
             raise Refused([messages.busy(spec.server, exc.other)]) from None
-        try:
-            ts = self.chat.post_card(self.card(request))
-        except Exception as exc:
-            log.exception("could not post the card of %s; cancelling it", request.id)
-            self.store.transition(
-                request.id, State.PENDING_APPROVAL, State.CANCELLED, SYSTEM, "card not posted"
-            )
-            why = str(exc) if isinstance(exc, Undeliverable) else messages.card_failed()
-            raise Refused([why]) from None
-        self.store.update(request.id, message_ts=ts)
-        request.message_ts = ts
-        try:
-            self.chat.offer_votes(request)
-        except Exception:
-            log.exception("could not add the vote reactions to %s", request.id)
+        request.message_ts = self.post_card(request, self.store.get)  # `cards.Cards`
         if verify:
             self._start_verifying(request.id)
         return request

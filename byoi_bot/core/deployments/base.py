@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .. import messages
 from ..authorization import Authorization
+from ..boot_gate import BootProbe
 from ..checks import Severity
 from ..fleet import Fleet
 from ..policy import PolicySet
@@ -36,7 +37,7 @@ APPROVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_b
 REJECT_REACTIONS = frozenset({"x", "no_entry"})
 SYSTEM = "byoi-bot"
 CHECKSUM = "checksum"
-PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.FAILED, State.CANCELLED})
+PROGRESS_SHOWN = frozenset({State.DEPLOYING, State.BOOTING, State.FAILED, State.CANCELLED})
 
 
 class Refused(Exception):
@@ -54,12 +55,17 @@ class Timing:
     poll: timedelta = timedelta(seconds=20)
     heartbeat: timedelta = timedelta(minutes=5)
     stall: timedelta = timedelta(minutes=30)
+    probe: timedelta = timedelta(seconds=20)  # between two boot gate probes of one server
 
 
 class FleetVotes(Protocol):
     """Where a vote on a fleet's card goes (`core.fleets.Fleets`, when fleets are wired)."""
 
     def react(self, fleet: Fleet, user: str, reaction: str, added: bool) -> None: ...
+
+    def cancel_unposted(self, fleet_id: str) -> None:
+        """The fleet's card could not be posted: nobody can vote, it is cancelled."""
+        ...
 
 
 class Workflow:
@@ -81,6 +87,8 @@ class Workflow:
         verifier: ChecksumVerifier | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
         catalog: ImageCatalog | None = None,
+        probe: BootProbe | None = None,
+        public_url: str = "",
     ) -> None:
         self.store = store
         self.provider = provider
@@ -94,12 +102,17 @@ class Workflow:
         self.timing = timing
         self.on_approved = on_approved or self.submit_when_due
         self.provider_seen: tuple[bool, datetime] | None = None  # last poll: answered, when
+        self.on_finished: Callable[[Request], None] = lambda _request: None  # done or failed
         self.catalog = catalog
         self.fleets: FleetVotes | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
         # seconds between two polls of a server's deployment under its API budget (poller)
         self.poll_pace: Callable[[str], float | None] = lambda server: None
+        self._cards = threading.Condition()  # cards whose first post a command waits for
+        self._awaited: dict[str, tuple[str | None, str | None] | None] = {}  # `cards.Cards`
+        self.probe = probe  # None: no boot gate, done at OVHcloud's done (core.boot_gate)
+        self.public_url = public_url  # set (HTTP mode): servers phone home (core.phone_home)
 
     def _finish(
         self,
@@ -129,6 +142,7 @@ class Workflow:
             )
         except IllegalTransition:
             return None
+        self.on_finished(request)
         return request
 
     def _fail(self, request: Request, expected: State, text: str) -> Request:

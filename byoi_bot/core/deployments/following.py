@@ -10,18 +10,23 @@ from ..posts import Post
 from ..progress import Phase, Progress
 from ..request import Request
 from ..states import State
-from .base import SYSTEM, Workflow
+from .base import SYSTEM
+from .booting import Booting
 
 
-class Following(Workflow):
+class Following(Booting):
     """Poll one deployment; post progress, heartbeats and stall warnings; finish it."""
 
-    def poll(self, request: Request) -> Progress:
+    def poll(self, request: Request) -> Progress | None:
         """Read one deployment's progress and tell the thread what changed.
 
         Raises `ProviderError` when OVHcloud could not be read (nothing is posted); the
-        poller (`byoi_bot.poller`) decides when to try again. Returns what was read.
+        poller (`byoi_bot.poller`) decides when to try again. Returns what OVHcloud said
+        (None for a boot gate's check, which does not ask OVHcloud).
         """
+        if request.state is State.BOOTING:
+            self.follow_boot(request)
+            return None
         now = self.clock.now()
         try:
             progress = self.provider.progress(request.spec.server, request.provider_handle or "")
@@ -30,7 +35,7 @@ class Following(Workflow):
             raise
         self.provider_seen = (True, now)
         if progress.phase is Phase.DONE:
-            self._finish(request, State.DONE, SYSTEM, "OVHcloud reports done", progress)
+            self.installed(request, progress)
             return progress
         if progress.phase is Phase.FAILED:
             explanation = self.explain(progress.message or _failed_step(progress))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from .. import change_messages as words
-from .. import messages
+from .. import messages, phone_home
+from ..boot_gate import Gate, token_hash
 from ..checks import blocking
 from ..ports import ProviderError
 from ..posts import Post
@@ -89,6 +91,8 @@ class Submitting(Workflow):
             return messages.explanation(exc.explanation), ""
 
     def _call(self, request: Request, mark: str) -> Request:
+        token = self._phone_home_token(request)
+        gate = {"boot": Gate(token_hash=token_hash(token)).to_dict()} if token else {}
         try:
             request, secrets = self.store.transition(
                 request.id,
@@ -99,12 +103,16 @@ class Submitting(Workflow):
                 take_secrets=True,
                 start_mark=mark,
                 submitted_at=self.clock.now(),
+                **gate,
             )
         except IllegalTransition:
             return self._get(request.id)
         spec = request.spec.with_secrets(secrets)
         if spec.fingerprint() != request.fingerprint:
             return self._fail(request, State.SUBMITTING, messages.changed_after_approval())
+        if token:  # after the approval's check: the phone-home part is the bot's, not the user's
+            where = phone_home.url(self.public_url, request.id, token)
+            spec = replace(spec, user_data=phone_home.user_data(spec.user_data, where))
         try:
             handle = self.provider.start(spec)
         except ProviderError as exc:
@@ -113,6 +121,13 @@ class Submitting(Workflow):
                 return request
             return self._fail(request, State.SUBMITTING, messages.explanation(exc.explanation))
         return self._started(request, handle, "OVHcloud accepted the deployment")
+
+    def _phone_home_token(self, request: Request) -> str | None:
+        """A one-time token when the server should phone home (a public URL, the gate on,
+        a config drive); None otherwise."""
+        policy = self.policies.for_server(request.spec.server)
+        wanted = self.public_url and self.probe is not None and policy.boot_gate
+        return phone_home.new_token() if wanted and request.spec.config_drive is not False else None
 
     def _started(self, request: Request, handle: str, reason: str) -> Request:
         now = self.clock.now()
