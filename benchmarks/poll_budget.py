@@ -147,7 +147,8 @@ def follow(
             request_id = pending.pop(future)
             i = int(request_id.removeprefix("r-b"))
             request = bot.store.get(request_id)
-            held = len(PROFILE) if request.state is State.DONE else _index(request.progress)
+            ended = request.state is not State.DEPLOYING  # done, or on to the boot gate
+            held = len(PROFILE) if ended else _index(request.progress)
             for step in range(seen[i] + 1, held + 1):  # each change now shown, with its delay
                 delays.append(now - (starts[i] + ENDS[step - 1]))
             seen[i] = max(seen[i], held)
