@@ -76,7 +76,15 @@ def minimal_server(port: int, slack_url: str) -> None:
     def on_byoi(ack: Ack) -> None:
         ack()
 
-    http_server(app, "127.0.0.1", port, lambda *_: None, SECRET).serve_forever()
+    http_server(app, "127.0.0.1", port, _healthz, SECRET).serve_forever()
+
+
+def _healthz(environ: dict, start_response):
+    """The one ops route the minimal app needs: /healthz, for `wait_healthy`."""
+    if environ.get("PATH_INFO") != "/healthz":
+        return None
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
 
 
 class Client:
