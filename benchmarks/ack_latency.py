@@ -42,6 +42,7 @@ from benchlib import (
     bot_env,
     free_port,
     machine,
+    parse_args,
     percentile,
     start_bot,
     stop,
@@ -75,7 +76,15 @@ def minimal_server(port: int, slack_url: str) -> None:
     def on_byoi(ack: Ack) -> None:
         ack()
 
-    http_server(app, "127.0.0.1", port, lambda *_: None, SECRET).serve_forever()
+    http_server(app, "127.0.0.1", port, _healthz, SECRET).serve_forever()
+
+
+def _healthz(environ: dict, start_response):
+    """The one ops route the minimal app needs: /healthz, for `wait_healthy`."""
+    if environ.get("PATH_INFO") != "/healthz":
+        return None
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
 
 
 class Client:
@@ -247,9 +256,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--clients", type=int, default=8, help="clients of the concurrent run")
+    parser.add_argument("--slow", type=int, default=16, help="slow preflights in flight")
     parser.add_argument("--minimal-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--slack-url", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, requests=20, warmup=2, clients=2, slow=2)
     if args.minimal_server:
         minimal_server(args.minimal_server, args.slack_url)
         return
@@ -278,6 +288,7 @@ def main() -> None:
                 "minimal Bolt app": Client(f"http://127.0.0.1:{minimal_port}/slack/events", slack),
             }
             slow = SlowImages(delay=8.0)
+            busy_label = f"`help`, {args.slow} slow preflights"
             c = args.clients
             plan = [  # target, what, clients, keep-alive, slow preflights in flight
                 ("minimal Bolt app", "ack only", c, False, 0),
@@ -286,7 +297,7 @@ def main() -> None:
                 ("byoi-bot", "`help`", c, True, 0),
                 ("byoi-bot", "`list` (answered after the ack)", c, True, 0),
                 ("byoi-bot", "`help`, idle", 1, True, 0),
-                ("byoi-bot", "`help`, 16 slow preflights", 1, True, 16),
+                ("byoi-bot", busy_label, 1, True, args.slow),
             ]
             for target, what, clients, keep_alive, slow_count in plan:
                 client = targets[target]
@@ -346,11 +357,11 @@ def main() -> None:
                 "yes" if ratio <= 1.3 else "no",
             ]
         )
-    busy = p99[("byoi-bot", "`help`, 16 slow preflights", 1, True)]
+    busy = p99[("byoi-bot", busy_label, 1, True)]
     idle = p99[("byoi-bot", "`help`, idle", 1, True)]
     ratio_rows.append(
         [
-            "1 client, 16 slow preflights in flight",
+            f"1 client, {args.slow} slow preflights in flight",
             "busy / idle byoi-bot",
             f"{busy / idle:.2f}× ({ms(busy)} ms)",
             "≤ 2× and < 100 ms",

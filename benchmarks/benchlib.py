@@ -2,6 +2,7 @@
 
 - `machine()`: one line describing the machine, printed under every table;
 - `table()`, `percentile()`: Markdown tables and nearest-rank percentiles;
+- `parse_args()`: the command line, with `--smoke` (tiny sizes: CI runs every script so);
 - `inventory(n)`: a simulator inventory of `n` servers shaped like the built-in one;
 - `seed_deploying()`: puts requests in state `deploying` through the store and the provider;
 - `Services`: the OVHcloud simulator (frozen, injectable clock, settable answer latency) and
@@ -15,6 +16,7 @@ Run `python benchmarks/benchlib.py services --servers N` to start the child by h
 
 from __future__ import annotations
 
+import argparse
 import copy
 import http.client
 import json
@@ -105,6 +107,20 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def parse_args(parser: argparse.ArgumentParser, **smoke: object) -> argparse.Namespace:
+    """Parse the command line; `--smoke` replaces the options named in `smoke` by their tiny
+    values, so that the script runs in seconds (`tests/test_benchmarks_smoke.py` runs every
+    script so; its figures then mean nothing)."""
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, to check that the script runs"
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        for name, value in smoke.items():
+            setattr(args, name, value)
+    return args
+
+
 # -- scenario -----------------------------------------------------------------------------
 
 
@@ -130,8 +146,11 @@ def server_names(inventory_data: dict) -> list[str]:
     return [entry["server"]["name"] for entry in inventory_data["servers"]]
 
 
-def seed_deploying(deployments, provider, servers: Sequence[str], clock) -> list[Request]:
+def seed_deploying(
+    deployments, provider, servers: Sequence[str], clock, first: int = 0
+) -> list[Request]:
     """One request per server, stored, carded, approved and started: state `deploying`.
+    Request ids count from `first` (`r-b00000`, …), so that batches do not collide.
 
     Goes through the store's transitions and the provider's real start call (one POST per
     server), like `Deployments.submit` minus the preflight reads and the thread posts.
@@ -141,7 +160,7 @@ def seed_deploying(deployments, provider, servers: Sequence[str], clock) -> list
     for i, server in enumerate(servers):
         now = clock.now()
         request = Request(
-            id=f"r-b{i:05d}",
+            id=f"r-b{first + i:05d}",
             spec=DeploySpec(server, IMAGE_URL, "qcow2", efi_bootloader="\\EFI\\BOOT\\BOOTX64.EFI"),
             requester=REQUESTER,
             channel=CHANNEL,

@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchlib import machine, table, without_proxies
+from benchlib import machine, parse_args, table, without_proxies
 
 from byoi_bot.config import Settings
 from byoi_bot.core.boot_gate import Gate
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--poll-seconds", type=float, nargs="+", default=[5.0, 20.0, 60.0])
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parse_args(parser, runs=2, poll_seconds=[5.0])
     without_proxies()
     added = added_time(args.runs)
     waits = [probes_until_timeout(p) for p in args.poll_seconds]

@@ -24,6 +24,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -137,7 +138,7 @@ def decision_cost(folder: Path, calls: int, freezes: int) -> list[list[object]]:
         store=store,
         provider=None,  # type: ignore[arg-type]
         inspector=None,
-        chat=None,  # type: ignore[arg-type]
+        chat=SimpleNamespace(group_members=lambda group: frozenset()),  # type: ignore[arg-type]
         policies=settings.policies,
         clock=SystemClock(),
         explain=str,  # type: ignore[arg-type]

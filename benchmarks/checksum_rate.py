@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from benchlib import parse_args
 from image_factory import ImageServer, gpt_disk
 
 from byoi_bot.core.request import Checksum
@@ -43,14 +44,15 @@ def hashlib_rate(path: Path, kind: str) -> tuple[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size-gib", type=int, default=2)
+    parser.add_argument("--size-gib", type=float, default=2)
     parser.add_argument("--types", default="sha256,md5,sha512,sha1")
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(parser, size_gib=0.0625, types="sha256", runs=1)
     d = Path(tempfile.mkdtemp(prefix="byoi-checksum-"))
     try:
-        image = gpt_disk(args.size_gib * GiB)
-        image.put(600 * MiB, os.urandom(512 * MiB))
+        size = int(args.size_gib * GiB)
+        image = gpt_disk(size)
+        image.put(min(600 * MiB, size // 2), os.urandom(min(512 * MiB, size // 4)))
         path = image.write_to(d / "image.raw")
         server = ImageServer({"image": path})
         url = server.url("/img/image")

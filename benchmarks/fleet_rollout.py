@@ -27,7 +27,16 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchlib import APPROVER, BOT_TOKEN, SECRET, FrozenClock, inventory, machine, table
+from benchlib import (
+    APPROVER,
+    BOT_TOKEN,
+    SECRET,
+    FrozenClock,
+    inventory,
+    machine,
+    parse_args,
+    table,
+)
 from fakes.slack_api import FakeSlack
 
 from byoi_bot import commands
@@ -53,7 +62,7 @@ def main() -> None:
     parser.add_argument("--canary", type=int, default=1)
     parser.add_argument("--step", type=float, default=10.0, help="simulated seconds per tick")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parse_args(parser, servers=6, parallel=3)
     n = args.servers
     clock = FrozenClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
     simulator = Simulator(inventory(n), DEPLOY_SECONDS, clock.monotonic, DEMO_CREDENTIALS)

@@ -22,7 +22,17 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from benchlib import APPROVER, CHANNEL, IMAGE_URL, REQUESTER, machine, median, percentile, table
+from benchlib import (
+    APPROVER,
+    CHANNEL,
+    IMAGE_URL,
+    REQUESTER,
+    machine,
+    median,
+    parse_args,
+    percentile,
+    table,
+)
 
 from byoi_bot.config import Settings
 from byoi_bot.core.request import DeploySpec, Request
@@ -41,7 +51,11 @@ STEPS = (
 
 
 class _Idle:
-    """A provider, chat and inspector that are never called: the bot is not started."""
+    """A provider, chat and inspector that are never called: the bot is not started (the
+    wiring only takes hold of the chat's group lookup)."""
+
+    def group_members(self, group: str) -> frozenset[str]:
+        return frozenset()
 
 
 def main() -> None:
@@ -51,7 +65,7 @@ def main() -> None:
     parser.add_argument(
         "--postgres", help="PostgreSQL instead of SQLite: a role that may create a database"
     )
-    args = parser.parse_args()
+    args = parse_args(parser, deployments=20, scrapes=5)
     with contextlib.ExitStack() as stack:
         db = f"{stack.enter_context(tempfile.TemporaryDirectory())}/byoi.db"
         if args.postgres:

@@ -33,6 +33,7 @@ from benchlib import (
     FrozenClock,
     inventory,
     machine,
+    parse_args,
     seed_deploying,
     server_names,
     table,
@@ -64,7 +65,7 @@ def main() -> None:
         default=1.0,
         help="the bot's pace as a share of Slack's (0.5: it tries twice as fast and meets 429s)",
     )
-    args = parser.parse_args()
+    args = parse_args(parser, deployments=10, cycles=1)
     n, interval = args.deployments, 1.0 / args.scale
     without_proxies()
     clock = FrozenClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))

@@ -36,6 +36,7 @@ from benchlib import (
     inventory,
     machine,
     ovh_calls_by_kind,
+    parse_args,
     seed_deploying,
     server_names,
     table,
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--ovh-latency-ms", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=16, help="BYOI_POLL_WORKERS")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    args = parser.parse_args()
+    args = parse_args(parser, deployments=10)
     n = args.deployments
     without_proxies()
     with (

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import machine, median, table
+from benchlib import machine, median, parse_args, table
 from process_harness import APPROVER, ProcessBot, wait_until
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--idle", type=float, default=120.0, help="seconds of idle logging")
     parser.add_argument("--postgres", help="also measure the leader's handover on SIGTERM")
-    args = parser.parse_args()
+    args = parse_args(parser, runs=1, idle=1.0)
     if args.postgres:
         from stores import bench_database
 

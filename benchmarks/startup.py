@@ -26,6 +26,7 @@ from benchlib import (
     free_port,
     machine,
     median,
+    parse_args,
     start_bot,
     stop,
     table,
@@ -37,8 +38,6 @@ from fakes.slack_api import FakeSlack
 
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
 
-IDLE_SECONDS = 2.0
-
 
 def run_once(command: list[str]) -> float:
     began = time.perf_counter()
@@ -49,7 +48,8 @@ def run_once(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    args = parser.parse_args()
+    parser.add_argument("--idle", type=float, default=2.0, help="seconds idle before RSS idle")
+    args = parse_args(parser, runs=1, idle=0.0)
     without_proxies()
     runs = args.runs
     python = [sys.executable, "-c", "pass"]
@@ -72,7 +72,7 @@ def main() -> None:
                 try:
                     ready.append(wait_healthy(port, proc) - began)
                     rss_ready.append(vm_rss_kib(proc.pid))
-                    time.sleep(IDLE_SECONDS)
+                    time.sleep(args.idle)
                     rss_idle.append(vm_rss_kib(proc.pid))
                 finally:
                     stop(proc)
@@ -108,7 +108,7 @@ def main() -> None:
     )
     print()
     print(
-        f"RSS idle: VmRSS {IDLE_SECONDS:.0f} s after readiness, scheduler running, no request "
+        f"RSS idle: VmRSS {args.idle:.0f} s after readiness, scheduler running, no request "
         "served yet; a new SQLite file each run."
     )
     print(machine())

@@ -4,7 +4,7 @@
    (a store read) and N ✅ reactions on an unknown message, each a new event id (a store
    write: Slack's delivery ids are de-duplicated in the store), one client alternating
    between the two bots; p50/p99/max.
-2. Poll cycle: `Deployments.poll_all()` over N deployments per store (the production wiring
+2. Poll cycle: `Poller.poll_all()` over N deployments per store (the production wiring
    in this process, the simulators and fake Slacks in child processes, as poll_cycle.py);
    each cycle runs on one store right after the other.
 3. Take-over: two replicas on PostgreSQL following one deployment, polling every second; the
@@ -43,6 +43,7 @@ from benchlib import (
     free_port,
     inventory,
     machine,
+    parse_args,
     percentile,
     seed_deploying,
     server_names,
@@ -166,7 +167,7 @@ def poll_cycles(stores: dict[str, str], n: int) -> list[list[object]]:
                 clock.advance(advance)
                 services.advance(advance)
                 began = time.perf_counter()
-                bot.deployments.poll_all()
+                bot.poller.poll_all()
                 rows.append([store, f"poll cycle: {label}", f"{time.perf_counter() - began:.2f}"])
     return rows
 
@@ -258,7 +259,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--takeovers", type=int, default=5)
-    args = parser.parse_args()
+    args = parse_args(parser, requests=5, deployments=10, takeovers=1)
     if not args.postgres:
         parser.error("--postgres (or BYOI_TEST_POSTGRES_DSN) is required")
     without_proxies()

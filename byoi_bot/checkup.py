@@ -236,8 +236,42 @@ def check_ovhcloud(settings: Settings) -> list[Result]:
         Result("PASS", "ovhcloud credentials", f"{len(servers)} dedicated server(s) visible")
     ]
     apis = {policy.api for policy in settings.policies.policies}
-    results.append(_rights(client.get, apis))
+    oauth2 = bool(getattr(client, "_client_id", None))  # `ovh` keeps no public flag for it
+    results.append(_iam_rights(client, servers) if oauth2 else _rights(client.get, apis))
     return results
+
+
+def _iam_rights(client, servers: list[str]) -> Result:
+    """A service account: every read the bot makes, tried on one server, is allowed by IAM
+    (the reinstall and cancel calls act, so they are listed, not tried)."""
+    from .ovhcloud import iam
+    from .ovhcloud.errors import error_body
+
+    writes = ", ".join(a for m, r in iam.ROUTES if m != "GET" for a in iam.actions_of(m, r))
+    if not servers:
+        return Result("WARN", "ovhcloud IAM", f"no server visible: nothing to try; {_POLICY}")
+    denied: list[str] = []
+    for _, route in iam.READ_ROUTES:
+        if "{taskId}" in route:
+            continue  # the same action as the task list, which is tried
+        try:
+            client.get(route.replace("{serviceName}", servers[0]))
+        except Exception as exc:
+            denied += iam.denied_actions(error_body(exc))  # other errors: allowed by IAM
+    if denied:
+        return Result(
+            "FAIL",
+            "ovhcloud IAM",
+            f"IAM denies {', '.join(sorted(set(denied)))} on {servers[0]}; {_POLICY}",
+        )
+    return Result(
+        "PASS",
+        "ovhcloud IAM",
+        f"every read is allowed on {servers[0]}; not tried, as they act: {writes} ({_POLICY})",
+    )
+
+
+_POLICY = "`byoi-bot iam-policy` prints the policy the service account needs"
 
 
 def check_alertmanager(settings: Settings) -> list[Result]:

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         _simulator_command,
         _inspect_command,
         _audit_command,
+        _iam_policy_command,
         _backup_command,
         _restore_command,
         _config_reference_command,
@@ -254,6 +255,25 @@ def _instant(text: str):
             f"{text!r} is not an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T18:00Z)"
         ) from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _iam_policy_command(sub) -> None:
+    iam = _command(
+        sub,
+        "iam-policy",
+        "print the IAM policy a service account needs (OVHcloud's JSON)",
+        "Print the IAM policy (the JSON of OVHcloud's POST /iam/policy) that lets the service\n"
+        "account of OVH_CLIENT_ID make every call byoi-bot makes: the x-iam-actions of each\n"
+        "route it calls, on the servers given with --server (else a placeholder to replace).",
+    )
+    iam.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        help="a server the policy covers (repeat it); default: a placeholder to replace",
+    )
+    iam.add_argument("--name", default="byoi-bot", help="the policy's name (default byoi-bot)")
+    iam.set_defaults(func=_iam_policy)
 
 
 def _backup_command(sub) -> None:
@@ -447,6 +467,28 @@ def _audit(args: argparse.Namespace) -> int:
             f"{change:<32} {row['reason'] or ''}".rstrip()
         )
     return 0
+
+
+def _iam_policy(args: argparse.Namespace) -> int:
+    from .commands import is_hostname
+    from .ovhcloud import iam
+
+    if bad := [s for s in args.server if not is_hostname(s)]:
+        raise ConfigError(
+            f"--server {bad[0][:80]!r} is not a server name; give one as OVHcloud lists it, "
+            "e.g. --server ns1001.ip-51-75-1.eu"
+        )
+    settings = Settings.load()
+    endpoint = settings.ovh_endpoint or os.environ.get("OVH_ENDPOINT", "")
+    client_id = os.environ.get("OVH_CLIENT_ID") or None
+    policy = iam.policy(sorted(set(args.server)), endpoint, client_id, args.name)
+    print(json.dumps(policy, indent=2))
+    if any(p.api == "legacy" for p in settings.policies.policies):
+        print(
+            "byoi-bot: a policy uses the legacy /bringYourOwnImage API, which OVHcloud's "
+            "schema lists without IAM actions; grant them by hand or move to the reinstall API",
+            file=sys.stderr,
+        )
 
 
 def _backup(args: argparse.Namespace) -> int:

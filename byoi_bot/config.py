@@ -170,6 +170,28 @@ def _fleet_refused(text: str) -> str:
     return text
 
 
+def _names(value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f'accounts must be a list of account names, e.g. accounts = ["ca"]; got {value!r}'
+        )
+    return frozenset(value)
+
+
+def _disk_groups(value: object) -> tuple[int, ...]:
+    """`keep_disks = [2, 3]`: disk group ids (positive integers), each once."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise ConfigError(
+            f"keep_disks must be a list of disk group ids (positive integers), e.g. "
+            f"keep_disks = [2, 3]; got {value!r}"
+        )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"keep_disks lists a disk group more than once: {value!r}")
+    return tuple(value)
+
+
 def _store_location(text: str) -> str:
     if text == ":memory:":
         raise ConfigError(
@@ -266,6 +288,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BYOI_SILENCE_MATCHERS", _silence_matchers, 'instance=~"{server}.*"', "The silence's matchers, comma-separated; {server} is the server's name, {short} its first label (regex-escaped in =~ and !~)"),
     Setting("BYOI_SILENCE_MINUTES", _positive_int, 10, "A silence's lifetime; renewed while the deploy runs, so a stopped bot's silence lapses by itself"),
     Setting("BYOI_OVH_TIMEOUT", _positive_int, 30, "Seconds to wait for one OVHcloud API answer"),
+    Setting("BYOI_OVH_CALLS_PER_MINUTE", _positive_int, 60, "OVHcloud calls a minute at most, per account (polls, preflight, commands, reconciliation; polls leave a tenth to the others); an [[account]] may set its own `calls_per_minute`"),
     Setting("BYOI_LOG_LEVEL", _log_level, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("BYOI_LIBRARY_LOG_LEVEL", _log_level, "WARNING", "Log level of the libraries (Slack, APScheduler, waitress, the OVHcloud client…): DEBUG, INFO, WARNING or ERROR"),
     Setting("BYOI_LOG_FORMAT", _log_format, "text", "Log lines as `text` or `json` (one JSON object per line, for Loki or ELK)"),
@@ -396,6 +419,16 @@ def survey(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Pro
     policies, policy_problems = _policies(
         values, toml.get("policy", []), toml.get("freeze", []), config
     )
+    from .ovhcloud.accounts import parse_accounts
+
+    try:
+        values["accounts"] = parse_accounts(toml.get("account", []))
+    except ConfigError as exc:
+        problems.append(Problem(config, str(exc)))
+        values["accounts"] = ()
+    policy_problems += _account_problems(policies, values["accounts"], config)
+    named = {env for account in values["accounts"] for _, env in account.credential_env}
+    problems = [p for p in problems if not (p.where in named and not p.fatal)]  # known now
     return Settings(values, policies), problems + policy_problems
 
 
@@ -588,6 +621,8 @@ POLICY_KEYS = {
     "allowed_channels": _channel_ids,
     "requesters": _slack_ids,
     "api": _api,
+    "keep_disks": _disk_groups,
+    "accounts": _names,
     "windows": _windows,
     "emergency_requesters": _slack_ids,
     "emergency_required_approvals": _positive_int,
@@ -597,6 +632,20 @@ POLICY_KEYS = {
     "boot_timeout": parse_duration,
     "boot_ssh_port": _port,
 }
+
+
+def _account_problems(policies: PolicySet, accounts: tuple, config: str) -> list[Problem]:
+    """A policy naming an account no `[[account]]` (nor `default`) is."""
+    known = {"default", *(a.name for a in accounts)}
+    return [
+        Problem(
+            config,
+            f"[[policy]] `{policy.name}`: no [[account]] is named `{sorted(policy.accounts - known)[0]}` "
+            f"(accounts: {', '.join(sorted(known))})",
+        )
+        for policy in policies.policies
+        if policy.accounts - known
+    ]
 
 
 def _policies(
@@ -669,6 +718,8 @@ def _policy(table: dict, default: Policy, index: int) -> Policy:
         channels=v.get("allowed_channels", default.channels),
         requesters=v.get("requesters", default.requesters),
         api=v.get("api", default.api),
+        keep_disks=v.get("keep_disks", ()),
+        accounts=v.get("accounts", frozenset()),
         boot_gate=v.get("boot_gate", default.boot_gate),
         boot_timeout=v.get("boot_timeout", default.boot_timeout),
         boot_ssh_port=v.get("boot_ssh_port", default.boot_ssh_port),

@@ -53,7 +53,8 @@ def _run(d: Deployments, command: commands.Command, user: str, channel: str) -> 
             spec, source = catalog_spec(d, choice)
             return messages.requested(d.request(spec, user, channel, source))
         case commands.Images():
-            return messages.catalog(d.catalog.images() if d.catalog else ())
+            images = messages.catalog(d.catalog.images() if d.catalog else ())
+            return images + messages.accounts_line(d.provider.accounts())
         case commands.Status(target=None | "all" as target):
             active = d.store.in_states(RUNNING)
             if target is None:

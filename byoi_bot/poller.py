@@ -6,6 +6,12 @@ same time, and a slow or failing server holds one worker, never the cycle. A fai
 not retried in place: `PollPlan` gives it a retry time, which `retry_due()` (a job every
 second) honours between cycles; a 429 pauses every poll for its Retry-After.
 
+Under an account's call budget (`core.budget`, given by `budget_of`), polls are not a fixed
+cycle: every second (`retry_due()`), as many polls as the budget leaves room for go to the
+deployments `PollPlan.pick` chooses (where a step is likely to have ended), and `pace_of()`
+tells how often each deployment is then read (the card says so when it is slower than the
+poll interval). Only the leader polls, so with two replicas the polls are counted once.
+
 The jobs run on the leader only (`scheduler.Jobs`); a replica that loses the lead `pause()`s
 its poller, so the polls it had queued are dropped, not run.
 """
@@ -16,7 +22,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 
+from .core.budget import WINDOW, CallBudget, polling
 from .core.poll_plan import PollPlan
 from .core.ports import ProviderError
 from .core.request import Request
@@ -32,9 +40,23 @@ FOLLOWED = (State.DEPLOYING, State.BOOTING)  # OVHcloud's install, then the boot
 class Poller:
     """The poll jobs (`cycle()`, `retry_due()`) and `poll_all()`, one whole cycle now."""
 
-    def __init__(self, deployments: Deployments, *, workers: int, plan: PollPlan) -> None:
+    def __init__(
+        self,
+        deployments: Deployments,
+        *,
+        workers: int,
+        plan: PollPlan,
+        budget_of: Callable[[str], CallBudget | None] | None = None,
+        round_robin: bool = False,
+    ) -> None:
         self.deployments = deployments
         self.plan = plan
+        self.budgeted = budget_of is not None
+        self.budget_of = budget_of or (lambda _: None)
+        self.round_robin = round_robin  # the uniform reference the benchmark compares with
+        self._pace: dict[int, float] = {}  # id(budget) -> seconds between two polls of one
+        # id(budget) -> (calls the even pace allows now, when, the budget's calls then)
+        self._allowance: dict[int, tuple[float, datetime, int]] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="poll")
         self._slots = threading.BoundedSemaphore(2 * workers)  # queued + running polls
         self._in_flight: set[str] = set()
@@ -60,26 +82,80 @@ class Poller:
         wait(self.cycle().values())
 
     def cycle(self) -> dict[str, Future]:
-        """Hand every due deploying request to the pool; returns at once, their futures by id."""
-        futures = {}
+        """Hand every due followed request without a budget to the pool, and spend the
+        budgets; returns at once, their futures by id."""
+        futures, budgeted = {}, []
         for request in self.deployments.store.stream(FOLLOWED):
             if self.plan.paused():
                 break
-            if self.plan.due(request.id) and (future := self._submit(request)):
+            if self._budget(request) is not None:
+                budgeted.append(request)
+            elif self.plan.due(request.id) and (future := self._submit(request)):
                 futures[request.id] = future
+        futures |= self._spend(budgeted)
         self.on_cycle(list(futures.values()))
         return futures
 
     def retry_due(self) -> dict[str, Future]:
-        """Hand the requests whose retry time has come to the pool (a job every second)."""
+        """Hand the requests whose retry time has come to the pool, and spend the budgets
+        (a job every second)."""
         futures = {}
         for request_id in self.plan.retries_due():
             request = self.deployments.store.get(request_id)
             if request is None or request.state not in FOLLOWED:
                 self.plan.forget(request_id)
-            elif future := self._submit(request):
+            elif self._budget(request) is None and (future := self._submit(request)):
                 futures[request_id] = future
+        if self.budgeted:
+            deploying = self.deployments.store.stream([State.DEPLOYING])
+            futures |= self._spend([r for r in deploying if self._budget(r) is not None])
         return futures
+
+    def pace_of(self, server: str) -> float | None:
+        """Seconds between two polls of one deployment of `server`'s account, as its budget
+        allows now (None: no budget)."""
+        budget = self.budget_of(server)
+        return self._pace.get(id(budget)) if budget is not None else None
+
+    def _spend(self, requests: list[Request]) -> dict[str, Future]:
+        """As many polls as each budget leaves room for, where a change is most likely."""
+        groups: dict[int, tuple[CallBudget, list[Request]]] = {}
+        for request in requests:
+            budget = self._budget(request)
+            groups.setdefault(id(budget), (budget, []))[1].append(request)
+        futures = {}
+        for key, (budget, members) in groups.items():
+            self._pace[key] = WINDOW * len(members) / budget.poll_capacity()
+            with self._lock:
+                running = sum(1 for r in members if r.id in self._in_flight)
+            by_id = {r.id: r for r in members}
+            room = min(self._paced(key, budget), budget.headroom()) - running
+            chosen = self.plan.pick(list(by_id), room, self.round_robin)
+            for request_id in chosen:
+                if future := self._submit(by_id[request_id]):
+                    futures[request_id] = future
+        return futures
+
+    def _paced(self, key: int, budget: CallBudget) -> int:
+        """Calls allowed now when the budget is spread evenly over the minute (at most two
+        seconds' worth at once), rather than spent in a burst and then waited for."""
+        now = self.plan.clock.now()
+        rate = budget.poll_capacity() / WINDOW
+        credit, since, taken = self._allowance.get(key, (rate, now, budget.taken))
+        credit += rate * (now - since).total_seconds() - (budget.taken - taken)
+        credit = min(max(2 * rate, 1.0), credit)
+        self._allowance[key] = (credit, now, budget.taken)
+        return int(credit)
+
+    def _budget(self, request: Request) -> CallBudget | None:
+        """The budget its polls spend: a deploying request's account's (a boot gate's check
+        does not ask OVHcloud)."""
+        if request.state is not State.DEPLOYING:
+            return None
+        try:
+            return self.budget_of(request.spec.server)
+        except ProviderError:
+            return None  # no account lists it: its poll says why
 
     def in_flight(self) -> frozenset[str]:
         """Ids of the requests being polled right now."""
@@ -112,8 +188,13 @@ class Poller:
         try:
             if self._paused.is_set():
                 return  # queued before this replica lost the lead
-            self.deployments.poll(request)
+            with polling():
+                progress = self.deployments.poll(request)
             self.plan.succeeded(request.id)
+            if self.budgeted and (progress is None or progress.phase.is_final):
+                self.plan.forget(request.id)
+            elif self.budgeted:
+                self.plan.observed(request.id, progress.to_dict())
         except ProviderError as exc:
             if exc.transient:
                 delay = self.plan.failed(request.id, exc.retry_after)

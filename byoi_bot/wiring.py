@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .clock import SystemClock
 from .config import ConfigError, Settings
+from .core.budget import CallBudget
 from .core.fleets import Fleets
 from .core.outbox import Courier
 from .core.poll_plan import PollPlan
@@ -42,25 +43,77 @@ if TYPE_CHECKING:
 def make_provider(
     settings: Settings, client: ovh.Client | None = None, metrics: Metrics | None = None
 ) -> Provider:
-    """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, over one client.
+    """The OVHcloud provider: `reinstall` or `legacy` per policy pattern, per account.
 
-    Without `client`, one is made from the `ovh` client's own configuration (env, ovh.conf).
-    With `metrics`, the client's answers are counted.
+    Without `[[account]]` tables (or given `client`), one account over one client, made
+    from the `ovh` client's own configuration (env, ovh.conf) when not given. With them,
+    each account's client, plus the `OVH_*` account when its endpoint is configured.
+    With `metrics`, the clients' answers are counted.
     """
-    from .ovhcloud.client import make_client
+    import os
+
+    from .ovhcloud.accounts import DEFAULT, AccountsProvider, without_default_credentials
+    from .ovhcloud.client import configured_endpoint, make_client
+
+    options = {"timeout": (5, settings.ovh_timeout), "connections": settings.poll_workers}
+    if client is not None:  # given (tests, benchmarks): its calls are not budgeted
+        return _by_api(settings, client, None, metrics)
+    if not settings.accounts:
+        client = make_client(settings.ovh_endpoint or None, **options)
+        return _by_api(settings, client, CallBudget(settings.ovh_calls_per_minute), metrics)
+    providers = {}
+    if endpoint := settings.ovh_endpoint or configured_endpoint(None):
+        budget = CallBudget(settings.ovh_calls_per_minute)
+        providers[DEFAULT] = _by_api(settings, make_client(endpoint, **options), budget, metrics)
+    for account in settings.accounts:
+        credentials = account.credentials(os.environ)
+        with without_default_credentials():
+            own = make_client(account.endpoint, **options, **credentials)
+        budget = CallBudget(account.calls_per_minute or settings.ovh_calls_per_minute)
+        providers[account.name] = _by_api(settings, own, budget, metrics)
+    return AccountsProvider(providers)
+
+
+def _by_api(
+    settings: Settings, client: ovh.Client, budget: CallBudget | None, metrics: Metrics | None
+) -> Provider:
+    """`reinstall` or `legacy` per policy pattern, over one client (every call of which takes
+    a slot of `budget`, when given; counted by `metrics`, when given)."""
+    from .ovhcloud.client import with_budget
     from .ovhcloud.provider import LegacyProvider, ReinstallProvider, RoutingProvider
 
-    if client is None:
-        client = make_client(
-            settings.ovh_endpoint or None,
-            timeout=(5, settings.ovh_timeout),
-            connections=settings.poll_workers,
-        )
     if metrics is not None:
         metrics.watch_ovhcloud(client._session)  # the `ovh` client's requests.Session
+    if budget is not None:
+        client = with_budget(client, budget)
     by_api = {"reinstall": ReinstallProvider(client), "legacy": LegacyProvider(client)}
     routes = [(p.pattern, by_api[p.api]) for p in settings.policies.policies[:-1]]
-    return RoutingProvider(by_api[settings.api], routes, others=list(by_api.values()))
+    return RoutingProvider(
+        by_api[settings.api], routes, others=list(by_api.values()), budget=budget
+    )
+
+
+def _account_lookup(provider: Provider) -> Callable[[str], str | None]:
+    """A server's OVHcloud account for policies scoped to accounts; None when no account
+    (or several) lists it, which its preflight then explains."""
+    from .core.ports import ProviderError
+
+    def account_of(server: str) -> str | None:
+        try:
+            return provider.account_of(server)
+        except ProviderError:
+            return None
+
+    return account_of
+
+
+def _budget_lookup(provider: Provider) -> Callable[[str], CallBudget | None] | None:
+    """The provider's per-server budget lookup when its calls are budgeted, else None."""
+    from .ovhcloud.accounts import AccountsProvider
+
+    if isinstance(provider, AccountsProvider) or getattr(provider, "budget", None) is not None:
+        return provider.budget_of  # type: ignore[attr-defined]
+    return None
 
 
 def open_store(location: str, clock: Clock | None = None) -> RequestStore:
@@ -197,7 +250,7 @@ def build_bot(
         provider=provider,
         inspector=MeteredInspector(inspector or make_inspector(settings), metrics),
         chat=chat,
-        policies=settings.policies,
+        policies=replace(settings.policies, account_of=_account_lookup(provider)),
         clock=clock,
         explain=explain,
         new_id=new_id,
@@ -208,8 +261,12 @@ def build_bot(
         public_url=settings.public_url,
     )
     poller = Poller(
-        deployments, workers=settings.poll_workers, plan=PollPlan(clock, longest=timing.poll)
+        deployments,
+        workers=settings.poll_workers,
+        plan=PollPlan(clock, longest=timing.poll),
+        budget_of=_budget_lookup(provider),
     )
+    deployments.poll_pace = poller.pace_of
     fleets = Fleets(
         deployments,
         limit=settings.fleet_limit,

@@ -129,9 +129,10 @@ def test_every_route_the_provider_calls_sends_and_gets_what_the_schema_says(sim,
     [
         reinstall_body(spec()),
         reinstall_body(spec(os="byolinux", disk_group=0, raid=5, metadata=(("a", "b"),))),
+        reinstall_body(spec(disk_group=1, keep_disks=(2,))),
         legacy_body(spec(description="x", disk_group=2, metadata=(("a", "b"),))),
     ],
-    ids=["byoi_64", "byolinux_64", "legacy"],
+    ids=["byoi_64", "byolinux_64", "keep_disks", "legacy"],
 )
 def test_provider_bodies_fit_the_schema(body):
     route = "/dedicated/server/{serviceName}/" + ("reinstall" if "customizations" in body else
@@ -149,7 +150,8 @@ def flatten(body: dict, prefix: str = "") -> set[str]:
         elif isinstance(value, list) and value and isinstance(value[0], dict) and key in (
             "storage", "hardwareRaid"
         ):  # fmt: skip
-            paths |= flatten(value[0], here + "[0].")
+            for n, item in enumerate(value):
+                paths |= flatten(item, f"{here}[{n}].")
         else:
             paths.add(here)
     return paths
@@ -161,6 +163,7 @@ SPECS = [
     spec(os="byolinux", efi_bootloader=None, metadata=(("role", "web"),), raid=1, disk_group=2),
     spec(disk_group=0),
     spec(config_drive=True),
+    spec(disk_group=1, keep_disks=(2, 3)),
 ]
 
 
@@ -169,7 +172,7 @@ SPECS = [
 def test_what_the_card_shows_is_exactly_what_is_sent(api, case):
     s = replace(SPECS[case], api=api)
     if api == "legacy":
-        s = replace(s, os="byoi", efi_bootloader=None, raid=None)
+        s = replace(s, os="byoi", efi_bootloader=None, raid=None, keep_disks=None)
     body = reinstall_body(s) if api == "reinstall" else legacy_body(s)
     assert {name for name, _ in sent_fields(s)} == flatten(body)
     shown = " ".join(v for _, v in sent_fields(s.with_secrets(None)))
@@ -251,3 +254,6 @@ def test_the_vendored_schema_keeps_its_license_and_says_what_was_changed():
     assert "configDriveMetadata" in (folder / "README.md").read_text()
     custom = schema.model("dedicated.server.reinstall.Customizations")["properties"]
     assert custom["configDriveMetadata"]["additionalProperties"] == {"type": "string"}
+    assert "ovhcloud-docs PR #531" in (folder / "README.md").read_text()
+    storage = schema.model("dedicated.server.reinstall.Storage")["properties"]
+    assert storage["erase"]["type"] == "boolean"

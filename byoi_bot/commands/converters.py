@@ -198,6 +198,29 @@ def _disk_group(option: Option, raw: str, now: datetime) -> int:
     return number
 
 
+def _keep_disks(option: Option, raw: str, now: datetime) -> tuple[int, ...]:
+    """``2,3`` (each disk group once) or ``none``; the server's groups are checked later."""
+    value = as_name(raw).lower()
+    if value == "none":
+        return ()
+    ids = [whole_number(part.strip()) for part in value.split(",")]
+    if not all(i for i in ids):  # None (not a number) or 0 (automatic, not a group)
+        option_error(
+            option,
+            f"`{show(value, 40)}` is not a list of disk group ids (positive whole numbers, "
+            "separated by commas).",
+        )
+    groups = tuple(i for i in ids if i)
+    twice = sorted({g for g in groups if groups.count(g) > 1})
+    if twice:
+        option_error(
+            option,
+            f"disk group {twice[0]} is listed more than once; OVHcloud takes one entry per "
+            "disk group.",
+        )
+    return groups
+
+
 _PRIVATE_MARKERS = ("PRIVATE KEY", "PuTTY-User-Key-File", "b3BlbnNzaC1rZXktdjE")
 
 
@@ -382,6 +405,7 @@ CONVERTERS: dict[str, Callable[[Option, str, datetime], object]] = {
     "config_drive": _config_drive,
     "os": _os,
     "raid": _raid,
+    "keep_disks": _keep_disks,
     "metadata": _metadata,
     "at": _at,
     "image": lambda option, raw, now: _image_name(option, raw),

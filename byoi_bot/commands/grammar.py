@@ -244,6 +244,14 @@ OPTIONS: tuple[Option, ...] = (
         "disk-group=1",
     ),
     Option(
+        "keep-disks",
+        "keep_disks",
+        "<id>,<id>…|none",
+        "disk groups whose data OVHcloud leaves untouched (reinstall API; not the group that "
+        "receives the OS); `none` erases every group, whatever the policy's default",
+        "keep-disks=2",
+    ),
+    Option(
         "raid",
         "raid",
         "|".join(map(str, RAID_LEVELS)),

@@ -93,9 +93,11 @@ class Fleets:
         for spec, (why, facts) in zip(specs, self._preflight(specs), strict=True):
             resolved, unsendable = spec, []
             if not why:
-                api = d.policies.for_server(spec.server).api
+                own = d.policies.for_server(spec.server)
                 image_facts = facts.get("image", {})
-                resolved, unsendable = sent.resolve(spec, api, image_facts, facts.get("facts"))
+                resolved, unsendable = sent.resolve(
+                    spec, own.api, image_facts, facts.get("facts"), own.keep_disks
+                )
             if why or unsendable:
                 left_out.append((spec.server, why or "; ".join(unsendable)))
             else:

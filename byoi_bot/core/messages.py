@@ -163,11 +163,15 @@ def status_line(request: Request, p: Progress) -> str:
     return f"{p.phase}: {step.name} ({step.status})" if step else str(p.phase)
 
 
-def card_status(request: Request) -> str:
+def card_status(request: Request, pace: float | None = None, interval: float = 20) -> str:
+    """The card's status line; says so when the API budget polls less often than `interval`
+    (`pace`: seconds between two polls of this deployment)."""
     icon = STATE_ICONS[request.state]
     text = f"{icon} *{request.state.replace('_', ' ')}*"
     if request.state in (State.DEPLOYING, State.BOOTING) and request.last_status:
         text += f" — {esc(request.last_status)}"
+    if request.state is State.DEPLOYING and pace is not None and pace > interval:
+        text += f" · updates every ~{round(pace, -1 if pace >= 60 else 0):.0f} s: API budget"
     return text
 
 
@@ -270,6 +274,8 @@ def summary_line(request: Request, url_limit: int | None = None) -> str:
     )
     if request.state in (State.DEPLOYING, State.BOOTING) and request.last_status:
         line += f" · {esc(request.last_status)}"
+    if account := (request.server_facts or {}).get("account"):
+        line += f" · account `{esc(account)}`"
     return line
 
 
@@ -339,6 +345,17 @@ def no_request_for(server: str) -> str:
         f"No request for server `{esc(server)}` yet. `/byoi list all` shows recent requests; "
         f"`/byoi deploy {esc(server)} <image URL>` asks for one."
     )
+
+
+def accounts_line(accounts: dict[str, int]) -> str:
+    """Under `/byoi images` when several OVHcloud accounts are configured: where servers are."""
+    if not accounts:
+        return ""
+    listed = ", ".join(
+        f"`{esc(name)}` ({count} server{'' if count == 1 else 's'})"
+        for name, count in accounts.items()
+    )
+    return f"\nOVHcloud accounts: {listed}"
 
 
 def catalog(images: tuple[CatalogImage, ...]) -> str:

@@ -12,7 +12,7 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from fnmatch import fnmatchcase
@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from .change_control import Freeze, Window
 
 Groups = Mapping[str, frozenset[str]]
+DEFAULT_ACCOUNT = "default"  # the OVHcloud account of the OVH_* settings
 
 
 def is_group_id(entry: str) -> bool:
@@ -63,6 +64,8 @@ class Policy:
     channels: frozenset[str] = frozenset()
     requesters: frozenset[str] = frozenset()
     api: str = "reinstall"
+    keep_disks: tuple[int, ...] = ()  # disk groups a deploy keeps unless it says otherwise
+    accounts: frozenset[str] = frozenset()  # OVHcloud accounts it applies to; empty: any
     windows: tuple[Window, ...] = ()
     emergency_requesters: frozenset[str] = frozenset()
     emergency_required: int | None = None
@@ -77,8 +80,11 @@ class Policy:
         """The group IDs among the approvers, sorted."""
         return tuple(sorted(a for a in self.approvers if is_group_id(a)))
 
-    def matches(self, server: str) -> bool:
-        """True when this policy applies to `server` (shell-style pattern, case-insensitive)."""
+    def matches(self, server: str, account: str | None = None) -> bool:
+        """True when this policy applies to `server` (shell-style pattern, case-insensitive)
+        of `account` (when the policy names accounts)."""
+        if self.accounts and account not in self.accounts:
+            return False
         return fnmatchcase(server.lower(), self.pattern.lower())
 
     def pool(self, groups: Groups) -> frozenset[str]:
@@ -174,10 +180,16 @@ class PolicySet:
     policies: tuple[Policy, ...] = field(default_factory=lambda: (Policy(),))
     freezes: tuple[Freeze, ...] = ()  # the configuration's `[[freeze]]` tables
 
+    # The OVHcloud account of a server (set by the wiring, from the provider) for policies
+    # scoped with `accounts`; None (no account, or several, list it) matches no such policy.
+    account_of: Callable[[str], str | None] | None = field(default=None, compare=False)
+
     def for_server(self, server: str) -> Policy:
         """The policy that applies to `server` (the last one is the catch-all default)."""
+        scoped = self.account_of is not None and any(p.accounts for p in self.policies)
+        account = self.account_of(server) if scoped else None
         for policy in self.policies:
-            if policy.matches(server):
+            if policy.matches(server, account):
                 return policy
         return self.policies[-1]
 

@@ -53,6 +53,7 @@ class ServerFacts:
     disk_groups: tuple[DiskGroup, ...] = ()
     efi_bootloader_path: str | None = None
     power_state: str = "poweron"
+    account: str = ""  # the OVHcloud account that lists it, when several are configured
     architecture: str = ""  # OVHcloud's processorArchitecture (x86_64, arm64, …); "": unknown
     ip: str = ""  # the server's own IPv4 address (the boot gate probes it)
 
@@ -134,6 +135,16 @@ class Provider(Protocol):
 
     def find_since(self, server: str, mark: str) -> str | None:
         """The handle of a deployment started after `mark`, running or ended (reconciliation)."""
+        ...
+
+    def account_of(self, server: str) -> str:
+        """The OVHcloud account `server` belongs to (raises ProviderError when none or
+        several list it)."""
+        ...
+
+    def accounts(self) -> dict[str, int]:
+        """Each configured OVHcloud account and how many servers it lists; empty with the
+        one zero-configuration account."""
         ...
 
     def list_servers(self) -> list[str]:

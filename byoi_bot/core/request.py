@@ -53,6 +53,7 @@ class DeploySpec:
     raid: int | None = None
     api: str | None = None  # the API generation, fixed when the request is created
     efi_source: str | None = None  # "given" by the user or "image" (found in its ESP)
+    keep_disks: tuple[int, ...] | None = None  # disk groups left untouched; None: the default
     health_url: str | None = None  # the boot gate also asks it of the server (core.boot_gate)
     emergency: str | None = None  # why this deploy overrides windows and freezes (break-glass)
 
@@ -73,6 +74,8 @@ class DeploySpec:
         canonical["image_url"] = _digest(self.image_url)
         canonical["headers"] = [[k, _digest(v)] for k, v in self.headers]
         canonical["user_data"] = _digest(self.user_data) if self.user_data else None
+        if not self.keep_disks:  # as before keep-disks existed: stored approvals still hold
+            del canonical["keep_disks"]
         payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -135,6 +138,7 @@ class DeploySpec:
             raid=data.get("raid"),
             api=data.get("api"),
             efi_source=data.get("efi_source"),
+            keep_disks=_ints(data.get("keep_disks")),
             emergency=data.get("emergency"),
             health_url=data.get("health_url"),
         )
@@ -158,6 +162,10 @@ def mask_url(url: str) -> str:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
     query = "***" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _ints(values: list | None) -> tuple[int, ...] | None:
+    return None if values is None else tuple(int(v) for v in values)
 
 
 def _digest(value: str) -> str:

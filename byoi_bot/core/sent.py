@@ -1,9 +1,10 @@
 """What will be sent to OVHcloud, decided once when a request is created, and shown as sent.
 
-`resolve` fixes the API generation and the EFI bootloader path of a spec and refuses what
-the chosen API and operating system cannot carry (never dropping it silently); `sent_fields`
-lists every field of the body the provider will send, secret values masked, for the card.
-A test keeps `sent_fields` equal to the provider's real bodies.
+`resolve` fixes the API generation, the EFI bootloader path and the disk groups kept of a
+spec and refuses what the chosen API, operating system and server cannot carry (never
+dropping it silently); `sent_fields` lists every field of the body the provider will send,
+secret values masked, for the card; `disk_plan` says which disk groups are erased and which
+kept. A test keeps `sent_fields` equal to the provider's real bodies.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import binascii
 import hashlib
 from dataclasses import replace
 
-from .ports import ServerFacts
+from .ports import DiskGroup, ServerFacts
 from .request import HIDDEN, OPERATING_SYSTEMS, DeploySpec
 from .text import esc, truncate
 
@@ -28,11 +29,20 @@ EFI_HELP = (
 
 
 def resolve(
-    spec: DeploySpec, api: str, image_facts: dict, server: ServerFacts | None
+    spec: DeploySpec,
+    api: str,
+    image_facts: dict,
+    server: ServerFacts | None,
+    keep_default: tuple[int, ...] = (),
 ) -> tuple[DeploySpec, list[str]]:
-    """`spec` with its API and EFI path fixed, and the reasons it cannot be sent (if any)."""
-    spec = replace(spec, api=api)
+    """`spec` with its API, EFI path and kept disk groups fixed, and the reasons it cannot be
+    sent (if any). `keep_default` (the policy's) applies when the spec says nothing."""
+    keep = keep_default if spec.keep_disks is None else spec.keep_disks
+    spec = replace(spec, api=api, keep_disks=tuple(keep))
     problems = _api_problems(spec) + _raid_problems(spec, server)
+    if spec.keep_disks and api == "reinstall":
+        spec, kept = _keep_problems(spec, server)
+        problems += kept
     if api == "reinstall" and spec.os == "byoi":
         if spec.efi_bootloader:
             spec = replace(spec, efi_source="given")
@@ -66,6 +76,7 @@ def _api_problems(spec: DeploySpec) -> list[str]:
             ("`os=byolinux`", spec.os == "byolinux"),
             ("`efi-bootloader=`", bool(spec.efi_bootloader)),
             ("`raid=`", spec.raid is not None),
+            ("`keep-disks=`", bool(spec.keep_disks)),
         ]
         return [
             f"{what} cannot be sent: this server's policy uses the legacy /bringYourOwnImage "
@@ -108,6 +119,73 @@ def _raid_problems(spec: DeploySpec, server: ServerFacts | None) -> list[str]:
     return []
 
 
+def _keep_problems(spec: DeploySpec, server: ServerFacts | None) -> tuple[DeploySpec, list[str]]:
+    """The rules of OVHcloud's partitioning guide for kept disk groups; the spec then names
+    the OS disk group itself (the first one when not given), so that OVHcloud never chooses
+    one that is kept."""
+    keep = spec.keep_disks or ()
+    twice = sorted({g for g in keep if keep.count(g) > 1})
+    if twice:
+        return spec, [
+            f"`keep-disks=` lists disk group {twice[0]} more than once; OVHcloud takes one "
+            "entry per disk group. List each group once, e.g. `keep-disks=2,3`."
+        ]
+    if server is None or not server.disk_groups:
+        return spec, [
+            "`keep-disks=` needs the server's disk groups, and they could not be read; "
+            "try again when the server answers."
+        ]
+    ids = ", ".join(str(g.id) for g in server.disk_groups)
+    unknown = [g for g in keep if server.disk_group(g) is None]
+    if unknown:
+        return spec, [
+            f"{server.name} has no disk group {unknown[0]} (its groups: {ids}); "
+            "`keep-disks=` takes the ids of the groups to leave untouched."
+        ]
+    os_group = server.disk_group(spec.disk_group or None)
+    if os_group is None:  # an unknown disk-group= is refused by preflight already
+        return spec, []
+    spec = replace(spec, disk_group=os_group.id)
+    if os_group.id in keep:
+        others = [g.id for g in server.disk_groups if g.id not in keep]
+        hint = (
+            f"put the OS on another group with `disk-group={others[0]}`"
+            if others
+            else "leave one group out of `keep-disks=` for the OS"
+        )
+        return spec, [
+            f"disk group {os_group.id} receives the operating system, so it cannot be kept: "
+            f"OVHcloud erases the disk group it installs on. Either {hint}, or leave "
+            f"{os_group.id} out of `keep-disks=`."
+        ]
+    return spec, []
+
+
+def disk_plan(spec: DeploySpec, server_facts: dict | None) -> str | None:
+    """What the deploy erases and keeps, e.g. "ERASES disk group 1 (2× 480 GB SSD); KEEPS
+    disk group 2 (4× 8 TB HDD)"; None when nothing is kept (every disk is erased)."""
+    if not spec.keep_disks:
+        return None
+    groups = {g["id"]: DiskGroup(**g) for g in (server_facts or {}).get("disk_groups") or []}
+    erased = [g for i, g in groups.items() if i not in spec.keep_disks] if groups else []
+    erased_text = "; ".join(_group(g) for g in erased) or f"disk group {spec.disk_group}"
+    kept = "; ".join(_group(groups[i]) if i in groups else f"disk group {i}"
+                     for i in spec.keep_disks)  # fmt: skip
+    return f"ERASES {erased_text}; KEEPS {kept}"
+
+
+def _group(group: DiskGroup) -> str:
+    disks = f"{group.number_of_disks}× {disk_size(group.disk_size_bytes)} {group.disk_type}"
+    return f"disk group {group.id} ({esc(disks.rstrip())})"
+
+
+def disk_size(num_bytes: int) -> str:
+    """A disk's size in its maker's decimal units, as OVHcloud lists it: ``480 GB``, ``8 TB``."""
+    if num_bytes >= 10**12 and num_bytes % 10**11 == 0:
+        return f"{num_bytes / 10**12:g} TB"
+    return f"{num_bytes / 10**9:g} GB"
+
+
 def sent_fields(spec: DeploySpec) -> list[tuple[str, str]]:
     """(field path in the body, value as shown) for every field the provider sends."""
     if spec.api == "legacy":
@@ -138,6 +216,8 @@ def _reinstall_fields(spec: DeploySpec) -> list[tuple[str, str]]:
         )
     if spec.raid is not None:
         fields.append(("storage[0].hardwareRaid[0].raidLevel", str(spec.raid)))
+    for n, group in enumerate(spec.keep_disks or (), 1):
+        fields += [(f"storage[{n}].diskGroupId", str(group)), (f"storage[{n}].erase", "false")]
     return fields
 
 

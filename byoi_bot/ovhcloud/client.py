@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from urllib.parse import urlsplit
+
 import ovh
 from ovh.config import ConfigurationManager
-from ovh.exceptions import InvalidConfiguration, InvalidRegion
+from ovh.exceptions import APIError, InvalidConfiguration, InvalidRegion
 from requests.adapters import HTTPAdapter
 
 from ..config import ConfigError
+from ..core.budget import CallBudget
 
 ENDPOINT_EXPECTED = (
     "set OVH_ENDPOINT to an endpoint name (ovh-eu, ovh-ca, ovh-us, kimsufi-eu, …) or an "
     "http(s)://…/1.0 URL such as the simulator's (http://127.0.0.1:8080/1.0)"
 )
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 KEYS_EXPECTED = (
     "set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY (or OVH_CLIENT_ID "
     "and OVH_CLIENT_SECRET), or put them in ovh.conf (docs/ovhcloud-api.md)"
@@ -40,7 +45,7 @@ def make_client(
     Raises `ConfigError` (one line naming the setting) for a missing or unknown endpoint and
     for missing or half-given credentials; nothing is sent over the network here.
     """
-    name = register_endpoint(endpoint or _configured_endpoint(config_file))
+    name = register_endpoint(endpoint or configured_endpoint(config_file))
     if not name:
         raise ConfigError(
             f"OVH_ENDPOINT is not set (nor `endpoint` in ovh.conf); {ENDPOINT_EXPECTED}"
@@ -77,7 +82,8 @@ def _credentials_problem(message: str) -> str:
 
 
 def register_endpoint(endpoint: str | None) -> str | None:
-    """The endpoint name to give `ovh.Client`; a URL is added to `ovh.client.ENDPOINTS`."""
+    """The endpoint name to give `ovh.Client`; a URL is added to `ovh.client.ENDPOINTS`, and
+    its OAuth2 token URL to `ovh.client.OAUTH2_TOKEN_URLS` (see `token_url`)."""
     if not endpoint or not endpoint.lower().startswith(("http://", "https://")):
         return endpoint
     url = endpoint.rstrip("/")
@@ -86,11 +92,44 @@ def register_endpoint(endpoint: str | None) -> str | None:
             f"OVH_ENDPOINT: the URL `{url}` must end with /1.0 (e.g. https://eu.api.ovh.com/1.0)"
         )
     ovh.client.ENDPOINTS[url] = url
+    ovh.client.OAUTH2_TOKEN_URLS[url] = token_url(url)
+    parts = urlsplit(url)
+    if parts.scheme == "http" and parts.hostname in LOOPBACK:
+        # oauthlib sends tokens over HTTPS only; a simulator on this machine speaks HTTP.
+        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
     return url
 
 
-def _configured_endpoint(config_file: str | None) -> str | None:
+def token_url(api_url: str) -> str:
+    """The OAuth2 token URL of an API URL: the region's (as `ovh` knows it) for an OVHcloud
+    API URL, else `/auth/oauth2/token` on the same host (the simulator serves it there)."""
+    for name, known in ovh.client.ENDPOINTS.items():
+        if known == api_url and name in ovh.client.OAUTH2_TOKEN_URLS and name != api_url:
+            return ovh.client.OAUTH2_TOKEN_URLS[name]
+    parts = urlsplit(api_url)
+    return f"{parts.scheme}://{parts.netloc}/auth/oauth2/token"
+
+
+def configured_endpoint(config_file: str | None) -> str | None:
     configuration = ConfigurationManager()
     if config_file:
         configuration.read(config_file)
     return configuration.get("default", "endpoint")  # OVH_ENDPOINT first, then ovh.conf
+
+
+def with_budget(client: ovh.Client, budget: CallBudget) -> ovh.Client:
+    """`client` with every API call taking a slot of `budget` first (polls after commands,
+    as `core.budget` decides), and a 429 answer shrinking the budget."""
+    call = client.call
+
+    def budgeted(method, path, data=None, need_auth=True):
+        budget.take()
+        try:
+            return call(method, path, data, need_auth)
+        except APIError as exc:
+            if getattr(getattr(exc, "response", None), "status_code", None) == 429:
+                budget.throttled()
+            raise
+
+    client.call = budgeted
+    return client

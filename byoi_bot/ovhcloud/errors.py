@@ -18,6 +18,7 @@ import requests
 from ..core.ports import Explanation
 from ..core.request import mask_url
 from .error_classes import family_of
+from .iam import denied_actions
 
 GiB = 1024**3
 _URL = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
@@ -360,6 +361,8 @@ def explain_exception(exc: BaseException) -> Explanation:
 def _explain_api_error(exc: ovh_errors.APIError) -> Explanation:
     message = str(exc.args[0]) if exc.args and exc.args[0] is not None else ""
     raw = _raw(exc)
+    if denied := denied_actions(error_body(exc)):
+        return _iam_denied(denied, raw)
     for kind, code, cause, action in _CREDENTIAL_ERRORS:
         if isinstance(exc, kind):
             return Explanation(
@@ -393,6 +396,19 @@ def _explain_api_error(exc: ovh_errors.APIError) -> Explanation:
     return unknown(raw)
 
 
+def _iam_denied(actions: list[str], raw: str) -> Explanation:
+    named = ", ".join(f"`{a}`" for a in actions)
+    return Explanation(
+        f"OVHcloud's IAM refused the call: the service account may not do {named}.",
+        f"The IAM policy of byoi-bot's service account (OVH_CLIENT_ID) does not allow {named} "
+        "on this server.",
+        f"Add {named} to the service account's IAM policy for this server (`byoi-bot "
+        "iam-policy` prints the whole policy byoi-bot needs), then try again.",
+        raw,
+        "iam_denied",
+    )
+
+
 def _explain_transport(error: BaseException) -> Explanation:
     if isinstance(error, requests.Timeout | TimeoutError):
         return Explanation(
@@ -424,14 +440,19 @@ def _transport_error(exc: BaseException) -> BaseException | None:
 
 def error_class(exc: ovh_errors.APIError) -> str:
     """The API's `class` field of the error body (e.g. `Client::NotFound`), or ''."""
+    return str(error_body(exc).get("class") or "")
+
+
+def error_body(exc: ovh_errors.APIError) -> dict:
+    """The error answer's JSON body ({} when there is none)."""
     response = getattr(exc, "response", None)
     if response is None:
-        return ""
+        return {}
     try:
         body = response.json()
     except ValueError:
-        return ""
-    return str(body.get("class") or "") if isinstance(body, dict) else ""
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _status(exc: ovh_errors.APIError) -> int | None:

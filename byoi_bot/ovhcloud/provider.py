@@ -20,6 +20,8 @@ import ovh.exceptions as ovh_errors
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from ..core.budget import CallBudget
+from ..core.policy import DEFAULT_ACCOUNT
 from ..core.ports import DiskGroup, Explanation, Provider, ProviderError, ServerFacts
 from ..core.progress import Phase, Progress, Step
 from ..core.request import OPERATING_SYSTEMS, DeploySpec
@@ -127,6 +129,13 @@ class _OvhProvider(ABC):
     def list_servers(self) -> list[str]:
         """GET /dedicated/server: the account's server names, lower-case."""
         return sorted(str(name).lower() for name in self._read("/dedicated/server") or [])
+
+    def account_of(self, server: str) -> str:
+        """One client, one account: the zero-configuration one."""
+        return DEFAULT_ACCOUNT
+
+    def accounts(self) -> dict[str, int]:
+        return {}
 
     def _read(self, path: str, *, retry_not_found: bool = True, retried: bool = True, **query: str):
         """GET `path`, retrying transient failures (unless not `retried`); raises
@@ -344,10 +353,12 @@ class RoutingProvider:
         default: Provider,
         by_pattern: Sequence[tuple[str, Provider]] = (),
         others: Sequence[Provider] = (),
+        budget: CallBudget | None = None,
     ) -> None:
         self.default = default
         self.by_pattern = list(by_pattern)
         self.others = list(others)
+        self.budget = budget  # the account's call budget (None: calls are not counted)
 
     def for_server(self, server: str) -> Provider:
         """The provider that handles `server`."""
@@ -388,6 +399,15 @@ class RoutingProvider:
     def list_servers(self) -> list[str]:
         return self.default.list_servers()
 
+    def account_of(self, server: str) -> str:
+        return self.default.account_of(server)
+
+    def accounts(self) -> dict[str, int]:
+        return self.default.accounts()
+
+    def budget_of(self, server: str) -> CallBudget | None:
+        return self.budget
+
     def _owner(self, server: str, handle: str) -> Provider:
         routed = self.for_server(server)
         candidates = (routed, self.default, *(p for _, p in self.by_pattern), *self.others)
@@ -417,11 +437,17 @@ def reinstall_body(spec: DeploySpec) -> dict:
     if spec.metadata:
         custom["configDriveMetadata"] = dict(spec.metadata)
     body = {"operatingSystem": OPERATING_SYSTEMS[spec.os], "customizations": custom}
+    storage = []
     if spec.disk_group is not None or spec.raid is not None:
-        storage: dict = {"diskGroupId": spec.disk_group or 0}  # 0: the API chooses
+        target: dict = {"diskGroupId": spec.disk_group or 0}  # 0: the API chooses
         if spec.raid is not None:
-            storage["hardwareRaid"] = [{"raidLevel": spec.raid}]
-        body["storage"] = [storage]
+            target["hardwareRaid"] = [{"raidLevel": spec.raid}]
+        storage.append(target)
+    # Kept disk groups (partitioning guide, ovh/ovhcloud-docs#531): `core.sent.resolve` has
+    # named the OS disk group above and checked these against the server's groups.
+    storage += [{"diskGroupId": group, "erase": False} for group in spec.keep_disks or ()]
+    if storage:
+        body["storage"] = storage
     return body
 
 

@@ -116,19 +116,34 @@ def _check_hostname(hostname: str) -> None:
 
 
 def _check_storage(storage: list, server: dict, os_name: str, name: str) -> dict:
-    """The disk group to install on; diskGroupId 0 (or none) means automatic: the first."""
+    """The disk group to install on; diskGroupId 0 (or none) means automatic: the first.
+
+    Entries `{"diskGroupId": N, "erase": false}` keep group N (partitioning guide,
+    ovh/ovhcloud-docs PR #531): never the OS group, one entry per group; the other entries
+    describe where the OS goes, and there is at most one of those.
+    """
     groups = server["hardware"].get("diskGroups") or []
-    if len(storage) > 1:
+    kept = [c for c in storage if c.get("erase") is False]
+    targets = [c for c in storage if c.get("erase") is not False]
+    if len(targets) > 1:
         raise api_error(
-            "Server::NotImplemented::DiskGroupMultipleConfigs", diskgroupsNumber=len(storage)
+            "Server::NotImplemented::DiskGroupMultipleConfigs", diskgroupsNumber=len(targets)
         )
-    config = storage[0] if storage else {}
+    ids = [c.get("diskGroupId") for c in storage]
+    twice = sorted({i for i in ids if ids.count(i) > 1}, key=str)
+    if twice:
+        raise ApiError(
+            400, "Client::BadRequest", f"diskGroupId {twice[0]} is given more than once in storage"
+        )
+    config = targets[0] if targets else {}
     wanted = config.get("diskGroupId") or 0
     group = groups[0] if wanted == 0 and groups else None
     group = group or next((g for g in groups if g["diskGroupId"] == wanted), None)
     group_name = f"diskGroup {wanted}"
     if group is None:
         raise api_error("Client::NotFound::DiskGroup", diskGroupName=group_name, serverName=name)
+    for entry in kept:
+        _check_kept(entry, groups, group, name)
     if config.get("partitioning"):
         raise api_error(
             "Client::BadRequest::PartitionIncompatibleCustomPartitioning",
@@ -143,6 +158,26 @@ def _check_storage(storage: list, server: dict, os_name: str, name: str) -> dict
     if raids:
         _check_raid(raids[0], group, group_name, name)
     return group
+
+
+def _check_kept(entry: dict, groups: list, os_group: dict, name: str) -> None:
+    if set(entry) != {"diskGroupId", "erase"}:
+        raise ApiError(
+            400,
+            "Client::BadRequest",
+            "A storage entry with erase=false takes only diskGroupId and erase",
+        )
+    kept = entry["diskGroupId"]
+    if not any(g["diskGroupId"] == kept for g in groups):
+        raise api_error(
+            "Client::NotFound::DiskGroup", diskGroupName=f"diskGroup {kept}", serverName=name
+        )
+    if kept == os_group["diskGroupId"]:
+        raise ApiError(
+            400,
+            "Client::BadRequest",
+            f"diskGroup {kept} receives the operating system: it cannot be kept (erase=false)",
+        )
 
 
 def _check_raid(raid: dict, group: dict, group_name: str, name: str) -> None:

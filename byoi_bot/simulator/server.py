@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from ..ovhcloud.iam import actions_of
 from . import auth
 from .boots import Behaviour, BootError, Boots
 from .errors import ApiError
@@ -44,6 +45,11 @@ _ROUTES = (
     ("GET", r"/auth/currentCredential", "current_credential"),
 )
 _COMPILED = tuple((m, re.compile(p + "$"), h) for m, p, h in _ROUTES)
+# Each route as the schema writes it, for its IAM actions (`x-iam-actions`).
+_TEMPLATES = {
+    h: p.replace(_SN, "{serviceName}").replace(r"(?P<task>\d+)", "{taskId}") for _, p, h in _ROUTES
+}
+TOKEN_PATH = "/auth/oauth2/token"  # OAuth2 client credentials, outside /1.0 as at OVHcloud
 _READ_ERRORS = {
     404: ("Client::NotFound", "The requested object does not exist"),
     500: ("Server::InternalServerError::Internal", "Internal server error"),
@@ -58,7 +64,11 @@ class Simulator:
 
     `inventory`: JSON path, dict or None (built-in); `clock`: monotonic seconds (default
     `time.monotonic`); `credentials`: dict of application_key, application_secret,
-    consumer_key (optional `rules`, `status`), else OVH_* environment, else DEMO_CREDENTIALS.
+    consumer_key (optional `rules`, `status`), else OVH_* environment, else DEMO_CREDENTIALS;
+    `service_account`: dict of client_id, client_secret and optional `allow` (the IAM
+    actions its policy allows, wildcards accepted; default all), accepted besides them;
+    `install_steps`: (name, seconds) of each install step (default: 7 equal steps in
+    `deploy_seconds`).
     """
 
     def __init__(
@@ -68,8 +78,11 @@ class Simulator:
         clock: Callable[[], float] | None = None,
         credentials: dict | None = None,
         latency: float = 0.0,
+        service_account: dict | None = None,
+        install_steps: tuple[tuple[str, float], ...] = (),
     ) -> None:
-        self.world = World(inventory, deploy_seconds, clock)
+        self.world = World(inventory, deploy_seconds, clock, install_steps)
+        self.service_account = auth.ServiceAccount.of(service_account) if service_account else None
         self.boots = Boots(self.world.install_ended)  # the servers' SSH, on 127.0.0.1
         self.latency = latency  # seconds every API answer waits, like a real round trip
         self.credentials = auth.Credentials.resolve(credentials)
@@ -183,6 +196,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith(CONTROL):
             status, payload = self._control(parts.path[len(CONTROL) :], body)
             log.info("control %s %s -> %d", self.command, parts.path, status)
+        elif parts.path == TOKEN_PATH and self.command == "POST" and self.sim.service_account:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, payload = self.sim.service_account.issue(headers, body)
+            self.sim.record(self.command, parts.path, "", status, started)
         else:
             status, payload = self._api(parts.path, parts.query, body)
             self.sim.record(self.command, parts.path, parts.query, status, started)
@@ -197,32 +214,55 @@ class _Handler(BaseHTTPRequestHandler):
         api_path = _api_path(path)
         if self.command == "GET" and api_path == "/auth/time":
             return 200, int(time.time())
+        bearer = self.headers.get("Authorization", "").lower().startswith("bearer ")
         try:
-            auth.check(
-                self.sim.credentials,
-                {k.lower(): v for k, v in self.headers.items()},
-                self.command,
-                f"http://{self.headers.get('Host', '')}{self.path}",
-                body,
-                api_path,
-            )
-            return self._route(api_path, parse_qs(query), body)
+            if bearer and self.sim.service_account:
+                self.sim.service_account.check(self.headers["Authorization"])
+            else:
+                auth.check(
+                    self.sim.credentials,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.command,
+                    f"http://{self.headers.get('Host', '')}{self.path}",
+                    body,
+                    api_path,
+                )
+            return self._route(api_path, parse_qs(query), body, iam=bearer)
         except auth.AuthError as exc:
             return exc.status, exc.body
         except ApiError as exc:
             return exc.status, exc.body()
 
-    def _route(self, api_path: str, query: dict, body: str) -> tuple[int, object]:
+    def _route(self, api_path: str, query: dict, body: str, iam: bool) -> tuple[int, object]:
         allowed = []
         for method, pattern, handler in _COMPILED:
             found = pattern.match(api_path)
             if found:
                 allowed.append(method)
-                if method == self.command:
-                    return self._dispatch(handler, found.groupdict(), query, body)
+                if method != self.command:
+                    continue
+                if iam and (denied := self._iam_denied(method, handler)):
+                    return 403, denied
+                return self._dispatch(handler, found.groupdict(), query, body)
         if allowed:
             return 405, {"message": f"Received not described method '{self.command}'"}
         return 404, {"message": "Got an invalid (or empty) URL"}
+
+    def _iam_denied(self, method: str, handler: str) -> dict | None:
+        """The 403 body of OVHcloud's IAM when the service account's policy lacks an action
+        of this route (OVHcloud IAM guide, ovh/docs PR #5314)."""
+        account = self.sim.service_account
+        denied = account.denied(actions_of(method, _TEMPLATES[handler])) if account else []
+        if not denied:
+            return None
+        return {
+            "class": "Client::Forbidden",
+            "message": "User not granted for this request",
+            "details": {
+                "unauthorizedActionsByAuthentication": "",
+                "unauthorizedActionsByIAM": ",".join(denied),
+            },
+        }
 
     def _dispatch(self, handler: str, params: dict, query: dict, body: str) -> tuple[int, object]:
         world = self.sim.world

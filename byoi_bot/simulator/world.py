@@ -8,7 +8,9 @@ only while it is `doing` (404 before and after, as the API does).
 
 from __future__ import annotations
 
+import bisect
 import copy
+import itertools
 import json
 import threading
 import time
@@ -100,22 +102,34 @@ class Deployment:
     error_status: str = "customerError"
     os: str = "byoi_64"
     cancelled_after: float | None = None  # seconds after the start
+    profile: tuple[tuple[str, float], ...] = ()  # (step, seconds); empty: STEPS, equal parts
 
-    def _step_seconds(self) -> float:
-        return self.duration / len(STEPS)
+    def _names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.profile) if self.profile else STEPS
+
+    def _ends(self) -> list[float]:
+        """Seconds after the start when each step ends."""
+        if not self.profile:
+            return [self.duration * (i + 1) / len(STEPS) for i in range(len(STEPS))]
+        return list(itertools.accumulate(seconds for _, seconds in self.profile))
 
     def _queued(self) -> float:
         """Seconds spent in `init`, then as many in `todo`, before the installer starts."""
-        return min(1.0, self._step_seconds() / 4)
+        return min(1.0, self._ends()[0] / 4)
 
     def _end(self) -> float:
         """Seconds after the start when it ends: cancelled, half way through the failing
         step, or done."""
         if self.cancelled_after is not None:
             return self.cancelled_after
+        ends = self._ends()
         if self.error is None:
-            return self.duration
-        return (self.error_step + 0.5) * self._step_seconds()
+            return ends[-1]
+        step = min(self.error_step, len(ends) - 1)
+        return ((ends[step - 1] if step else 0.0) + ends[step]) / 2
+
+    def _index(self, elapsed: float) -> int:
+        return bisect.bisect_right(self._ends(), elapsed)
 
     def status(self, now: float) -> str:
         """init, todo, doing, done, error or cancelled."""
@@ -132,19 +146,20 @@ class Deployment:
         return self.status(now) in ACTIVE
 
     def current_step(self, now: float) -> int:
-        """Index of the step under way (len(STEPS) once every step is done)."""
-        return min(len(STEPS), int((now - self.started) // self._step_seconds()))
+        """Index of the step under way (the number of steps once every step is done)."""
+        return self._index(now - self.started)
 
     def steps(self, now: float) -> list[dict]:
         """Install steps as GET install/status lists them."""
         status = self.status(now)
-        current = int((now - self.started) // self._step_seconds())
+        names = self._names()
+        current = self._index(now - self.started)
         if status == "done":
-            current = len(STEPS)
+            current = len(names)
         elif self.error is not None:
             current = min(current, self.error_step)
         result = []
-        for index, comment in enumerate(STEPS):
+        for index, comment in enumerate(names):
             state = "done" if index < current else "todo"
             if index == current:
                 state = "error" if status == "error" else "doing"
@@ -172,9 +187,11 @@ class World:
         inventory: str | Path | dict | None = None,
         deploy_seconds: float = 60.0,
         clock: Callable[[], float] | None = None,
+        install_steps: tuple[tuple[str, float], ...] = (),
     ) -> None:
         self._source = load_inventory(inventory)
         self.deploy_seconds = deploy_seconds
+        self.install_steps = install_steps  # (step, seconds); empty: STEPS in deploy_seconds
         self._clock = clock or time.monotonic
         self.faults = Faults()
         self._lock = threading.RLock()
@@ -382,8 +399,9 @@ class World:
 
     def _deploy(self, name: str, kind: str, checksum: str) -> Deployment:
         deployment = Deployment(
-            kind, name, self.now(), self.deploy_seconds, datetime.now(UTC), checksum
-        )
+            kind, name, self.now(), self.deploy_seconds, datetime.now(UTC), checksum,
+            profile=self.install_steps,
+        )  # fmt: skip
         fault = self.faults.take_install(name)
         planned = self._servers[name].get("install_error")
         if fault is None and planned:

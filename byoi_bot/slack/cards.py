@@ -11,7 +11,7 @@ from ..core.authorization import Standing
 from ..core.checks import Check, Severity
 from ..core.ports import CardView
 from ..core.request import DeploySpec
-from ..core.sent import sent_fields
+from ..core.sent import disk_plan, sent_fields
 from ..core.states import State
 from ..core.text import esc, mention, progress_bar, size, truncate
 
@@ -47,9 +47,9 @@ def card_blocks(view: CardView) -> tuple[list[dict], str]:
     if r.checks:
         blocks.append(_section("*Checks*\n" + "\n".join(_check(c) for c in r.checks)))
     if r.state in (State.PENDING_APPROVAL, State.APPROVED):
-        blocks.append(
-            _section(f"⚠️ *This deploy ERASES ALL DATA on {server}.* It cannot be undone.")
-        )
+        plan = disk_plan(r.spec, r.server_facts)
+        erases = f"{plan} on {server}" if plan else f"ERASES ALL DATA on {server}"
+        blocks.append(_section(f"⚠️ *This deploy {erases}.* It cannot be undone."))
     blocks.append(_section(_approvals(view)))
     if r.state is State.PENDING_APPROVAL:
         blocks.append(_buttons(r.id))
@@ -69,6 +69,8 @@ def _server_facts(view: CardView) -> str:
     r = view.request
     facts = r.server_facts or {}
     lines = [f"`{esc(r.spec.server)}`"]
+    if facts.get("account"):
+        lines[0] += f" · account `{esc(facts['account'])}`"
     if facts:
         lines.append(
             f"{esc(facts.get('datacenter', '?'))} · {size(facts.get('ram_bytes'))} RAM · "

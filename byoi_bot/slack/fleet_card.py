@@ -13,6 +13,7 @@ from ..core.authorization import Standing
 from ..core.fleet import FleetState, waves
 from ..core.ports import FleetView
 from ..core.request import Request
+from ..core.sent import disk_plan
 from ..core.states import State
 from ..core.text import esc, mention, truncate
 from .cards import SECTION_LIMIT, _section, approvals_text, sent_lines, slack_date, who
@@ -68,17 +69,22 @@ def fleet_blocks(view: FleetView) -> tuple[list[dict], str]:
         more = f"\n… and {len(f.refused) - 15} more" if len(f.refused) > 15 else ""
         blocks.append(_section(f"*Left out ({len(f.refused)})*\n" + "\n".join(lines) + more))
     if f.state is FleetState.PENDING_APPROVAL:
-        blocks.append(
-            _section(
-                f"⚠️ *This deploy ERASES ALL DATA on {len(view.members)} servers.* "
-                "It cannot be undone."
-            )
-        )
+        blocks.append(_section(_erases(view.members)))
     blocks.append(_section(_approvals(view)))
     fallback = (
         f"BYOI fleet deploy {f.id}: {len(view.members)} servers — {f.state.replace('_', ' ')}"
     )
     return blocks, fallback
+
+
+def _erases(members: tuple[Request, ...]) -> str:
+    """The data-loss warning: all data, or per server what is erased and kept."""
+    plans = [(m.spec.server, disk_plan(m.spec, m.server_facts)) for m in members]
+    if not any(plan for _, plan in plans):
+        return f"⚠️ *This deploy ERASES ALL DATA on {len(members)} servers.* It cannot be undone."
+    lines = [f"`{esc(s)}`: {plan or 'ERASES ALL DATA'}" for s, plan in plans[:15]]
+    more = f"\n… and {len(plans) - 15} more" if len(plans) > 15 else ""
+    return "⚠️ *This deploy erases data; it cannot be undone.*\n" + "\n".join(lines) + more
 
 
 def _table(members: tuple[Request, ...], fleet) -> str:

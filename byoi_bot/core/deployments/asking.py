@@ -36,7 +36,7 @@ class Asking(Workflow):
             raise Refused(
                 [messages.refused_by_checks(), *(messages.check_line(c) for c in blockers)]
             )
-        spec, unsendable = sent.resolve(spec, policy.api, image_facts, facts)
+        spec, unsendable = sent.resolve(spec, policy.api, image_facts, facts, policy.keep_disks)
         if unsendable:
             raise Refused(unsendable)
         verify = self.verifier is not None and spec.checksum is not None

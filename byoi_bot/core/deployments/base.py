@@ -107,6 +107,8 @@ class Workflow:
         self.fleets: FleetVotes | None = None  # deploys to many, when wired (core.fleets)
         self.verifier = verifier  # set: requests with a checksum= are verified before starting
         self.background = background or _in_thread
+        # seconds between two polls of a server's deployment under its API budget (poller)
+        self.poll_pace: Callable[[str], float | None] = lambda server: None
         self._cards = threading.Condition()  # cards whose first post a command waits for
         self._awaited: dict[str, tuple[str | None, str | None] | None] = {}  # `cards.Cards`
         self.probe = probe  # None: no boot gate, done at OVHcloud's done (core.boot_gate)

@@ -17,15 +17,16 @@ from .booting import Booting
 class Following(Booting):
     """Poll one deployment; post progress, heartbeats and stall warnings; finish it."""
 
-    def poll(self, request: Request) -> None:
+    def poll(self, request: Request) -> Progress | None:
         """Read one deployment's progress and tell the thread what changed.
 
         Raises `ProviderError` when OVHcloud could not be read (nothing is posted); the
-        poller (`byoi_bot.poller`) decides when to try again.
+        poller (`byoi_bot.poller`) decides when to try again. Returns what OVHcloud said
+        (None for a boot gate's check, which does not ask OVHcloud).
         """
         if request.state is State.BOOTING:
             self.follow_boot(request)
-            return
+            return None
         now = self.clock.now()
         try:
             progress = self.provider.progress(request.spec.server, request.provider_handle or "")
@@ -35,7 +36,7 @@ class Following(Booting):
         self.provider_seen = (True, now)
         if progress.phase is Phase.DONE:
             self.installed(request, progress)
-            return
+            return progress
         if progress.phase is Phase.FAILED:
             explanation = self.explain(progress.message or _failed_step(progress))
             self._finish(
@@ -46,13 +47,13 @@ class Following(Booting):
                 progress,
                 explanation,
             )
-            return
+            return progress
         previous = request.progress or {}
         if previous.get("steps") and not progress.steps:
             # A step-less answer (e.g. a spurious 404 of the install status) never replaces
             # known steps: nothing is posted, the next poll reads them again.
             self._heartbeat_or_stall(request, progress, now)
-            return
+            return progress
         record = progress.to_dict() | {
             "signature": progress.signature(),
             "stall_warned": previous.get("stall_warned", False),
@@ -68,8 +69,9 @@ class Following(Booting):
                 last_status=messages.status_line(request, progress),
                 last_post_at=now,
             )
-            return
+            return progress
         self._heartbeat_or_stall(request, progress, now)
+        return progress
 
     def _heartbeat_or_stall(self, request: Request, progress: Progress, now: datetime) -> None:
         started = request.submitted_at or now

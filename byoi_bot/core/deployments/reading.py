@@ -42,7 +42,8 @@ class Reading(Workflow):
     def _status_line(self, request: Request, policy: Policy) -> str:
         """The card's state, with what change control says: an emergency's banner, why an
         approved deploy waits, when the window of a running install closes."""
-        text = messages.card_status(request)
+        pace = self.poll_pace(request.spec.server)
+        text = messages.card_status(request, pace, self.timing.poll.total_seconds())
         if request.spec.emergency:
             text = f"{words.emergency_banner(request)}\n{text}"
         if request.state is State.APPROVED:
