@@ -89,10 +89,7 @@ class Policy:
 
     def pool(self, groups: Groups) -> frozenset[str]:
         """Every user who may approve: listed users plus members of listed groups."""
-        users = {a for a in self.approvers if not is_group_id(a)}
-        for group in self.groups:
-            users |= groups.get(group, frozenset())
-        return frozenset(users)
+        return _members(self.approvers, groups)
 
     def may_approve(self, user: str, requester: str, groups: Groups) -> str | None:
         """None when `user` may approve this request, else the reason in plain words."""
@@ -106,13 +103,8 @@ class Policy:
         """None when `user` may ask for a deployment in `channel`, else the reason."""
         if self.channels and channel not in self.channels:
             return f"deployments matching `{self.pattern}` are not requested in this channel"
-        if self.requesters:
-            allowed = {r for r in self.requesters if not is_group_id(r)}
-            for group in self.requesters:
-                if is_group_id(group):
-                    allowed |= groups.get(group, frozenset())
-            if user not in allowed:
-                return f"you are not allowed to request deployments under policy `{self.name}`"
+        if self.requesters and user not in _members(self.requesters, groups):
+            return f"you are not allowed to request deployments under policy `{self.name}`"
         return None
 
     def may_declare_emergency(self, user: str, groups: Groups) -> str | None:
@@ -199,6 +191,7 @@ class PolicySet:
 
 
 def _members(entries: frozenset[str], groups: Groups) -> frozenset[str]:
+    """The users `entries` names: its user IDs, and the members of its group IDs."""
     users = {e for e in entries if not is_group_id(e)}
     for entry in entries:
         if is_group_id(entry):
