@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from .core.outbox import ChatHealth
-from .slack.errors import token_refused
+from .slack.errors import TOKEN_ERRORS, token_refused
 
 if TYPE_CHECKING:
     from .wiring import Bot
@@ -75,10 +75,6 @@ class SlackToken:
     (`seen`) feeds it too, so a token refused to a listener's call turns it red as well.
     """
 
-    REFUSED = frozenset(
-        {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
-    )
-
     def __init__(self) -> None:
         self._health = ChatHealth()
         self._detail = "not checked yet"
@@ -96,7 +92,7 @@ class SlackToken:
 
     def seen(self, method: str, error: str) -> None:
         """A Web API call failed with `error`."""
-        if error in self.REFUSED:
+        if error in TOKEN_ERRORS:
             self._health.refused(f"{token_refused(error)} (seen on {method})")
 
 

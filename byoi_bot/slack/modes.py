@@ -185,9 +185,6 @@ def _startup_line(settings: Settings, mode: str, identity: dict | None) -> str:
     )
 
 
-_REFUSED = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
-
-
 def slack_accepts_the_token(client: WebClient, api_url: str, *, required: bool) -> dict | None:
     """Call `auth.test` once at start-up and return its answer (the team and the bot user):
     a refused token is a `ConfigError`; an unreachable Slack is `CannotStart` when
