@@ -208,24 +208,26 @@ def _port(text: str | int) -> int:
     return value
 
 
-def _public_url(text: str) -> str:
+def _plain_url(text: str, schemes: str, shown: str, expected: str) -> str:
+    """A URL of `schemes` (a regex) with no credentials or query, without its final `/`."""
     url = str(text).strip().rstrip("/")
-    if url and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[\w.~/-]*)?", url):
+    if url and not re.fullmatch(schemes + r"://[A-Za-z0-9.-]+(:\d{1,5})?(/[\w.~/-]*)?", url):
         raise ConfigError(  # the value is not quoted: it may hold credentials
-            "not an https:// URL without credentials or query; expected the bot's public "
-            "address, e.g. https://bot.example.net"
+            f"not an {shown} URL without credentials or query; expected {expected}"
         )
     return url
+
+
+def _public_url(text: str) -> str:
+    return _plain_url(
+        text, "https", "https://", "the bot's public address, e.g. https://bot.example.net"
+    )
 
 
 def _alertmanager_url(text: str) -> str:
-    url = str(text).strip().rstrip("/")
-    if url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[\w.~/-]*)?", url):
-        raise ConfigError(  # the value is not quoted: it may hold credentials
-            "not an http(s):// URL without credentials or query; expected Alertmanager's "
-            "address, e.g. http://alertmanager:9093"
-        )
-    return url
+    return _plain_url(
+        text, "https?", "http(s)://", "Alertmanager's address, e.g. http://alertmanager:9093"
+    )
 
 
 def _silence_matchers(text: str) -> str:
