@@ -132,11 +132,12 @@ class Jobs:
 
     def _resume_approved(self) -> None:
         d = self.deployments
+        freezes = d.freezes_in_force(d.clock.now())  # read once for the whole sweep
         for request in d.store.in_states([State.APPROVED]):
             if request.fleet_id:
                 continue  # a fleet's rollout starts its servers (`fleets.advance_all`)
             try:
-                if d.is_due(request):
+                if d.is_due(request, freezes):
                     d.submit(request.id)
                 elif self.scheduler.get_job(f"submit:{request.id}") is None:
                     self._plan(request)

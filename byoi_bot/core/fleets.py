@@ -378,7 +378,12 @@ class Fleets:
             self._expire_if_closed(fleet, members)
             return
         verified = not any(checksum_pending(m) for m in members)
-        if fleet.state is FleetState.RUNNING and verified and all(d.is_due(m) for m in members):
+        freezes = d.freezes_in_force(d.clock.now())  # read once for every server
+        if (
+            fleet.state is FleetState.RUNNING
+            and verified
+            and all(d.is_due(m, freezes) for m in members)
+        ):
             for i in to_start([m.state for m in members], fleet.rollout):
                 d.submit(members[i].id)
             members = d.store.fleet_members(fleet)
@@ -468,7 +473,9 @@ class Fleets:
         left = [m for m in members if m.state is State.APPROVED]
         if fleet.state is not FleetState.RUNNING or not left:
             return ""
-        latest = max((self.d.start_decision(m) for m in members), key=lambda x: x.start_at)
+        freezes = self.d.freezes_in_force(self.d.clock.now())
+        decisions = (self.d.start_decision(m, freezes) for m in members)
+        latest = max(decisions, key=lambda x: x.start_at)
         if latest.now:
             return ""
         return "\n⏸️ " + change_messages.next_wave(latest, self.d.clock.now())

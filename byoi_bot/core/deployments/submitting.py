@@ -8,6 +8,7 @@ from dataclasses import replace
 from .. import change_messages as words
 from .. import messages, phone_home
 from ..boot_gate import Gate, token_hash
+from ..change_control import Freeze
 from ..checks import blocking
 from ..ports import ProviderError
 from ..posts import Post
@@ -33,9 +34,9 @@ class Submitting(Workflow):
                     expired.append(done)
         return expired
 
-    def is_due(self, request: Request) -> bool:
+    def is_due(self, request: Request, freezes: list[Freeze] | None = None) -> bool:
         """True when the request may start now (`at=`, windows, freezes: `start_decision`)."""
-        return self.start_decision(request).now
+        return self.start_decision(request, freezes).now
 
     def submit_when_due(self, request: Request) -> None:
         """Submit now, or say when it will start and why (the scheduler runs it then)."""
