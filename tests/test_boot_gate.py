@@ -328,38 +328,16 @@ def test_a_store_before_the_gate_upgrades_and_booting_holds_its_server(db_locati
     `boot` column, keeps its deploying request, and then one server has one active request
     whether it is deploying or booting."""
     from core_fixtures import request
+    from raw_sql import older_schema_with
 
     from byoi_bot.core.ports import ServerBusy
-    from byoi_bot.store import is_postgres, open_store
+    from byoi_bot.store import open_store
     from byoi_bot.store.rows import to_row
 
     old = request("r-oldone", state=State.DEPLOYING)
     row = {k: v for k, v in to_row(old).items() if k != "boot"}
-    if is_postgres(db_location):
-        import psycopg
-
-        from byoi_bot.store import postgres
-
-        with psycopg.connect(db_location, autocommit=True) as conn:
-            original = postgres.MIGRATIONS
-            postgres.MIGRATIONS = original[:-1]  # all but the gate's, the last
-            try:
-                postgres.migrate(conn)
-            finally:
-                postgres.MIGRATIONS = original
-            conn.execute(
-                f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
-                list(row.values()),
-            )
-    else:
-        from sqlite_utils import Database
-
-        from byoi_bot.store.sqlite import migrations
-
-        db = Database(db_location)
-        migrations.apply(db, stop_before="m_gate_01_boot_gate")
-        db["requests"].insert(row)
-        db.close()
+    # every migration but the gate's, the last
+    older_schema_with(db_location, row, postgres=slice(-1), sqlite_before="m_gate_01_boot_gate")
     store = open_store(db_location)
     try:
         assert store.get(old.id) == old and store.get(old.id).boot is None

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 from core_fixtures import T0, request, spec
-from raw_sql import column, execute
+from raw_sql import column, execute, older_schema_with
 
 from byoi_bot.core.fleet import FleetState
 from byoi_bot.core.ports import ServerBusy
 from byoi_bot.core.states import IllegalTransition, State
-from byoi_bot.store import SCHEMA_VERSION, Store, is_postgres, new_request_id, open_store
+from byoi_bot.store import SCHEMA_VERSION, Store, new_request_id, open_store
 from byoi_bot.store.rows import dt, to_row
 
 
@@ -518,31 +518,7 @@ def test_a_database_of_the_release_before_fleets_migrates_and_keeps_its_requests
     last schema (SQLite m006_versions, PostgreSQL 2) takes them on top of its requests."""
     r = request()
     row = {k: v for k, v in to_row(r).items() if k not in ("fleet_id", "boot")}
-    if is_postgres(db_location):
-        import psycopg
-
-        from byoi_bot.store import postgres
-
-        with psycopg.connect(db_location, autocommit=True) as conn:
-            original = postgres.MIGRATIONS
-            postgres.MIGRATIONS = original[:2]
-            try:
-                postgres.migrate(conn)
-            finally:
-                postgres.MIGRATIONS = original
-            conn.execute(
-                f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
-                list(row.values()),
-            )
-    else:
-        from sqlite_utils import Database
-
-        from byoi_bot.store.sqlite import migrations
-
-        db = Database(db_location)
-        migrations.apply(db, stop_before="m007_query_indexes")
-        db["requests"].insert(row)
-        db.close()
+    older_schema_with(db_location, row, postgres=slice(2), sqlite_before="m007_query_indexes")
     store = open_store(db_location)
     try:
         assert store.get(r.id) == r and store.get(r.id).fleet_id is None
