@@ -54,17 +54,22 @@ def test_sigterm_mid_deploy_stops_within_the_timeout_and_the_next_run_resumes(
         systemd.close()
 
 
+def deploying_with_a_poll_held(bot: ProcessBot) -> None:
+    """Start the bot, approve a deploy, and have OVHcloud hold its next poll for 30 s."""
+    bot.start()
+    card = bot.deploy()
+    bot.react(APPROVER, card["ts"])
+    bot.wait_state("deploying")
+    bot.simulator.inject(delay_seconds=30, method="GET", paths=f"/dedicated/server/{SERVER}/*")
+    calls = len(bot.simulator.calls())
+    wait_until(lambda: len(bot.simulator.calls()) > calls, what="a poll held by OVHcloud")
+
+
 def test_a_poll_that_outlives_the_stop_timeout_is_left_to_the_next_run(tmp_path):
     bot = ProcessBot(tmp_path, deploy_seconds=12.0)
     bot.env["BYOI_STOP_TIMEOUT"] = "2s"
     try:
-        bot.start()
-        card = bot.deploy()
-        bot.react(APPROVER, card["ts"])
-        bot.wait_state("deploying")
-        bot.simulator.inject(delay_seconds=30, method="GET", paths=f"/dedicated/server/{SERVER}/*")
-        calls = len(bot.simulator.calls())
-        wait_until(lambda: len(bot.simulator.calls()) > calls, what="a poll held by OVHcloud")
+        deploying_with_a_poll_held(bot)
 
         status, seconds = bot.terminate()
         assert status == 1 and seconds < 2 + 2, (status, seconds, bot.log())
@@ -100,13 +105,7 @@ def test_postgresql_leadership_is_given_up_at_once_on_sigterm(tmp_path, postgres
 def test_a_second_signal_during_a_stop_exits_at_once(tmp_path):
     bot = ProcessBot(tmp_path, deploy_seconds=12.0)
     try:
-        bot.start()
-        card = bot.deploy()
-        bot.react(APPROVER, card["ts"])
-        bot.wait_state("deploying")
-        bot.simulator.inject(delay_seconds=30, method="GET", paths=f"/dedicated/server/{SERVER}/*")
-        calls = len(bot.simulator.calls())
-        wait_until(lambda: len(bot.simulator.calls()) > calls, what="a poll held by OVHcloud")
+        deploying_with_a_poll_held(bot)
         bot.proc.send_signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM: stopping" in bot.log(), what="the stop")
         started = time.monotonic()
