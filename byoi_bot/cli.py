@@ -246,15 +246,14 @@ def _audit_command(sub) -> None:
 
 
 def _instant(text: str):
-    from datetime import UTC, datetime
+    from .commands.converters import iso_utc
 
     try:
-        when = datetime.fromisoformat(text)
+        return iso_utc(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T18:00Z)"
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _iam_policy_command(sub) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime
 
+from .converters import iso_utc
 from .errors import fail, show
 from .grammar import BY_NAME
 from .markup import as_text
@@ -59,9 +60,6 @@ def _when(argument: str, text: str, now: datetime) -> datetime:
     if value.lower() == "now":
         return now
     try:
-        when = datetime.fromisoformat(value)
+        return iso_utc(value)
     except ValueError:
         fail(argument, f"`{show(value, 40)}` is not a time.", TIME_FORMS, BY_NAME["freeze"].example)
-    if len(value) == 10:  # a date alone
-        when = datetime.combine(when.date(), time(0, 0))
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

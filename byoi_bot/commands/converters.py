@@ -350,7 +350,7 @@ def _at(option: Option, raw: str, now: datetime) -> datetime:
     value = as_name(raw).strip()
     clock = _HHMM.fullmatch(value)
     try:
-        when = _next_time(now, clock) if clock else _iso_utc(value)
+        when = _next_time(now, clock) if clock else iso_utc(value)
     except (ValueError, OverflowError, TypeError):
         option_error(
             option,
@@ -380,7 +380,9 @@ def _next_time(now: datetime, clock: re.Match) -> datetime:
     return (when if when > local else when + timedelta(days=1)).astimezone(UTC)
 
 
-def _iso_utc(value: str) -> datetime:
+def iso_utc(value: str) -> datetime:
+    """An ISO 8601 date or time as UTC (a time without a zone is UTC; a date is its
+    midnight); `ValueError` when it is none."""
     when = datetime.fromisoformat(value)
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
