@@ -494,7 +494,7 @@ def _folder(path: str) -> Path:
 IMAGE_KEYS = (
     "name", "url", "os", "type", "checksum", "checksum_url", "signature_url", "keyring",
     "efi_bootloader", "hostname", "user_data", "metadata", "servers", "description",
-    "ssh_port", "health_url",
+    "ssh_port", "health_url", "keep_disks",
 )  # fmt: skip
 # Catalog keys checked by the deploy option of the same meaning (same rules as typed values).
 IMAGE_OPTIONS = {"url": "url", "os": "os", "type": "type", "checksum": "checksum",
@@ -549,6 +549,10 @@ def _image(table: dict, folder: Path, index: int) -> CatalogImage:
             "`gpg --export <key id> > keyring.gpg` and give its path (relative to this file)"
         )
     boot = _image_boot(table, where)
+    try:
+        keep = {"keep_disks": _disk_groups(table["keep_disks"])} if "keep_disks" in table else {}
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     servers = table.get("servers") or []
     if isinstance(servers, str):
         servers = [servers]
@@ -568,6 +572,7 @@ def _image(table: dict, folder: Path, index: int) -> CatalogImage:
         servers=tuple(str(p).lower() for p in servers),
         description=values.get("description"),
         **boot,
+        **keep,
     )
 
 

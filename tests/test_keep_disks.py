@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import ovh.exceptions as E
 import pytest
@@ -12,7 +13,10 @@ from bot_harness import APPROVER, BotHarness
 from ovh_fixtures import BIG, UEFI, client_for, providers, simulator_fixtures, spec
 
 from byoi_bot.commands import CommandError, Deploy, parse
-from byoi_bot.config import ConfigError, Settings
+from byoi_bot.commands.deploy import catalog_spec
+from byoi_bot.config import ConfigError, Settings, load_catalog
+from byoi_bot.core.catalog import CatalogImage
+from byoi_bot.core.messages import catalog
 from byoi_bot.core.ports import DiskGroup, ServerFacts
 from byoi_bot.core.sent import disk_plan, resolve, sent_fields
 from byoi_bot.ovhcloud import schema
@@ -217,3 +221,65 @@ def test_a_user_keeps_a_disk_group_and_a_kept_os_group_is_refused_before_any_car
     h.slash(f"deploy {BIG} {h.images.base_url}/debian-12.qcow2 keep-disks=1")
     answer = h.wait_answer("receives the operating system")
     assert "disk-group=2" in answer and h.cards() == []
+
+
+# -- the catalog ------------------------------------------------------------------------------
+
+IMAGE = '[[image]]\nname = "web"\nurl = "https://images.example.net/web.qcow2"\n'
+IMAGE += 'checksum = "sha256:' + "ab" * 32 + '"\n'
+
+
+@pytest.mark.parametrize(("line", "kept"), [("keep_disks = [2, 3]", (2, 3)),
+                                            ("keep_disks = []", ()), ("", None)])  # fmt: skip
+def test_a_catalog_image_names_the_disk_groups_it_keeps(tmp_path, line, kept):
+    path = tmp_path / "byoi.toml"
+    path.write_text(f"{IMAGE}{line}\n")
+    [image] = load_catalog(str(path))
+    assert image.keep_disks == kept
+    listed = catalog((image,))
+    assert ("keeps disk groups 2, 3" in listed) == (kept == (2, 3))
+    assert ("keeps no disk group" in listed) == (kept == ())
+
+
+@pytest.mark.parametrize("value", ["2", "[0]", "[2, 2]", '["2"]', "[true]", "{a = 1}"])
+def test_hostile_catalog_keep_disks_are_refused_naming_the_image(tmp_path, value):
+    path = tmp_path / "byoi.toml"
+    path.write_text(f"{IMAGE}keep_disks = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(str(path))
+    assert str(caught.value).startswith("[[image]] #1 `web`: keep_disks ")
+    assert "e.g. keep_disks = [2, 3]" in str(caught.value) or "more than once" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("image_keeps", "typed", "spec_keeps"),
+    [((2,), "", (2,)), ((), "", ()), (None, "", None), ((2,), "keep-disks=3", (3,)),
+     ((2,), "keep-disks=none", ())],
+)  # fmt: skip
+def test_the_request_wins_over_the_image_and_the_image_over_the_policy(
+    image_keeps, typed, spec_keeps
+):
+    image = CatalogImage("web", "https://images.example.net/web.qcow2", keep_disks=image_keeps)
+    command = parse(f"deploy {UEFI} web {typed}", now=NOW)
+    built = catalog_spec(command.catalog, image, None)
+    assert built.keep_disks == spec_keeps
+    resolved, _ = resolve(built, "reinstall", {}, SERVER, keep_default=(1,))
+    assert resolved.keep_disks == ((1,) if spec_keeps is None else spec_keeps), "None: policy's"
+
+
+def test_a_catalog_image_that_keeps_nothing_erases_all_on_a_policy_that_keeps(h):
+    bodies = []
+    original = h.simulator.world.reinstall
+    h.simulator.world.reinstall = lambda server, body: bodies.append(body) or original(server, body)
+    path = Path(h.env["BYOI_CONFIG"])  # the policy keeps disk group 2; the image nothing
+    url = f"{h.images.base_url}/debian-12.qcow2"
+    path.write_text(
+        path.read_text() + f'[[image]]\nname = "fresh"\nurl = "{url}"\nkeep_disks = []\n'
+        f'checksum = "sha256:{"ab" * 32}"\nefi_bootloader = "\\\\EFI\\\\BOOT\\\\X.EFI"\n'
+    )
+    h.slash(f"deploy {UEFI} fresh")
+    card = h.wait_card()
+    assert "ERASES ALL DATA" in json.dumps(card["blocks"], ensure_ascii=False)
+    h.react(APPROVER, ts=card["ts"])
+    h.wait_thread(card["ts"], "started at OVHcloud")
+    assert [b.get("storage") for b in bodies] == [None]

@@ -141,7 +141,8 @@ def _catalog_deploy(values: dict[str, object], repeated: dict[str, list]) -> Dep
 
 
 def catalog_spec(choice: CatalogChoice, image, checksum: Checksum | None) -> DeploySpec:
-    """The spec of a catalog deploy: the image's values, then the typed options over them.
+    """The spec of a catalog deploy: the image's values, then the typed options over them
+    (a value neither gives, such as kept disk groups, is the policy's default).
 
     `image` is a `core.catalog.CatalogImage`; `checksum` is its resolved checksum (given,
     or read from its checksum file). Raises `CommandError` when the result is invalid
@@ -158,6 +159,7 @@ def catalog_spec(choice: CatalogChoice, image, checksum: Checksum | None) -> Dep
         "metadata": image.metadata,
         "description": image.description,
         "health_url": image.health_url,
+        "keep_disks": image.keep_disks,  # None: the policy's default
     }
     if image.type:
         values["image_type"] = image.type

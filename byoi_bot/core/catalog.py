@@ -46,6 +46,7 @@ class CatalogImage:
     description: str | None = None
     ssh_port: int | None = None  # the boot gate's SSH port for this image (None: the policy's)
     health_url: str | None = None  # an https:// URL the booted server answers 2xx
+    keep_disks: tuple[int, ...] | None = None  # disk groups kept (None: the policy's default)
 
     def boot(self) -> dict:
         """The boot gate's SSH port for this image, when it sets one (its health URL goes

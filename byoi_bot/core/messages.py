@@ -376,6 +376,9 @@ def catalog(images: tuple[CatalogImage, ...]) -> str:
         parts = [f"`{esc(image.name)}`", f"{image.os}, {image.type or 'type from URL'}", checksum]
         if image.servers:
             parts.append("servers " + ", ".join(f"`{esc(p)}`" for p in image.servers))
+        if image.keep_disks is not None:
+            kept = ", ".join(map(str, image.keep_disks))
+            parts.append(f"keeps disk groups {kept}" if kept else "keeps no disk group")
         if image.description:
             parts.append(truncate(esc(image.description), 120))
         lines.append("• " + " · ".join(parts))
