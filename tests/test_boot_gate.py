@@ -77,6 +77,17 @@ def test_a_server_that_answers_at_once_is_done_in_the_same_poll(h):
     assert audit[-2:] == [("deploying", "booting"), ("booting", "done")]
 
 
+def test_the_gate_probes_the_ip_preflight_read_without_asking_ovhcloud_again(h):
+    """A server keeps its IP through a reinstall: the API budget is not spent re-reading it."""
+    r = deploy(h)
+    assert h.bot.store.get(r).server_facts["ip"] == "127.0.0.1"
+    before = len(h.simulator.calls())
+    h.poll(advance=INSTALL)
+    assert state(h, r) is State.DONE and gate(h, r).ip == "127.0.0.1"
+    read = [c["path"] for c in h.simulator.calls()[before:]]
+    assert not [p for p in read if p.endswith(f"/dedicated/server/{SERVER}")], read
+
+
 def test_a_server_that_never_answers_fails_with_a_runbook_and_never_a_check_mark(h):
     h.simulator.boots.set(SERVER, Behaviour("never"))
     r = deploy(h)

@@ -70,8 +70,9 @@ class Booting(Workflow):
     def follow_boot(self, request: Request) -> None:
         """Probe once if due; pass, fail at the deadline, or tell the thread it waits.
 
-        Raises `ProviderError` when the server's IP could not be read from OVHcloud (the
-        poller tries again later)."""
+        The server's IP is the one its preflight read (a server keeps its IP through a
+        reinstall), or read from OVHcloud when preflight had none. Raises `ProviderError`
+        when it could not be read (the poller tries again later)."""
         gate = Gate.from_dict(request.boot or {})
         now = self.clock.now()
         if gate.phoned_home:
@@ -79,8 +80,10 @@ class Booting(Workflow):
             return
         if not gate.due(now) or self.probe is None:
             return
-        if gate.ip is None:
-            gate = replace(gate, ip=self.provider.server_facts(request.spec.server).ip or None)
+        if gate.ip is None:  # the address preflight read, else OVHcloud's answer now
+            known = (request.server_facts or {}).get("ip")
+            ip = known or self.provider.server_facts(request.spec.server).ip
+            gate = replace(gate, ip=ip or None)
         result = ProbeResult(False, "OVHcloud gives no IP address for this server")
         if gate.ip:
             target = BootTarget(request.spec.server, gate.ip, gate.ssh_port, gate.health_url)
