@@ -147,13 +147,14 @@ def server_names(inventory_data: dict) -> list[str]:
 
 
 def seed_deploying(
-    deployments, provider, servers: Sequence[str], clock, first: int = 0
+    deployments, provider, servers: Sequence[str], clock, first: int = 0, facts: bool = False
 ) -> list[Request]:
     """One request per server, stored, carded, approved and started: state `deploying`.
     Request ids count from `first` (`r-b00000`, …), so that batches do not collide.
 
     Goes through the store's transitions and the provider's real start call (one POST per
-    server), like `Deployments.submit` minus the preflight reads and the thread posts.
+    server), like `Deployments.submit` minus the preflight reads and the thread posts;
+    `facts=True` stores the server's facts as preflight would (two more reads a server).
     """
     store, chat = deployments.store, deployments.chat
     started = []
@@ -167,6 +168,7 @@ def seed_deploying(
             state=State.PENDING_APPROVAL,
             created_at=now,
             expires_at=now + timedelta(hours=1),
+            server_facts=provider.server_facts(server).to_dict() if facts else None,
         )
         store.create(request, None)
         card = chat.post_card(deployments.card(request), post_id=0)  # not through the outbox

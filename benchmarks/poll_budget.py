@@ -9,7 +9,8 @@ job once (`Poller.retry_due()`, a job every second in production) and lets its p
 (real time: a simulated hour takes a minute or two). The bot is the production wiring
 (SQLite store, `ReinstallProvider` over the real `ovh.Client` whose every call takes a slot
 of a `CallBudget` of `--budget` calls/min on the fake clock, the `Poller`). The deployments
-are started through an unbudgeted client before the budget applies (setup, not measured).
+are started through an unbudgeted client before the budget applies (setup, not measured),
+with their servers' facts read as preflight does, so the boot gate knows each server's IP.
 
 Measured per strategy: every OVHcloud call on the fake clock (the most in any 60-s window);
 the delay from each step change in the simulator (its exact time, from the profile) to the
@@ -50,8 +51,8 @@ from fakes.slack_api import FakeSlack
 
 from byoi_bot.config import Settings
 from byoi_bot.core.budget import WINDOW, CallBudget
-from byoi_bot.core.poll_plan import position
 from byoi_bot.core.states import State
+from byoi_bot.core.step_timings import position
 from byoi_bot.ovhcloud.client import make_client, with_budget
 from byoi_bot.ovhcloud.provider import ReinstallProvider, RoutingProvider
 from byoi_bot.simulator import DEMO_CREDENTIALS, Simulator
@@ -138,7 +139,8 @@ def follow(
         now = clock.monotonic() - start
         due = [i for i in range(seeded, n) if starts[i] <= now]
         if due:
-            seed_deploying(bot.deployments, setup, servers[due[0] : due[-1] + 1], clock, due[0])
+            batch = servers[due[0] : due[-1] + 1]
+            seed_deploying(bot.deployments, setup, batch, clock, due[0], facts=True)
             seeded = due[-1] + 1
         pending |= {f: i for i, f in bot.poller.retry_due().items()}
         done = settled(pending, budget)

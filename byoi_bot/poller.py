@@ -8,7 +8,7 @@ second) honours between cycles; a 429 pauses every poll for its Retry-After.
 
 Under an account's call budget (`core.budget`, given by `budget_of`), polls are not a fixed
 cycle: every second (`retry_due()`), as many polls as the budget leaves room for go to the
-deployments `PollPlan.pick` chooses (where a step is likely to have ended), and `pace_of()`
+deployments `PollPlan.pick` chooses (the most step changes expected first), and `pace_of()`
 tells how often each deployment is then read (the card says so when it is slower than the
 poll interval). Only the leader polls, so with two replicas the polls are counted once.
 
@@ -130,7 +130,10 @@ class Poller:
                 running = sum(1 for r in members if r.id in self._in_flight)
             by_id = {r.id: r for r in members}
             room = min(self._paced(key, budget), budget.headroom()) - running
-            chosen = self.plan.pick(list(by_id), room, self.round_robin)
+            started = {r.id: r.submitted_at for r in members}
+            chosen = self.plan.pick(
+                started, room, pace=self._pace[key], round_robin=self.round_robin
+            )
             for request_id in chosen:
                 if future := self._submit(by_id[request_id]):
                     futures[request_id] = future

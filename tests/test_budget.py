@@ -1,5 +1,5 @@
 """A budget, not a race: calls per account in any 60-s window, commands first, 429s shrink it,
-and polls planned where a change is likely (install step timings)."""
+and the poller spends what is left evenly (where it spends it: `test_poll_plan.py`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from core_fixtures import request
 
 from byoi_bot.core.budget import COMMAND, POLL, CallBudget, polling
 from byoi_bot.core.messages import card_status
-from byoi_bot.core.poll_plan import MIN_GAP, PollPlan, StepTimings
+from byoi_bot.core.poll_plan import PollPlan
 from byoi_bot.core.progress import Phase, Progress
 from byoi_bot.core.states import State
 from byoi_bot.ovhcloud.client import make_client, with_budget
@@ -87,48 +87,7 @@ def test_every_client_call_takes_a_slot_and_a_429_shrinks_the_budget():
         assert budget.limit == 30
 
 
-# -- where a change is likely ---------------------------------------------------------------
-
-
-def progress(step: int, elapsed: float, steps: int = 5) -> dict:
-    states = ["done"] * step + ["doing"] + ["todo"] * (steps - step - 1)
-    return {"steps": [{"name": f"s{i}", "status": s} for i, s in enumerate(states)],
-            "elapsed_seconds": elapsed}  # fmt: skip
-
-
-def test_step_timings_are_learned_from_what_polls_see():
-    timings = StepTimings(samples=2)
-    for elapsed in (10, 20, 30):  # read while step 0 runs
-        timings.seen(0, elapsed)
-    assert timings.end_of(0) is None, "no reading after it ended yet"
-    for elapsed in (40, 60, 80):  # read while step 1 runs: step 0 had ended
-        timings.seen(1, elapsed)
-    assert 20 <= timings.end_of(0) <= 40
-    assert timings.end_of(1) is None and timings.end_of(7) is None
-
-
-def taught(clock: Clock) -> PollPlan:
-    """A plan that saw three deployments end step 0 between about 22 and 60 s."""
-    plan = PollPlan(clock, longest=timedelta(seconds=20))
-    for i in range(3):
-        plan.observed(f"other{i}", progress(0, 20 + i))
-        plan.observed(f"other{i}", progress(1, 60 + i))
-    return plan
-
-
-def test_under_a_budget_polls_go_where_a_step_should_have_ended():
-    clock = Clock()
-    plan = taught(clock)
-    plan.observed("long", progress(0, 5))  # its step 0 has ~35 s to go
-    plan.observed("late", progress(0, 38))  # its step 0 ends in a few seconds
-    clock.t += 5
-    assert plan.pick(["long", "late"], 1) == ["late"]
-    assert plan.pick(["long", "late"], 1, round_robin=True) == ["long"], "the reference"
-    plan.succeeded("late")
-    assert plan.pick(["late"], 5) == [], f"never sooner than {MIN_GAP} s after a poll"
-    clock.t += MIN_GAP
-    assert plan.pick(["late"], 5) == ["late"]
-    assert plan.pick(["long", "late"], 0) == []
+# -- step profiles and the card ---------------------------------------------------------
 
 
 def test_a_simulated_install_follows_its_step_profile():

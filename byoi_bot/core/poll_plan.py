@@ -6,77 +6,35 @@ says how each poll went. A deployment whose read failed waits 2, 4, 8, 16 … se
 most one poll interval) before its next try, alone; a 429 pauses every poll for as long as
 OVHcloud's Retry-After asks.
 
-Under a budget (`pick`), polls go first where a step is likely to have ended: the install
-status of every poll teaches `StepTimings` when each step typically ends (elapsed seconds
-since the install began). The deployments where the most delay piles up (steps expected to
-have ended since their last read, by how long ago) go first, except one whose next step is
-about to end (`SOON`: better asked just after it); a deployment whose step just started is
-not asked again until that step should be over, and never sooner than `MIN_GAP` (a step
-that just started will not end in 2 s); one whose step runs late is asked again after 5,
-10, 20 … s (at most one poll interval). `round_robin=True` is the uniform reference: the
-least recently polled first, as many as the budget allows.
+Under a budget (`pick`), a poll is worth the step changes it is expected to show: the
+install status of every poll teaches `StepTimings` when each step typically ends, so the
+plan knows, for every deployment, which steps should have ended since its last read (or
+since its install began, never read yet). The deployments with the most such changes go
+first, the freshest first among equals (news is worth most while it is new); then those
+whose step was never seen ending; then the next expected to change. One whose next step
+ends within `SOON` seconds waits for it (one read then shows both); one read less than
+`MIN_GAP` seconds ago waits (a step that just started will not end in 2 s); one whose step
+runs late is asked again after 5, 10, 20 … s (at most one poll interval). So that no plan
+can starve a deployment, one not read for `STALE` times the even pace (the seconds between
+two reads of one when the budget is shared evenly) goes before all. `round_robin=True` is
+the uniform reference: the least recently polled first, as many as the budget allows.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from .ports import Clock
+from .step_timings import StepTimings, position
 
 FIRST_RETRY = timedelta(seconds=2)
 MIN_GAP = 2.0  # seconds: a step that just started will not end sooner
 OVERDUE_FIRST = 5.0  # seconds before asking again about a step that runs late
 SOON = 10.0  # seconds: a step ending this soon is waited for rather than asked before
+STALE = 3.0  # even paces: a deployment not read for this long goes before all
 NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-class StepTimings:
-    """When each install step ends (elapsed seconds since the install began), learned from
-    what polls see: a deployment read at step j at elapsed e shows step j not ended yet and
-    step j-1 ended by e. A step's end is put between the late "not yet" readings (their 90th
-    percentile) and the early "ended" ones (their 10th), over the last `keep` readings of
-    each kind: robust to a few slow or fast servers, whichever polls were made.
-    """
-
-    def __init__(self, samples: int = 3, keep: int = 200) -> None:
-        self.samples = samples  # readings of each kind a step needs before its end is trusted
-        self.keep = keep
-        self._before: dict[int, deque[float]] = {}  # step -> elapsed while not yet ended
-        self._after: dict[int, deque[float]] = {}  # step -> elapsed once ended
-        self._lock = threading.Lock()
-
-    def seen(self, index: int, elapsed: float) -> None:
-        """A deployment was read at step `index`, `elapsed` seconds into its install."""
-        with self._lock:
-            self._before.setdefault(index, deque(maxlen=self.keep)).append(elapsed)
-            if index:
-                self._after.setdefault(index - 1, deque(maxlen=self.keep)).append(elapsed)
-
-    def end_of(self, index: int) -> float | None:
-        """Elapsed seconds when step `index` typically ends (None: not known yet)."""
-        with self._lock:
-            before = sorted(self._before.get(index, ()))
-            after = sorted(self._after.get(index, ()))
-        if len(before) < self.samples or len(after) < self.samples:
-            return None
-        late = before[int(0.9 * (len(before) - 1))]
-        early = after[int(0.1 * (len(after) - 1))]
-        return (late + early) / 2
-
-
-def position(progress: dict | None) -> tuple[int, float] | None:
-    """(index of the step under way, elapsed seconds) of a stored progress record."""
-    steps = (progress or {}).get("steps") or []
-    elapsed = (progress or {}).get("elapsed_seconds")
-    if not steps or elapsed is None:
-        return None
-    for statuses in (("error",), ("doing",), ("todo", "pending", "idle")):
-        for index, step in enumerate(steps):
-            if step.get("status") in statuses:
-                return index, float(elapsed)
-    return len(steps), float(elapsed)
 
 
 class PollPlan:
@@ -145,71 +103,92 @@ class PollPlan:
             wait = self.longest.total_seconds()
             index = step
         else:
-            index, elapsed = where
+            index, elapsed, steps = where
             with self._lock:
                 self._seen[request_id] = (index, elapsed, now)
-            self.timings.seen(index, elapsed)
+            self.timings.seen(request_id, index, elapsed, steps)
             overdue = overdue if index == step else 0
             end = self.timings.end_of(index)
             if end is None:
                 wait = self.longest.total_seconds()
             elif end > elapsed:
-                wait = max(MIN_GAP, end - elapsed)
+                wait = min(max(MIN_GAP, end - elapsed), self.longest.total_seconds())
             else:
                 wait = min(OVERDUE_FIRST * 2**overdue, self.longest.total_seconds())
                 overdue += 1
         with self._lock:
             self._next[request_id] = (now + timedelta(seconds=wait), index, overdue)
 
-    def pick(self, request_ids: list[str], capacity: int, round_robin: bool = False) -> list[str]:
-        """Up to `capacity` of `request_ids` to poll now: where the most delay piles up, then
-        the next expected to change (or, `round_robin`, the least recently polled), none
-        waiting to retry."""
+    def pick(
+        self,
+        started: Mapping[str, datetime | None],
+        capacity: int,
+        *,
+        pace: float,
+        round_robin: bool = False,
+    ) -> list[str]:
+        """Up to `capacity` of the deployments in `started` (id -> when its install began) to
+        poll now, none waiting to retry; `pace`: seconds between two reads of one when the
+        budget is shared evenly. `round_robin`: the least recently polled first."""
         if capacity <= 0:
             return []
         now = self.clock.now()
         with self._lock:
             if self._paused(now):
                 return []
-            ready = [i for i in request_ids if i not in self._retries or self._retries[i][0] <= now]
+            ready = [i for i in started if i not in self._retries or self._retries[i][0] <= now]
             if round_robin:
                 return sorted(ready, key=lambda i: self._last.get(i, NEVER))[:capacity]
             recent = now - timedelta(seconds=MIN_GAP)
             ready = [i for i in ready if self._last.get(i, NEVER) <= recent]
-            seen = {i: self._seen.get(i) for i in ready}
-            last = {i: self._last.get(i) for i in ready}
-            due = {i: self._next.get(i, (NEVER,))[0] for i in ready}
+            known = {i: (self._seen.get(i), self._next.get(i), self._last.get(i)) for i in ready}
+        stale = max(STALE * pace, self.longest.total_seconds())
         ends: dict[int, float | None] = {}
-        owed = {i: self._owed(seen[i], last[i], now, ends) for i in ready}
-        first = sorted((i for i in ready if owed[i] > 0), key=lambda i: -owed[i])
-        rest = sorted((i for i in ready if owed[i] <= 0), key=lambda i: due[i])
-        return (first + rest)[:capacity]
+        ranked = []
+        for request_id in ready:
+            seen, planned, last = known[request_id]
+            if seen is None and last is None and started[request_id] is not None:
+                seen = (0, 0.0, started[request_id])  # never read: from when its install began
+            rank = self._rank(seen, planned, last, now, stale, ends)
+            if rank is not None:
+                ranked.append((rank, request_id))
+        return [request_id for _, request_id in sorted(ranked)[:capacity]]
 
-    def _owed(
+    def _rank(
         self,
         seen: tuple[int, float, datetime] | None,
+        planned: tuple[datetime, int, int] | None,
         last: datetime | None,
         now: datetime,
-        ends: dict,
-    ) -> float:
-        """The delay piling up on a deployment: for each step expected to have ended since it
-        was last read, the seconds since (the time since its last read when its step or the
-        step's end is not known; infinite for one never read)."""
+        stale: float,
+        ends: dict[int, float | None],
+    ) -> tuple | None:
+        """How urgent a poll of one deployment is (lowest first); None: not worth one now,
+        a step ends in a moment."""
+        waited = (now - (seen[2] if seen else last or NEVER)).total_seconds()
+        if waited >= stale:
+            return (0, -waited)  # read at least every few paces, whatever the plan says
         if seen is None:
-            return float("inf") if last is None else (now - last).total_seconds()
+            return (2, -waited)  # its status shows no steps: by how long since its read
         index, elapsed, when = seen
-        waited = (now - when).total_seconds()
-        if ends.setdefault(index, self.timings.end_of(index)) is None:
-            return waited
-        owed, step = 0.0, index
+        ahead = elapsed + waited  # where it is now, in seconds into its install
+        floor = elapsed + ((planned[0] - when).total_seconds() if planned else 0.0)
+        changes, step = [], index  # ages of the steps expected to have ended since its read
         while (end := ends.setdefault(step, self.timings.end_of(step))) is not None:
-            if end > elapsed + waited:
-                if end - elapsed - waited <= SOON:
-                    return 0.0  # another step ends in a moment: ask just after it
+            floor = max(floor, end)  # a step running late is asked about on its back-off
+            if floor > ahead:
+                if floor - ahead <= SOON:
+                    return None  # another step ends in a moment: ask just after it
                 break
-            owed += elapsed + waited - end
+            changes.append(ahead - floor)
             step += 1
-        return owed
+        if changes:
+            return (1, -len(changes), min(changes))
+        if end is None:
+            return (2, -waited)  # its step was never seen ending: by how long since its read
+        if planned and planned[0] > now:
+            return None  # nothing expected, and read less than a poll interval ago
+        return (3, floor - ahead)
 
     def failed(self, request_id: str, retry_after: float | None = None) -> timedelta:
         """A transient failure: plan the next try (and pause all on Retry-After); its delay."""
