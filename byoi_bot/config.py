@@ -31,12 +31,9 @@ from .core.change_control import (
     parse_windows,
 )
 from .core.policy import Policy, PolicySet
+from .errors import ConfigError
 
 API_GENERATIONS = ("reinstall", "legacy")
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; the message says which setting and what is expected."""
 
 
 @dataclass(frozen=True)
@@ -421,7 +418,7 @@ def survey(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Pro
     policies, policy_problems = _policies(
         values, toml.get("policy", []), toml.get("freeze", []), config
     )
-    from .ovhcloud.accounts import parse_accounts
+    from .ovhcloud.accounts import parse_accounts  # here: `byoi-bot --help` stays light
 
     try:
         values["accounts"] = parse_accounts(toml.get("account", []))

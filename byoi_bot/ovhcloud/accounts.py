@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from ..config import ConfigError
 from ..core.budget import CallBudget
 from ..core.policy import DEFAULT_ACCOUNT
 from ..core.ports import Explanation, Progress, Provider, ProviderError, ServerFacts
 from ..core.request import DeploySpec
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from ovh.config import ConfigurationManager
 from ovh.exceptions import APIError, InvalidConfiguration, InvalidRegion
 from requests.adapters import HTTPAdapter
 
-from ..config import ConfigError
 from ..core.budget import CallBudget
+from ..errors import ConfigError
 
 ENDPOINT_EXPECTED = (
     "set OVH_ENDPOINT to an endpoint name (ovh-eu, ovh-ca, ovh-us, kimsufi-eu, …) or an "

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..ovhcloud import schema
 from .errors import ApiError, api_error
 from .faults import Faults, InstallFault
