@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 from benchlib import machine, parse_args, table
-from poll_budget import ENDS
+from poll_budget import ENDS, start_times, workload_arguments
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
@@ -37,7 +37,7 @@ WINDOW = 60.0  # seconds over which the budget counts
 def shown_within(n: int, within: float, *, budget: int, spread: float, bucket: float) -> float:
     """The most any schedule of `budget` polls per minute can show, of the step changes of `n`
     deployments, within `within` seconds (an upper bound, as a share of all changes)."""
-    starts = [spread * i / n for i in range(n)]
+    starts = start_times(n, spread)
     horizon = spread + ENDS[-1] + within + bucket
     buckets = int(np.ceil(horizon / bucket))
     per_window = round(WINDOW / bucket)
@@ -80,9 +80,7 @@ def median_above(n: int, *, tolerance: float, **scenario: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deployments", default="100,1000", help="comma-separated sizes")
-    parser.add_argument("--budget", type=int, default=60, help="calls per minute")
-    parser.add_argument("--spread", type=float, default=300.0, help="seconds over which they start")
+    workload_arguments(parser)
     parser.add_argument("--within", default="20,40,80,160,320", help="delays D, seconds")
     parser.add_argument("--bucket", type=float, default=5.0, help="seconds; divides 60")
     parser.add_argument("--median", action="store_true", help="also bisect for `median >`")
@@ -94,10 +92,11 @@ def main() -> None:
     for n in (int(x) for x in args.deployments.split(",")):
         began = time.perf_counter()
         shares = [shown_within(n, w, **scenario) for w in within]
-        floor = median_above(n, tolerance=args.tolerance, **scenario) if args.median else None
+        floor = (
+            f"{median_above(n, tolerance=args.tolerance, **scenario):.0f}" if args.median else "-"
+        )
         wall = time.perf_counter() - began
-        rows.append([n, *(f"{s:.1%}" for s in shares), f"{floor:.0f}" if args.median else "-",
-                     f"{wall:.0f}"])  # fmt: skip
+        rows.append([n, *(f"{s:.1%}" for s in shares), floor, f"{wall:.0f}"])
     headers = ["deployments", *(f"shown ≤ {w:g} s" for w in within), "median > s", "wall s"]
     print(f"Upper bound, budget {args.budget}/min, {args.bucket:g}-s buckets (scipy HiGHS):")
     print(table(headers, rows))

@@ -71,6 +71,18 @@ PROFILE = (
 ENDS = list(itertools.accumulate(seconds for _, seconds in PROFILE))
 
 
+def start_times(n: int, spread: float) -> list[float]:
+    """When each of `n` deployments starts, in seconds: evenly over the first `spread`."""
+    return [spread * i / n for i in range(n)]
+
+
+def workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """The workload's options, shared with `poll_bound.py` (which bounds the same one)."""
+    parser.add_argument("--deployments", default="100,1000", help="comma-separated sizes")
+    parser.add_argument("--budget", type=int, default=60, help="calls per minute")
+    parser.add_argument("--spread", type=float, default=300.0, help="seconds over which they start")
+
+
 def run(n: int, budget_per_minute: int, spread: float, round_robin: bool) -> dict:
     """One strategy over `n` deployments; the measures as a dict."""
     clock = FrozenClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
@@ -131,7 +143,7 @@ def follow(
     waits for its polls to end, unless the budget is full (a poll then waits for time to
     pass, which only the next tick brings)."""
     n = len(servers)
-    starts = [spread * i / n for i in range(n)]
+    starts = start_times(n, spread)
     seen = [0] * n  # the bot's step index per deployment (len(PROFILE): done)
     delays: list[float] = []
     seeded, pending = 0, {}  # future -> request id
@@ -185,9 +197,7 @@ def max_in_window(times: list[float]) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deployments", default="100,1000", help="comma-separated sizes")
-    parser.add_argument("--budget", type=int, default=60, help="calls per minute")
-    parser.add_argument("--spread", type=float, default=300.0, help="seconds over which they start")
+    workload_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per run")
     args = parse_args(parser, deployments="5", spread=10.0)
     without_proxies()
