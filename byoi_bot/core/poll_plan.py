@@ -99,9 +99,9 @@ class PollPlan:
         where = position(progress)
         with self._lock:
             _, step, overdue = self._next.get(request_id, (now, -1, 0))
+        longest = self.longest.total_seconds()
         if where is None:
-            wait = self.longest.total_seconds()
-            index = step
+            wait, index = longest, step
         else:
             index, elapsed, steps = where
             with self._lock:
@@ -110,12 +110,13 @@ class PollPlan:
             overdue = overdue if index == step else 0
             end = self.timings.end_of(index)
             if end is None:
-                wait = self.longest.total_seconds()
+                wait = longest
             elif end > elapsed:
-                wait = min(max(MIN_GAP, end - elapsed), self.longest.total_seconds())
+                wait = max(MIN_GAP, end - elapsed)
             else:
-                wait = min(OVERDUE_FIRST * 2**overdue, self.longest.total_seconds())
+                wait = OVERDUE_FIRST * 2**overdue
                 overdue += 1
+        wait = min(wait, longest)
         with self._lock:
             self._next[request_id] = (now + timedelta(seconds=wait), index, overdue)
 

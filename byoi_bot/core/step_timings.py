@@ -70,8 +70,8 @@ class StepTimings:
         or a step after the first one never seen ended)."""
         with self._lock:
             if index not in self._ends:
-                before = sorted(self._before.get(index, {}).values())
-                after = sorted(self._after.get(index, {}).values())
+                before = list(self._before.get(index, {}).values())
+                after = list(self._after.get(index, {}).values())
                 if not after and index and not self._after.get(index - 1):
                     self._ends[index] = None  # only the first unexplored step is guessed
                 else:
@@ -94,7 +94,7 @@ class StepTimings:
 
     def _estimate(self, before: list[float], after: list[float]) -> float | None:
         if not after:
-            return before[-1] + self.explore if before else None
+            return max(before) + self.explore if before else None
         points = sorted([(e, -1) for e in before] + [(e, +1) for e in after])
         wrong = best = len(before)  # a cut below every reading: every "not yet" is wrong
         cut = 0
